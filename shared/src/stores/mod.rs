@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::tree::{Node, Tree};
 
+pub mod dotenv;
 pub mod flat;
 
 /// The file formats enseal reads and writes, named as sops names them on its command line.
