@@ -1,0 +1,378 @@
+//! Encrypting and decrypting the values of a tree, and the MAC that binds them together.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::cipher::{self, CipherError, COMMENT_TYPE};
+use crate::data_key::DataKey;
+use crate::metadata::Metadata;
+use crate::scalar_text::{self, ScalarError};
+use crate::tree::{Kind, Scalar, Tree};
+use crate::walk::{walk_leaves, Leaf, Place};
+
+/// sops' `MACOnlyEncryptedInitialization`: absorbed first when only encrypted values are hashed,
+/// so that the two MAC modes never agree.
+const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
+    0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
+    0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptionError {
+    /// A value that the crypt rule says is encrypted did not open (tampered, moved, wrong key).
+    #[error("could not decrypt the value at {path}: {source}")]
+    Value { path: String, source: CipherError },
+    #[error("the value at {path} should be encrypted but is not")]
+    NotEncrypted { path: String },
+    #[error("the value at {path}: {source}")]
+    Scalar { path: String, source: ScalarError },
+    #[error("the value at {path} has unknown type {type_name:?}")]
+    UnknownType { path: String, type_name: String },
+    #[error("an encrypted comment under {path} matches unencrypted_comment_regex; choose a regex that cannot match ENC[...] text")]
+    CommentMatchesUnencryptedRegex { path: String },
+    #[error("MAC mismatch: the file was modified outside enseal/sops, or values were moved, dropped or tampered with")]
+    MacMismatch,
+    #[error("cannot decrypt the MAC: {0}")]
+    MacUndecryptable(CipherError),
+    #[error("invalid lastmodified {0:?}")]
+    LastModified(String),
+}
+
+/// Ciphertexts of the values as they were decrypted, so that writing the file back re-uses the
+/// ciphertext of every value that did not change (clean git diffs after edit/set/unset).
+/// Keyed by a digest of (path, type, plaintext), never the plaintext itself.
+#[derive(Default)]
+pub struct CiphertextMemory {
+    seen: HashMap<[u8; 32], String>,
+}
+
+impl CiphertextMemory {
+    fn key(aad: &str, type_name: &str, plaintext: &[u8]) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update((aad.len() as u64).to_be_bytes());
+        h.update(aad.as_bytes());
+        h.update((type_name.len() as u64).to_be_bytes());
+        h.update(type_name.as_bytes());
+        h.update(plaintext);
+        h.finalize().into()
+    }
+}
+
+/// Encrypts the values of `tree` that the metadata's crypt rule selects, computes the MAC and
+/// stores it (encrypted) in `metadata.mac`. `memory`, from a previous decrypt with the same data
+/// key, lets unchanged values keep their ciphertext.
+pub fn encrypt_tree(
+    tree: &mut Tree,
+    key: &DataKey,
+    metadata: &mut Metadata,
+    memory: Option<&CiphertextMemory>,
+) -> Result<(), EncryptionError> {
+    let mut hash = Sha512::new();
+    if metadata.mac_only_encrypted {
+        hash.update(MAC_ONLY_ENCRYPTED_INIT);
+    }
+    let rule = metadata.crypt_rule.clone();
+    let mac_only = metadata.mac_only_encrypted;
+    let reuse = |aad: &str, ty: &str, plain: &[u8]| {
+        memory.and_then(|m| m.seen.get(&CiphertextMemory::key(aad, ty, plain)).cloned())
+    };
+    walk_leaves(tree, &mut |leaf, place: &Place<'_>| {
+        let is_comment = matches!(leaf, Leaf::Comment(_));
+        let encrypted = rule.should_encrypt(&place.path_refs(), &place.comment_refs(), is_comment);
+        match leaf {
+            Leaf::Scalar(scalar) => {
+                if scalar.kind == Kind::Null {
+                    return Ok(());
+                }
+                let path = || place.display();
+                if !mac_only || encrypted {
+                    let bytes = scalar_text::mac_bytes(scalar).map_err(|source| {
+                        EncryptionError::Scalar {
+                            path: path(),
+                            source,
+                        }
+                    })?;
+                    if let Some(bytes) = bytes {
+                        hash.update(&bytes);
+                    }
+                }
+                if encrypted && !scalar.value.is_empty() {
+                    let plain = scalar_text::plaintext(scalar).map_err(|source| {
+                        EncryptionError::Scalar {
+                            path: path(),
+                            source,
+                        }
+                    })?;
+                    // sops has no bytes type on encryption: raw bytes are written as `str`.
+                    let ty = match scalar.kind {
+                        Kind::Bytes => "str",
+                        k => k.sops_name(),
+                    };
+                    let aad = place.aad();
+                    let enc = reuse(&aad, ty, &plain)
+                        .unwrap_or_else(|| cipher::encrypt(&plain, ty, key, aad.as_bytes()));
+                    drop(plain);
+                    *scalar = Scalar::str(enc);
+                }
+            }
+            Leaf::Comment(text) => {
+                if encrypted && !text.is_empty() {
+                    let aad = place.aad();
+                    let enc = reuse(&aad, COMMENT_TYPE, text.as_bytes()).unwrap_or_else(|| {
+                        cipher::encrypt(text.as_bytes(), COMMENT_TYPE, key, aad.as_bytes())
+                    });
+                    if let crate::crypt_rule::CryptRule::UnencryptedCommentRegex(r) = &rule {
+                        if r.is_match(&enc) {
+                            return Err(EncryptionError::CommentMatchesUnencryptedRegex {
+                                path: place.display(),
+                            });
+                        }
+                    }
+                    *text = enc;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let mac = hex::encode_upper(hash.finalize());
+    let aad = mac_aad(&metadata.last_modified)?;
+    metadata.mac = cipher::encrypt(mac.as_bytes(), "str", key, aad.as_bytes());
+    Ok(())
+}
+
+/// Decrypts the values of `tree` and checks the MAC (unless `ignore_mac`). Returns the memory of
+/// ciphertexts for a later [`encrypt_tree`] of an edited tree.
+pub fn decrypt_tree(
+    tree: &mut Tree,
+    key: &DataKey,
+    metadata: &Metadata,
+    ignore_mac: bool,
+) -> Result<CiphertextMemory, EncryptionError> {
+    let mut hash = Sha512::new();
+    if metadata.mac_only_encrypted {
+        hash.update(MAC_ONLY_ENCRYPTED_INIT);
+    }
+    let rule = &metadata.crypt_rule;
+    let mac_only = metadata.mac_only_encrypted;
+    let mut memory = CiphertextMemory::default();
+    walk_leaves(tree, &mut |leaf, place: &Place<'_>| {
+        let is_comment = matches!(leaf, Leaf::Comment(_));
+        let encrypted = rule.should_encrypt(&place.path_refs(), &place.comment_refs(), is_comment);
+        let path = || place.display();
+        match leaf {
+            Leaf::Scalar(scalar) => {
+                if scalar.kind == Kind::Null {
+                    return Ok(());
+                }
+                if encrypted && !scalar.value.is_empty() {
+                    let enc = match (scalar.kind, scalar.text()) {
+                        (Kind::Str, Some(t)) if cipher::is_encrypted(t) => t.to_string(),
+                        _ => return Err(EncryptionError::NotEncrypted { path: path() }),
+                    };
+                    let aad = place.aad();
+                    let (plain, type_name) =
+                        cipher::decrypt(&enc, key, aad.as_bytes()).map_err(|source| {
+                            EncryptionError::Value {
+                                path: path(),
+                                source,
+                            }
+                        })?;
+                    let kind = Kind::from_sops_name(type_name).ok_or_else(|| {
+                        EncryptionError::UnknownType {
+                            path: path(),
+                            type_name: type_name.to_string(),
+                        }
+                    })?;
+                    memory.seen.insert(
+                        CiphertextMemory::key(&aad, type_name, &plain),
+                        enc.trim_end().to_string(),
+                    );
+                    *scalar =
+                        scalar_text::from_plaintext(kind, plain.to_vec()).map_err(|source| {
+                            EncryptionError::Scalar {
+                                path: path(),
+                                source,
+                            }
+                        })?;
+                }
+                if !mac_only || encrypted {
+                    let bytes = scalar_text::mac_bytes(scalar).map_err(|source| {
+                        EncryptionError::Scalar {
+                            path: path(),
+                            source,
+                        }
+                    })?;
+                    if let Some(bytes) = bytes {
+                        hash.update(&bytes);
+                    }
+                }
+            }
+            Leaf::Comment(text) => {
+                // Like sops, a comment that does not open is taken to be a comment written in
+                // the clear (older files, or added by hand); comments are not in the MAC.
+                if encrypted && cipher::is_encrypted(text) {
+                    let aad = place.aad();
+                    if let Ok((plain, COMMENT_TYPE)) = cipher::decrypt(text, key, aad.as_bytes()) {
+                        if let Ok(plain_text) = String::from_utf8(plain.to_vec()) {
+                            memory.seen.insert(
+                                CiphertextMemory::key(&aad, COMMENT_TYPE, plain_text.as_bytes()),
+                                text.clone(),
+                            );
+                            *text = plain_text;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if !ignore_mac {
+        let computed = hex::encode_upper(hash.finalize());
+        let aad = mac_aad(&metadata.last_modified)?;
+        let stored = cipher::decrypt(&metadata.mac, key, aad.as_bytes())
+            .map_err(EncryptionError::MacUndecryptable)?
+            .0;
+        if stored.as_slice() != computed.as_bytes() {
+            return Err(EncryptionError::MacMismatch);
+        }
+    }
+    Ok(memory)
+}
+
+/// The MAC's additional data: `lastmodified` as Go's `time.Format(time.RFC3339)` prints it.
+fn mac_aad(last_modified: &str) -> Result<String, EncryptionError> {
+    let canonical = scalar_text::canonical_time(last_modified)
+        .map_err(|_| EncryptionError::LastModified(last_modified.to_string()))?;
+    // RFC3339 (not Nano) drops the fraction.
+    Ok(match canonical.find('.') {
+        Some(dot) => {
+            let zone_at = canonical[dot..]
+                .find(['Z', '+', '-'])
+                .map(|i| dot + i)
+                .unwrap_or(canonical.len());
+            format!("{}{}", &canonical[..dot], &canonical[zone_at..])
+        }
+        None => canonical,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypt_rule::CryptRule;
+    use crate::metadata::KeyGroup;
+    use crate::tree::{Item, Node};
+
+    fn sample() -> Tree {
+        Tree {
+            documents: vec![Node::Map(vec![
+                Item::Comment(" top".into()),
+                Item::Pair(
+                    "db".into(),
+                    Node::Map(vec![
+                        Item::Pair("password".into(), Node::str("s3cret")),
+                        Item::Pair("port".into(), Node::Scalar(Scalar::new(Kind::Int, "5432"))),
+                        Item::Pair(
+                            "ratio".into(),
+                            Node::Scalar(Scalar::new(Kind::Float, "1.0")),
+                        ),
+                        Item::Pair("none".into(), Node::Scalar(Scalar::null())),
+                        Item::Pair("empty".into(), Node::str("")),
+                    ]),
+                ),
+                Item::Pair("name_unencrypted".into(), Node::str("public")),
+            ])],
+        }
+    }
+
+    fn metadata() -> Metadata {
+        Metadata::new(vec![KeyGroup::default()], CryptRule::default())
+    }
+
+    #[test]
+    fn round_trip_gives_back_the_values_as_written() {
+        let key = DataKey::generate();
+        let mut m = metadata();
+        let mut tree = sample();
+        encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
+        let db = tree.documents[0].get("db").unwrap();
+        let password = db.get("password").unwrap().as_scalar().unwrap();
+        assert!(cipher::is_encrypted(password.text().unwrap()));
+        assert_eq!(
+            db.get("empty").unwrap().as_scalar().unwrap().text(),
+            Some("")
+        );
+        assert_eq!(
+            tree.documents[0]
+                .get("name_unencrypted")
+                .unwrap()
+                .as_scalar()
+                .unwrap()
+                .text(),
+            Some("public")
+        );
+        decrypt_tree(&mut tree, &key, &m, false).unwrap();
+        assert_eq!(tree, sample());
+    }
+
+    #[test]
+    fn a_dropped_value_is_a_mac_mismatch() {
+        let key = DataKey::generate();
+        let mut m = metadata();
+        let mut tree = sample();
+        encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
+        tree.documents[0].get_mut("db").unwrap().remove("port");
+        assert!(matches!(
+            decrypt_tree(&mut tree, &key, &m, false),
+            Err(EncryptionError::MacMismatch)
+        ));
+    }
+
+    #[test]
+    fn a_value_moved_to_another_key_does_not_open() {
+        let key = DataKey::generate();
+        let mut m = metadata();
+        let mut tree = sample();
+        encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
+        let db = tree.documents[0].get_mut("db").unwrap();
+        let pw = db.get("password").unwrap().clone();
+        *db.get_mut("port").unwrap() = pw;
+        assert!(matches!(
+            decrypt_tree(&mut tree, &key, &m, false),
+            Err(EncryptionError::Value { .. })
+        ));
+    }
+
+    #[test]
+    fn unchanged_values_keep_their_ciphertext() {
+        let key = DataKey::generate();
+        let mut m = metadata();
+        let mut tree = sample();
+        encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
+        let before = tree.clone();
+        let memory = decrypt_tree(&mut tree, &key, &m, false).unwrap();
+        *tree.documents[0]
+            .get_mut("db")
+            .unwrap()
+            .get_mut("port")
+            .unwrap() = Node::Scalar(Scalar::new(Kind::Int, "6543"));
+        encrypt_tree(&mut tree, &key, &mut m, Some(&memory)).unwrap();
+        let db_before = before.documents[0].get("db").unwrap();
+        let db_after = tree.documents[0].get("db").unwrap();
+        assert_eq!(db_before.get("password"), db_after.get("password"));
+        assert_ne!(db_before.get("port"), db_after.get("port"));
+    }
+
+    #[test]
+    fn mac_additional_data_is_lastmodified_in_rfc3339() {
+        assert_eq!(
+            mac_aad("2026-11-28T22:45:52Z").unwrap(),
+            "2026-11-28T22:45:52Z"
+        );
+        assert_eq!(
+            mac_aad("2026-11-28T22:45:52.25+01:00").unwrap(),
+            "2026-11-28T22:45:52+01:00"
+        );
+    }
+}
