@@ -1,1 +1,4 @@
 //! Helpers shared by the cross-crate tests (locating peers, running the built binaries).
+
+pub mod cli;
+pub mod peers;

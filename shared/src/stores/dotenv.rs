@@ -133,7 +133,7 @@ impl Store for DotenvStore {
         _options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
         let items = top_items(tree)?;
-        let rendered: Vec<String> = items.iter().map(|i| render(i)).collect::<Result<_, _>>()?;
+        let rendered: Vec<String> = items.iter().map(render).collect::<Result<_, _>>()?;
         let source = original
             .and_then(|p| p.source.as_ref())
             .and_then(|s| s.downcast_ref::<Source>());
@@ -150,10 +150,9 @@ impl Store for DotenvStore {
             }
         }
         let mut out = lines.join("\n");
-        if trailing_newline || source.is_some_and(|s| s.lines.is_empty()) {
-            if !lines.is_empty() {
-                out.push('\n');
-            }
+        let wants_newline = trailing_newline || source.is_some_and(|s| s.lines.is_empty());
+        if wants_newline && !lines.is_empty() {
+            out.push('\n');
         }
         Ok(out.into_bytes())
     }

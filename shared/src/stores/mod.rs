@@ -12,6 +12,7 @@ use crate::tree::{Node, Tree};
 
 pub mod dotenv;
 pub mod flat;
+pub mod json;
 
 /// The file formats enseal reads and writes, named as sops names them on its command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
