@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::tree::{Node, Tree};
 
+pub mod binary;
 pub mod dotenv;
 pub mod flat;
 pub mod json;
