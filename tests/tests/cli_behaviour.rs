@@ -1,0 +1,644 @@
+//! The `enseal` command line as users script against it: exit codes, messages, and what the
+//! file-changing commands leave on disk. Where sops 3.11 has a behaviour, the test runs the real
+//! sops on the same input and expects the same exit code (and pins the number sops gives).
+
+use std::path::Path;
+
+use enseal_tests::cli::{Output, Sandbox};
+use enseal_tests::peers;
+
+// sops 3.11 exit codes, as measured with the real binary.
+const GENERIC_ERROR: i32 = 1;
+const CANNOT_READ_INPUT: i32 = 2;
+const CANNOT_WRITE_OUTPUT: i32 = 3;
+const INVALID_SET_FORMAT: i32 = 7;
+const CONFLICTING_PARAMETERS: i32 = 8;
+const INVALID_TREE_PATH: i32 = 91;
+const NO_FILE: i32 = 100;
+const COULD_NOT_RETRIEVE_KEY: i32 = 128;
+const FILE_NOT_MODIFIED: i32 = 200;
+const NO_EDITOR: i32 = 201;
+const ALREADY_ENCRYPTED: i32 = 203;
+
+const PLAIN_YAML: &str = "\
+# Credentials for the reporting job.
+database:
+  user: reporter
+  password: correct-horse-battery
+api_token: tok_live_0123456789
+";
+
+fn sandbox_with_key_a() -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.use_identities(&["a"]);
+    sb
+}
+
+/// Copies a sops-made fixture into the sandbox under `name`.
+fn copy_fixture(sb: &Sandbox, fixture: &str, name: &str) -> String {
+    let bytes = std::fs::read(peers::sops_fixtures_dir().join(fixture)).expect("fixture");
+    sb.write(name, bytes);
+    name.to_string()
+}
+
+/// Runs the same arguments with sops and enseal; asserts both exit with `code`.
+#[track_caller]
+fn same_code_as_sops(sb: &Sandbox, args: &[&str], code: i32, what: &str) -> (Output, Output) {
+    let by_sops = sb.sops(args);
+    assert_eq!(
+        by_sops.code,
+        Some(code),
+        "{what}: sops itself no longer exits {code}: {}",
+        by_sops.stderr_str()
+    );
+    let by_enseal = sb.enseal(args);
+    assert_eq!(
+        by_enseal.code,
+        Some(code),
+        "{what}: enseal should exit {code} like sops\n--- stderr ---\n{}",
+        by_enseal.stderr_str()
+    );
+    (by_sops, by_enseal)
+}
+
+fn encrypt_with_enseal(sb: &Sandbox, name: &str, plain: &str) -> String {
+    let input = format!("plain-{name}");
+    sb.write(&input, plain);
+    let out = sb.enseal(["encrypt", "--age", &peers::recipient("a"), &input]);
+    out.assert_success("enseal encrypt");
+    sb.write(name, &out.stdout);
+    name.to_string()
+}
+
+fn lines_of(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The key of a YAML line (`  password: ENC[...]` -> `password`).
+fn yaml_key(line: &str) -> &str {
+    line.trim_start().split(':').next().unwrap_or("")
+}
+
+fn sops_extract(sb: &Sandbox, file: &str, path: &str) -> String {
+    let out = sb.sops(["decrypt", "--extract", path, file]);
+    out.assert_success(&format!("sops decrypt --extract {path}"));
+    out.stdout_str()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes
+
+#[test]
+fn missing_file_exits_100_like_sops() {
+    let sb = sandbox_with_key_a();
+    let a = peers::recipient("a");
+    same_code_as_sops(&sb, &["decrypt", "nope.yaml"], NO_FILE, "decrypt");
+    same_code_as_sops(
+        &sb,
+        &["encrypt", "--age", &a, "nope.yaml"],
+        NO_FILE,
+        "encrypt",
+    );
+}
+
+#[test]
+fn decrypting_a_plain_file_exits_1_saying_metadata_not_found() {
+    let sb = sandbox_with_key_a();
+    sb.write("plain.yaml", PLAIN_YAML);
+    let (_, enseal) = same_code_as_sops(
+        &sb,
+        &["decrypt", "plain.yaml"],
+        GENERIC_ERROR,
+        "decrypt plain",
+    );
+    assert!(
+        enseal.stdout.is_empty(),
+        "printed the plain file as if decrypted"
+    );
+    assert!(
+        enseal.stderr_str().to_lowercase().contains("metadata"),
+        "the error should say the sops metadata is missing: {}",
+        enseal.stderr_str()
+    );
+}
+
+#[test]
+fn encrypting_an_already_encrypted_file_exits_203() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let a = peers::recipient("a");
+    same_code_as_sops(
+        &sb,
+        &["encrypt", "--age", &a, &file],
+        ALREADY_ENCRYPTED,
+        "encrypt twice",
+    );
+}
+
+#[test]
+fn malformed_yaml_exits_2_naming_the_file_and_line() {
+    let sb = sandbox_with_key_a();
+    // Line 3 is indented under a scalar: a syntax error there and nowhere else.
+    sb.write("broken.yaml", "a: 1\nb: 2\n  c: 3\n");
+    let a = peers::recipient("a");
+    let (_, enseal) = same_code_as_sops(
+        &sb,
+        &["encrypt", "--age", &a, "broken.yaml"],
+        CANNOT_READ_INPUT,
+        "malformed YAML",
+    );
+    let err = enseal.stderr_str();
+    assert!(
+        err.contains("broken.yaml"),
+        "error does not name the file: {err}"
+    );
+    assert!(
+        err.contains("line 3") || err.contains("broken.yaml:3"),
+        "error does not give line 3: {err}"
+    );
+}
+
+#[test]
+fn wrong_key_exits_128_with_no_output() {
+    let mut sb = Sandbox::new();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    sb.use_identities(&["b"]);
+    let (_, enseal) = same_code_as_sops(
+        &sb,
+        &["decrypt", &file],
+        COULD_NOT_RETRIEVE_KEY,
+        "wrong key",
+    );
+    assert!(enseal.stdout.is_empty());
+}
+
+#[test]
+fn no_identity_anywhere_exits_128() {
+    // The sandbox has an empty HOME: no keys.txt, no SOPS_AGE_KEY*.
+    let sb = Sandbox::new();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    same_code_as_sops(&sb, &["decrypt", &file], COULD_NOT_RETRIEVE_KEY, "no key");
+}
+
+#[test]
+fn identity_in_default_keys_file_is_found() {
+    let sb = Sandbox::new();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    // $XDG_CONFIG_HOME/sops/age/keys.txt, where sops looks when nothing else is set.
+    let config = Path::new(&sb.path()).join("../home/.config/sops/age");
+    std::fs::create_dir_all(&config).expect("mkdir");
+    std::fs::write(config.join("keys.txt"), peers::identities(&["a"])).expect("write keys");
+    sb.sops(["decrypt", &file])
+        .assert_success("sops with keys.txt");
+    sb.enseal(["decrypt", &file])
+        .assert_success("enseal with keys.txt");
+}
+
+#[test]
+fn two_crypt_rules_at_once_exit_8() {
+    let sb = sandbox_with_key_a();
+    sb.write("plain.yaml", PLAIN_YAML);
+    let a = peers::recipient("a");
+    same_code_as_sops(
+        &sb,
+        &[
+            "encrypt",
+            "--age",
+            &a,
+            "--encrypted-regex",
+            "x",
+            "--unencrypted-regex",
+            "y",
+            "plain.yaml",
+        ],
+        CONFLICTING_PARAMETERS,
+        "conflicting crypt rules",
+    );
+}
+
+#[test]
+fn unwritable_output_exits_3() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    same_code_as_sops(
+        &sb,
+        &["decrypt", "--output", "/nonexistent/dir/out.yaml", &file],
+        CANNOT_WRITE_OUTPUT,
+        "--output into a missing directory",
+    );
+}
+
+#[test]
+fn output_flag_writes_the_file_and_nothing_to_stdout() {
+    let sb = sandbox_with_key_a();
+    let file = encrypt_with_enseal(&sb, "enc.yaml", PLAIN_YAML);
+    let out = sb.enseal(["decrypt", "--output", "out.yaml", &file]);
+    out.assert_success("decrypt --output");
+    assert!(out.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&sb.read("out.yaml")), PLAIN_YAML);
+}
+
+// ---------------------------------------------------------------------------------------------
+// filestatus and --extract
+
+#[test]
+fn filestatus_prints_json_like_sops() {
+    let sb = sandbox_with_key_a();
+    let enc = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    sb.write("plain.yaml", PLAIN_YAML);
+    for (file, expected) in [
+        (enc.as_str(), r#"{"encrypted":true}"#),
+        ("plain.yaml", r#"{"encrypted":false}"#),
+    ] {
+        let by_sops = sb.sops(["filestatus", file]);
+        by_sops.assert_success("sops filestatus");
+        assert_eq!(by_sops.stdout_str().trim(), expected);
+        let by_enseal = sb.enseal(["filestatus", file]);
+        by_enseal.assert_success("enseal filestatus");
+        assert_eq!(by_enseal.stdout_str().trim(), expected, "filestatus {file}");
+    }
+}
+
+#[test]
+fn extract_prints_a_scalar_raw_and_a_subtree_as_yaml_like_sops() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    for path in [
+        r#"["database"]["password"]"#,
+        r#"["database"]["port"]"#,
+        r#"["database"]["replicas"]"#,
+        r#"["database"]["replicas"][1]"#,
+    ] {
+        let expected = sops_extract(&sb, &file, path);
+        let out = sb.enseal(["decrypt", "--extract", path, &file]);
+        out.assert_success(&format!("enseal --extract {path}"));
+        assert_eq!(out.stdout_str(), expected, "--extract {path}");
+    }
+}
+
+#[test]
+fn extract_of_a_missing_key_exits_1_and_a_bad_path_exits_91() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    same_code_as_sops(
+        &sb,
+        &["decrypt", "--extract", r#"["nope"]"#, &file],
+        GENERIC_ERROR,
+        "missing key",
+    );
+    same_code_as_sops(
+        &sb,
+        &["decrypt", "--extract", "garbage", &file],
+        INVALID_TREE_PATH,
+        "malformed path",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// set / unset / rotate / updatekeys: what changes on disk
+
+/// Lines that differ between two versions of a file with the same number of lines.
+fn changed_keys(before: &[String], after: &[String]) -> Vec<String> {
+    assert_eq!(before.len(), after.len(), "line count changed");
+    before
+        .iter()
+        .zip(after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, _)| yaml_key(b).to_string())
+        .collect()
+}
+
+#[test]
+fn set_rewrites_only_that_value_lastmodified_and_mac() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let before = lines_of(&sb.read(&file));
+    let out = sb.enseal(["set", &file, r#"["database"]["password"]"#, r#""new-pass""#]);
+    out.assert_success("enseal set");
+    let after = lines_of(&sb.read(&file));
+    assert_eq!(
+        changed_keys(&before, &after),
+        ["password", "lastmodified", "mac"],
+        "set must keep the ciphertext of every untouched value"
+    );
+    assert_eq!(
+        sops_extract(&sb, &file, r#"["database"]["password"]"#),
+        "new-pass"
+    );
+    assert_eq!(
+        sops_extract(&sb, &file, r#"["api_token"]"#),
+        "tok_9f8e7d6c5b4a"
+    );
+}
+
+#[test]
+fn set_with_a_value_that_is_not_json_exits_7() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let before = sb.read(&file);
+    same_code_as_sops(
+        &sb,
+        &["set", &file, r#"["database"]["password"]"#, "not json"],
+        INVALID_SET_FORMAT,
+        "set with invalid JSON",
+    );
+    assert_eq!(sb.read(&file), before, "failed set modified the file");
+}
+
+#[test]
+fn unset_removes_only_that_value_and_rewrites_lastmodified_and_mac() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let mut before = lines_of(&sb.read(&file));
+    sb.enseal(["unset", &file, r#"["api_token"]"#])
+        .assert_success("enseal unset");
+    let after = lines_of(&sb.read(&file));
+    let removed = before
+        .iter()
+        .position(|l| yaml_key(l) == "api_token")
+        .expect("fixture has api_token");
+    before.remove(removed);
+    assert_eq!(changed_keys(&before, &after), ["lastmodified", "mac"]);
+    let out = sb.sops(["decrypt", &file]);
+    out.assert_success("sops decrypt after unset");
+    assert!(!out.stdout_str().contains("api_token"));
+}
+
+#[test]
+fn unset_of_a_missing_key_exits_1_and_leaves_the_file() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let before = sb.read(&file);
+    same_code_as_sops(
+        &sb,
+        &["unset", &file, r#"["nope"]"#],
+        GENERIC_ERROR,
+        "unset missing",
+    );
+    assert_eq!(sb.read(&file), before);
+}
+
+#[test]
+fn rotate_replaces_every_ciphertext_and_keeps_the_data() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let before_plain = sb.sops(["decrypt", &file]);
+    before_plain.assert_success("sops decrypt before rotate");
+    let before = String::from_utf8_lossy(&sb.read(&file)).into_owned();
+    sb.enseal(["rotate", "-i", &file])
+        .assert_success("enseal rotate");
+    let after = String::from_utf8_lossy(&sb.read(&file)).into_owned();
+    let after_plain = sb.sops(["decrypt", &file]);
+    after_plain.assert_success("sops decrypt after rotate");
+    assert_eq!(
+        after_plain.stdout, before_plain.stdout,
+        "rotate changed the data"
+    );
+    for old in before.split("ENC[").skip(1) {
+        let old = old.split(']').next().unwrap_or_default();
+        assert!(
+            !after.contains(old),
+            "ciphertext survived a data key rotation: ENC[{old}]"
+        );
+    }
+}
+
+#[test]
+fn updatekeys_adds_the_recipients_of_the_creation_rule() {
+    let sb = sandbox_with_key_a();
+    let file = encrypt_with_enseal(&sb, "enc.yaml", PLAIN_YAML);
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - age: {},{}\n",
+            peers::recipient("a"),
+            peers::recipient("b")
+        ),
+    );
+    sb.enseal(["updatekeys", "-y", &file])
+        .assert_success("enseal updatekeys");
+    let mut only_b = Sandbox::new();
+    only_b.use_identities(&["b"]);
+    let copy = only_b.write("enc.yaml", sb.read(&file));
+    let out = only_b.sops(["decrypt", copy.to_str().expect("UTF-8 path")]);
+    out.assert_success("sops decrypt with the added key b");
+    assert_eq!(out.stdout_str(), sb.sops(["decrypt", &file]).stdout_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// -i (in place)
+
+#[test]
+fn in_place_decrypt_with_the_wrong_key_leaves_the_file_untouched() {
+    let mut sb = Sandbox::new();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let before = sb.read(&file);
+    sb.use_identities(&["b"]);
+    let out = sb.enseal(["decrypt", "-i", &file]);
+    assert_eq!(
+        out.code,
+        Some(COULD_NOT_RETRIEVE_KEY),
+        "{}",
+        out.stderr_str()
+    );
+    assert_eq!(sb.read(&file), before, "failed -i changed the file");
+}
+
+#[test]
+fn in_place_encrypt_of_malformed_yaml_leaves_the_file_untouched() {
+    let sb = sandbox_with_key_a();
+    let broken = "a: 1\nb: 2\n  c: 3\n";
+    sb.write("broken.yaml", broken);
+    let out = sb.enseal([
+        "encrypt",
+        "-i",
+        "--age",
+        &peers::recipient("a"),
+        "broken.yaml",
+    ]);
+    assert_eq!(out.code, Some(CANNOT_READ_INPUT), "{}", out.stderr_str());
+    assert_eq!(sb.read("broken.yaml"), broken.as_bytes());
+}
+
+#[test]
+fn in_place_encrypt_then_decrypt_restores_the_file_byte_for_byte() {
+    let sb = sandbox_with_key_a();
+    sb.write("secrets.yaml", PLAIN_YAML);
+    sb.enseal([
+        "encrypt",
+        "-i",
+        "--age",
+        &peers::recipient("a"),
+        "secrets.yaml",
+    ])
+    .assert_success("encrypt -i");
+    let encrypted = String::from_utf8_lossy(&sb.read("secrets.yaml")).into_owned();
+    assert!(
+        encrypted.contains("ENC[AES256_GCM"),
+        "file was not encrypted"
+    );
+    assert!(
+        !encrypted.contains("correct-horse-battery"),
+        "secret left in clear"
+    );
+    sb.enseal(["decrypt", "-i", "secrets.yaml"])
+        .assert_success("decrypt -i");
+    assert_eq!(
+        String::from_utf8_lossy(&sb.read("secrets.yaml")),
+        PLAIN_YAML
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// edit
+
+fn editor_script(sb: &Sandbox, name: &str, body: &str) -> String {
+    let path = sb.write(name, format!("#!/bin/sh\n{body}\n"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    path.display().to_string()
+}
+
+#[test]
+fn edit_with_an_editor_script_changes_only_the_edited_value() {
+    let mut sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let before = lines_of(&sb.read(&file));
+    let editor = editor_script(
+        &sb,
+        "editor.sh",
+        r#"sed -i 's/s3cr3t-P@ssw0rd/edited-pass/' "$1""#,
+    );
+    sb.env("EDITOR", editor);
+    sb.enseal(["edit", &file]).assert_success("enseal edit");
+    let after = lines_of(&sb.read(&file));
+    assert_eq!(
+        sops_extract(&sb, &file, r#"["database"]["password"]"#),
+        "edited-pass"
+    );
+    assert_eq!(
+        changed_keys(&before, &after),
+        ["password", "lastmodified", "mac"]
+    );
+}
+
+#[test]
+fn edit_without_changes_exits_200_and_leaves_the_file() {
+    let mut sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    let before = sb.read(&file);
+    let editor = editor_script(&sb, "noop.sh", "true");
+    sb.env("EDITOR", editor);
+    same_code_as_sops(&sb, &["edit", &file], FILE_NOT_MODIFIED, "edit, no change");
+    assert_eq!(sb.read(&file), before);
+}
+
+#[test]
+fn edit_with_no_editor_available_exits_201() {
+    let mut sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "yaml_types.enc.yaml", "enc.yaml");
+    // No EDITOR and a PATH holding none of vim, nano, vi.
+    let empty = sb.path().join("empty-bin");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    sb.env("PATH", &empty);
+    sb.env_remove("EDITOR");
+    same_code_as_sops(&sb, &["edit", &file], NO_EDITOR, "edit, no editor");
+}
+
+#[test]
+fn edit_of_a_new_file_creates_it_encrypted() {
+    let mut sb = sandbox_with_key_a();
+    let editor = editor_script(
+        &sb,
+        "write.sh",
+        r#"printf 'token: fresh-token-value\n' > "$1""#,
+    );
+    sb.env("EDITOR", editor);
+    sb.enseal(["edit", "--age", &peers::recipient("a"), "new.yaml"])
+        .assert_success("enseal edit of a new file");
+    let text = String::from_utf8_lossy(&sb.read("new.yaml")).into_owned();
+    assert!(
+        !text.contains("fresh-token-value"),
+        "new file saved in clear"
+    );
+    assert_eq!(
+        sops_extract(&sb, "new.yaml", r#"["token"]"#),
+        "fresh-token-value"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// exec-env / exec-file / keygen
+
+#[test]
+fn exec_env_gives_the_command_the_decrypted_values() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "dotenv_basic.enc.env", "app.env");
+    let out = sb.enseal(["exec-env", &file, r#"echo "token=$API_TOKEN""#]);
+    out.assert_success("exec-env");
+    assert_eq!(out.stdout_str(), "token=tok_9f8e7d6c5b4a\n");
+}
+
+#[test]
+fn exec_env_exits_with_the_commands_exit_code_like_sops() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "dotenv_basic.enc.env", "app.env");
+    same_code_as_sops(&sb, &["exec-env", &file, "exit 7"], 7, "exec-env exit 7");
+}
+
+#[test]
+fn exec_file_hands_the_command_a_decrypted_file() {
+    let sb = sandbox_with_key_a();
+    let file = copy_fixture(&sb, "dotenv_basic.enc.env", "app.env");
+    let out = sb.enseal(["exec-file", &file, "cat {}"]);
+    out.assert_success("exec-file");
+    let decrypted = sb.enseal(["decrypt", &file]);
+    decrypted.assert_success("decrypt");
+    assert_eq!(out.stdout_str(), decrypted.stdout_str());
+    assert!(out.stdout_str().contains("API_TOKEN=tok_9f8e7d6c5b4a"));
+}
+
+#[test]
+fn keygen_prints_an_identity_that_age_and_enseal_accept() {
+    let mut sb = Sandbox::new();
+    let out = sb.enseal(["keygen"]);
+    out.assert_success("enseal keygen");
+    let text = out.stdout_str();
+    assert!(
+        text.lines().any(|l| l.starts_with("AGE-SECRET-KEY-1")),
+        "keygen printed no age identity: {text}"
+    );
+    let key_file = sb.write("keys.txt", &out.stdout);
+    let recipient = sb.run(peers::age_keygen(), ["-y".as_ref(), key_file.as_os_str()]);
+    recipient.assert_success("age-keygen -y on enseal's identity");
+    let recipient = recipient.stdout_str().trim().to_string();
+    assert!(recipient.starts_with("age1"));
+    if let Some(public) = text.lines().find_map(|l| l.strip_prefix("# public key: ")) {
+        assert_eq!(public.trim(), recipient, "the public key comment is wrong");
+    }
+    sb.env("SOPS_AGE_KEY_FILE", &key_file);
+    sb.write("plain.yaml", PLAIN_YAML);
+    let enc = sb.enseal(["encrypt", "--age", &recipient, "plain.yaml"]);
+    enc.assert_success("encrypt to the new recipient");
+    sb.write("enc.yaml", &enc.stdout);
+    let dec = sb.sops(["decrypt", "enc.yaml"]);
+    dec.assert_success("sops decrypt with enseal's new identity");
+}
+
+#[test]
+fn recipients_from_sops_age_recipients_env() {
+    let mut sb = sandbox_with_key_a();
+    sb.env("SOPS_AGE_RECIPIENTS", peers::recipient("a"));
+    sb.write("plain.yaml", PLAIN_YAML);
+    let out = sb.enseal(["encrypt", "plain.yaml"]);
+    out.assert_success("encrypt with SOPS_AGE_RECIPIENTS");
+    sb.write("enc.yaml", &out.stdout);
+    sb.sops(["decrypt", "enc.yaml"])
+        .assert_success("sops decrypt");
+}
