@@ -612,6 +612,13 @@ mod tests {
         ));
     }
 
+    /// A peer tool, from its variable (as scripts/test.sh sets them) or PATH.
+    fn peer(var: &str, name: &str) -> OsString {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| name.into())
+    }
+
     #[test]
     fn age_cli_opens_what_we_wrap() {
         let dir = temp_dir("cli");
@@ -623,7 +630,7 @@ mod tests {
             &recipient.parse().unwrap(),
         )
         .unwrap();
-        let mut child = Command::new("age")
+        let mut child = Command::new(peer("ENSEAL_AGE_BIN", "age"))
             .arg("-d")
             .arg("-i")
             .arg(&key_file)
@@ -641,7 +648,7 @@ mod tests {
         assert!(out.status.success());
         assert_eq!(out.stdout, b"the data key, 32 bytes long.....");
         // And age-keygen agrees on the recipient of the generated identity.
-        let y = Command::new("age-keygen")
+        let y = Command::new(peer("ENSEAL_AGE_KEYGEN_BIN", "age-keygen"))
             .arg("-y")
             .arg(&key_file)
             .output()
