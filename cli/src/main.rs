@@ -1,3 +1,23 @@
+//! `enseal`: the command-line half of enseal. Argument parsing, files, editor and exit codes live
+//! here; the file format lives in the `enseal-shared` crate.
+
+mod args;
+mod commands;
+mod context;
+mod exit;
+mod file_io;
+mod plan;
+mod tree_path;
+
+use clap::Parser;
+
 fn main() {
-    println!("{}", enseal_shared::version());
+    let cli = args::Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(failure) => {
+            eprintln!("enseal: {}", failure.message);
+            std::process::exit(failure.code);
+        }
+    }
 }

@@ -1,0 +1,88 @@
+//! `enseal decrypt` and `enseal filestatus`.
+
+use std::path::Path;
+
+use enseal_shared::stores::{Format, Parsed, WriteOptions};
+use enseal_shared::tree::{Node, Tree};
+use zeroize::Zeroizing;
+
+use crate::args::GlobalOptions;
+use crate::context;
+use crate::exit::{self, Result};
+use crate::file_io::{read_input, Destination};
+use crate::tree_path;
+
+pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Result<()> {
+    let input = read_input(file, g.filename_override.as_deref())?;
+    let in_format = context::input_format(g, &input.name)?;
+    let out_format = context::output_format(g, in_format, &input.name)?;
+    let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
+    let opened = context::open(&input, in_format, g.ignore_mac)?;
+    let out_store = context::store(out_format);
+    let options = WriteOptions::default();
+    let bytes = match extract {
+        Some(path) => {
+            let steps = tree_path::parse(path)?;
+            let doc = opened.parsed.tree.documents.first().ok_or_else(|| {
+                exit::Failure::new(exit::GENERIC, "the file has no document").in_file(&input.name)
+            })?;
+            let node = tree_path::get(doc, &steps).map_err(|f| f.in_file(&input.name))?;
+            render_extract(node, out_format, out_store.as_ref(), &options, &input.name)?
+        }
+        None => {
+            let layout: Option<&Parsed> = (in_format == out_format).then_some(&opened.parsed);
+            Zeroizing::new(
+                out_store
+                    .write(&opened.parsed.tree, None, layout, &options)
+                    .map_err(|e| exit::store_error(&input.name, e))?,
+            )
+        }
+    };
+    dest.write(&bytes)
+}
+
+/// A scalar is printed raw (no quotes, no newline), as sops does; a subtree in the output format.
+fn render_extract(
+    node: &Node,
+    format: Format,
+    store: &dyn enseal_shared::stores::Store,
+    options: &WriteOptions,
+    name: &Path,
+) -> Result<Zeroizing<Vec<u8>>> {
+    match node {
+        Node::Scalar(s) => Ok(Zeroizing::new(s.value.clone())),
+        Node::Comment(c) => Ok(Zeroizing::new(c.clone().into_bytes())),
+        tree @ (Node::Map(_) | Node::Seq(_)) => {
+            let doc = match (tree, format) {
+                (Node::Seq(_), Format::Yaml | Format::Json) => tree.clone(),
+                (Node::Seq(_), _) => {
+                    return Err(exit::Failure::new(
+                        exit::GENERIC,
+                        "a list can only be extracted as yaml or json",
+                    ))
+                }
+                _ => tree.clone(),
+            };
+            let t = Tree {
+                documents: vec![doc],
+            };
+            store
+                .write(&t, None, None, options)
+                .map(Zeroizing::new)
+                .map_err(|e| exit::store_error(name, e))
+        }
+    }
+}
+
+pub fn filestatus(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
+    let input = read_input(file, g.filename_override.as_deref())?;
+    let format = context::input_format(g, &input.name)?;
+    let store = context::store(format);
+    // A file that does not parse is not an encrypted file; sops says so rather than failing.
+    let encrypted = store
+        .parse(&input.bytes)
+        .map(|p| p.metadata.is_some())
+        .unwrap_or(false);
+    println!("{{\"encrypted\":{encrypted}}}");
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! `enseal edit`: the plaintext exists only in a private temporary directory (0700, file 0600)
+//! that is removed when the command ends, whatever happens.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use enseal_shared::data_key::DataKey;
+use enseal_shared::key_groups;
+use enseal_shared::metadata::Metadata;
+use enseal_shared::sops_file::{self, Opened};
+use enseal_shared::stores::{Parsed, Store, WriteOptions};
+use zeroize::Zeroizing;
+
+use crate::args::GlobalOptions;
+use crate::context;
+use crate::exit::{self, Failure, Result};
+use crate::file_io::{read_input, write_atomic};
+use crate::plan;
+
+/// `$SOPS_EDITOR`, then `$EDITOR`, then the first of vim, nano, vi on PATH (sops' order).
+fn find_editor() -> Result<String> {
+    for var in ["SOPS_EDITOR", "EDITOR"] {
+        if let Ok(e) = std::env::var(var) {
+            if !e.trim().is_empty() {
+                return Ok(e);
+            }
+        }
+    }
+    for candidate in ["vim", "nano", "vi"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(candidate).is_file()))
+            .unwrap_or(false);
+        if found {
+            return Ok(candidate.to_string());
+        }
+    }
+    Err(Failure::new(
+        exit::NO_EDITOR,
+        "no editor found: set SOPS_EDITOR or EDITOR",
+    ))
+}
+
+fn run_editor(editor: &str, path: &Path) -> Result<()> {
+    // Through the shell so that EDITOR may carry arguments ("code --wait").
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(path)
+        .status()
+        .map_err(|e| {
+            Failure::new(
+                exit::NO_EDITOR,
+                format!("cannot run editor {editor:?}: {e}"),
+            )
+        })?;
+    if !status.success() {
+        return Err(Failure::new(
+            exit::GENERIC,
+            format!("editor {editor:?} exited with {status}; nothing was changed"),
+        ));
+    }
+    Ok(())
+}
+
+struct Scratch {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn scratch_file(name: &Path, contents: &[u8]) -> Result<Scratch> {
+    let fail =
+        |e: std::io::Error| Failure::new(exit::CANNOT_WRITE_OUTPUT, format!("temporary file: {e}"));
+    let dir = tempfile::Builder::new()
+        .prefix("enseal-edit-")
+        .tempdir()
+        .map_err(fail)?;
+    let file_name = name
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "file".into());
+    let path = dir.path().join(file_name);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&path).map_err(fail)?;
+    f.write_all(contents).map_err(fail)?;
+    f.sync_all().map_err(fail)?;
+    Ok(Scratch { _dir: dir, path })
+}
+
+/// Lets the user edit until the result parses; returns the new plaintext's parse.
+fn edit_until_valid(
+    editor: &str,
+    scratch: &Scratch,
+    before: &[u8],
+    store: &dyn Store,
+    name: &Path,
+) -> Result<Parsed> {
+    loop {
+        run_editor(editor, &scratch.path)?;
+        let after =
+            Zeroizing::new(std::fs::read(&scratch.path).map_err(|e| {
+                Failure::new(exit::CANNOT_READ_INPUT, format!("temporary file: {e}"))
+            })?);
+        if after.as_slice() == before {
+            return Err(
+                Failure::new(exit::FILE_NOT_MODIFIED, "file has not been modified").in_file(name),
+            );
+        }
+        let problem = match store.parse(&after) {
+            Ok(p) if p.metadata.is_some() => {
+                "the edited file has a top-level `sops` entry; remove it".to_string()
+            }
+            Ok(p) => return Ok(p),
+            Err(e) => e.to_string(),
+        };
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::new(exit::CANNOT_READ_INPUT, problem).in_file(name));
+        }
+        eprintln!("enseal: {}: {problem}", name.display());
+        eprint!("Press Enter to return to the editor, or Ctrl-C to give up the changes: ");
+        std::io::stderr().flush().ok();
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 {
+            return Err(Failure::new(exit::CANNOT_READ_INPUT, problem).in_file(name));
+        }
+    }
+}
+
+pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
+    let editor = find_editor()?;
+    let format = context::input_format(g, file)?;
+    let store = context::store(format);
+    if !file.exists() {
+        return create(g, file, &editor, store.as_ref());
+    }
+    let input = read_input(Some(file), None)?;
+    let Opened {
+        parsed,
+        mut metadata,
+        key,
+        memory,
+    } = context::open(&input, format, g.ignore_mac)?;
+    let plain = Zeroizing::new(
+        store
+            .write(&parsed.tree, None, Some(&parsed), &WriteOptions::default())
+            .map_err(|e| exit::store_error(file, e))?,
+    );
+    drop(parsed);
+    let scratch = scratch_file(file, &plain)?;
+    let edited = edit_until_valid(&editor, &scratch, &plain, store.as_ref(), file)?;
+    let bytes = sops_file::seal(
+        store.as_ref(),
+        edited,
+        &key,
+        &mut metadata,
+        Some(&memory),
+        true,
+        &WriteOptions::default(),
+    )
+    .map_err(|e| context::file_error(file, e))?;
+    write_atomic(file, &bytes)
+}
+
+fn create(g: &GlobalOptions, file: &Path, editor: &str, store: &dyn Store) -> Result<()> {
+    let plan = plan::for_file(g, file, context::input_format(g, file)?)?;
+    let scratch = scratch_file(file, b"")?;
+    let edited = edit_until_valid(editor, &scratch, b"", store, file)?;
+    let key = DataKey::generate();
+    let (groups, threshold) = key_groups::wrap(&key, &plan.groups, plan.threshold, None)
+        .map_err(|e| exit::key_group_error(file, e))?;
+    let mut metadata = Metadata::new(groups, plan.crypt_rule);
+    metadata.shamir_threshold = threshold;
+    metadata.mac_only_encrypted = plan.mac_only_encrypted;
+    let bytes = sops_file::seal(store, edited, &key, &mut metadata, None, true, &plan.write)
+        .map_err(|e| context::file_error(file, e))?;
+    write_atomic(file, &bytes)
+}

@@ -1,0 +1,54 @@
+//! `enseal encrypt`: a plain file in, the same file with its values encrypted out.
+
+use std::path::Path;
+
+use enseal_shared::data_key::DataKey;
+use enseal_shared::key_groups;
+use enseal_shared::metadata::Metadata;
+use enseal_shared::sops_file;
+
+use crate::args::GlobalOptions;
+use crate::context;
+use crate::exit::{self, Failure, Result};
+use crate::file_io::{read_input, Destination};
+use crate::plan;
+
+pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
+    let input = read_input(file, g.filename_override.as_deref())?;
+    let in_format = context::input_format(g, &input.name)?;
+    let out_format = context::output_format(g, in_format, &input.name)?;
+    let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
+    let in_store = context::store(in_format);
+    let parsed = in_store
+        .parse(&input.bytes)
+        .map_err(|e| exit::store_error(&input.name, e))?;
+    if parsed.metadata.is_some() {
+        return Err(Failure::new(
+            exit::ALREADY_ENCRYPTED,
+            "the file already has sops metadata (a top-level `sops` entry, or `sops_` keys in \
+             flat formats): it is already encrypted. Use `enseal edit`, `set` or `rotate` to \
+             change it",
+        )
+        .in_file(&input.name));
+    }
+    let plan = plan::for_file(g, &input.name, in_format)?;
+    let key = DataKey::generate();
+    let (groups, threshold) = key_groups::wrap(&key, &plan.groups, plan.threshold, None)
+        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    let mut metadata = Metadata::new(groups, plan.crypt_rule);
+    metadata.shamir_threshold = threshold;
+    metadata.mac_only_encrypted = plan.mac_only_encrypted;
+    let out_store = context::store(out_format);
+    let same = in_format == out_format;
+    let bytes = sops_file::seal(
+        out_store.as_ref(),
+        parsed,
+        &key,
+        &mut metadata,
+        None,
+        same,
+        &plan.write,
+    )
+    .map_err(|e| context::file_error(&input.name, e))?;
+    dest.write(&bytes)
+}

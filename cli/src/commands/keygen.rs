@@ -1,0 +1,45 @@
+//! `enseal keygen`: a new age identity, written the way age-keygen writes it.
+
+use std::io::Write;
+
+use enseal_shared::keys::age;
+
+use crate::args::KeygenArgs;
+use crate::exit::{self, Failure, Result};
+
+pub fn run(a: &KeygenArgs) -> Result<()> {
+    let (identity, recipient) = age::generate();
+    match &a.output {
+        Some(path) => {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(path).map_err(|e| {
+                Failure::new(
+                    exit::CANNOT_WRITE_OUTPUT,
+                    format!(
+                        "{}: {e} (enseal never overwrites an identity file)",
+                        path.display()
+                    ),
+                )
+            })?;
+            f.write_all(identity.as_bytes()).map_err(|e| {
+                Failure::new(
+                    exit::CANNOT_WRITE_OUTPUT,
+                    format!("{}: {e}", path.display()),
+                )
+            })?;
+        }
+        None => {
+            std::io::stdout()
+                .write_all(identity.as_bytes())
+                .map_err(|e| Failure::new(exit::CANNOT_WRITE_OUTPUT, e.to_string()))?;
+        }
+    }
+    eprintln!("Public key: {recipient}");
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! `enseal rotate` (new data key) and `enseal updatekeys` (same data key, new recipients).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+
+use enseal_shared::data_key::DataKey;
+use enseal_shared::key_groups::{self, GroupRecipients};
+use enseal_shared::metadata::{KeyGroup, KmsStanza, Metadata};
+use enseal_shared::sops_file;
+use enseal_shared::stores::WriteOptions;
+
+use crate::args::{GlobalOptions, RotateArgs, UpdateKeysArgs};
+use crate::context;
+use crate::exit::{self, Failure, Result};
+use crate::file_io::{read_input, write_atomic, Destination};
+use crate::plan;
+
+/// The master keys a file is wrapped for now, as recipients to wrap for again.
+fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
+    groups
+        .iter()
+        .map(|g| {
+            let age = g
+                .age
+                .iter()
+                .map(|a| plan::parse_recipients(&a.recipient))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect();
+            let kms = g
+                .kms
+                .iter()
+                .map(|k| KmsStanza {
+                    enc: String::new(),
+                    created_at: String::new(),
+                    ..k.clone()
+                })
+                .collect();
+            Ok(GroupRecipients { age, kms })
+        })
+        .collect()
+}
+
+pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
+    let input = read_input(a.file.as_deref(), g.filename_override.as_deref())?;
+    let format = context::input_format(g, &input.name)?;
+    let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
+    let opened = context::open(&input, format, g.ignore_mac)?;
+    let mut groups = recipients_of(&opened.metadata.key_groups)?;
+    if let Some(add) = &a.add_age {
+        let first = groups
+            .first_mut()
+            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
+        for r in plan::parse_recipients(add)? {
+            if !first.age.iter().any(|x| x.to_string() == r.to_string()) {
+                first.age.push(r);
+            }
+        }
+    }
+    if let Some(rm) = &a.rm_age {
+        let gone: BTreeSet<String> = plan::parse_recipients(rm)?
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        for group in &mut groups {
+            group.age.retain(|r| !gone.contains(&r.to_string()));
+        }
+    }
+    let key = DataKey::generate();
+    let Opened {
+        parsed,
+        mut metadata,
+        ..
+    } = opened;
+    let (wrapped, threshold) = key_groups::wrap(&key, &groups, metadata.shamir_threshold, None)
+        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    metadata.key_groups = wrapped;
+    metadata.shamir_threshold = threshold;
+    let store = context::store(format);
+    let bytes = sops_file::seal(
+        store.as_ref(),
+        parsed,
+        &key,
+        &mut metadata,
+        None,
+        true,
+        &WriteOptions::default(),
+    )
+    .map_err(|e| context::file_error(&input.name, e))?;
+    dest.write(&bytes)
+}
+
+use enseal_shared::sops_file::Opened;
+
+fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
+    groups
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| {
+            g.age
+                .iter()
+                .map(move |a| format!("group {}: age {}", i + 1, a.recipient))
+                .chain(
+                    g.kms
+                        .iter()
+                        .map(move |k| format!("group {}: kms {}", i + 1, k.arn)),
+                )
+        })
+        .collect()
+}
+
+fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
+    groups
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| {
+            g.age
+                .iter()
+                .map(move |a| format!("group {}: age {a}", i + 1))
+                .chain(
+                    g.kms
+                        .iter()
+                        .map(move |k| format!("group {}: kms {}", i + 1, k.arn)),
+                )
+        })
+        .collect()
+}
+
+pub fn updatekeys(g: &GlobalOptions, a: &UpdateKeysArgs) -> Result<()> {
+    let mut failures = Vec::new();
+    for file in &a.files {
+        if let Err(f) = update_one(g, file, a.yes) {
+            eprintln!("enseal: {}", f.message);
+            failures.push(f.code);
+        }
+    }
+    match failures.first() {
+        None => Ok(()),
+        Some(code) => Err(Failure::new(
+            *code,
+            format!(
+                "{} of {} files could not be updated",
+                failures.len(),
+                a.files.len()
+            ),
+        )),
+    }
+}
+
+fn update_one(g: &GlobalOptions, file: &std::path::Path, yes: bool) -> Result<()> {
+    let input = read_input(Some(file), None)?;
+    let format = context::input_format(g, &input.name)?;
+    let store = context::store(format);
+    let parsed = store
+        .parse(&input.bytes)
+        .map_err(|e| exit::store_error(&input.name, e))?;
+    let mut metadata: Metadata =
+        sops_file::read_metadata(&parsed).map_err(|e| context::file_error(&input.name, e))?;
+    let plan = plan::for_file(g, &input.name, format)?;
+    let now = describe(&metadata.key_groups);
+    let wanted = describe_plan(&plan.groups);
+    if now == wanted && metadata.shamir_threshold == plan.threshold.or(metadata.shamir_threshold) {
+        eprintln!("{}: already up to date", input.name.display());
+        return Ok(());
+    }
+    eprintln!("{}: key changes:", input.name.display());
+    for k in wanted.difference(&now) {
+        eprintln!("  + {k}");
+    }
+    for k in now.difference(&wanted) {
+        eprintln!("  - {k}");
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::new(
+                exit::GENERIC,
+                "not a terminal: pass -y to confirm the key changes",
+            )
+            .in_file(&input.name));
+        }
+        eprint!("Is this okay? (y/n): ");
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).ok();
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            eprintln!("{}: not changed", input.name.display());
+            return Ok(());
+        }
+    }
+    let keyring = context::keyring()?;
+    let key = key_groups::unwrap(&metadata, &keyring)
+        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    let (wrapped, threshold) = key_groups::wrap(&key, &plan.groups, plan.threshold, None)
+        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    metadata.key_groups = wrapped;
+    metadata.shamir_threshold = threshold;
+    // Values, MAC and lastmodified stay as they are: only who can open the data key changed.
+    let bytes = store
+        .write(
+            &parsed.tree,
+            Some(&metadata.to_node()),
+            Some(&parsed),
+            &plan.write,
+        )
+        .map_err(|e| exit::store_error(&input.name, e))?;
+    write_atomic(file, &bytes)?;
+    eprintln!("{}: keys updated", input.name.display());
+    Ok(())
+}

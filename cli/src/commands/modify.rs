@@ -1,0 +1,136 @@
+//! `enseal set` and `enseal unset`: change one value in place; every other value keeps its
+//! ciphertext, so the git diff shows only the change.
+
+use std::io::Read;
+
+use enseal_shared::sops_file::{self, Opened};
+use enseal_shared::stores::WriteOptions;
+use enseal_shared::tree::{Item, Kind, Node, Scalar};
+
+use crate::args::{GlobalOptions, SetArgs, UnsetArgs};
+use crate::context;
+use crate::exit::{self, Failure, Result};
+use crate::file_io::{read_input, write_atomic, Input};
+use crate::tree_path;
+
+pub fn set(g: &GlobalOptions, a: &SetArgs) -> Result<()> {
+    let steps = tree_path::parse(&a.path)?;
+    let raw = match (&a.value, a.value_stdin, &a.value_file) {
+        (Some(v), false, None) => zeroize::Zeroizing::new(v.clone()),
+        (None, true, None) => {
+            let mut s = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_to_string(&mut s).map_err(|e| {
+                Failure::new(exit::CANNOT_READ_INPUT, format!("standard input: {e}"))
+            })?;
+            s
+        }
+        (None, false, Some(f)) => {
+            zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                Failure::new(exit::CANNOT_READ_INPUT, format!("{}: {e}", f.display()))
+            })?)
+        }
+        _ => {
+            return Err(Failure::new(
+                exit::CONFLICTING_PARAMETERS,
+                "give the value exactly once: as an argument, --value-stdin or --value-file",
+            ))
+        }
+    };
+    let value = json_to_node(&raw)?;
+    let input = read_input(Some(&a.file), None)?;
+    let (format, mut opened) = open(g, &input)?;
+    let doc = first_document(&mut opened, &input)?;
+    if a.idempotent && tree_path::get(doc, &steps).is_ok_and(|n| *n == value) {
+        return Ok(());
+    }
+    tree_path::set(doc, &steps, value).map_err(|f| f.in_file(&input.name))?;
+    write_back(format, opened, &input)
+}
+
+pub fn unset(g: &GlobalOptions, a: &UnsetArgs) -> Result<()> {
+    let steps = tree_path::parse(&a.path)?;
+    let input = read_input(Some(&a.file), None)?;
+    let (format, mut opened) = open(g, &input)?;
+    let doc = first_document(&mut opened, &input)?;
+    if !tree_path::unset(doc, &steps)? {
+        if a.idempotent {
+            return Ok(());
+        }
+        return Err(
+            Failure::new(exit::GENERIC, format!("path {} not found", a.path)).in_file(&input.name),
+        );
+    }
+    write_back(format, opened, &input)
+}
+
+fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_shared::stores::Format, Opened)> {
+    let format = context::input_format(g, &input.name)?;
+    let opened = context::open(input, format, g.ignore_mac)?;
+    Ok((format, opened))
+}
+
+fn first_document<'a>(opened: &'a mut Opened, input: &Input) -> Result<&'a mut Node> {
+    opened
+        .parsed
+        .tree
+        .documents
+        .first_mut()
+        .ok_or_else(|| Failure::new(exit::GENERIC, "the file has no document").in_file(&input.name))
+}
+
+fn write_back(format: enseal_shared::stores::Format, opened: Opened, input: &Input) -> Result<()> {
+    let store = context::store(format);
+    let Opened {
+        parsed,
+        mut metadata,
+        key,
+        memory,
+    } = opened;
+    let bytes = sops_file::seal(
+        store.as_ref(),
+        parsed,
+        &key,
+        &mut metadata,
+        Some(&memory),
+        true,
+        &WriteOptions::default(),
+    )
+    .map_err(|e| context::file_error(&input.name, e))?;
+    let path = input.path.as_deref().unwrap_or(&input.name);
+    write_atomic(path, &bytes)
+}
+
+/// sops takes the value of `set` as JSON.
+pub fn json_to_node(text: &str) -> Result<Node> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        Failure::new(
+            exit::INVALID_SET_FORMAT,
+            format!("the value must be JSON (a string needs quotes: '\"text\"'): {e}"),
+        )
+    })?;
+    Ok(convert(&value))
+}
+
+fn convert(v: &serde_json::Value) -> Node {
+    use serde_json::Value;
+    match v {
+        Value::Null => Node::Scalar(Scalar::null()),
+        Value::Bool(b) => Node::Scalar(Scalar::new(Kind::Bool, b.to_string())),
+        Value::Number(n) => {
+            let text = n.to_string();
+            let kind = if text.contains(['.', 'e', 'E']) {
+                Kind::Float
+            } else {
+                Kind::Int
+            };
+            Node::Scalar(Scalar::new(kind, text))
+        }
+        Value::String(s) => Node::str(s.clone()),
+        Value::Array(items) => Node::Seq(items.iter().map(convert).collect()),
+        Value::Object(map) => Node::Map(
+            map.iter()
+                .map(|(k, v)| Item::Pair(k.clone(), convert(v)))
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,72 @@
+//! What every command needs: formats, stores, the keyring, and how to open an encrypted file.
+
+use std::path::Path;
+
+use enseal_shared::key_groups::Keyring;
+use enseal_shared::keys::age::AgeIdentities;
+use enseal_shared::metadata::MetadataError;
+use enseal_shared::sops_file::{self, FileError, Opened};
+use enseal_shared::stores::{self, Format, Store};
+
+use crate::args::GlobalOptions;
+use crate::exit::{self, Failure, Result};
+use crate::file_io::Input;
+
+pub fn parse_format(flag: &str, value: &str) -> Result<Format> {
+    Format::from_name(value).ok_or_else(|| {
+        Failure::new(
+            exit::GENERIC,
+            format!("{flag} {value:?} is not one of yaml, json, dotenv, ini, binary"),
+        )
+    })
+}
+
+pub fn input_format(global: &GlobalOptions, name: &Path) -> Result<Format> {
+    match &global.input_type {
+        Some(t) => parse_format("--input-type", t),
+        None => Ok(Format::from_path(name)),
+    }
+}
+
+pub fn output_format(global: &GlobalOptions, input: Format, name: &Path) -> Result<Format> {
+    match &global.output_type {
+        Some(t) => parse_format("--output-type", t),
+        // sops: the output type follows the input type (not the output file's extension).
+        None => {
+            let _ = name;
+            Ok(input)
+        }
+    }
+}
+
+pub fn store(format: Format) -> Box<dyn Store> {
+    stores::store_for(format)
+}
+
+/// The identities of the user running enseal (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ...).
+pub fn keyring() -> Result<Keyring> {
+    let age = AgeIdentities::from_env()
+        .map_err(|e| Failure::new(exit::COULD_NOT_RETRIEVE_KEY, e.to_string()))?;
+    Ok(Keyring { age, kms: None })
+}
+
+pub fn file_error(name: &Path, e: FileError) -> Failure {
+    match e {
+        FileError::Store(e) => exit::store_error(name, e),
+        FileError::NotEncrypted => Failure::new(exit::GENERIC, e.to_string()).in_file(name),
+        FileError::Metadata(MetadataError::Missing("mac")) => {
+            Failure::new(exit::MAC_NOT_FOUND, e.to_string()).in_file(name)
+        }
+        FileError::Metadata(e) => Failure::new(exit::GENERIC, e.to_string()).in_file(name),
+        FileError::KeyGroup(e) => exit::key_group_error(name, e),
+        FileError::Encryption(e) => exit::encryption_error(name, e),
+    }
+}
+
+/// Parses, unwraps the data key and decrypts; errors name the file.
+pub fn open(input: &Input, format: Format, ignore_mac: bool) -> Result<Opened> {
+    let store = store(format);
+    let keyring = keyring()?;
+    sops_file::open(store.as_ref(), &input.bytes, &keyring, ignore_mac)
+        .map_err(|e| file_error(&input.name, e))
+}

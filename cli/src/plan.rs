@@ -1,0 +1,181 @@
+//! Who a new file is encrypted for and how: from the command line, else from the creation rule
+//! of `.sops.yaml` that matches the file (first match wins, as in sops).
+
+use std::path::{Path, PathBuf};
+
+use enseal_shared::config::{self, Config, ConfigError};
+use enseal_shared::crypt_rule::CryptRule;
+use enseal_shared::key_groups::GroupRecipients;
+use enseal_shared::keys::age::AgeRecipient;
+use enseal_shared::metadata::KmsStanza;
+use enseal_shared::stores::{Format, WriteOptions};
+
+use crate::args::GlobalOptions;
+use crate::exit::{self, Failure, Result};
+
+pub struct Plan {
+    pub groups: Vec<GroupRecipients>,
+    pub threshold: Option<usize>,
+    pub crypt_rule: CryptRule,
+    pub mac_only_encrypted: bool,
+    pub write: WriteOptions,
+}
+
+pub fn parse_recipients(list: &str) -> Result<Vec<AgeRecipient>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|r| {
+            r.parse::<AgeRecipient>()
+                .map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+        })
+        .collect()
+}
+
+fn cli_crypt_rule(global: &GlobalOptions) -> Result<Option<CryptRule>> {
+    CryptRule::from_fields([
+        ("unencrypted_suffix", global.unencrypted_suffix.as_deref()),
+        ("encrypted_suffix", global.encrypted_suffix.as_deref()),
+        ("unencrypted_regex", global.unencrypted_regex.as_deref()),
+        ("encrypted_regex", global.encrypted_regex.as_deref()),
+        (
+            "unencrypted_comment_regex",
+            global.unencrypted_comment_regex.as_deref(),
+        ),
+        (
+            "encrypted_comment_regex",
+            global.encrypted_comment_regex.as_deref(),
+        ),
+    ])
+    .map_err(|e| Failure::new(exit::CONFLICTING_PARAMETERS, e.to_string()))
+}
+
+/// The config file in force: `--config`/`SOPS_CONFIG`, else the nearest `.sops.yaml` above the
+/// working directory.
+pub fn config_path(global: &GlobalOptions) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    config::find_config(&cwd, global.config.clone())
+}
+
+pub fn load_config(path: &Path) -> Result<Config> {
+    config::load(path).map_err(|e| Failure::new(exit::CONFIG_ERROR, e.to_string()))
+}
+
+/// The plan for encrypting `name` (a new file, or `updatekeys`).
+pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<Plan> {
+    let cli_age = match &global.age {
+        Some(list) => parse_recipients(list)?,
+        None => Vec::new(),
+    };
+    let cli_rule = cli_crypt_rule(global)?;
+    let config = match config_path(global) {
+        Some(p) => {
+            let cfg = load_config(&p)?;
+            for (key, at) in &cfg.unknown_keys {
+                eprintln!(
+                    "enseal: warning: {}: {at}: unknown key {key:?} ignored",
+                    p.display()
+                );
+            }
+            Some(cfg)
+        }
+        None => {
+            if let Ok(cwd) = std::env::current_dir() {
+                if let Some(w) = config::lookup_config(&cwd).warning() {
+                    eprintln!("enseal: warning: {w}");
+                }
+            }
+            None
+        }
+    };
+    let mut write = WriteOptions::default();
+    if let Some(cfg) = &config {
+        let indent = match format {
+            Format::Yaml => cfg.stores.yaml_indent,
+            Format::Json => cfg.stores.json_indent,
+            Format::Binary => cfg.stores.json_binary_indent,
+            _ => None,
+        };
+        write.indent = indent.and_then(|i| usize::try_from(i).ok());
+    }
+    if !cli_age.is_empty() {
+        return Ok(Plan {
+            groups: vec![GroupRecipients {
+                age: cli_age,
+                kms: Vec::new(),
+            }],
+            threshold: global.shamir_secret_sharing_threshold,
+            crypt_rule: cli_rule.unwrap_or_default(),
+            mac_only_encrypted: global.mac_only_encrypted,
+            write,
+        });
+    }
+    let no_config = || {
+        Failure::new(
+            exit::CONFIG_NOT_FOUND,
+            "config file not found, or has no creation rules, and no keys provided through \
+             command line options (--age or SOPS_AGE_RECIPIENTS)",
+        )
+    };
+    let Some(config) = config else {
+        return Err(no_config());
+    };
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let rule = match config.rule_for(&config::absolute_path(&cwd, name)) {
+        Ok(rule) => rule,
+        // sops treats a config without `creation_rules` as no config at all.
+        Err(ConfigError::NoCreationRules { .. }) => return Err(no_config()),
+        Err(e) => return Err(Failure::new(exit::CONFIG_ERROR, e.to_string())),
+    };
+    let mut groups = Vec::new();
+    for spec in &rule.key_groups {
+        // Refused rather than dropped: encrypting without a key the rule names would lock its
+        // holder out without a word.
+        if !spec.pgp.is_empty() || !spec.unsupported.is_empty() {
+            let mut names: Vec<String> = spec.unsupported.clone();
+            if !spec.pgp.is_empty() {
+                names.push("pgp".into());
+            }
+            return Err(Failure::new(
+                exit::CONFIG_ERROR,
+                format!(
+                    "{}: the creation rule names {} keys, which enseal does not support",
+                    config.path.display(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        let mut group = GroupRecipients::default();
+        for r in &spec.age {
+            group.age.extend(parse_recipients(r)?);
+        }
+        for k in &spec.kms {
+            group.kms.push(KmsStanza {
+                arn: k.arn.clone(),
+                role: k.role.clone(),
+                context: k.context.clone().into_iter().collect(),
+                aws_profile: k.aws_profile.clone().unwrap_or_default(),
+                ..Default::default()
+            });
+        }
+        groups.push(group);
+    }
+    let crypt_rule = match cli_rule {
+        Some(r) => r,
+        None => match &rule.crypt_rule {
+            Some(spec) => CryptRule::from_field(spec.field(), spec.value())
+                .map_err(|e| Failure::new(exit::CONFIG_ERROR, e.to_string()))?
+                .unwrap_or_default(),
+            None => CryptRule::default(),
+        },
+    };
+    Ok(Plan {
+        groups,
+        threshold: global
+            .shamir_secret_sharing_threshold
+            .or(rule.shamir_threshold),
+        crypt_rule,
+        mac_only_encrypted: global.mac_only_encrypted || rule.mac_only_encrypted,
+        write,
+    })
+}

@@ -1,0 +1,86 @@
+//! Whole-file operations shared by the CLI and the controller: open an encrypted file (parse,
+//! unwrap the data key, decrypt, check the MAC) and seal a tree into an encrypted file.
+
+use crate::data_key::DataKey;
+use crate::encryption::{self, CiphertextMemory, EncryptionError};
+use crate::key_groups::{self, KeyGroupError, Keyring};
+use crate::metadata::{Metadata, MetadataError};
+use crate::stores::{Parsed, Store, StoreError, WriteOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("sops metadata not found: the file is not encrypted")]
+    NotEncrypted,
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    KeyGroup(#[from] KeyGroupError),
+    #[error(transparent)]
+    Encryption(#[from] EncryptionError),
+}
+
+/// An encrypted file, opened: `parsed.tree` holds the plaintext, `parsed.source` still describes
+/// the encrypted bytes (so writing it back keeps their layout).
+pub struct Opened {
+    pub parsed: Parsed,
+    pub metadata: Metadata,
+    pub key: DataKey,
+    pub memory: CiphertextMemory,
+}
+
+/// Parses `bytes` and returns its metadata; `NotEncrypted` when it has none.
+pub fn read_metadata(parsed: &Parsed) -> Result<Metadata, FileError> {
+    let node = parsed.metadata.as_ref().ok_or(FileError::NotEncrypted)?;
+    Ok(Metadata::from_node(node)?)
+}
+
+pub fn open(
+    store: &dyn Store,
+    bytes: &[u8],
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<Opened, FileError> {
+    let parsed = store.parse(bytes)?;
+    open_parsed(parsed, keyring, ignore_mac)
+}
+
+pub fn open_parsed(
+    mut parsed: Parsed,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<Opened, FileError> {
+    let metadata = read_metadata(&parsed)?;
+    let key = key_groups::unwrap(&metadata, keyring)?;
+    let memory = encryption::decrypt_tree(&mut parsed.tree, &key, &metadata, ignore_mac)?;
+    Ok(Opened {
+        parsed,
+        metadata,
+        key,
+        memory,
+    })
+}
+
+/// Encrypts `plain.tree` under `key` and writes the encrypted file. `layout` is the parse whose
+/// layout the output keeps (usually `plain` itself, or the encrypted original); `None` writes the
+/// store's canonical layout (a format conversion).
+pub fn seal(
+    store: &dyn Store,
+    mut plain: Parsed,
+    key: &DataKey,
+    metadata: &mut Metadata,
+    memory: Option<&CiphertextMemory>,
+    keep_layout: bool,
+    options: &WriteOptions,
+) -> Result<Vec<u8>, FileError> {
+    metadata.touch();
+    // The tree is taken out of `plain` before it is encrypted, so that a store can only learn the
+    // original layout from `plain.source`, never mistake the encrypted tree for the original
+    // one, and so never skip writing a value because it "did not change".
+    let mut tree = std::mem::take(&mut plain.tree);
+    encryption::encrypt_tree(&mut tree, key, metadata, memory)?;
+    let node = metadata.to_node();
+    let layout = if keep_layout { Some(&plain) } else { None };
+    Ok(store.write(&tree, Some(&node), layout, options)?)
+}
