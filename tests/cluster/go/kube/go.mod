@@ -5,7 +5,7 @@
 // `replace`, which is ignored outside that repository. The replaces below map
 // each staging module to the release tag that was cut from the same commit
 // (v1.X.Y <-> v0.X.Y). The list is derived from k8s.io/kubernetes' own go.mod
-// by tests/cluster/build.sh --update (see update_kube_gomod there).
+// by update.sh next to this file, which also re-pins the version.
 module enseal.test/cluster/kube
 
 go 1.26.0
