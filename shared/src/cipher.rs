@@ -110,6 +110,46 @@ fn encrypt_with_iv(
     )
 }
 
+/// Encrypts `plaintext` to one base64 token (IV || ciphertext || tag) with no `]` or `,` in it,
+/// for data that rides after an `ENC[...]` value (sops ignores what follows the `]`).
+pub fn seal_token(plaintext: &[u8], key: &DataKey, aad: &[u8]) -> String {
+    let mut iv = [0u8; IV_LEN];
+    rand::thread_rng().fill_bytes(&mut iv);
+    let cipher = Aes256Gcm32::new(key.as_bytes().into());
+    let sealed = cipher
+        .encrypt(
+            (&iv).into(),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    let mut out = iv.to_vec();
+    out.extend_from_slice(&sealed);
+    B64.encode(out)
+}
+
+/// Opens a [`seal_token`] token.
+pub fn open_token(
+    token: &str,
+    key: &DataKey,
+    aad: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CipherError> {
+    let raw = B64
+        .decode(token.trim())
+        .map_err(|_| CipherError::Malformed("token is not base64"))?;
+    if raw.len() < IV_LEN + TAG_LEN {
+        return Err(CipherError::Malformed("token is too short"));
+    }
+    let (iv, sealed) = raw.split_at(IV_LEN);
+    let cipher = Aes256Gcm32::new(key.as_bytes().into());
+    cipher
+        .decrypt(iv.into(), Payload { msg: sealed, aad })
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| CipherError::Authentication)
+}
+
 /// Decrypts an `ENC[...]` value; returns the plaintext and its `type:` name.
 pub fn decrypt<'a>(
     s: &'a str,

@@ -48,14 +48,39 @@ pub struct CiphertextMemory {
 }
 
 impl CiphertextMemory {
-    fn key(aad: &str, type_name: &str, plaintext: &[u8]) -> [u8; 32] {
+    fn key(aad: &str, type_name: &str, plaintext: &[u8], layout: Option<&str>) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update((aad.len() as u64).to_be_bytes());
-        h.update(aad.as_bytes());
-        h.update((type_name.len() as u64).to_be_bytes());
-        h.update(type_name.as_bytes());
-        h.update(plaintext);
+        for part in [aad.as_bytes(), type_name.as_bytes(), plaintext] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        if let Some(l) = layout {
+            h.update(l.as_bytes());
+        }
         h.finalize().into()
+    }
+}
+
+/// Marks the sealed layout of a value, right after its `ENC[...]` (see [`Scalar::layout`]).
+/// sops' pattern for encrypted values is not anchored at the end, so sops reads such a value and
+/// ignores the token; enseal uses it to give back the exact source text.
+const LAYOUT_MARK: &str = "~";
+
+/// The layout is bound to the value's path and plaintext, so it cannot be moved to another
+/// value (a list's items share a path) to make it display something else.
+fn layout_aad(aad: &str, plaintext: &[u8]) -> Vec<u8> {
+    let mut out = aad.as_bytes().to_vec();
+    out.extend_from_slice(b"\0layout\0");
+    out.extend_from_slice(&Sha256::digest(plaintext));
+    out
+}
+
+/// `ENC[...]` and the layout token after it, if any.
+fn split_layout(enc: &str) -> (&str, Option<&str>) {
+    let enc = enc.trim_end();
+    match enc.find(&format!("]{LAYOUT_MARK}")) {
+        Some(i) => (&enc[..=i], Some(&enc[i + 1 + LAYOUT_MARK.len()..])),
+        None => (enc, None),
     }
 }
 
@@ -74,8 +99,12 @@ pub fn encrypt_tree(
     }
     let rule = metadata.crypt_rule.clone();
     let mac_only = metadata.mac_only_encrypted;
-    let reuse = |aad: &str, ty: &str, plain: &[u8]| {
-        memory.and_then(|m| m.seen.get(&CiphertextMemory::key(aad, ty, plain)).cloned())
+    let reuse = |aad: &str, ty: &str, plain: &[u8], layout: Option<&str>| {
+        memory.and_then(|m| {
+            m.seen
+                .get(&CiphertextMemory::key(aad, ty, plain, layout))
+                .cloned()
+        })
     };
     walk_leaves(tree, &mut |leaf, place: &Place<'_>| {
         let is_comment = matches!(leaf, Leaf::Comment(_));
@@ -110,8 +139,19 @@ pub fn encrypt_tree(
                         k => k.sops_name(),
                     };
                     let aad = place.aad();
-                    let enc = reuse(&aad, ty, &plain)
-                        .unwrap_or_else(|| cipher::encrypt(&plain, ty, key, aad.as_bytes()));
+                    let layout = scalar.layout.as_deref();
+                    let enc = reuse(&aad, ty, &plain, layout).unwrap_or_else(|| {
+                        let mut enc = cipher::encrypt(&plain, ty, key, aad.as_bytes());
+                        if let Some(l) = layout {
+                            enc.push_str(LAYOUT_MARK);
+                            enc.push_str(&cipher::seal_token(
+                                l.as_bytes(),
+                                key,
+                                &layout_aad(&aad, &plain),
+                            ));
+                        }
+                        enc
+                    });
                     drop(plain);
                     *scalar = Scalar::str(enc);
                 }
@@ -119,9 +159,10 @@ pub fn encrypt_tree(
             Leaf::Comment(text) => {
                 if encrypted && !text.is_empty() {
                     let aad = place.aad();
-                    let enc = reuse(&aad, COMMENT_TYPE, text.as_bytes()).unwrap_or_else(|| {
-                        cipher::encrypt(text.as_bytes(), COMMENT_TYPE, key, aad.as_bytes())
-                    });
+                    let enc =
+                        reuse(&aad, COMMENT_TYPE, text.as_bytes(), None).unwrap_or_else(|| {
+                            cipher::encrypt(text.as_bytes(), COMMENT_TYPE, key, aad.as_bytes())
+                        });
                     if let crate::crypt_rule::CryptRule::UnencryptedCommentRegex(r) = &rule {
                         if r.is_match(&enc) {
                             return Err(EncryptionError::CommentMatchesUnencryptedRegex {
@@ -171,12 +212,11 @@ pub fn decrypt_tree(
                         _ => return Err(EncryptionError::NotEncrypted { path: path() }),
                     };
                     let aad = place.aad();
-                    let (plain, type_name) =
-                        cipher::decrypt(&enc, key, aad.as_bytes()).map_err(|source| {
-                            EncryptionError::Value {
-                                path: path(),
-                                source,
-                            }
+                    let (value_enc, layout_token) = split_layout(&enc);
+                    let (plain, type_name) = cipher::decrypt(value_enc, key, aad.as_bytes())
+                        .map_err(|source| EncryptionError::Value {
+                            path: path(),
+                            source,
                         })?;
                     let kind = Kind::from_sops_name(type_name).ok_or_else(|| {
                         EncryptionError::UnknownType {
@@ -184,8 +224,24 @@ pub fn decrypt_tree(
                             type_name: type_name.to_string(),
                         }
                     })?;
+                    let layout = match layout_token {
+                        Some(token) => {
+                            let text = cipher::open_token(token, key, &layout_aad(&aad, &plain))
+                                .map_err(|source| EncryptionError::Value {
+                                    path: path(),
+                                    source,
+                                })?;
+                            Some(String::from_utf8(text.to_vec()).map_err(|_| {
+                                EncryptionError::Value {
+                                    path: path(),
+                                    source: CipherError::Malformed("layout is not UTF-8"),
+                                }
+                            })?)
+                        }
+                        None => None,
+                    };
                     memory.seen.insert(
-                        CiphertextMemory::key(&aad, type_name, &plain),
+                        CiphertextMemory::key(&aad, type_name, &plain, layout.as_deref()),
                         enc.trim_end().to_string(),
                     );
                     *scalar =
@@ -195,6 +251,7 @@ pub fn decrypt_tree(
                                 source,
                             }
                         })?;
+                    scalar.layout = layout;
                 }
                 if !mac_only || encrypted {
                     let bytes = scalar_text::mac_bytes(scalar).map_err(|source| {
@@ -216,7 +273,12 @@ pub fn decrypt_tree(
                     if let Ok((plain, COMMENT_TYPE)) = cipher::decrypt(text, key, aad.as_bytes()) {
                         if let Ok(plain_text) = String::from_utf8(plain.to_vec()) {
                             memory.seen.insert(
-                                CiphertextMemory::key(&aad, COMMENT_TYPE, plain_text.as_bytes()),
+                                CiphertextMemory::key(
+                                    &aad,
+                                    COMMENT_TYPE,
+                                    plain_text.as_bytes(),
+                                    None,
+                                ),
                                 text.clone(),
                             );
                             *text = plain_text;
@@ -362,6 +424,50 @@ mod tests {
         let db_after = tree.documents[0].get("db").unwrap();
         assert_eq!(db_before.get("password"), db_after.get("password"));
         assert_ne!(db_before.get("port"), db_after.get("port"));
+    }
+
+    #[test]
+    fn a_sealed_layout_comes_back_and_cannot_be_moved() {
+        let key = DataKey::generate();
+        let mut m = metadata();
+        let folded = |text: &str, layout: &str| {
+            let mut s = Scalar::str(text);
+            s.layout = Some(layout.into());
+            Node::Scalar(s)
+        };
+        let original = Tree {
+            documents: vec![Node::Map(vec![Item::Pair(
+                "l".into(),
+                Node::Seq(vec![
+                    folded("a b\n", ">\n  a\n  b\n"),
+                    folded("c d\n", ">\n  c\n  d\n"),
+                ]),
+            )])],
+        };
+        let mut tree = original.clone();
+        encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
+        let Node::Seq(items) = tree.documents[0].get("l").unwrap() else {
+            panic!("not a list")
+        };
+        let first = items[0].as_scalar().unwrap().text().unwrap().to_string();
+        assert!(first.contains("]~"), "{first}");
+        let mut back = tree.clone();
+        decrypt_tree(&mut back, &key, &m, false).unwrap();
+        assert_eq!(back, original);
+        // Swapping the layout tokens of two items of the same list is refused.
+        let second = items[1].as_scalar().unwrap().text().unwrap().to_string();
+        let (v1, t1) = first.split_once("]~").unwrap();
+        let (v2, t2) = second.split_once("]~").unwrap();
+        let mut swapped = tree.clone();
+        let Node::Seq(items) = swapped.documents[0].get_mut("l").unwrap() else {
+            panic!("not a list")
+        };
+        items[0] = Node::str(format!("{v1}]~{t2}"));
+        items[1] = Node::str(format!("{v2}]~{t1}"));
+        assert!(matches!(
+            decrypt_tree(&mut swapped, &key, &m, false),
+            Err(EncryptionError::Value { .. })
+        ));
     }
 
     #[test]

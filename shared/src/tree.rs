@@ -42,6 +42,11 @@ pub struct Scalar {
     /// (already validated by the store to be of that kind). Bytes rather than `String` because a
     /// binary file, or a value decrypted from one, need not be UTF-8.
     pub value: Vec<u8>,
+    /// The scalar's exact source text, set by a store when it could not write the value back
+    /// the way it was written (a folded block scalar loses its line breaks, an escape may be
+    /// spelled several ways). It is encrypted next to the value (see
+    /// [`crate::encryption`]) so that decrypting gives the original bytes back.
+    pub layout: Option<String>,
 }
 
 /// The `type:` of an encrypted value in sops' format.
@@ -91,11 +96,16 @@ impl Scalar {
         Scalar {
             kind,
             value: text.into().into_bytes(),
+            layout: None,
         }
     }
 
     pub fn from_bytes(kind: Kind, value: Vec<u8>) -> Scalar {
-        Scalar { kind, value }
+        Scalar {
+            kind,
+            value,
+            layout: None,
+        }
     }
 
     /// The value as text, or `None` when it is not UTF-8 (only possible for binary data).
