@@ -1,4 +1,5 @@
 //! Helpers shared by the cross-crate tests (locating peers, running the built binaries).
 
 pub mod cli;
+pub mod cluster;
 pub mod peers;
