@@ -24,10 +24,10 @@ mkdir -p "$CLUSTER_CACHE/bin"
 exec 9>"$CLUSTER_CACHE/build.lock"
 flock 9
 
-# build MODULE_DIR OUT_DIR PACKAGE...
+# build MODULE_DIR OUT_DIR EXTRA_LDFLAGS PACKAGE...
 build() {
-	local mod=$1 out=$2 start
-	shift 2
+	local mod=$1 out=$2 ldflags="-s -w $3" start
+	shift 3
 	local names=() p
 	for p in "$@"; do names+=("$(basename "$p")"); done
 	if [[ -f $out/.complete ]]; then
@@ -38,7 +38,7 @@ build() {
 	local tmp=$out.tmp.$$
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
-	(cd "$CLUSTER_GO_DIR/$mod" && "$GO" build -ldflags='-s -w' -o "$tmp/" "$@")
+	(cd "$CLUSTER_GO_DIR/$mod" && "$GO" build -ldflags="$ldflags" -o "$tmp/" "$@")
 	echo "built in $(($(date +%s) - start))s with $("$GO" env GOVERSION)" >"$tmp/.complete"
 	rm -rf "$out"
 	mv "$tmp" "$out"
@@ -46,10 +46,10 @@ build() {
 }
 
 # etcd first: smallest, and start.sh can be tried while the rest builds.
-build etcd "$ETCD_BIN_DIR" .
-build kube "$KUBE_BIN_DIR" \
+build etcd "$ETCD_BIN_DIR" "" .
+build kube "$KUBE_BIN_DIR" "$KUBE_LDFLAGS" \
 	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-build sealed-secrets "$SEALED_SECRETS_BIN_DIR" \
+build sealed-secrets "$SEALED_SECRETS_BIN_DIR" "" \
 	github.com/bitnami/sealed-secrets/cmd/kubeseal github.com/bitnami/sealed-secrets/cmd/controller
 
 if [[ ${1:-} == --print-dirs ]]; then

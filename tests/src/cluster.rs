@@ -82,19 +82,7 @@ fn start_or_reuse() -> Result<ControlPlane, String> {
         });
     }
 
-    // Fast when the binaries are cached; on a cold cache this is the full Go
-    // build, so its progress goes straight to the terminal.
-    let build = Command::new("bash")
-        .arg(cluster_dir().join("build.sh"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .status()
-        .map_err(|e| format!("cannot run tests/cluster/build.sh: {e}"))?;
-    if !build.success() {
-        return Err(format!("tests/cluster/build.sh failed ({build})"));
-    }
-
+    bin_dirs()?;
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(cluster_dir().join("start.sh"))
@@ -128,6 +116,51 @@ fn start_or_reuse() -> Result<ControlPlane, String> {
         cp.state_dir.as_deref().unwrap_or(Path::new("?")).display()
     );
     Ok(cp)
+}
+
+/// Where `build.sh` put the binaries of the pinned versions.
+struct BinDirs {
+    sealed_secrets: PathBuf,
+}
+
+static BIN_DIRS: OnceLock<Result<BinDirs, String>> = OnceLock::new();
+
+fn bin_dirs() -> Result<&'static BinDirs, String> {
+    BIN_DIRS
+        .get_or_init(|| {
+            // Fast when the binaries are cached; on a cold cache this is the
+            // full Go build, so its progress goes straight to the terminal.
+            let out = Command::new("bash")
+                .arg(cluster_dir().join("build.sh"))
+                .arg("--print-dirs")
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run tests/cluster/build.sh: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("tests/cluster/build.sh failed ({})", out.status));
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let dir = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("SEALED_SECRETS_BIN_DIR="))
+                .ok_or_else(|| format!("build.sh --print-dirs printed:\n{stdout}"))?;
+            Ok(BinDirs {
+                sealed_secrets: PathBuf::from(dir),
+            })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A Sealed Secrets binary built from source by `build.sh`: `"kubeseal"` or
+/// `"controller"` (the sealed-secrets-controller), for interop tests.
+/// Panics when it cannot be built.
+pub fn sealed_secrets_bin(name: &str) -> PathBuf {
+    match bin_dirs() {
+        Ok(dirs) => dirs.sealed_secrets.join(name),
+        Err(e) => panic!("the Sealed Secrets binaries are not available:\n{e}"),
+    }
 }
 
 /// Client configuration for the admin user of the shared control plane.

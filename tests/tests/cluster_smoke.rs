@@ -300,3 +300,33 @@ async fn service_account_with_a_narrow_role_is_refused_what_the_role_does_not_gr
         }
     }
 }
+
+/// Catches a build that lost its version stamp (`/version` would say
+/// v0.0.0-master) or drifted from the k8s-openapi feature (v1_37).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apiserver_reports_the_release_k8s_openapi_is_built_for() {
+    let info = cluster::client().await.apiserver_version().await.unwrap();
+    assert_eq!(
+        (info.major.as_str(), info.minor.as_str()),
+        ("1", "37"),
+        "{info:?}"
+    );
+    assert!(info.git_version.starts_with("v1.37."), "{info:?}");
+}
+
+#[test]
+fn sealed_secrets_binaries_are_built_and_run() {
+    for name in ["kubeseal", "controller"] {
+        let bin = cluster::sealed_secrets_bin(name);
+        let out = std::process::Command::new(&bin)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name} --version: {out:?}");
+        assert!(
+            stdout.starts_with(&format!("{name} version: v")),
+            "{stdout}"
+        );
+    }
+}
