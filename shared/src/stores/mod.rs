@@ -13,7 +13,9 @@ use crate::tree::{Node, Tree};
 pub mod binary;
 pub mod dotenv;
 pub mod flat;
+pub mod ini;
 pub mod json;
+pub mod yaml;
 
 /// The file formats enseal reads and writes, named as sops names them on its command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,6 +64,17 @@ impl Format {
             Format::Ini => "ini",
             Format::Binary => "binary",
         }
+    }
+}
+
+/// The store for a format.
+pub fn store_for(format: Format) -> Box<dyn Store> {
+    match format {
+        Format::Yaml => Box::new(yaml::YamlStore),
+        Format::Json => Box::new(json::JsonStore),
+        Format::Dotenv => Box::new(dotenv::DotenvStore),
+        Format::Ini => Box::new(dotenv::DotenvStore), // TEMP
+        Format::Binary => Box::new(binary::BinaryStore),
     }
 }
 
