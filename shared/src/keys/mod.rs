@@ -4,6 +4,7 @@
 //! Errors never carry key material, only where it came from.
 
 pub mod age;
+pub mod kms;
 
 /// Why a key source could not wrap or unwrap a data key.
 #[derive(Debug, thiserror::Error)]
