@@ -4,6 +4,7 @@
 # else a timed loop) and peak RSS (/usr/bin/time -v). Run by hand, not in CI:
 #
 #   bash bench/compare.sh [RUNS]      # RUNS: timed runs per measurement (default 10)
+#   ENSEAL_BIN=path/to/enseal bash bench/compare.sh   # measure a given binary, no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,10 +22,14 @@ if [[ ! -x /usr/bin/time ]]; then
 	apt_get time || { echo "/usr/bin/time is needed for peak RSS (apt-get install time)" >&2; exit 1; }
 fi
 
-echo "==> building enseal (release)" >&2
-cargo build --release --quiet -p enseal-cli --bin enseal
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-enseal=$target_dir/release/enseal
+if [[ -n ${ENSEAL_BIN:-} ]]; then
+	enseal=$ENSEAL_BIN # a binary built elsewhere: measure it as is
+else
+	echo "==> building enseal (release)" >&2
+	cargo build --release --quiet -p enseal-cli --bin enseal
+	target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+	enseal=$target_dir/release/enseal
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
