@@ -12,6 +12,7 @@ pub mod key_groups;
 pub mod keys;
 pub mod metadata;
 pub mod scalar_text;
+pub mod sealing;
 pub mod shamir;
 pub mod sops_file;
 pub mod stores;
