@@ -154,4 +154,19 @@ mod tests {
         let err = BinaryStore.write(&tree, None, None, &WriteOptions::default());
         assert!(matches!(err, Err(StoreError::Unrepresentable { .. })));
     }
+
+    /// A binary file sops 3.11 encrypted reads as its JSON form and is written back exactly.
+    #[test]
+    fn sops_made_file_parses_and_is_reproduced_exactly() {
+        let bytes = include_bytes!("../../tests/fixtures/stores/sops.bin");
+        let p = BinaryStore.parse(bytes).unwrap();
+        let md = p.metadata.as_ref().unwrap();
+        assert_eq!(md.get("version"), Some(&Node::str("3.11.0")));
+        let data = p.tree.documents[0].get("data").and_then(Node::as_scalar);
+        assert!(data.unwrap().text().unwrap().starts_with("ENC[AES256_GCM,"));
+        let out = BinaryStore
+            .write(&p.tree, Some(md), None, &WriteOptions::default())
+            .unwrap();
+        assert_eq!(out, bytes);
+    }
 }

@@ -417,4 +417,55 @@ mod tests {
         };
         assert_eq!(write(&tree, None, None), "N=42\nB=true\n");
     }
+
+    /// Files sops 3.11 encrypted: the metadata unflattens (Shamir key groups included) and a
+    /// canonical write of the parsed tree gives back sops' bytes exactly.
+    #[test]
+    fn sops_made_files_parse_and_are_reproduced_exactly() {
+        for (bytes, groups) in [
+            (
+                &include_bytes!("../../tests/fixtures/stores/sops.env")[..],
+                0,
+            ),
+            (
+                &include_bytes!("../../tests/fixtures/stores/shamir.env")[..],
+                2,
+            ),
+        ] {
+            let p = DotenvStore.parse(bytes).unwrap();
+            let md = p.metadata.as_ref().unwrap();
+            assert_eq!(md.get("version"), Some(&Node::str("3.11.0")));
+            match groups {
+                0 => {
+                    let Some(Node::Seq(age)) = md.get("age") else {
+                        panic!("no age")
+                    };
+                    let enc = age[0].get("enc").and_then(Node::as_scalar).unwrap();
+                    assert!(enc
+                        .text()
+                        .unwrap()
+                        .starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
+                }
+                n => {
+                    let Some(Node::Seq(kg)) = md.get("key_groups") else {
+                        panic!("no key_groups")
+                    };
+                    assert_eq!(kg.len(), n);
+                    assert_eq!(
+                        md.get("shamir_threshold"),
+                        Some(&Node::Scalar(Scalar::new(Kind::Int, "2")))
+                    );
+                }
+            }
+            assert!(matches!(items(&p)[0], Item::Comment(_)));
+            let out = DotenvStore
+                .write(&p.tree, Some(md), None, &WriteOptions::default())
+                .unwrap();
+            assert_eq!(out, bytes);
+            let lossless = DotenvStore
+                .write(&p.tree, Some(md), Some(&p), &WriteOptions::default())
+                .unwrap();
+            assert_eq!(lossless, bytes);
+        }
+    }
 }

@@ -1035,4 +1035,65 @@ mod tests {
             .write(&top_scalar, None, None, &WriteOptions::default())
             .is_err());
     }
+
+    /// Files sops 3.11 encrypted: the `[sops]` section unflattens (Shamir groups included),
+    /// the data has the shape sops gave it, and a canonical write reproduces sops' data part
+    /// (its metadata key order is random, so only the data part is compared).
+    #[test]
+    fn sops_made_files_parse_and_their_data_part_is_reproduced() {
+        for (bytes, shamir) in [
+            (
+                &include_bytes!("../../tests/fixtures/stores/sops.ini")[..],
+                false,
+            ),
+            (
+                &include_bytes!("../../tests/fixtures/stores/shamir.ini")[..],
+                true,
+            ),
+        ] {
+            let p = IniStore.parse(bytes).unwrap();
+            let md = p.metadata.as_ref().unwrap();
+            assert_eq!(md.get("version"), Some(&Node::str("3.11.0")));
+            if shamir {
+                let Some(Node::Seq(kg)) = md.get("key_groups") else {
+                    panic!("no key_groups")
+                };
+                assert_eq!(kg.len(), 2);
+            } else {
+                let Some(Node::Seq(age)) = md.get("age") else {
+                    panic!("no age")
+                };
+                let enc = age[0].get("enc").and_then(Node::as_scalar).unwrap();
+                assert!(enc
+                    .text()
+                    .unwrap()
+                    .contains("\n-----END AGE ENCRYPTED FILE-----\n"));
+            }
+            let Node::Map(sections) = &p.tree.documents[0] else {
+                panic!()
+            };
+            let names: Vec<&str> = sections
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Pair(k, _) => Some(k.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(names, ["DEFAULT", "sec1", "sec2"]);
+            let text = String::from_utf8_lossy(bytes);
+            let data_part = &text[..text.find("[sops]").unwrap()];
+            let out = write(&p.tree, Some(md), None);
+            assert_eq!(&out[..out.find("[sops]").unwrap()], data_part);
+            // Lossless: everything, including sops' metadata order, comes back.
+            assert_eq!(write(&p.tree, None, Some(&p)) + "\n", data_part);
+            let again = IniStore
+                .parse(write(&p.tree, Some(md), Some(&p)).as_bytes())
+                .unwrap();
+            // Same fields; the order of sops' [sops] section is random, ours sorted.
+            assert_eq!(
+                flat::flatten(again.metadata.as_ref().unwrap()),
+                flat::flatten(md)
+            );
+        }
+    }
 }
