@@ -164,6 +164,47 @@ impl Node {
         }
     }
 
+    /// After an edit of a decrypted file: every scalar whose text did not change takes back the
+    /// kind and layout it had before. Without this, a float that sops wrote as `1` would come
+    /// back from the editor as an int and be re-encrypted for no visible change.
+    pub fn keep_unchanged_kinds(&mut self, before: &Node) {
+        match (self, before) {
+            (Node::Scalar(now), Node::Scalar(was)) => {
+                if now.value == was.value {
+                    now.kind = was.kind;
+                    if now.layout.is_none() {
+                        now.layout = was.layout.clone();
+                    }
+                }
+            }
+            (Node::Map(now), Node::Map(was)) => {
+                for item in now.iter_mut() {
+                    if let Item::Pair(k, v) = item {
+                        let old = was.iter().find_map(|i| match i {
+                            Item::Pair(ok, ov) if ok == k => Some(ov),
+                            _ => None,
+                        });
+                        if let Some(old) = old {
+                            v.keep_unchanged_kinds(old);
+                        }
+                    }
+                }
+            }
+            (Node::Seq(now), Node::Seq(was)) => {
+                let values = |items: &[Node]| -> Vec<usize> {
+                    (0..items.len())
+                        .filter(|i| !matches!(items[*i], Node::Comment(_)))
+                        .collect()
+                };
+                let (now_at, was_at) = (values(now), values(was));
+                for (n, w) in now_at.into_iter().zip(was_at) {
+                    now[n].keep_unchanged_kinds(&was[w]);
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn as_scalar(&self) -> Option<&Scalar> {
         match self {
             Node::Scalar(s) => Some(s),

@@ -73,7 +73,7 @@ pub fn store_for(format: Format) -> Box<dyn Store> {
         Format::Yaml => Box::new(yaml::YamlStore),
         Format::Json => Box::new(json::JsonStore),
         Format::Dotenv => Box::new(dotenv::DotenvStore),
-        Format::Ini => Box::new(dotenv::DotenvStore), // TEMP
+        Format::Ini => Box::new(ini::IniStore),
         Format::Binary => Box::new(binary::BinaryStore),
     }
 }
