@@ -111,6 +111,12 @@ pub enum Command {
     ExecFile(ExecFileArgs),
     /// Generate an age identity; prints the recipient on standard error.
     Keygen(KeygenArgs),
+    /// Seal Kubernetes Secrets into SealedSecrets for a cluster's certificate (as kubeseal).
+    Seal(crate::seal_args::SealArgs),
+    /// Open SealedSecrets with the controller's private keys (disaster recovery).
+    Unseal(crate::seal_args::UnsealArgs),
+    /// Print the cluster's sealing certificate, or generate a new sealing key pair.
+    Cert(crate::seal_args::CertArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
     /// Print the man page (roff).

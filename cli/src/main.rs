@@ -7,6 +7,7 @@ mod context;
 mod exit;
 mod file_io;
 mod plan;
+mod seal_args;
 mod tree_path;
 
 use clap::Parser;

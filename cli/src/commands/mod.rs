@@ -7,6 +7,7 @@ mod exec;
 mod keygen;
 mod keys;
 mod modify;
+mod seal;
 
 use clap::CommandFactory;
 
@@ -32,6 +33,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::ExecEnv(a) => exec::exec_env(g, &a),
         Command::ExecFile(a) => exec::exec_file(g, &a),
         Command::Keygen(a) => keygen::run(&a).map(|_| 0),
+        Command::Seal(a) => seal::seal(&a).map(|_| 0),
+        Command::Unseal(a) => seal::unseal(&a).map(|_| 0),
+        Command::Cert(a) => seal::cert(&a).map(|_| 0),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "enseal", &mut std::io::stdout());
