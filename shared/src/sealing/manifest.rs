@@ -153,6 +153,17 @@ pub fn decode<T: DeserializeOwned>(
     })
 }
 
+/// [`decode`] for every document, in order.
+pub fn decode_all<T: DeserializeOwned>(
+    docs: Vec<Value>,
+    expected_kind: &str,
+) -> Result<Vec<T>, ManifestError> {
+    docs.into_iter()
+        .enumerate()
+        .map(|(index, doc)| decode(index, doc, expected_kind))
+        .collect()
+}
+
 /// Writes objects as kubeseal does: pretty JSON (several objects one after the other), or YAML
 /// documents each opened by `---`. Zeroized on drop, since the objects may be plain Secrets.
 pub fn write_documents<T: Serialize>(
