@@ -14,6 +14,7 @@
 //! timeouts, a few retries) so an unreachable KMS is an error within seconds, not a hang.
 
 use std::collections::{BTreeMap, HashMap};
+use std::error::Error as _;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Mutex, OnceLock};
@@ -24,7 +25,7 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::config::{ProvideCredentials, SharedCredentialsProvider, SharedHttpClient};
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use base64::Engine as _;
@@ -284,7 +285,7 @@ impl AwsKms {
         self.run(provider.provide_credentials())
             .map_err(|e| KmsFailure::AssumeRole {
                 role: role.clone(),
-                reason: DisplayErrorContext(&e).to_string(),
+                reason: error_chain(&e),
             })?;
         let kms_config = aws_sdk_kms::config::Builder::from(&config)
             .credentials_provider(SharedCredentialsProvider::new(provider))
@@ -337,10 +338,28 @@ where
         SdkError::DispatchFailure(d) if d.is_timeout() => KmsFailure::TimedOut { endpoint },
         SdkError::DispatchFailure(d) if d.is_io() || d.is_other() => KmsFailure::Unreachable {
             endpoint,
-            reason: DisplayErrorContext(&err).to_string(),
+            reason: err
+                .source()
+                .map(error_chain)
+                .unwrap_or_else(|| err.to_string()),
         },
-        _ => KmsFailure::Other(DisplayErrorContext(&err).to_string()),
+        _ => KmsFailure::Other(error_chain(&err)),
     }
+}
+
+/// Every message of an error's source chain, joined with ": " (the SDK's own `Debug` dumps are
+/// unreadable in a terminal).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 fn context_map(context: &[(String, String)]) -> Option<HashMap<String, String>> {
