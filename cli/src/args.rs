@@ -34,6 +34,21 @@ pub struct GlobalOptions {
         value_name = "RECIPIENTS"
     )]
     pub age: Option<String>,
+    /// Comma-separated AWS KMS key ARNs to encrypt for; `ARN+ROLE_ARN` assumes that role.
+    #[arg(
+        short = 'k',
+        long,
+        global = true,
+        env = "SOPS_KMS_ARN",
+        value_name = "ARNS"
+    )]
+    pub kms: Option<String>,
+    /// AWS profile for the KMS keys given with --kms.
+    #[arg(long, global = true, value_name = "PROFILE")]
+    pub aws_profile: Option<String>,
+    /// KMS encryption context for the keys given with --kms: `key:value,key2:value2`.
+    #[arg(long, global = true, value_name = "CONTEXT")]
+    pub encryption_context: Option<String>,
     /// Input format: yaml, json, dotenv, ini or binary (default: from the file extension).
     #[arg(long, global = true, value_name = "TYPE")]
     pub input_type: Option<String>,

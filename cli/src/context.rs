@@ -2,8 +2,10 @@
 
 use std::path::Path;
 
-use enseal_shared::key_groups::Keyring;
+use enseal_shared::key_groups::{Keyring, KmsService};
 use enseal_shared::keys::age::AgeIdentities;
+use enseal_shared::keys::kms::AwsKms;
+use enseal_shared::metadata::Metadata;
 use enseal_shared::metadata::MetadataError;
 use enseal_shared::sops_file::{self, FileError, Opened};
 use enseal_shared::stores::{self, Format, Store};
@@ -43,11 +45,23 @@ pub fn store(format: Format) -> Box<dyn Store> {
     stores::store_for(format)
 }
 
-/// The identities of the user running enseal (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ...).
-pub fn keyring() -> Result<Keyring> {
+/// AWS KMS access from the standard AWS environment (nothing is contacted until a key is used).
+pub fn kms_service() -> Result<AwsKms> {
+    AwsKms::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+}
+
+/// The keys of the user running enseal: age identities (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ...),
+/// and AWS KMS access when the file has KMS keys (so that age-only files never pay for it).
+pub fn keyring_for(metadata: &Metadata) -> Result<Keyring> {
     let age = AgeIdentities::from_env()
         .map_err(|e| Failure::new(exit::COULD_NOT_RETRIEVE_KEY, e.to_string()))?;
-    Ok(Keyring { age, kms: None })
+    let kms: Option<Box<dyn KmsService>> = if metadata.key_groups.iter().any(|g| !g.kms.is_empty())
+    {
+        Some(Box::new(kms_service()?))
+    } else {
+        None
+    };
+    Ok(Keyring { age, kms })
 }
 
 pub fn file_error(name: &Path, e: FileError) -> Failure {
@@ -66,7 +80,10 @@ pub fn file_error(name: &Path, e: FileError) -> Failure {
 /// Parses, unwraps the data key and decrypts; errors name the file.
 pub fn open(input: &Input, format: Format, ignore_mac: bool) -> Result<Opened> {
     let store = store(format);
-    let keyring = keyring()?;
-    sops_file::open(store.as_ref(), &input.bytes, &keyring, ignore_mac)
-        .map_err(|e| file_error(&input.name, e))
+    let parsed = store
+        .parse(&input.bytes)
+        .map_err(|e| exit::store_error(&input.name, e))?;
+    let metadata = sops_file::read_metadata(&parsed).map_err(|e| file_error(&input.name, e))?;
+    let keyring = keyring_for(&metadata)?;
+    sops_file::open_parsed(parsed, &keyring, ignore_mac).map_err(|e| file_error(&input.name, e))
 }

@@ -7,6 +7,7 @@ use enseal_shared::config::{self, Config, ConfigError};
 use enseal_shared::crypt_rule::CryptRule;
 use enseal_shared::key_groups::GroupRecipients;
 use enseal_shared::keys::age::AgeRecipient;
+use enseal_shared::keys::kms;
 use enseal_shared::metadata::KmsStanza;
 use enseal_shared::stores::{Format, WriteOptions};
 
@@ -30,6 +31,20 @@ pub fn parse_recipients(list: &str) -> Result<Vec<AgeRecipient>> {
                 .map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
         })
         .collect()
+}
+
+fn cli_kms_keys(global: &GlobalOptions) -> Result<Vec<KmsStanza>> {
+    let bad = |e: kms::KmsError| Failure::new(exit::GENERIC, e.to_string());
+    let context = match &global.encryption_context {
+        Some(c) => kms::parse_encryption_context(c).map_err(bad)?,
+        None => Vec::new(),
+    };
+    match &global.kms {
+        Some(list) => {
+            kms::parse_kms_list(list, &context, global.aws_profile.as_deref()).map_err(bad)
+        }
+        None => Ok(Vec::new()),
+    }
 }
 
 fn cli_crypt_rule(global: &GlobalOptions) -> Result<Option<CryptRule>> {
@@ -67,6 +82,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         Some(list) => parse_recipients(list)?,
         None => Vec::new(),
     };
+    let cli_kms = cli_kms_keys(global)?;
     let cli_rule = cli_crypt_rule(global)?;
     let config = match config_path(global) {
         Some(p) => {
@@ -98,11 +114,11 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         };
         write.indent = indent.and_then(|i| usize::try_from(i).ok());
     }
-    if !cli_age.is_empty() {
+    if !cli_age.is_empty() || !cli_kms.is_empty() {
         return Ok(Plan {
             groups: vec![GroupRecipients {
                 age: cli_age,
-                kms: Vec::new(),
+                kms: cli_kms,
             }],
             threshold: global.shamir_secret_sharing_threshold,
             crypt_rule: cli_rule.unwrap_or_default(),
@@ -178,4 +194,38 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         mac_only_encrypted: global.mac_only_encrypted || rule.mac_only_encrypted,
         write,
     })
+}
+
+impl Plan {
+    /// Wraps a data key for the plan's groups, reaching KMS only when a group names KMS keys.
+    pub fn wrap(
+        &self,
+        key: &enseal_shared::data_key::DataKey,
+        file: &Path,
+    ) -> Result<(Vec<enseal_shared::metadata::KeyGroup>, Option<usize>)> {
+        wrap_for(key, &self.groups, self.threshold, file)
+    }
+}
+
+/// Wraps `key` for `groups`, with AWS KMS access when a group needs it.
+pub fn wrap_for(
+    key: &enseal_shared::data_key::DataKey,
+    groups: &[GroupRecipients],
+    threshold: Option<usize>,
+    file: &Path,
+) -> Result<(Vec<enseal_shared::metadata::KeyGroup>, Option<usize>)> {
+    let service = if groups.iter().any(|g| !g.kms.is_empty()) {
+        Some(crate::context::kms_service()?)
+    } else {
+        None
+    };
+    enseal_shared::key_groups::wrap(
+        key,
+        groups,
+        threshold,
+        service
+            .as_ref()
+            .map(|s| s as &dyn enseal_shared::key_groups::KmsService),
+    )
+    .map_err(|e| exit::key_group_error(file, e))
 }

@@ -41,7 +41,8 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Res
     dest.write(&bytes)
 }
 
-/// A scalar is printed raw (no quotes, no newline), as sops does; a subtree in the output format.
+/// As sops: a string is printed raw (no quotes, no newline); a mapping as a plain file of the
+/// output format; any other value as that format encodes a lone value (`5432\n` in YAML).
 fn render_extract(
     node: &Node,
     format: Format,
@@ -49,22 +50,33 @@ fn render_extract(
     options: &WriteOptions,
     name: &Path,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    use enseal_shared::tree::Kind;
+    let value_only = || {
+        exit::Failure::new(
+            exit::GENERIC,
+            format!("a single value cannot be extracted as {}", format.name()),
+        )
+    };
     match node {
-        Node::Scalar(s) => Ok(Zeroizing::new(s.value.clone())),
+        Node::Scalar(s) if matches!(s.kind, Kind::Str | Kind::Bytes) => {
+            Ok(Zeroizing::new(s.value.clone()))
+        }
         Node::Comment(c) => Ok(Zeroizing::new(c.clone().into_bytes())),
+        Node::Scalar(s) => {
+            let mut out = s.value.clone();
+            match format {
+                Format::Yaml => out.push(b'\n'),
+                Format::Json | Format::Binary => {}
+                Format::Dotenv | Format::Ini => return Err(value_only()),
+            }
+            Ok(Zeroizing::new(out))
+        }
         tree @ (Node::Map(_) | Node::Seq(_)) => {
-            let doc = match (tree, format) {
-                (Node::Seq(_), Format::Yaml | Format::Json) => tree.clone(),
-                (Node::Seq(_), _) => {
-                    return Err(exit::Failure::new(
-                        exit::GENERIC,
-                        "a list can only be extracted as yaml or json",
-                    ))
-                }
-                _ => tree.clone(),
-            };
+            if matches!(tree, Node::Seq(_)) && !matches!(format, Format::Yaml | Format::Json) {
+                return Err(value_only());
+            }
             let t = Tree {
-                documents: vec![doc],
+                documents: vec![tree.clone()],
             };
             store
                 .write(&t, None, None, options)

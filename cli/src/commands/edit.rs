@@ -5,7 +5,6 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use enseal_shared::data_key::DataKey;
-use enseal_shared::key_groups;
 use enseal_shared::metadata::Metadata;
 use enseal_shared::sops_file::{self, Opened};
 use enseal_shared::stores::{Parsed, Store, WriteOptions};
@@ -141,7 +140,7 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
     }
     let input = read_input(Some(file), None)?;
     let Opened {
-        parsed,
+        mut parsed,
         mut metadata,
         key,
         memory,
@@ -151,12 +150,18 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
             .write(&parsed.tree, None, Some(&parsed), &WriteOptions::default())
             .map_err(|e| exit::store_error(file, e))?,
     );
-    drop(parsed);
     let scratch = scratch_file(file, &plain)?;
     let edited = edit_until_valid(&editor, &scratch, &plain, store.as_ref(), file)?;
+    // The edited tree is written in the encrypted file's own layout, so that what did not
+    // change stays byte for byte (a sops-written file keeps sops' layout, for instance).
+    let mut tree = edited.tree;
+    for (now, was) in tree.documents.iter_mut().zip(&parsed.tree.documents) {
+        now.keep_unchanged_kinds(was);
+    }
+    parsed.tree = tree;
     let bytes = sops_file::seal(
         store.as_ref(),
-        edited,
+        parsed,
         &key,
         &mut metadata,
         Some(&memory),
@@ -172,8 +177,7 @@ fn create(g: &GlobalOptions, file: &Path, editor: &str, store: &dyn Store) -> Re
     let scratch = scratch_file(file, b"")?;
     let edited = edit_until_valid(editor, &scratch, b"", store, file)?;
     let key = DataKey::generate();
-    let (groups, threshold) = key_groups::wrap(&key, &plan.groups, plan.threshold, None)
-        .map_err(|e| exit::key_group_error(file, e))?;
+    let (groups, threshold) = plan.wrap(&key, file)?;
     let mut metadata = Metadata::new(groups, plan.crypt_rule);
     metadata.shamir_threshold = threshold;
     metadata.mac_only_encrypted = plan.mac_only_encrypted;

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use enseal_shared::data_key::DataKey;
-use enseal_shared::key_groups;
 use enseal_shared::metadata::Metadata;
 use enseal_shared::sops_file;
 
@@ -33,8 +32,7 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     }
     let plan = plan::for_file(g, &input.name, in_format)?;
     let key = DataKey::generate();
-    let (groups, threshold) = key_groups::wrap(&key, &plan.groups, plan.threshold, None)
-        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    let (groups, threshold) = plan.wrap(&key, &input.name)?;
     let mut metadata = Metadata::new(groups, plan.crypt_rule);
     metadata.shamir_threshold = threshold;
     metadata.mac_only_encrypted = plan.mac_only_encrypted;

@@ -73,8 +73,8 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
         mut metadata,
         ..
     } = opened;
-    let (wrapped, threshold) = key_groups::wrap(&key, &groups, metadata.shamir_threshold, None)
-        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    let (wrapped, threshold) =
+        plan::wrap_for(&key, &groups, metadata.shamir_threshold, &input.name)?;
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;
     let store = context::store(format);
@@ -188,11 +188,10 @@ fn update_one(g: &GlobalOptions, file: &std::path::Path, yes: bool) -> Result<()
             return Ok(());
         }
     }
-    let keyring = context::keyring()?;
+    let keyring = context::keyring_for(&metadata)?;
     let key = key_groups::unwrap(&metadata, &keyring)
         .map_err(|e| exit::key_group_error(&input.name, e))?;
-    let (wrapped, threshold) = key_groups::wrap(&key, &plan.groups, plan.threshold, None)
-        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    let (wrapped, threshold) = plan.wrap(&key, &input.name)?;
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;
     // Values, MAC and lastmodified stay as they are: only who can open the data key changed.
