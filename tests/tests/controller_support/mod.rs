@@ -1,0 +1,516 @@
+//! Running `enseal-controller` (and the real Sealed Secrets controller and
+//! kubeseal) against the shared test control plane. Each test gets its own
+//! namespace, which is both the controller's own namespace (keys, Lease) and
+//! the only one it reconciles, so tests running side by side never see each
+//! other's objects.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use enseal_tests::cluster;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::ByteString;
+use kube::api::{
+    ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
+};
+use kube::{Api, Client};
+use serde_json::{json, Value};
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn repo_root() -> PathBuf {
+    enseal_tests::peers::repo_root()
+}
+
+/// The `enseal-controller` binary next to this test executable's profile
+/// directory (`cargo build --workspace --bins` puts it there), or
+/// `ENSEAL_CONTROLLER_BIN`.
+pub fn controller_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ENSEAL_CONTROLLER_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(profile) = exe.parent().and_then(Path::parent) {
+            candidates.push(profile.join("enseal-controller"));
+        }
+    }
+    candidates.push(repo_root().join("target/debug/enseal-controller"));
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!("enseal-controller not found (looked at {candidates:?}): run cargo build --workspace --bins first")
+        })
+}
+
+pub fn kubeseal_bin() -> PathBuf {
+    cluster::sealed_secrets_bin("kubeseal")
+}
+
+pub fn sealed_secrets_controller_bin() -> PathBuf {
+    cluster::sealed_secrets_bin("controller")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Installs (server-side applies, so repeating is harmless) the SealedSecret
+/// CRD from deploy/crds and waits until it is served.
+pub async fn install_crd(client: &Client) {
+    {
+        let path = repo_root().join("deploy/crds/bitnami.com_sealedsecrets.yaml");
+        let text = std::fs::read_to_string(&path).expect("reading the CRD");
+        let doc = yaml_to_json(&text);
+        let crd: CustomResourceDefinition = serde_json::from_value(doc).expect("CRD YAML is a CRD");
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        api.patch(
+            "sealedsecrets.bitnami.com",
+            &PatchParams::apply("enseal-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("applying the SealedSecret CRD");
+        let established = cluster::eventually(WAIT, || async {
+            let crd = api.get("sealedsecrets.bitnami.com").await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+        assert!(
+            established.is_some(),
+            "the SealedSecret CRD never became Established"
+        );
+        // Established can precede the discovery/handler update by a moment.
+        let ss = ss_api(client, "default");
+        let served = cluster::eventually(WAIT, || async {
+            ss.list(&ListParams::default()).await.ok()
+        })
+        .await;
+        assert!(served.is_some(), "sealedsecrets are not served");
+    }
+}
+
+fn yaml_to_json(text: &str) -> Value {
+    use saphyr::{LoadableYamlNode, Yaml};
+    fn conv(y: &Yaml) -> Value {
+        match y {
+            Yaml::Mapping(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), conv(v)))
+                    .collect(),
+            ),
+            Yaml::Sequence(s) => Value::Array(s.iter().map(conv).collect()),
+            other => {
+                if let Some(b) = other.as_bool() {
+                    Value::Bool(b)
+                } else if let Some(i) = other.as_integer() {
+                    Value::from(i)
+                } else if let Some(s) = other.as_str() {
+                    Value::String(s.to_owned())
+                } else if other.is_null() {
+                    Value::Null
+                } else {
+                    panic!("unsupported YAML node in the CRD: {other:?}")
+                }
+            }
+        }
+    }
+    let docs = Yaml::load_from_str(text).expect("CRD YAML parses");
+    conv(&docs[0])
+}
+
+pub fn ss_resource() -> ApiResource {
+    ApiResource {
+        group: "bitnami.com".into(),
+        version: "v1alpha1".into(),
+        api_version: "bitnami.com/v1alpha1".into(),
+        kind: "SealedSecret".into(),
+        plural: "sealedsecrets".into(),
+    }
+}
+
+pub fn ss_api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ss_resource())
+}
+
+/// A throw-away RSA key pair as Sealed Secrets stores it: PKCS#1 key and a
+/// self-signed certificate, made with openssl (fast, and independent of the
+/// code under test).
+pub struct TestKey {
+    pub dir: tempfile::TempDir,
+    pub key_pem: String,
+    pub cert_pem: String,
+}
+
+impl TestKey {
+    pub fn generate(bits: u32) -> TestKey {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("tls.key");
+        let cert = dir.path().join("tls.crt");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("running openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "genrsa",
+            "-traditional",
+            "-out",
+            key.to_str().unwrap(),
+            &bits.to_string(),
+        ]);
+        run(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            key.to_str().unwrap(),
+            "-subj",
+            "/O=sealed-secret",
+            "-days",
+            "3650",
+            "-out",
+            cert.to_str().unwrap(),
+        ]);
+        TestKey {
+            key_pem: std::fs::read_to_string(&key).unwrap(),
+            cert_pem: std::fs::read_to_string(&cert).unwrap(),
+            dir,
+        }
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("tls.crt")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.path().join("tls.key")
+    }
+
+    /// Stores the pair as a key Secret in Sealed Secrets' layout.
+    pub async fn store(&self, client: &Client, ns: &str, name: &str) {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(
+                    [(
+                        "sealedsecrets.bitnami.com/sealed-secrets-key".into(),
+                        "active".into(),
+                    )]
+                    .into(),
+                ),
+                ..ObjectMeta::default()
+            },
+            type_: Some("kubernetes.io/tls".into()),
+            data: Some(
+                [
+                    (
+                        "tls.key".to_owned(),
+                        ByteString(self.key_pem.clone().into_bytes()),
+                    ),
+                    (
+                        "tls.crt".to_owned(),
+                        ByteString(self.cert_pem.clone().into_bytes()),
+                    ),
+                ]
+                .into(),
+            ),
+            ..Secret::default()
+        };
+        Api::<Secret>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("storing a key Secret");
+    }
+}
+
+/// Seals `secret` (a v1 Secret as JSON) with the real kubeseal.
+pub fn kubeseal(cert: &Path, scope: &str, secret: &Value) -> Value {
+    let mut child = Command::new(kubeseal_bin())
+        .args([
+            "--cert",
+            cert.to_str().unwrap(),
+            "--scope",
+            scope,
+            "-o",
+            "json",
+        ])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kubeseal");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(secret.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubeseal failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("kubeseal prints JSON")
+}
+
+/// A plain Secret manifest with `stringData`.
+pub fn secret_json(ns: &str, name: &str, values: &[(&str, &str)]) -> Value {
+    let data: serde_json::Map<String, Value> = values
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "stringData": data})
+}
+
+pub async fn create_ss(client: &Client, ns: &str, ss: &Value) -> DynamicObject {
+    let obj: DynamicObject = serde_json::from_value(ss.clone()).expect("a SealedSecret object");
+    ss_api(client, ns)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("creating a SealedSecret")
+}
+
+/// The Secret `name` once `check` accepts it.
+pub async fn wait_secret(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    check: impl Fn(&Secret) -> bool,
+) -> Option<Secret> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    cluster::eventually(WAIT, || async {
+        api.get_opt(name).await.ok().flatten().filter(|s| check(s))
+    })
+    .await
+}
+
+pub fn value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+}
+
+/// The `Synced` condition once it has `status` (True/False).
+pub async fn wait_synced(client: &Client, ns: &str, name: &str, status: &str) -> Option<Value> {
+    let api = ss_api(client, ns);
+    cluster::eventually(WAIT, || async {
+        let obj = api.get(name).await.ok()?;
+        let conds = obj.data.pointer("/status/conditions")?.as_array()?.clone();
+        conds
+            .into_iter()
+            .find(|c| c["type"] == "Synced" && c["status"] == status)
+    })
+    .await
+}
+
+/// Events about object `name` with `reason`.
+pub async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str) -> Option<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    cluster::eventually(WAIT, || async {
+        let list = api.list(&ListParams::default()).await.ok()?;
+        list.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+    })
+    .await
+}
+
+/// One running enseal-controller; killed when dropped.
+pub struct Controller {
+    child: Child,
+    pub http_port: u16,
+    pub metrics_port: u16,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+pub struct Options<'a> {
+    pub namespace: &'a str,
+    pub lease_name: &'a str,
+    pub extra: Vec<String>,
+    pub wait_ready: bool,
+}
+
+impl<'a> Options<'a> {
+    pub fn new(namespace: &'a str) -> Self {
+        Options {
+            namespace,
+            lease_name: "enseal-controller",
+            extra: Vec::new(),
+            wait_ready: true,
+        }
+    }
+}
+
+impl Controller {
+    pub async fn start(opts: Options<'_>) -> Controller {
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("controller.log");
+        let http_port = free_port();
+        let metrics_port = free_port();
+        let kubeconfig = cluster::control_plane().kubeconfig().to_path_buf();
+        let child = Command::new(controller_bin())
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "--namespace",
+                opts.namespace,
+                "--watch-namespace",
+                opts.namespace,
+            ])
+            .args(["--lease-name", opts.lease_name])
+            .args(["--listen-addr", &format!("127.0.0.1:{http_port}")])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--key-size", "2048"])
+            .args(&opts.extra)
+            .env("RUST_LOG", "info")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting enseal-controller");
+        let mut c = Controller {
+            child,
+            http_port,
+            metrics_port,
+            log,
+            _logdir: logdir,
+        };
+        if opts.wait_ready {
+            c.wait_ready().await;
+        }
+        c
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let port = self.http_port;
+        let ready = cluster::eventually(Duration::from_secs(120), || async move {
+            http("GET", port, "/readyz", b"")
+                .ok()
+                .filter(|(code, _)| *code == 200)
+        })
+        .await;
+        if ready.is_none() {
+            panic!(
+                "enseal-controller never became ready; its log:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http("GET", self.http_port, path, b"").unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    pub fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
+        http("POST", self.http_port, path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    pub fn metrics(&self) -> String {
+        http("GET", self.metrics_port, "/metrics", b"")
+            .expect("GET /metrics")
+            .1
+    }
+
+    /// SIGKILL: no chance to release the lease.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
+    }
+
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- enseal-controller log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 request to 127.0.0.1:port: (status, body).
+pub fn http(method: &str, port: u16, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, body.to_owned()))
+}
+
+/// Test namespace + CRD + admin client in one go.
+pub async fn setup(prefix: &str) -> (cluster::TestNamespace, Client) {
+    let ns = cluster::namespace(prefix).await;
+    let client = ns.client();
+    install_crd(&client).await;
+    (ns, client)
+}
