@@ -169,12 +169,10 @@ impl Node {
     /// back from the editor as an int and be re-encrypted for no visible change.
     pub fn keep_unchanged_kinds(&mut self, before: &Node) {
         match (self, before) {
-            (Node::Scalar(now), Node::Scalar(was)) => {
-                if now.value == was.value {
-                    now.kind = was.kind;
-                    if now.layout.is_none() {
-                        now.layout = was.layout.clone();
-                    }
+            (Node::Scalar(now), Node::Scalar(was)) if now.value == was.value => {
+                now.kind = was.kind;
+                if now.layout.is_none() {
+                    now.layout = was.layout.clone();
                 }
             }
             (Node::Map(now), Node::Map(was)) => {
