@@ -156,10 +156,12 @@ impl<'a> Parser<'a> {
             Some(b'"') => {
                 let start = self.pos;
                 let s = self.string()?;
+                let mut scalar = Scalar::str(s);
+                scalar.layout = string_layout(&self.src[start..self.pos], &scalar.value);
                 Ok(JValue::Scalar {
                     start,
                     end: self.pos,
-                    scalar: Scalar::str(s),
+                    scalar,
                 })
             }
             Some(b't') => self.literal("true", Kind::Bool),
@@ -391,6 +393,33 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// The string token's source text when the writer's minimal escaping would spell `value`
+/// otherwise (`"\u00e9"`, `"\/"`): sealed with the value, it lets decrypting give the same bytes
+/// back. `None` in every other case, since a layout costs ciphertext.
+fn string_layout(token: &[u8], value: &[u8]) -> Option<String> {
+    let value = std::str::from_utf8(value).ok()?;
+    let mut minimal = String::with_capacity(token.len());
+    quote_into(value, false, &mut minimal);
+    if minimal.as_bytes() == token {
+        return None;
+    }
+    std::str::from_utf8(token).ok().map(str::to_string)
+}
+
+/// The value of `text` when it is exactly one JSON string token.
+fn decode_string_token(text: &str) -> Option<String> {
+    let mut p = Parser {
+        src: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
+    if p.peek() != Some(b'"') {
+        return None;
+    }
+    let value = p.string().ok()?;
+    (p.pos == text.len()).then_some(value)
+}
+
 /// Parses a whole document whose top level must be an object.
 fn parse_document(src: &[u8]) -> Result<JObject, StoreError> {
     let mut p = Parser {
@@ -565,6 +594,9 @@ struct Style {
     inline_sep: String,
     /// Go's escaping (as sops writes) rather than the minimal one.
     go_escape: bool,
+    /// Whether a string's sealed source text ([`Scalar::layout`]) is written back: in a
+    /// lossless write, not in sops' canonical one.
+    keep_layouts: bool,
 }
 
 impl Style {
@@ -575,6 +607,7 @@ impl Style {
             colon: ": ".into(),
             inline_sep: ", ".into(),
             go_escape: true,
+            keep_layouts: false,
         }
     }
 
@@ -592,6 +625,7 @@ impl Style {
             colon: ": ".into(),
             inline_sep: ", ".into(),
             go_escape: false,
+            keep_layouts: true,
         };
         if let Some(first) = first_member(root) {
             style.colon = lossy(&text[first.key_end..first.value.start()]);
@@ -967,9 +1001,12 @@ fn render_scalar(
     out: &mut String,
 ) -> Result<(), StoreError> {
     match s.kind {
-        Kind::Str | Kind::Time | Kind::Bytes => {
-            quote_into(&String::from_utf8_lossy(&s.value), style.go_escape, out)
-        }
+        Kind::Str | Kind::Time | Kind::Bytes => match s.layout.as_deref() {
+            Some(layout) if s.kind == Kind::Str && style.keep_layouts && spells(layout, s) => {
+                out.push_str(layout)
+            }
+            _ => quote_into(&String::from_utf8_lossy(&s.value), style.go_escape, out),
+        },
         Kind::Null => out.push_str("null"),
         Kind::Bool => {
             let yes = s.text().is_some_and(|t| t.eq_ignore_ascii_case("true"));
@@ -983,6 +1020,12 @@ fn render_scalar(
         }
     }
     Ok(())
+}
+
+/// Whether a sealed layout is a JSON string spelling `s`'s value: a layout that another store
+/// made (a YAML block scalar) or that no longer matches an edited value is not written.
+fn spells(layout: &str, s: &Scalar) -> bool {
+    decode_string_token(layout).is_some_and(|v| v.as_bytes() == s.value.as_slice())
 }
 
 fn is_json_number(text: &str) -> bool {
@@ -1151,10 +1194,15 @@ mod tests {
         "{}\n",
         "  {\r\n    \"crlf\" : \"v\" ,\r\n    \"x\" : [ ]\r\n  }\r\n",
         "{\"a\": \"\u{1f600} \\u0001\\t \\\" caf\u{e9}\"}",
+        NON_MINIMAL,
     ];
 
-    /// decrypt(encrypt(x)) == x byte for byte, across layouts. Strings must be spelled with the
-    /// minimal escapes: an encrypted value cannot remember that `é` was written `\u00e9`.
+    /// Strings whose escapes are not the writer's minimal ones: their spelling must travel as
+    /// the scalar's layout.
+    const NON_MINIMAL: &str = "{\n  \"e\": \"caf\\u00e9\",\n  \"slash\": \"a\\/b\",\n  \"A\": [\"\\u0041\", \"plain\"],\n  \"go\": \"x\\u003cy\\u003e\\u0026\",\n  \"upper\": \"\\u001B\",\n  \"pair\": \"\\ud83d\\ude00\",\n  \"lone\": \"\\ud800x\",\n  \"n\": 1.50\n}\n";
+
+    /// decrypt(encrypt(x)) == x byte for byte, across layouts, including strings spelled with
+    /// escapes the writer would not choose (their source text is the scalar's layout).
     #[test]
     fn round_trip_through_fake_encryption_is_byte_exact() {
         for text in SAMPLES {
@@ -1170,6 +1218,128 @@ mod tests {
             assert_eq!(enc_parsed.metadata.as_ref(), Some(&md), "{encrypted}");
             let back = write(&plain.tree, None, Some(&enc_parsed));
             assert_eq!(back, *text, "encrypted form was:\n{encrypted}");
+        }
+    }
+
+    /// Only strings the writer would spell differently carry a layout (it costs ciphertext),
+    /// and the layout is the string token exactly as written, quotes included.
+    #[test]
+    fn only_non_minimal_strings_carry_their_source_text() {
+        let p = parse(NON_MINIMAL);
+        let doc = &p.tree.documents[0];
+        let layout = |key: &str| match doc.get(key) {
+            Some(Node::Scalar(s)) => s.layout.clone(),
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(layout("e").as_deref(), Some("\"caf\\u00e9\""));
+        assert_eq!(layout("slash").as_deref(), Some("\"a\\/b\""));
+        assert_eq!(layout("upper").as_deref(), Some("\"\\u001B\""));
+        assert_eq!(layout("lone").as_deref(), Some("\"\\ud800x\""));
+        assert_eq!(layout("n"), None);
+        let Some(Node::Seq(a)) = doc.get("A") else {
+            panic!("A")
+        };
+        assert_eq!(
+            a[0].as_scalar().and_then(|s| s.layout.as_deref()),
+            Some("\"\\u0041\"")
+        );
+        assert_eq!(a[1].as_scalar().map(|s| s.layout.is_none()), Some(true));
+        for sample in &SAMPLES[..SAMPLES.len() - 1] {
+            let plain = parse(sample);
+            assert_eq!(count_layouts(&plain.tree.documents[0]), 0, "{sample}");
+        }
+    }
+
+    fn count_layouts(node: &Node) -> usize {
+        match node {
+            Node::Map(items) => items
+                .iter()
+                .map(|i| match i {
+                    Item::Pair(_, v) => count_layouts(v),
+                    Item::Comment(_) => 0,
+                })
+                .sum(),
+            Node::Seq(nodes) => nodes.iter().map(count_layouts).sum(),
+            Node::Scalar(s) => usize::from(s.layout.is_some()),
+            Node::Comment(_) => 0,
+        }
+    }
+
+    /// A layout is written only where it still spells the value, and only in a lossless write:
+    /// an edited value, or a layout from another format (a YAML block scalar), falls back to
+    /// the writer's own escaping, and sops' canonical layout stays sops'.
+    #[test]
+    fn a_layout_is_written_only_when_it_spells_the_value() {
+        let p = parse("{\"a\": \"x\", \"b\": \"y\", \"c\": \"z\", \"d\": \"w\"}");
+        let with_layout = |value: &str, layout: &str| {
+            let mut s = Scalar::str(value);
+            s.layout = Some(layout.into());
+            Node::Scalar(s)
+        };
+        let tree = Tree {
+            documents: vec![Node::Map(vec![
+                Item::Pair("a".into(), with_layout("é", "\"\\u00e9\"")),
+                Item::Pair("b".into(), with_layout("edited", "\"\\u00e9\"")),
+                Item::Pair(
+                    "c".into(),
+                    with_layout("folded text\n", ">\n  folded\n  text\n"),
+                ),
+                Item::Pair("d".into(), with_layout("é", "\"\\u00e9\" trailing")),
+            ])],
+        };
+        assert_eq!(
+            write(&tree, None, Some(&p)),
+            "{\"a\": \"\\u00e9\", \"b\": \"edited\", \"c\": \"folded text\\n\", \"d\": \"é\"}"
+        );
+        assert_eq!(
+            write(&tree, None, None),
+            "{\n\t\"a\": \"é\",\n\t\"b\": \"edited\",\n\t\"c\": \"folded text\\n\",\n\t\"d\": \"é\"\n}\n"
+        );
+    }
+
+    /// The same round trip through the real encryption: the layouts travel sealed after the
+    /// `ENC[...]` values and come back on decrypt, so the plaintext file is reproduced exactly.
+    #[test]
+    fn round_trip_through_real_encryption_is_byte_exact() {
+        use crate::crypt_rule::CryptRule;
+        use crate::data_key::DataKey;
+        use crate::key_groups::{self, GroupRecipients, Keyring};
+        use crate::keys::age::{self as agekeys, AgeIdentities};
+        use crate::metadata::Metadata;
+        use crate::sops_file;
+
+        let (secret, recipient) = agekeys::generate();
+        let key = DataKey::generate();
+        let group = GroupRecipients {
+            age: vec![recipient.parse().unwrap()],
+            kms: vec![],
+        };
+        let (groups, _) = key_groups::wrap(&key, &[group], None, None).unwrap();
+        let keyring = Keyring {
+            age: AgeIdentities::parse("test", &secret).unwrap(),
+            kms: None,
+        };
+        for text in [NON_MINIMAL, SAMPLES[0]] {
+            let mut metadata = Metadata::new(groups.clone(), CryptRule::default());
+            let encrypted = sops_file::seal(
+                &JsonStore,
+                parse(text),
+                &key,
+                &mut metadata,
+                None,
+                true,
+                &WriteOptions::default(),
+            )
+            .unwrap();
+            let encrypted_text = String::from_utf8(encrypted.clone()).unwrap();
+            let layouts = encrypted_text.matches("]~").count();
+            let expected = if text == NON_MINIMAL { 7 } else { 0 };
+            assert_eq!(layouts, expected, "{encrypted_text}");
+            let opened =
+                sops_file::open_parsed(JsonStore.parse(&encrypted).unwrap(), &keyring, false)
+                    .unwrap();
+            let back = write(&opened.parsed.tree, None, Some(&opened.parsed));
+            assert_eq!(back, text, "encrypted form was:\n{encrypted_text}");
         }
     }
 
