@@ -1,6 +1,6 @@
 //! Helpers shared by the cross-crate tests (locating peers, running the built binaries).
 
 pub mod cli;
-pub mod moto;
 pub mod cluster;
+pub mod moto;
 pub mod peers;
