@@ -514,3 +514,188 @@ pub async fn setup(prefix: &str) -> (cluster::TestNamespace, Client) {
     install_crd(&client).await;
     (ns, client)
 }
+
+/// The real Sealed Secrets controller, run out of cluster. It only knows
+/// in-cluster configuration, so it runs in a private mount namespace where a
+/// tmpfs over /run holds the service-account files (a token with
+/// cluster-admin, the test CA, its namespace) at the path client-go reads.
+pub struct RealController {
+    child: Child,
+    pub http_port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RealController {
+    pub async fn start(client: &Client, ns: &str, extra: &[&str]) -> RealController {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+
+        let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+        if sas.get_opt("sealed-secrets").await.unwrap().is_none() {
+            sas.create(
+                &PostParams::default(),
+                &ServiceAccount {
+                    metadata: ObjectMeta {
+                        name: Some("sealed-secrets".into()),
+                        ..ObjectMeta::default()
+                    },
+                    ..ServiceAccount::default()
+                },
+            )
+            .await
+            .expect("creating the ServiceAccount");
+            let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+            crbs.create(
+                &PostParams::default(),
+                &ClusterRoleBinding {
+                    metadata: ObjectMeta {
+                        name: Some(format!("enseal-test-sealed-secrets-{ns}")),
+                        ..ObjectMeta::default()
+                    },
+                    role_ref: RoleRef {
+                        api_group: Some("rbac.authorization.k8s.io".into()),
+                        kind: "ClusterRole".into(),
+                        name: "cluster-admin".into(),
+                    },
+                    subjects: Some(vec![Subject {
+                        kind: "ServiceAccount".into(),
+                        name: "sealed-secrets".into(),
+                        namespace: Some(ns.into()),
+                        ..Subject::default()
+                    }]),
+                },
+            )
+            .await
+            .expect("binding cluster-admin");
+        }
+        let token = sas
+            .create_token_request(
+                "sealed-secrets",
+                &PostParams::default(),
+                &TokenRequest {
+                    metadata: ObjectMeta::default(),
+                    spec: Some(TokenRequestSpec {
+                        expiration_seconds: Some(3600),
+                        ..TokenRequestSpec::default()
+                    }),
+                    status: None,
+                },
+            )
+            .await
+            .expect("requesting a token")
+            .status
+            .expect("a token")
+            .token
+            .expect("a token string");
+
+        let dir = tempfile::tempdir().unwrap();
+        let sa = dir.path().join("sa");
+        std::fs::create_dir(&sa).unwrap();
+        std::fs::write(sa.join("token"), token).unwrap();
+        std::fs::write(sa.join("namespace"), ns).unwrap();
+        let state = cluster::control_plane()
+            .state_dir()
+            .expect("the real controller needs a control plane started by the tests (its CA)");
+        std::fs::copy(state.join("pki/ca.crt"), sa.join("ca.crt")).unwrap();
+        let url = cluster::config().await.cluster_url;
+        let host = url.host().expect("apiserver host").to_string();
+        let port = url.port_u16().unwrap_or(443).to_string();
+
+        let http_port = free_port();
+        let metrics_port = free_port();
+        let log = dir.path().join("controller.log");
+        let script = "mount -t tmpfs tmpfs /run && \
+            mkdir -p /run/secrets/kubernetes.io/serviceaccount && \
+            cp \"$SA_DIR\"/* /run/secrets/kubernetes.io/serviceaccount/ && \
+            exec \"$SS_BIN\" \"$@\"";
+        let child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg("--all-namespaces=false")
+            .arg(format!("--listen-addr=127.0.0.1:{http_port}"))
+            .arg(format!("--listen-metrics-addr=127.0.0.1:{metrics_port}"))
+            .args(extra)
+            .env("SA_DIR", &sa)
+            .env("SS_BIN", sealed_secrets_controller_bin())
+            .env("KUBERNETES_SERVICE_HOST", host)
+            .env("KUBERNETES_SERVICE_PORT", port)
+            .env("POD_NAMESPACE", ns)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting the Sealed Secrets controller (needs unshare and root)");
+        let rc = RealController {
+            child,
+            http_port,
+            log,
+            _dir: dir,
+        };
+        let ready = cluster::eventually(Duration::from_secs(120), || async move {
+            http("GET", http_port, "/v1/cert.pem", b"")
+                .ok()
+                .filter(|(code, _)| *code == 200)
+        })
+        .await;
+        if ready.is_none() {
+            panic!(
+                "the Sealed Secrets controller never served its certificate; its log:\n{}",
+                rc.log_text()
+            );
+        }
+        rc
+    }
+
+    pub fn cert_pem(&self) -> String {
+        http("GET", self.http_port, "/v1/cert.pem", b"")
+            .expect("GET /v1/cert.pem")
+            .1
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if let Some(dir) = self.log.parent() {
+            text += &std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default();
+        }
+        text
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RealController {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- sealed-secrets controller log ---\n{}", self.log_text());
+        }
+    }
+}
