@@ -22,4 +22,4 @@ pub use manifest::{ManifestError, ManifestFormat};
 pub use resource::{ResourceError, SealedSecret, Secret};
 pub use rsa::{PrivateKey, PublicKey};
 pub use scope::Scope;
-pub use sealed_value::{open, open_base64, seal, seal_base64, SealError};
+pub use sealed_value::{open, open_base64, open_indexed, seal, seal_base64, SealError};

@@ -73,6 +73,16 @@ pub fn open<'a>(
     label: &[u8],
     blob: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    open_indexed(private_keys, label, blob).map(|(_, plain)| plain)
+}
+
+/// [`open`], also telling which key (its position in `private_keys`) opened the blob: the
+/// values of one object are normally sealed with the same key, so callers try it first next.
+pub fn open_indexed<'a>(
+    private_keys: impl IntoIterator<Item = &'a PrivateKey>,
+    label: &[u8],
+    blob: &[u8],
+) -> Result<(usize, Zeroizing<Vec<u8>>), SealError> {
     let (len_bytes, rest) = blob
         .split_first_chunk::<2>()
         .ok_or(SealError::Malformed("shorter than its length prefix"))?;
@@ -83,7 +93,7 @@ pub fn open<'a>(
         ));
     }
     let (rsa_ct, aes_ct) = rest.split_at(rsa_len);
-    for key in private_keys {
+    for (index, key) in private_keys.into_iter().enumerate() {
         // A ciphertext of another length cannot be for this key; skip the RSA work.
         if key.size() != rsa_len {
             continue;
@@ -99,7 +109,7 @@ pub fn open<'a>(
         let cipher = Aes256Gcm::new_from_slice(&session_key).map_err(|_| SealError::Tampered)?;
         return cipher
             .decrypt(Nonce::from_slice(&[0u8; 12]), aes_ct)
-            .map(Zeroizing::new)
+            .map(|plain| (index, Zeroizing::new(plain)))
             .map_err(|_| SealError::Tampered);
     }
     Err(SealError::NoKeyOpens)
