@@ -336,41 +336,47 @@ pub fn plain_ok_lossless(text: &str, in_flow: bool) -> bool {
     if text.is_empty()
         || text.starts_with([' ', '\t'])
         || text.ends_with([' ', '\t'])
-        || text.contains('\n')
         || text.starts_with("---")
         || text.starts_with("...")
-        || !text.chars().all(printable)
+        || !all_printable(text)
+        || text.contains('\n')
     {
         return false;
     }
     if resolve::plain_kind(text) != Kind::Str {
         return false;
     }
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let next_ws = chars.get(i + 1).is_none_or(|n| *n == ' ' || *n == '\t');
-        if i == 0 {
-            match c {
-                '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
-                | '%' | '@' | '`' => return false,
-                '?' | ':' if in_flow || next_ws => return false,
-                '-' if next_ws => return false,
-                _ => {}
-            }
-        } else {
-            match c {
-                ',' | '?' | '[' | ']' | '{' | '}' if in_flow => return false,
-                ':' if in_flow || next_ws => return false,
-                '#' if chars[i - 1] == ' ' || chars[i - 1] == '\t' => return false,
-                _ => {}
-            }
+    // Every indicator is ASCII, so bytes will do (UTF-8 continuation bytes never match).
+    let b = text.as_bytes();
+    let ws = |i: usize| b.get(i).is_none_or(|&n| n == b' ' || n == b'\t');
+    match b[0] {
+        b'#' | b',' | b'[' | b']' | b'{' | b'}' | b'&' | b'*' | b'!' | b'|' | b'>' | b'\''
+        | b'"' | b'%' | b'@' | b'`' => return false,
+        b'?' | b':' if in_flow || ws(1) => return false,
+        b'-' if ws(1) => return false,
+        _ => {}
+    }
+    for i in 1..b.len() {
+        match b[i] {
+            b',' | b'?' | b'[' | b']' | b'{' | b'}' if in_flow => return false,
+            b':' if in_flow || ws(i + 1) => return false,
+            b'#' if b[i - 1] == b' ' || b[i - 1] == b'\t' => return false,
+            _ => {}
         }
     }
     true
 }
 
+/// [`printable`] for a whole string, with a fast path for plain ASCII.
+fn all_printable(text: &str) -> bool {
+    if text.bytes().all(|c| (0x20..0x7f).contains(&c)) {
+        return true;
+    }
+    text.chars().all(printable)
+}
+
 pub fn single_ok(text: &str) -> bool {
-    !text.contains('\n') && text.chars().all(printable)
+    !text.contains('\n') && all_printable(text)
 }
 
 pub fn single_quoted(text: &str) -> String {

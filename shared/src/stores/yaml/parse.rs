@@ -841,12 +841,14 @@ impl<'t> Builder<'t> {
                 node.end
             };
             let key_start = node.start;
-            let err = self.err_at(node.start, format!("mapping key {key:?} is defined twice"));
+            let mut duplicate = false;
             if let Some(Frame::Map { pending, keys, .. }) = self.stack.last_mut() {
-                if !keys.insert(key.clone()) {
-                    return Err(err);
-                }
+                duplicate = !keys.insert(key.clone());
                 *pending = Some((key, key_start, colon));
+            }
+            if duplicate {
+                // The key itself stays out of the message: keys can be sensitive too.
+                return Err(self.err_at(node.start, "mapping key is defined twice"));
             }
             return Ok(());
         }

@@ -97,12 +97,13 @@ enum Slot<'k> {
 }
 
 /// Keys for a list of items, given each item's slot (`None` for a comment).
-fn keys<'k>(slots: &[Option<Slot<'k>>]) -> Vec<Key<'k>> {
+fn keys<'k>(slots: &[Option<Slot<'k>>], skip: Option<usize>) -> Vec<Key<'k>> {
     let mut out = Vec::with_capacity(slots.len());
     let mut next = vec![None; slots.len()];
     let mut cur = None;
     for i in (0..slots.len()).rev() {
-        if slots[i].is_some() {
+        // The `sops` block (removed or appended by the writer) is no comment's anchor.
+        if slots[i].is_some() && Some(i) != skip {
             cur = slots[i];
         }
         next[i] = cur;
@@ -150,19 +151,12 @@ impl Splicer<'_> {
     }
 
     fn document(&mut self, doc: &DocSource, items: &[Item], metadata: Option<&Node>) {
-        let mut new_items: Vec<Item> = Vec::new();
-        let all: &[Item] = match metadata {
-            Some(m) => {
-                new_items.extend_from_slice(items);
-                new_items.push(Item::Pair("sops".to_string(), m.clone()));
-                &new_items
-            }
-            None => items,
-        };
+        let sops = metadata.map(|m| Item::Pair("sops".to_string(), m.clone()));
+        let all: Vec<&Item> = items.iter().chain(sops.as_ref()).collect();
         let SBody::Map(c) = &doc.root.body else {
             return;
         };
-        self.map(&doc.root, c, all, Ctx::Root, doc.sops_item);
+        self.map(&doc.root, c, &all, Ctx::Root, doc.sops_item);
     }
 
     fn node(&mut self, orig: &SNode, new: &Node, ctx: Ctx) {
@@ -177,7 +171,10 @@ impl Splicer<'_> {
                     self.replace(orig, n, ctx);
                 }
             }
-            (SBody::Map(c), Node::Map(items)) => self.map(orig, c, items, ctx, None),
+            (SBody::Map(c), Node::Map(items)) => {
+                let items: Vec<&Item> = items.iter().collect();
+                self.map(orig, c, &items, ctx, None)
+            }
             (SBody::Seq(c), Node::Seq(items)) => self.seq(orig, c, items, ctx),
             _ => self.replace(orig, new, ctx),
         }
@@ -205,7 +202,8 @@ impl Splicer<'_> {
                     _ => &[],
                 };
                 let text = self.text;
-                let at_line_start = line_start(text, orig.start) == orig.start;
+                let (start, end) = (span_start(orig), orig.end.max(orig.extent));
+                let at_line_start = line_start(text, start) == start;
                 if !at_line_start {
                     em.out.push_str(self.nl);
                 }
@@ -216,11 +214,11 @@ impl Splicer<'_> {
                     let n = em.out.len() - self.nl.len();
                     em.out.truncate(n);
                 }
-                let rest = &text[orig.end..];
-                if orig.start == orig.end && !rest.is_empty() && !rest.starts_with(['\n', '\r']) {
+                let rest = &text[end..];
+                if start == end && !rest.is_empty() && !rest.starts_with(['\n', '\r']) {
                     em.out.push_str(self.nl);
                 }
-                self.edit(orig.start, orig.end, out);
+                self.edit(start, end, out);
             }
             Ctx::MapValue { indent, colon }
             | Ctx::SeqItem {
@@ -229,8 +227,37 @@ impl Splicer<'_> {
             } => {
                 let is_seq = matches!(ctx, Ctx::SeqItem { .. });
                 let after = if is_seq { colon + 1 } else { colon };
-                let between = &self.text[after.min(orig.start)..orig.start];
-                if between.contains('#') {
+                let first = span_start(orig);
+                let between = &self.text[after.min(first)..first];
+                let le = line_end(self.text, orig.end);
+                let trailing = !self.text[orig.end..le].trim().is_empty();
+                let block_coll = match new {
+                    Node::Map(items) => items.iter().any(|i| matches!(i, Item::Pair(..))),
+                    Node::Seq(items) => !items.is_empty(),
+                    _ => false,
+                };
+                if trailing && block_coll && !between.contains('#') {
+                    // `key: *alias # note` becoming a mapping: the note stays on the key's line
+                    // (where sops reads it as the key's), the entries go below.
+                    let child = if is_seq {
+                        indent + 2
+                    } else {
+                        emit::next_indent(indent, self.step)
+                    };
+                    em.out.push_str(self.nl);
+                    match new {
+                        Node::Map(items) => em.map(items, child, false),
+                        Node::Seq(items) => em.seq(items, child, false),
+                        _ => {}
+                    }
+                    let cut = if is_seq { after } else { after.min(first) };
+                    let keep_space = self.text[cut..first].starts_with(' ');
+                    self.edit(cut, orig.end.max(cut), String::new());
+                    if !keep_space {
+                        self.edit(orig.end, orig.end, String::new());
+                    }
+                    self.edit(le, le, out);
+                } else if between.contains('#') {
                     // A comment sits between the indicator and the value: write the value where
                     // the old one started.
                     let col = orig.start - line_start(self.text, orig.start);
@@ -253,7 +280,7 @@ impl Splicer<'_> {
                     } else {
                         em.value_after_key(new, indent);
                     }
-                    self.edit(after, orig.end.max(after), out);
+                    self.edit(after.min(first), orig.end.max(after), out);
                 }
             }
             Ctx::Flow => {}
@@ -425,9 +452,9 @@ impl Splicer<'_> {
         new.replace('\n', " ")
     }
 
-    fn map(&mut self, orig: &SNode, c: &SColl, new: &[Item], ctx: Ctx, exclude: Option<usize>) {
+    fn map(&mut self, orig: &SNode, c: &SColl, new: &[&Item], ctx: Ctx, exclude: Option<usize>) {
         let slots = orig_slots(c);
-        let okeys = keys(&slots);
+        let okeys = keys(&slots, exclude);
         let mut index: HashMap<Key, usize> = HashMap::with_capacity(okeys.len());
         for (i, k) in okeys.iter().enumerate() {
             if Some(i) != exclude {
@@ -441,12 +468,15 @@ impl Splicer<'_> {
                 Item::Comment(_) => None,
             })
             .collect();
-        let nkeys = keys(&nslots);
+        let appended = (matches!(ctx, Ctx::Root)
+            && matches!(new.last(), Some(Item::Pair(k, _)) if k == "sops"))
+        .then(|| new.len() - 1);
+        let nkeys = keys(&nslots, appended);
         let matched: Vec<Option<usize>> = nkeys
             .iter()
             .map(|&k| match k {
                 // The `sops` entry is always written anew at the end.
-                Key::Name("sops") if exclude.is_some() => None,
+                Key::Name("sops") if matches!(ctx, Ctx::Root) => None,
                 k => index.get(&k).copied(),
             })
             .collect();
@@ -454,7 +484,8 @@ impl Splicer<'_> {
         if !self.can_splice(c, &matched)
             || (!has_pairs && c.items.iter().any(|i| matches!(i, SItem::Pair { .. })))
         {
-            self.replace(orig, &Node::Map(new.to_vec()), ctx);
+            let owned: Vec<Item> = new.iter().map(|&i| i.clone()).collect();
+            self.replace(orig, &Node::Map(owned), ctx);
             return;
         }
         let mut used = vec![false; c.items.len()];
@@ -486,13 +517,14 @@ impl Splicer<'_> {
         }
         self.delete_unused(c, &used);
         self.insert_new(c, &matched, new.len(), |em, from, to| {
-            em.map(&new[from..to], c.indent, false)
+            let run: Vec<Item> = new[from..to].iter().map(|&i| i.clone()).collect();
+            em.map(&run, c.indent, false)
         });
     }
 
     fn seq(&mut self, orig: &SNode, c: &SColl, new: &[Node], ctx: Ctx) {
         let slots = orig_slots(c);
-        let okeys = keys(&slots);
+        let okeys = keys(&slots, None);
         let mut index: HashMap<Key, usize> = HashMap::with_capacity(okeys.len());
         for (i, k) in okeys.iter().enumerate() {
             index.entry(*k).or_insert(i);
@@ -508,7 +540,7 @@ impl Splicer<'_> {
                 }
             })
             .collect();
-        let nkeys = keys(&nslots);
+        let nkeys = keys(&nslots, None);
         let matched: Vec<Option<usize>> = nkeys.iter().map(|k| index.get(k).copied()).collect();
         let has_items = new.iter().any(|i| !matches!(i, Node::Comment(_)));
         let had_items = c.items.iter().any(|i| {
@@ -710,4 +742,18 @@ impl Splicer<'_> {
 
 fn is_enc(value: &[u8]) -> bool {
     value.starts_with(b"ENC[")
+}
+
+/// Where a node's text starts, counting the comments it holds that come before its first entry
+/// (a head comment is the mapping's first item but sits above the first key).
+fn span_start(node: &SNode) -> usize {
+    match node.coll() {
+        Some(c) if !c.flow => c
+            .items
+            .iter()
+            .map(SItem::start)
+            .min()
+            .map_or(node.start, |s| s.min(node.start)),
+        _ => node.start,
+    }
 }
