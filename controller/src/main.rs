@@ -283,6 +283,7 @@ async fn run(flags: Flags) -> Result<(), String> {
             },
         ),
         field_manager: flags.field_manager.clone(),
+        synced: Default::default(),
     });
     let controllers = tokio::spawn(run_while_leader(
         client,

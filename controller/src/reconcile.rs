@@ -33,6 +33,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub field_manager: String,
+    /// Last successful sync per (namespace, name); see [`LastSync`].
+    pub synced: std::sync::Mutex<std::collections::HashMap<(String, String), LastSync>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,7 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             Ok(Action::await_change())
         }
         Err(f) => {
+            ctx.forget_sync(&(namespace.clone(), name.clone()));
             ctx.metrics.error(f.reason);
             tracing::warn!(namespace = %namespace, name = %name, reason = f.reason, message = %f.message, "not synced");
             publish(&ctx, &ss, EventType::Warning, f.event_reason, &f.message).await;
@@ -185,18 +188,24 @@ async fn sync(
     namespace: &str,
     name: &str,
 ) -> Result<bool, Failure> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let existing = secrets
+        .get_metadata_opt(name)
+        .await
+        .map_err(|e| update_failed("ApiError", format!("reading Secret {name:?}: {e}")))?;
+    let cache_key = (namespace.to_owned(), name.to_owned());
+    let fingerprint = LastSync::of(ss, existing.as_ref());
+    if fingerprint.is_some() && ctx.last_sync(&cache_key) == fingerprint {
+        // An echo of our own status or Secret write: nothing changed since.
+        return Ok(false);
+    }
+
     let keys = ctx.keys.keys();
     let owned_ss = ss.clone();
     // RSA private-key operations are CPU work; keep them off the reactor.
     let desired = tokio::task::spawn_blocking(move || unseal::unseal(&owned_ss, &keys))
         .await
         .map_err(|e| update_failed("Internal", format!("unseal task failed: {e}")))??;
-
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let existing = secrets
-        .get_metadata_opt(name)
-        .await
-        .map_err(|e| update_failed("ApiError", format!("reading Secret {name:?}: {e}")))?;
     let ownership = decide(existing.as_ref(), ss, &ctx.field_manager)?;
     let before = existing
         .as_ref()
@@ -239,7 +248,62 @@ async fn sync(
             after = patched.metadata.resource_version;
         }
     }
+    let mut applied_meta = PartialObjectMeta::<Secret>::default();
+    applied_meta.metadata.resource_version = after.clone();
+    ctx.remember_sync(cache_key, LastSync::of(ss, Some(&applied_meta)));
     Ok(before != after)
+}
+
+/// What a successful sync started from and produced. When a trigger finds
+/// the same SealedSecret (generation, uid, annotations) and the Secret still
+/// at the version we left it, the sync is skipped: that saves the RSA work
+/// for the echoes of our own writes, while a hand edit or deletion of the
+/// Secret (new resourceVersion) still gets a full sync.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastSync {
+    uid: String,
+    generation: Option<i64>,
+    annotations: u64,
+    secret_version: String,
+}
+
+impl LastSync {
+    fn of(ss: &SealedSecret, secret: Option<&PartialObjectMeta<Secret>>) -> Option<LastSync> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ss.metadata.annotations.hash(&mut h);
+        Some(LastSync {
+            uid: ss.metadata.uid.clone()?,
+            generation: ss.metadata.generation,
+            annotations: h.finish(),
+            secret_version: secret?.metadata.resource_version.clone()?,
+        })
+    }
+}
+
+impl Context {
+    fn last_sync(&self, key: &(String, String)) -> Option<LastSync> {
+        self.synced.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember_sync(&self, key: (String, String), sync: Option<LastSync>) {
+        if let Ok(mut m) = self.synced.lock() {
+            match sync {
+                Some(s) => {
+                    m.insert(key, s);
+                }
+                None => {
+                    m.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn forget_sync(&self, key: &(String, String)) {
+        if let Ok(mut m) = self.synced.lock() {
+            m.remove(key);
+        }
+    }
 }
 
 fn apply_error_message(name: &str, e: &kube::Error) -> String {
