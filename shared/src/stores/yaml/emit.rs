@@ -333,6 +333,12 @@ pub fn plain_ok(text: &str, in_flow: bool) -> bool {
 }
 
 pub fn plain_ok_lossless(text: &str, in_flow: bool) -> bool {
+    plain_syntax_ok(text, in_flow) && resolve::plain_kind(text) == Kind::Str
+}
+
+/// Whether `text` reads back as itself when written plain (its type aside: a `!!str` tag makes
+/// `4` a string).
+pub fn plain_syntax_ok(text: &str, in_flow: bool) -> bool {
     if text.is_empty()
         || text.starts_with([' ', '\t'])
         || text.ends_with([' ', '\t'])
@@ -341,9 +347,6 @@ pub fn plain_ok_lossless(text: &str, in_flow: bool) -> bool {
         || !all_printable(text)
         || text.contains('\n')
     {
-        return false;
-    }
-    if resolve::plain_kind(text) != Kind::Str {
         return false;
     }
     // Every indicator is ASCII, so bytes will do (UTF-8 continuation bytes never match).

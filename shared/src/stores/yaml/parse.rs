@@ -63,6 +63,8 @@ pub enum SBody {
 
 pub struct SScalar {
     pub style: Style,
+    /// Written with an explicit `!!str` tag, which keeps `4` a string when plain.
+    pub str_tag: bool,
     pub value: Scalar,
     /// For block scalars: the header indicators (`|-`, `>2`...), the content indentation and
     /// where the content lines start. The content runs from `content_start` to the node's `end`.
@@ -476,7 +478,18 @@ impl<'t> Builder<'t> {
             }
             Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                 let is_map = matches!(event, Event::MappingStart(..));
-                let pos = self.skip_props(s);
+                let mut pos = self.skip_props(s);
+                let b = self.text.as_bytes();
+                if !is_map && b.get(pos).is_none_or(|&c| c != b'-' && c != b'[') {
+                    // saphyr marks a sequence whose first item is empty after its `-`.
+                    let mut p = pos.min(b.len());
+                    while p > 0 && matches!(b[p - 1], b' ' | b'\t' | b'\r' | b'\n') {
+                        p -= 1;
+                    }
+                    if p > 0 && b[p - 1] == b'-' {
+                        pos = p - 1;
+                    }
+                }
                 let flow = self
                     .text
                     .as_bytes()
@@ -693,9 +706,16 @@ impl<'t> Builder<'t> {
             None if style == Style::Plain => resolve::plain_kind(value),
             None => Kind::Str,
         };
+        let str_tag = tag.is_some() && kind == Kind::Str;
         let mut scalar = Scalar::new(kind, value);
+        let mut start = start;
         if kind == Kind::Str {
             scalar.layout = self.layout(style, value, start, end, block.as_ref());
+        } else if tag.is_some() && block.is_none() && s < start {
+            // `!!int "42"`: the tag goes with the value (an encrypted value is a string, and
+            // `!!int ENC[...]` would not read back); it returns through the layout.
+            start = s;
+            scalar.layout = self.text.get(s..end).map(str::to_string);
         }
         if anchor != 0 {
             self.anchors.insert(anchor, Node::Scalar(scalar.clone()));
@@ -706,6 +726,7 @@ impl<'t> Builder<'t> {
             extent: end,
             body: SBody::Scalar(SScalar {
                 style,
+                str_tag,
                 value: scalar,
                 block,
             }),
@@ -924,7 +945,13 @@ impl<'t> Builder<'t> {
             ),
             Some(root) => match &root.body {
                 SBody::Map(_) => root,
-                SBody::Scalar(s) if s.value.kind == Kind::Null => empty(root.start),
+                SBody::Scalar(s) if s.value.kind == Kind::Null => {
+                    // A `null` document: what replaces it replaces the word too.
+                    let mut map = empty(root.start);
+                    map.end = root.end;
+                    map.extent = root.end;
+                    map
+                }
                 SBody::Seq(_) => {
                     return Err(self.err_at(
                         root.start,

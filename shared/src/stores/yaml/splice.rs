@@ -350,7 +350,11 @@ impl Splicer<'_> {
                 _ if value.contains('\n') && !in_flow => self
                     .plain_to_literal(orig, value, ctx)
                     .unwrap_or_else(|| emit::double_quoted(value)),
-                _ if emit::plain_ok_lossless(value, in_flow) => value.to_string(),
+                _ if emit::plain_ok_lossless(value, in_flow)
+                    || (s.str_tag && emit::plain_syntax_ok(value, in_flow)) =>
+                {
+                    value.to_string()
+                }
                 _ if in_flow && value.starts_with("ENC[") => emit::single_quoted(value),
                 _ => emit::inline_scalar(new, in_flow),
             }
@@ -481,9 +485,12 @@ impl Splicer<'_> {
             })
             .collect();
         let has_pairs = new.iter().any(|i| matches!(i, Item::Pair(..)));
-        if !self.can_splice(c, &matched)
-            || (!has_pairs && c.items.iter().any(|i| matches!(i, SItem::Pair { .. })))
-        {
+        let had_pairs = c
+            .items
+            .iter()
+            .enumerate()
+            .any(|(i, item)| matches!(item, SItem::Pair { .. }) && Some(i) != exclude);
+        if !self.can_splice(c, &matched) || (!has_pairs && had_pairs) {
             let owned: Vec<Item> = new.iter().map(|&i| i.clone()).collect();
             self.replace(orig, &Node::Map(owned), ctx);
             return;
