@@ -79,11 +79,26 @@ pub fn file_error(name: &Path, e: FileError) -> Failure {
 
 /// Parses, unwraps the data key and decrypts; errors name the file.
 pub fn open(input: &Input, format: Format, ignore_mac: bool) -> Result<Opened> {
+    open_with(input, format, ignore_mac, false)
+}
+
+/// Like [`open`], remembering every value's ciphertext so that writing the file back keeps the
+/// ciphertext of the values that did not change.
+pub fn open_for_edit(input: &Input, format: Format, ignore_mac: bool) -> Result<Opened> {
+    open_with(input, format, ignore_mac, true)
+}
+
+fn open_with(input: &Input, format: Format, ignore_mac: bool, edit: bool) -> Result<Opened> {
     let store = store(format);
     let parsed = store
         .parse(&input.bytes)
         .map_err(|e| exit::store_error(&input.name, e))?;
     let metadata = sops_file::read_metadata(&parsed).map_err(|e| file_error(&input.name, e))?;
     let keyring = keyring_for(&metadata)?;
-    sops_file::open_parsed(parsed, &keyring, ignore_mac).map_err(|e| file_error(&input.name, e))
+    let opened = if edit {
+        sops_file::open_for_edit(parsed, &keyring, ignore_mac)
+    } else {
+        sops_file::open_parsed(parsed, &keyring, ignore_mac)
+    };
+    opened.map_err(|e| file_error(&input.name, e))
 }

@@ -78,9 +78,12 @@ fn layout_aad(aad: &str, plaintext: &[u8]) -> Vec<u8> {
 /// `ENC[...]` and the layout token after it, if any.
 fn split_layout(enc: &str) -> (&str, Option<&str>) {
     let enc = enc.trim_end();
-    match enc.find(&format!("]{LAYOUT_MARK}")) {
-        Some(i) => (&enc[..=i], Some(&enc[i + 1 + LAYOUT_MARK.len()..])),
-        None => (enc, None),
+    // The token is base64, so the value's own `]` is the last one in the text.
+    match enc.rfind(']') {
+        Some(i) if enc[i + 1..].starts_with(LAYOUT_MARK) => {
+            (&enc[..=i], Some(&enc[i + 1 + LAYOUT_MARK.len()..]))
+        }
+        _ => (enc, None),
     }
 }
 
@@ -182,13 +185,15 @@ pub fn encrypt_tree(
     Ok(())
 }
 
-/// Decrypts the values of `tree` and checks the MAC (unless `ignore_mac`). Returns the memory of
-/// ciphertexts for a later [`encrypt_tree`] of an edited tree.
+/// Decrypts the values of `tree` and checks the MAC (unless `ignore_mac`). With `remember`, also
+/// returns the memory of ciphertexts for a later [`encrypt_tree`] of an edited tree (it costs a
+/// digest per value, so a plain decrypt does without).
 pub fn decrypt_tree(
     tree: &mut Tree,
     key: &DataKey,
     metadata: &Metadata,
     ignore_mac: bool,
+    remember: bool,
 ) -> Result<CiphertextMemory, EncryptionError> {
     let mut hash = Sha512::new();
     if metadata.mac_only_encrypted {
@@ -240,10 +245,12 @@ pub fn decrypt_tree(
                         }
                         None => None,
                     };
-                    memory.seen.insert(
-                        CiphertextMemory::key(&aad, type_name, &plain, layout.as_deref()),
-                        enc.trim_end().to_string(),
-                    );
+                    if remember {
+                        memory.seen.insert(
+                            CiphertextMemory::key(&aad, type_name, &plain, layout.as_deref()),
+                            enc.trim_end().to_string(),
+                        );
+                    }
                     *scalar =
                         scalar_text::from_plaintext(kind, plain.to_vec()).map_err(|source| {
                             EncryptionError::Scalar {
@@ -272,15 +279,17 @@ pub fn decrypt_tree(
                     let aad = place.aad();
                     if let Ok((plain, COMMENT_TYPE)) = cipher::decrypt(text, key, aad.as_bytes()) {
                         if let Ok(plain_text) = String::from_utf8(plain.to_vec()) {
-                            memory.seen.insert(
-                                CiphertextMemory::key(
-                                    &aad,
-                                    COMMENT_TYPE,
-                                    plain_text.as_bytes(),
-                                    None,
-                                ),
-                                text.clone(),
-                            );
+                            if remember {
+                                memory.seen.insert(
+                                    CiphertextMemory::key(
+                                        &aad,
+                                        COMMENT_TYPE,
+                                        plain_text.as_bytes(),
+                                        None,
+                                    ),
+                                    text.clone(),
+                                );
+                            }
                             *text = plain_text;
                         }
                     }
@@ -374,7 +383,7 @@ mod tests {
                 .text(),
             Some("public")
         );
-        decrypt_tree(&mut tree, &key, &m, false).unwrap();
+        decrypt_tree(&mut tree, &key, &m, false, false).unwrap();
         assert_eq!(tree, sample());
     }
 
@@ -386,7 +395,7 @@ mod tests {
         encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
         tree.documents[0].get_mut("db").unwrap().remove("port");
         assert!(matches!(
-            decrypt_tree(&mut tree, &key, &m, false),
+            decrypt_tree(&mut tree, &key, &m, false, false),
             Err(EncryptionError::MacMismatch)
         ));
     }
@@ -401,7 +410,7 @@ mod tests {
         let pw = db.get("password").unwrap().clone();
         *db.get_mut("port").unwrap() = pw;
         assert!(matches!(
-            decrypt_tree(&mut tree, &key, &m, false),
+            decrypt_tree(&mut tree, &key, &m, false, false),
             Err(EncryptionError::Value { .. })
         ));
     }
@@ -413,7 +422,7 @@ mod tests {
         let mut tree = sample();
         encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
         let before = tree.clone();
-        let memory = decrypt_tree(&mut tree, &key, &m, false).unwrap();
+        let memory = decrypt_tree(&mut tree, &key, &m, false, true).unwrap();
         *tree.documents[0]
             .get_mut("db")
             .unwrap()
@@ -452,7 +461,7 @@ mod tests {
         let first = items[0].as_scalar().unwrap().text().unwrap().to_string();
         assert!(first.contains("]~"), "{first}");
         let mut back = tree.clone();
-        decrypt_tree(&mut back, &key, &m, false).unwrap();
+        decrypt_tree(&mut back, &key, &m, false, false).unwrap();
         assert_eq!(back, original);
         // Swapping the layout tokens of two items of the same list is refused.
         let second = items[1].as_scalar().unwrap().text().unwrap().to_string();
@@ -465,7 +474,7 @@ mod tests {
         items[0] = Node::str(format!("{v1}]~{t2}"));
         items[1] = Node::str(format!("{v2}]~{t1}"));
         assert!(matches!(
-            decrypt_tree(&mut swapped, &key, &m, false),
+            decrypt_tree(&mut swapped, &key, &m, false, false),
             Err(EncryptionError::Value { .. })
         ));
     }

@@ -47,13 +47,32 @@ pub fn open(
 }
 
 pub fn open_parsed(
-    mut parsed: Parsed,
+    parsed: Parsed,
     keyring: &Keyring,
     ignore_mac: bool,
 ) -> Result<Opened, FileError> {
+    open_with(parsed, keyring, ignore_mac, false)
+}
+
+/// Like [`open_parsed`], for a file that will be changed and written back: `Opened::memory`
+/// then holds each value's ciphertext, so that unchanged values keep it.
+pub fn open_for_edit(
+    parsed: Parsed,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<Opened, FileError> {
+    open_with(parsed, keyring, ignore_mac, true)
+}
+
+fn open_with(
+    mut parsed: Parsed,
+    keyring: &Keyring,
+    ignore_mac: bool,
+    remember: bool,
+) -> Result<Opened, FileError> {
     let metadata = read_metadata(&parsed)?;
     let key = key_groups::unwrap(&metadata, keyring)?;
-    let memory = encryption::decrypt_tree(&mut parsed.tree, &key, &metadata, ignore_mac)?;
+    let memory = encryption::decrypt_tree(&mut parsed.tree, &key, &metadata, ignore_mac, remember)?;
     Ok(Opened {
         parsed,
         metadata,

@@ -144,7 +144,7 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
         mut metadata,
         key,
         memory,
-    } = context::open(&input, format, g.ignore_mac)?;
+    } = context::open_for_edit(&input, format, g.ignore_mac)?;
     let plain = Zeroizing::new(
         store
             .write(&parsed.tree, None, Some(&parsed), &WriteOptions::default())

@@ -65,7 +65,7 @@ pub fn unset(g: &GlobalOptions, a: &UnsetArgs) -> Result<()> {
 
 fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_shared::stores::Format, Opened)> {
     let format = context::input_format(g, &input.name)?;
-    let opened = context::open(input, format, g.ignore_mac)?;
+    let opened = context::open_for_edit(input, format, g.ignore_mac)?;
     Ok((format, opened))
 }
 
