@@ -98,9 +98,18 @@ impl Destination {
     }
 }
 
-/// Replaces `path` with `bytes` atomically, keeping its permissions (new files get 0600 when
-/// they may hold plaintext is the caller's choice: see [`write_private`]).
+/// Replaces `path` with `bytes` atomically, keeping its permissions; a new file gets the mode a
+/// shell redirect would give it (the output is encrypted, or the user asked for plaintext).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, false)
+}
+
+/// Like [`write_atomic`], but a new file is created 0600: for plaintext and private keys.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+fn replace(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let fail = |e: std::io::Error| {
         Failure::new(
             exit::CANNOT_WRITE_OUTPUT,
@@ -121,6 +130,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         Ok(meta) => {
             std::fs::set_permissions(tmp.path(), meta.permissions()).map_err(fail)?;
         }
+        Err(_) if private => {} // tempfile created it 0600; persisting keeps that mode.
         Err(_) => {
             // A new file: tempfile created it 0600; make it as a plain `>` redirect would.
             #[cfg(unix)]

@@ -365,7 +365,8 @@ pub fn now_rfc3339() -> String {
     format_unix_seconds(secs)
 }
 
-fn format_unix_seconds(secs: i64) -> String {
+/// Seconds since the Unix epoch as UTC RFC 3339 (`2026-11-28T22:45:52Z`).
+pub(crate) fn format_unix_seconds(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's civil-from-days.

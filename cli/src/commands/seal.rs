@@ -407,29 +407,7 @@ fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> Result<()> 
                 Failure::new(exit::CANNOT_WRITE_OUTPUT, format!("standard output: {e}"))
             })
         }
-        Some(p) if private && !p.exists() => write_private(p, bytes),
+        Some(p) if private => file_io::write_private(p, bytes),
         Some(p) => file_io::write_atomic(p, bytes),
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let fail = |e: std::io::Error| {
-        Failure::new(
-            exit::CANNOT_WRITE_OUTPUT,
-            format!("{}: cannot write: {e}", path.display()),
-        )
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    // tempfile creates 0600; persisting keeps that mode.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".enseal-")
-        .tempfile_in(&dir)
-        .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }
