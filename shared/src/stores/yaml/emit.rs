@@ -38,6 +38,36 @@ impl Emitter<'_> {
         self.out.push_str(self.nl);
     }
 
+    /// A document that is any value, as go-yaml's `Marshal` writes a lone value: a sequence
+    /// with its `-` at column 0, a scalar on its own line (a multi-line string as a literal
+    /// block one step in), `[]`/`{}` when empty.
+    pub fn lone_value(&mut self, node: &Node) {
+        match node {
+            Node::Map(items) => self.document(items),
+            Node::Seq(items) => {
+                if has_values_seq(items) {
+                    self.seq(items, 0, false);
+                } else {
+                    for item in items {
+                        if let Node::Comment(c) = item {
+                            self.comment(c, 0, false);
+                        }
+                    }
+                    self.out.push_str("[]");
+                }
+                self.out.push_str(self.nl);
+            }
+            Node::Scalar(s) => {
+                self.scalar(s, 0, self.step);
+                self.out.push_str(self.nl);
+            }
+            Node::Comment(c) => {
+                self.out.push_str(&double_quoted(c));
+                self.out.push_str(self.nl);
+            }
+        }
+    }
+
     fn comment(&mut self, text: &str, indent: usize, inline_first: bool) {
         for (i, line) in text.split('\n').enumerate() {
             if i > 0 || !inline_first {
@@ -216,7 +246,7 @@ impl Emitter<'_> {
             Node::Seq(_) => self.out.push_str(" []"),
             Node::Scalar(s) => {
                 self.out.push(' ');
-                self.scalar(s, indent, next_indent(indent, self.step));
+                self.scalar(s, indent, seq_item_content(indent));
             }
             Node::Comment(c) => {
                 self.out.push(' ');
@@ -224,6 +254,13 @@ impl Emitter<'_> {
             }
         }
     }
+}
+
+/// Where go-yaml puts the content of a block scalar that is a sequence item whose `-` is at
+/// column `dash`: just past the `- `, whatever the indentation step (its emitter indents
+/// "inside a sequence" by 2).
+pub fn seq_item_content(dash: usize) -> usize {
+    dash + 2
 }
 
 fn has_values_map(items: &[Item]) -> bool {

@@ -63,18 +63,18 @@ impl Store for YamlStore {
         original: Option<&Parsed>,
         options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
-        let mut docs: Vec<&[Item]> = Vec::with_capacity(tree.documents.len());
-        for doc in &tree.documents {
-            match doc {
-                Node::Map(items) => docs.push(items),
-                _ => {
-                    return Err(StoreError::Unrepresentable {
-                        format: "yaml",
-                        message: "a YAML document must be a mapping".to_string(),
-                    })
-                }
-            }
-        }
+        let step = options.indent.unwrap_or(DEFAULT_INDENT);
+        let maps: Option<Vec<&[Item]>> = tree
+            .documents
+            .iter()
+            .map(|doc| match doc {
+                Node::Map(items) => Some(items.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let Some(docs) = maps else {
+            return lone_values(&tree.documents, metadata, step);
+        };
         let src = original
             .and_then(|p| p.source.as_ref())
             .and_then(|s| s.downcast_ref::<Source>());
@@ -83,9 +83,39 @@ impl Store for YamlStore {
                 return Ok(splice::write(src, &docs, metadata, options.indent).into_bytes());
             }
         }
-        let step = options.indent.unwrap_or(DEFAULT_INDENT);
         Ok(canonical(&docs, metadata, step, "\n").into_bytes())
     }
+}
+
+/// A stream some of whose documents are a sequence or a scalar, as go-yaml marshals a lone value
+/// (what `decrypt --extract` prints). Such a document was never a sops file (sops refuses to
+/// read one), so there is no layout to keep and nowhere to put metadata.
+fn lone_values(docs: &[Node], metadata: Option<&Node>, step: usize) -> Result<Vec<u8>, StoreError> {
+    let refuse = |message: &str| {
+        Err(StoreError::Unrepresentable {
+            format: "yaml",
+            message: message.to_string(),
+        })
+    };
+    if metadata.is_some() {
+        return refuse("a YAML document with sops metadata must be a mapping");
+    }
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if matches!(doc, Node::Comment(_)) {
+            return refuse("a YAML document cannot be a lone comment");
+        }
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        Emitter {
+            out: &mut out,
+            step,
+            nl: "\n",
+        }
+        .lone_value(doc);
+    }
+    Ok(out.into_bytes())
 }
 
 /// A stream written from scratch: documents separated by `---`, each with the `sops` block last.

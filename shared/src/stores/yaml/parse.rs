@@ -184,6 +184,19 @@ impl SNode {
                 c.items
                     .iter()
                     .filter_map(|item| match item {
+                        // sops writes a comment in a list as an encrypted item; its cipher
+                        // gives a comment back, so the tree holds one.
+                        SItem::Entry {
+                            value:
+                                SNode {
+                                    body: SBody::Scalar(s),
+                                    ..
+                                },
+                            enc_comment: true,
+                            ..
+                        } => Some(Node::Comment(
+                            String::from_utf8_lossy(&s.value.value).into_owned(),
+                        )),
                         SItem::Entry { value, .. } => Some(value.to_node(text)),
                         SItem::Comment { hash, end, .. } => {
                             Some(Node::Comment(text[hash + 1..*end].to_string()))

@@ -268,6 +268,9 @@ impl Splicer<'_> {
                         Node::Seq(items) if !items.is_empty() => em.seq(items, col, true),
                         Node::Map(_) => em.out.push_str("{}"),
                         Node::Seq(_) => em.out.push_str("[]"),
+                        Node::Scalar(s) if is_seq => {
+                            em.scalar(s, indent, emit::seq_item_content(indent))
+                        }
                         Node::Scalar(s) => {
                             em.scalar(s, indent, emit::next_indent(indent, self.step))
                         }
@@ -368,15 +371,15 @@ impl Splicer<'_> {
     /// A multi-line string where the original was a one-line scalar: a literal block, one step
     /// deeper than its key, when nothing else follows on the line.
     fn plain_to_literal(&self, orig: &SNode, value: &str, ctx: Ctx) -> Option<String> {
-        let parent = match ctx {
-            Ctx::MapValue { indent, .. } | Ctx::SeqItem { indent, .. } => indent,
+        let (parent, content) = match ctx {
+            Ctx::MapValue { indent, .. } => (indent, emit::next_indent(indent, self.step)),
+            Ctx::SeqItem { indent, .. } => (indent, emit::seq_item_content(indent)),
             _ => return None,
         };
         let le = line_end(self.text, orig.end);
         if !self.text[orig.end..le].trim().is_empty() {
             return None;
         }
-        let content = emit::next_indent(parent, self.step);
         let (header, body) = emit::literal_block(value, parent, content, self.nl)?;
         Some(format!("{header}{}{body}", self.nl))
     }

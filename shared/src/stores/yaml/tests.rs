@@ -729,3 +729,88 @@ fn every_prefix_of_the_samples_errors_or_round_trips() {
     }
     assert!(checked > 1000, "{checked}");
 }
+
+/// `decrypt --extract` of a list or a number writes a lone value; the expected texts are what
+/// `sops decrypt --extract '["k"]'` (sops 3.11) printed for these values.
+#[test]
+fn lone_values_are_written_as_go_yaml_marshals_them() {
+    let doc = parse(concat!(
+        "nested:\n  - - a\n    - b\n  - - c\n",
+        "lmaps:\n  - name: x\n    v: 1\n  - name: y\n    sub:\n      k: v\n",
+        "num: 42\n",
+        "emptyl: []\n",
+        "multi:\n  - |\n    line1\n    line2\n  - \"quoted: x\"\n  - 'true'\n",
+        "seqc:\n  # a comment\n  - a\n  - b\n",
+        "deep:\n  - - - x\n  - {a: b}\n  - []\n",
+        "nul: null\n",
+        "boo: true\n",
+    ))
+    .tree
+    .documents
+    .remove(0);
+    for (key, sops) in [
+        ("nested", "- - a\n  - b\n- - c\n"),
+        (
+            "lmaps",
+            "- name: x\n  v: 1\n- name: \"y\"\n  sub:\n    k: v\n",
+        ),
+        ("num", "42\n"),
+        ("emptyl", "[]\n"),
+        (
+            "multi",
+            "- |\n  line1\n  line2\n- 'quoted: x'\n- \"true\"\n",
+        ),
+        ("seqc", "# a comment\n- a\n- b\n"),
+        ("deep", "- - - x\n- a: b\n- []\n"),
+        ("nul", "null\n"),
+        ("boo", "true\n"),
+    ] {
+        let value = doc.get(key).expect(key).clone();
+        let tree = Tree {
+            documents: vec![value],
+        };
+        assert_eq!(write(&tree, None, None), sops, "{key}");
+    }
+    let text = Tree {
+        documents: vec![Node::str("two\nlines")],
+    };
+    assert_eq!(write(&text, None, None), "|-\n    two\n    lines\n");
+    // Where go-yaml writes `|4` two columns in (which no parser reads back), the indicator
+    // says where the content really is.
+    let lead = Node::Map(vec![Item::Pair(
+        "l".into(),
+        Node::Seq(vec![Node::str("  lead\nx\n"), Node::str("plain\nx")]),
+    )]);
+    let tree = Tree {
+        documents: vec![lead],
+    };
+    let out = write(&tree, None, None);
+    assert_eq!(
+        out,
+        "l:\n    - |2\n        lead\n      x\n    - |-\n      plain\n      x\n"
+    );
+    assert_eq!(parse(&out).tree, tree);
+    // sops metadata only ever sits in a mapping, and reading still wants one.
+    let list = Tree {
+        documents: vec![Node::Seq(vec![Node::str("a")])],
+    };
+    assert!(store()
+        .write(&list, Some(&metadata()), None, &WriteOptions::default())
+        .is_err());
+    assert!(store().parse(b"- a\n").is_err());
+}
+
+/// sops writes a comment inside a list as a `- ENC[...,type:comment]` item and its cipher gives a
+/// comment back; reading such a file must give a comment, or decrypting it fails on the type.
+#[test]
+fn encrypted_comment_items_of_a_list_are_read_as_comments() {
+    let enc = "ENC[AES256_GCM,data:AAAA,iv:BBBB,tag:CCCC,type:comment]";
+    let doc = parse(&format!("l:\n    - {enc}\n    - a\n"))
+        .tree
+        .documents
+        .remove(0);
+    assert_eq!(
+        doc.get("l"),
+        Some(&Node::Seq(vec![Node::Comment(enc.into()), Node::str("a")]))
+    );
+}
