@@ -120,6 +120,9 @@ pub enum Command {
     Updatekeys(UpdateKeysArgs),
     /// Print whether a file is encrypted, as JSON: {"encrypted":true}.
     Filestatus(FileArg),
+    /// Exit 1 listing the files a creation rule of .sops.yaml covers that are not encrypted
+    /// (the pre-commit hook).
+    Check(CheckArgs),
     /// Run a command with the file's top-level values in its environment.
     ExecEnv(ExecEnvArgs),
     /// Run a command with `{}` replaced by the path of a private file holding the plaintext.
@@ -187,6 +190,12 @@ pub struct RotateArgs {
     /// Remove these age recipients while rotating.
     #[arg(long, value_name = "RECIPIENTS")]
     pub rm_age: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Files to check; files no creation rule covers are ignored.
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

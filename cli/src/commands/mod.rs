@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` dispatches and returns the process exit code.
 
+mod check;
 mod decrypt;
 mod edit;
 mod encrypt;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Unset(a) => modify::unset(g, &a).map(|_| 0),
         Command::Rotate(a) => keys::rotate(g, &a).map(|_| 0),
         Command::Updatekeys(a) => keys::updatekeys(g, &a).map(|_| 0),
+        Command::Check(a) => check::run(g, &a),
         Command::Filestatus(a) => decrypt::filestatus(g, a.file.as_deref()).map(|_| 0),
         Command::ExecEnv(a) => exec::exec_env(g, &a),
         Command::ExecFile(a) => exec::exec_file(g, &a),
