@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use enseal_shared::data_key::DataKey;
 use enseal_shared::key_groups::{self, GroupRecipients};
@@ -128,12 +129,28 @@ fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
 }
 
 pub fn updatekeys(g: &GlobalOptions, a: &UpdateKeysArgs) -> Result<()> {
+    let files = expand(g, &a.files)?;
+    let mut progress = Progress::new(files.len(), a.files.iter().any(|p| p.is_dir()));
     let mut failures = Vec::new();
-    for file in &a.files {
-        if let Err(f) = update_one(g, file, a.yes) {
-            eprintln!("enseal: {}", f.message);
-            failures.push(f.code);
+    let mut updated = 0usize;
+    for (i, file) in files.iter().enumerate() {
+        progress.draw(i, file);
+        match update_one(g, file, a.yes, &mut progress) {
+            Ok(true) => updated += 1,
+            Ok(false) => {}
+            Err(f) => {
+                progress.line(&format!("enseal: {}", f.message));
+                failures.push(f.code);
+            }
         }
+    }
+    progress.finish();
+    if progress.summary {
+        eprintln!(
+            "{} encrypted files: {updated} updated, {} failed",
+            files.len(),
+            failures.len()
+        );
     }
     match failures.first() {
         None => Ok(()),
@@ -142,13 +159,133 @@ pub fn updatekeys(g: &GlobalOptions, a: &UpdateKeysArgs) -> Result<()> {
             format!(
                 "{} of {} files could not be updated",
                 failures.len(),
-                a.files.len()
+                files.len()
             ),
         )),
     }
 }
 
-fn update_one(g: &GlobalOptions, file: &std::path::Path, yes: bool) -> Result<()> {
+/// Directories named on the command line become the encrypted files under them; named files
+/// stay as they are (a file that is not encrypted then fails as before).
+fn expand(g: &GlobalOptions, args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for arg in args {
+        if arg.is_dir() {
+            walk(g, arg, &mut files)?;
+        } else {
+            files.push(arg.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Depth first in name order. Hidden directories (.git, .venv...) and build output that holds
+/// copies rather than sources (target, node_modules) are skipped; so are symlinks, which could
+/// loop or lead out of the tree.
+fn walk(g: &GlobalOptions, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let unreadable = |e: std::io::Error| {
+        Failure::new(
+            exit::CANNOT_READ_INPUT,
+            format!("{}: cannot list: {e}", dir.display()),
+        )
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(unreadable)?
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(unreadable)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if kind.is_dir() {
+            if !(name.starts_with('.') || name == "target" || name == "node_modules") {
+                walk(g, &path, out)?;
+            }
+        } else if kind.is_file() && has_sops_metadata(g, &path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn has_sops_metadata(g: &GlobalOptions, path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    // Every format spells its metadata key `sops`: skip the parse for the files that cannot
+    // be encrypted (most of a repository).
+    if !bytes.windows(4).any(|w| w == b"sops") {
+        return false;
+    }
+    let Ok(format) = context::input_format(g, path) else {
+        return false;
+    };
+    context::store(format)
+        .parse(&bytes)
+        .map(|p| p.metadata.is_some())
+        .unwrap_or(false)
+}
+
+/// Where updatekeys reports: a bar redrawn in place on a terminal (messages scroll above it),
+/// plain lines otherwise.
+struct Progress {
+    total: usize,
+    bar: bool,
+    drawn: bool,
+    /// A directory was walked: end with a count, since the files were not named one by one.
+    summary: bool,
+}
+
+impl Progress {
+    fn new(total: usize, summary: bool) -> Progress {
+        Progress {
+            total,
+            bar: std::io::stderr().is_terminal() && total > 1,
+            drawn: false,
+            summary,
+        }
+    }
+
+    fn draw(&mut self, done: usize, current: &Path) {
+        if !self.bar {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let filled = WIDTH * done / self.total.max(1);
+        eprint!(
+            "\r\x1b[K[{}{}] {done}/{} {}",
+            "=".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            self.total,
+            current.display()
+        );
+        std::io::stderr().flush().ok();
+        self.drawn = true;
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[K");
+            self.drawn = false;
+        }
+    }
+
+    fn line(&mut self, message: &str) {
+        self.clear();
+        eprintln!("{message}");
+    }
+
+    fn finish(&mut self) {
+        self.clear();
+    }
+}
+
+/// `Ok(true)` when the file was rewritten.
+fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress) -> Result<bool> {
     let input = read_input(Some(file), None)?;
     let format = context::input_format(g, &input.name)?;
     let store = context::store(format);
@@ -161,15 +298,15 @@ fn update_one(g: &GlobalOptions, file: &std::path::Path, yes: bool) -> Result<()
     let now = describe(&metadata.key_groups);
     let wanted = describe_plan(&plan.groups);
     if now == wanted && metadata.shamir_threshold == plan.threshold.or(metadata.shamir_threshold) {
-        eprintln!("{}: already up to date", input.name.display());
-        return Ok(());
+        progress.line(&format!("{}: already up to date", input.name.display()));
+        return Ok(false);
     }
-    eprintln!("{}: key changes:", input.name.display());
+    progress.line(&format!("{}: key changes:", input.name.display()));
     for k in wanted.difference(&now) {
-        eprintln!("  + {k}");
+        progress.line(&format!("  + {k}"));
     }
     for k in now.difference(&wanted) {
-        eprintln!("  - {k}");
+        progress.line(&format!("  - {k}"));
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
@@ -179,13 +316,14 @@ fn update_one(g: &GlobalOptions, file: &std::path::Path, yes: bool) -> Result<()
             )
             .in_file(&input.name));
         }
+        progress.clear();
         eprint!("Is this okay? (y/n): ");
         std::io::stderr().flush().ok();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).ok();
         if !answer.trim().eq_ignore_ascii_case("y") {
-            eprintln!("{}: not changed", input.name.display());
-            return Ok(());
+            progress.line(&format!("{}: not changed", input.name.display()));
+            return Ok(false);
         }
     }
     let keyring = context::keyring_for(&metadata)?;
@@ -204,6 +342,6 @@ fn update_one(g: &GlobalOptions, file: &std::path::Path, yes: bool) -> Result<()
         )
         .map_err(|e| exit::store_error(&input.name, e))?;
     write_atomic(file, &bytes)?;
-    eprintln!("{}: keys updated", input.name.display());
-    Ok(())
+    progress.line(&format!("{}: keys updated", input.name.display()));
+    Ok(true)
 }
