@@ -169,3 +169,37 @@ fn the_deployment_args_are_flags_the_controller_knows() {
         );
     }
 }
+
+/// The Helm chart has no renderer here (no helm binary), so pin what must not drift from the
+/// base that the RBAC test checks on a real API server: the rules and the CRD.
+#[test]
+fn the_helm_chart_carries_the_same_rules_and_crd_as_the_base() {
+    let root = peers::repo_root();
+    let read = |p: &str| {
+        std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("reading {p}: {e}"))
+    };
+    let rules = |text: &str| -> Vec<String> {
+        text.split("\n---")
+            .filter_map(|doc| {
+                let start = doc.find("\nrules:")?;
+                let block: Vec<&str> = doc[start + 1..]
+                    .lines()
+                    .take_while(|l| {
+                        l.starts_with("rules:") || l.starts_with(' ') || l.starts_with('#')
+                    })
+                    .filter(|l| !l.trim_start().starts_with('#'))
+                    .collect();
+                Some(block.join("\n"))
+            })
+            .collect()
+    };
+    let base = rules(&read("deploy/base/rbac.yaml"));
+    assert_eq!(base.len(), 2, "ClusterRole and Role rules");
+    assert_eq!(rules(&read("deploy/helm/enseal/templates/rbac.yaml")), base);
+    assert_eq!(
+        read("deploy/helm/enseal/crds/bitnami.com_sealedsecrets.yaml"),
+        read("deploy/crds/bitnami.com_sealedsecrets.yaml")
+    );
+    let chart = read("deploy/helm/enseal/Chart.yaml");
+    assert!(chart.contains("apiVersion: v2") && chart.contains("name: enseal"));
+}
