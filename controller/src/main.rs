@@ -9,6 +9,10 @@ mod leader;
 mod metrics;
 mod reconcile;
 mod sealing;
+mod sops_crd;
+mod sops_keys;
+mod sops_reconcile;
+mod sops_render;
 mod unseal;
 
 use std::net::SocketAddr;
@@ -31,6 +35,7 @@ use tokio::sync::watch;
 use crate::crd::SealedSecret;
 use crate::keystore::{KeyPolicy, KeyStore};
 use crate::metrics::Metrics;
+use crate::sops_crd::SopsSecret;
 
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -86,6 +91,13 @@ struct Flags {
     /// Field manager name for server-side apply.
     #[arg(long, default_value = "enseal-controller")]
     field_manager: String,
+    /// Secret in --namespace whose `*.agekey` entries are the age identities SopsSecrets are
+    /// decrypted with (watched: keys added later are used without a restart).
+    #[arg(long)]
+    sops_age_key_secret: Option<String>,
+    /// Reconcile SopsSecrets (enseal.dev/v1alpha1); needs their CRD installed.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sops_secrets: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -285,6 +297,33 @@ async fn run(flags: Flags) -> Result<(), String> {
         field_manager: flags.field_manager.clone(),
         synced: Default::default(),
     });
+    let sops_controller = flags.sops_secrets.then(|| {
+        let keys = Arc::new(sops_keys::SopsKeys::default());
+        let (changed_tx, changed_rx) = watch::channel(0u64);
+        if let Some(secret) = flags.sops_age_key_secret.clone() {
+            tokio::spawn(sops_keys::watch_key_secret(
+                keys.clone(),
+                Api::namespaced(client.clone(), &namespace),
+                secret,
+                changed_tx,
+            ));
+        }
+        let sops_ctx = Arc::new(sops_reconcile::Context {
+            client: client.clone(),
+            keys,
+            metrics: ctx.metrics.clone(),
+            recorder: ctx.recorder.clone(),
+            field_manager: flags.field_manager.clone(),
+        });
+        tokio::spawn(run_sops_while_leader(
+            client.clone(),
+            flags.watch_namespace.clone(),
+            flags.max_concurrent_reconciles,
+            sops_ctx,
+            leader_rx.clone(),
+            changed_rx,
+        ))
+    });
     let controllers = tokio::spawn(run_while_leader(
         client,
         flags.watch_namespace.clone(),
@@ -301,6 +340,9 @@ async fn run(flags: Flags) -> Result<(), String> {
     }
     let _ = stop_tx.send(true);
     controllers.abort();
+    if let Some(c) = sops_controller {
+        c.abort();
+    }
     if let Some(e) = elector {
         let _ = tokio::time::timeout(Duration::from_secs(5), e).await;
     }
@@ -359,6 +401,55 @@ async fn run_while_leader(
             .for_each(|_| std::future::ready(()))
             .await;
         tracing::info!("stopped reconciling (no longer leader)");
+    }
+}
+
+/// Runs the SopsSecret controller whenever this replica leads (same election as SealedSecrets);
+/// a change of the age keys reconciles every SopsSecret again.
+async fn run_sops_while_leader(
+    client: Client,
+    watch_namespace: Option<String>,
+    concurrency: u16,
+    ctx: Arc<sops_reconcile::Context>,
+    mut leader: watch::Receiver<bool>,
+    keys_changed: watch::Receiver<u64>,
+) {
+    loop {
+        if leader.wait_for(|l| *l).await.is_err() {
+            return;
+        }
+        tracing::info!("reconciling SopsSecrets");
+        let (api, secret_api): (Api<SopsSecret>, Api<PartialObjectMeta<Secret>>) =
+            match &watch_namespace {
+                Some(ns) => (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                ),
+                None => (Api::all(client.clone()), Api::all(client.clone())),
+            };
+        let secrets = watcher(secret_api, watcher::Config::default())
+            .default_backoff()
+            .touched_objects();
+        let mut lost = leader.clone();
+        let key_changes = futures::stream::unfold(keys_changed.clone(), |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        });
+        Controller::new(api, watcher::Config::default().any_semantic())
+            .owns_stream(secrets)
+            .reconcile_all_on(key_changes)
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .graceful_shutdown_on(async move {
+                let _ = lost.wait_for(|l| !*l).await;
+            })
+            .run(
+                sops_reconcile::reconcile,
+                sops_reconcile::error_policy,
+                ctx.clone(),
+            )
+            .for_each(|_| std::future::ready(()))
+            .await;
+        tracing::info!("stopped reconciling SopsSecrets (no longer leader)");
     }
 }
 
