@@ -135,6 +135,9 @@ pub enum Command {
     Unseal(crate::seal_args::UnsealArgs),
     /// Print the cluster's sealing certificate, or generate a new sealing key pair.
     Cert(crate::seal_args::CertArgs),
+    /// Print the SopsSecret manifest (enseal.dev/v1alpha1) for an encrypted file, for
+    /// enseal-controller to decrypt in the cluster.
+    SopsSecret(crate::commands::sops_secret::SopsSecretArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
     /// Print the man page (roff).
