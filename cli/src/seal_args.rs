@@ -18,26 +18,15 @@ pub struct SealArgs {
     /// Output format: json (kubeseal's default) or yaml.
     #[arg(short = 'o', long = "format", value_name = "FORMAT", value_parser = ["json", "yaml"])]
     pub format: Option<String>,
-    /// The controller's certificate (PEM file) to seal for.
+    /// The controller's certificate to seal for: a PEM file or an http(s) URL. Without it the
+    /// certificate is fetched from the controller through the API server.
     #[arg(long, env = "SEALED_SECRETS_CERT", value_name = "FILE|URL")]
     pub cert: Option<String>,
-    /// Print the controller's certificate (needs the controller: not available yet).
+    /// Print the controller's certificate (from --cert, or fetched through the API server).
     #[arg(long)]
     pub fetch_cert: bool,
-    /// Name of the sealing controller's Service.
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAME",
-        default_value = "sealed-secrets-controller"
-    )]
-    pub controller_name: String,
-    /// Namespace of the sealing controller.
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
-        default_value = "kube-system"
-    )]
-    pub controller_namespace: String,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
     /// strict, namespace-wide or cluster-wide. Without it the Secret's
     /// sealedsecrets.bitnami.com/{cluster,namespace}-wide annotations choose (default strict).
     #[arg(long, value_name = "SCOPE")]
@@ -116,26 +105,16 @@ pub struct UnsealArgs {
 /// Print the sealing certificate, or generate a new key pair.
 #[derive(Args, Debug)]
 pub struct CertArgs {
-    /// Certificate file to check and print.
+    /// Certificate to check and print: a PEM file or an http(s) URL. Without it the
+    /// certificate is fetched from the controller through the API server.
     #[arg(long, env = "SEALED_SECRETS_CERT", value_name = "FILE|URL")]
     pub cert: Option<String>,
-    /// Fetch the certificate from the controller (not available yet).
+    /// Fetch the certificate from the controller through the API server (the default
+    /// without --cert; kept for kubeseal's command lines).
     #[arg(long)]
     pub fetch_cert: bool,
-    /// Name of the sealing controller's Service.
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAME",
-        default_value = "sealed-secrets-controller"
-    )]
-    pub controller_name: String,
-    /// Namespace of the sealing controller.
-    #[arg(
-        long,
-        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
-        default_value = "kube-system"
-    )]
-    pub controller_namespace: String,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
     /// Generate a new key pair (RSA key and self-signed certificate) like the controller does.
     #[arg(long, conflicts_with_all = ["cert", "fetch_cert"])]
     pub generate: bool,
@@ -169,4 +148,30 @@ pub struct CertArgs {
         requires = "generate"
     )]
     pub validity_days: u64,
+}
+
+/// Where the sealing controller runs, for fetching its certificate through the API server's
+/// service proxy as kubeseal does (same flags and defaults, so kubeseal scripts keep working).
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// Name of the sealing controller's Service.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAME",
+        default_value = "sealed-secrets-controller"
+    )]
+    pub controller_name: String,
+    /// Namespace of the sealing controller.
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_CONTROLLER_NAMESPACE",
+        default_value = "kube-system"
+    )]
+    pub controller_namespace: String,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }

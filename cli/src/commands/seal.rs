@@ -1,5 +1,6 @@
-//! `enseal seal`, `enseal unseal` and `enseal cert`: kubeseal's offline half (sealing with a
-//! certificate file, recovery with private keys) on `enseal_shared::sealing`.
+//! `enseal seal`, `enseal unseal` and `enseal cert`: kubeseal's command line on
+//! `enseal_shared::sealing` (sealing with a certificate from a file, a URL or the controller
+//! through the API server; recovery with private keys).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::{self, read_input, Input};
-use crate::seal_args::{CertArgs, SealArgs, UnsealArgs};
+use crate::seal_args::{CertArgs, ControllerArgs, SealArgs, UnsealArgs};
 
 const NEEDS_CONTROLLER: &str = "not available yet: needs the controller";
 
@@ -38,10 +39,8 @@ pub fn seal(a: &SealArgs) -> Result<()> {
         });
     }
     if a.fetch_cert {
-        return Err(fail(format!(
-            "--fetch-cert ({}/{}): {NEEDS_CONTROLLER}",
-            a.controller_namespace, a.controller_name
-        )));
+        let (_, pem) = cert_source(a.cert.as_deref(), &a.controller)?;
+        return write_output(None, &pem, false);
     }
     let modes = [a.raw, a.merge_into.is_some(), a.re_encrypt, a.validate];
     if modes.iter().filter(|m| **m).count() > 1 {
@@ -65,7 +64,7 @@ pub fn seal(a: &SealArgs) -> Result<()> {
     if a.validate {
         return validate(a);
     }
-    let cert = load_cert(a.cert.as_deref(), a)?;
+    let cert = load_cert(a.cert.as_deref(), &a.controller)?;
     if a.raw {
         return raw(a, scope, &cert);
     }
@@ -110,30 +109,44 @@ fn fill_identity(secret: &mut Secret, name: Option<&str>, namespace: Option<&str
     }
 }
 
-fn load_cert(cert: Option<&str>, a: &SealArgs) -> Result<SealingCertificate> {
-    let Some(cert) = cert else {
-        return Err(fail(format!(
-            "no --cert given (or SEALED_SECRETS_CERT); fetching the certificate from the \
-             controller {}/{} is {NEEDS_CONTROLLER}",
-            a.controller_namespace, a.controller_name
-        )));
-    };
-    read_cert(cert)
+fn load_cert(cert: Option<&str>, controller: &ControllerArgs) -> Result<SealingCertificate> {
+    let (name, pem) = cert_source(cert, controller)?;
+    parse_cert(&name, &pem)
 }
 
-fn read_cert(cert: &str) -> Result<SealingCertificate> {
-    if cert.starts_with("http://") || cert.starts_with("https://") {
-        return Err(fail(format!(
-            "--cert {cert}: fetching a certificate from a URL is not available yet; download \
-             it and pass the file"
-        )));
-    }
-    let input = read_input(Some(Path::new(cert)), None)?;
-    let parsed =
-        keys::parse_certificate_pem(&input.bytes).map_err(|e| fail(format!("{cert}: {e}")))?;
+/// The certificate's PEM bytes and a name for messages, as kubeseal finds them: `--cert` (or
+/// SEALED_SECRETS_CERT) as a file or an http(s) URL, else the controller through the API
+/// server.
+fn cert_source(cert: Option<&str>, controller: &ControllerArgs) -> Result<(String, Vec<u8>)> {
+    let pem = match cert {
+        Some(url) if fetch::is_url(url) => {
+            let pem = fetch::url(url).map_err(|e| fail(format!("--cert {url}: {e}")))?;
+            (url.to_string(), pem)
+        }
+        Some(file) => {
+            let file = file.strip_prefix("file://").unwrap_or(file);
+            let input = read_input(Some(Path::new(file)), None)?;
+            (file.to_string(), input.bytes.to_vec())
+        }
+        None => {
+            let pem = fetch::from_controller(controller).map_err(fail)?;
+            let name = format!(
+                "the certificate of {}/{}",
+                controller.controller_namespace, controller.controller_name
+            );
+            (name, pem)
+        }
+    };
+    // A proxy or a wrong URL answers with an HTML page: say so rather than print it.
+    parse_cert(&pem.0, &pem.1)?;
+    Ok(pem)
+}
+
+fn parse_cert(name: &str, pem: &[u8]) -> Result<SealingCertificate> {
+    let parsed = keys::parse_certificate_pem(pem).map_err(|e| fail(format!("{name}: {e}")))?;
     parsed
         .check_not_expired(SystemTime::now())
-        .map_err(|e| fail(format!("{cert}: {e}")))?;
+        .map_err(|e| fail(format!("{name}: {e}")))?;
     Ok(parsed)
 }
 
@@ -363,22 +376,8 @@ pub fn cert(a: &CertArgs) -> Result<()> {
     if a.generate {
         return generate(a);
     }
-    if a.fetch_cert {
-        return Err(fail(format!(
-            "--fetch-cert ({}/{}): {NEEDS_CONTROLLER}",
-            a.controller_namespace, a.controller_name
-        )));
-    }
-    let Some(cert) = a.cert.as_deref() else {
-        return Err(fail(format!(
-            "no --cert given; fetching the certificate from the controller {}/{} is \
-             {NEEDS_CONTROLLER}",
-            a.controller_namespace, a.controller_name
-        )));
-    };
-    read_cert(cert)?;
-    let input = read_input(Some(Path::new(cert)), None)?;
-    write_output(None, &input.bytes, false)
+    let (_, pem) = cert_source(a.cert.as_deref(), &a.controller)?;
+    write_output(None, &pem, false)
 }
 
 fn generate(a: &CertArgs) -> Result<()> {
@@ -409,5 +408,301 @@ fn write_output(path: Option<&Path>, bytes: &[u8], private: bool) -> Result<()> 
         }
         Some(p) if private => file_io::write_private(p, bytes),
         Some(p) => file_io::write_atomic(p, bytes),
+    }
+}
+
+/// The certificate over the network: from a URL (kubeseal's `--cert URL`), or from the
+/// controller's `/v1/cert.pem` through the API server's service proxy (kubeseal's default), so
+/// clusters that only expose the API server work unchanged.
+mod fetch {
+    use std::time::Duration;
+
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    use kube::{Client, Config};
+    use serde_json::Value;
+
+    use crate::seal_args::ControllerArgs;
+
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    const READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// A bound on the whole fetch (name resolution, TLS, redirects of the proxy included).
+    const TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Certificates are a few KiB; anything far larger is not one.
+    const MAX_CERT_BYTES: usize = 1 << 20;
+    const CERT_PATH: &str = "/v1/cert.pem";
+
+    pub fn is_url(cert: &str) -> bool {
+        let lower = cert.get(..8).unwrap_or(cert).to_ascii_lowercase();
+        lower.starts_with("http://") || lower.starts_with("https://")
+    }
+
+    /// GET `url` with bounded timeouts, without credentials.
+    pub fn url(url: &str) -> Result<Vec<u8>, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err("not an absolute http(s) URL".into());
+        };
+        let origin = http::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| format!("not a URL: {e}"))?;
+        let path = uri
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.as_str().to_string());
+        let mut config = Config::new(origin);
+        bound(&mut config);
+        run(async move {
+            let client = Client::try_from(config).map_err(|e| e.to_string())?;
+            get(&client, &path).await.map_err(|e| match e {
+                kube::Error::Api(s) => format!("the server answered {} {}", s.code, s.message),
+                other => chain(&other),
+            })
+        })
+    }
+
+    /// `/v1/cert.pem` of the controller's Service through the API server, as kubeseal asks for
+    /// it: the Service's first port by name, scheme http.
+    pub fn from_controller(c: &ControllerArgs) -> Result<Vec<u8>, String> {
+        let (ns, name) = (&c.controller_namespace, &c.controller_name);
+        for (what, value) in [("--controller-namespace", ns), ("--controller-name", name)] {
+            if !is_dns_label(value) {
+                return Err(format!("{what} {value:?} is not a valid Kubernetes name"));
+            }
+        }
+        let service = format!("{ns}/{name}");
+        let hint = "set --controller-name and --controller-namespace to where the sealing \
+                    controller runs, or pass --cert FILE|URL";
+        let c = c.clone();
+        run(async move {
+            let config = cluster_config(&c).await?;
+            let client = Client::try_from(config)
+                .map_err(|e| format!("cannot make a Kubernetes client: {e}"))?;
+            let svc = get(&client, &service_path(ns_of(&c), name_of(&c)))
+                .await
+                .map_err(|e| match e {
+                    kube::Error::Api(s) if s.code == 404 => {
+                        format!("the Service {service} was not found: {hint}")
+                    }
+                    kube::Error::Api(s) => {
+                        format!("cannot get the Service {service}: {} {}", s.code, s.message)
+                    }
+                    other => format!("cannot reach the API server: {}", chain(&other)),
+                })?;
+            let port = first_port_name(&svc).map_err(|e| format!("the Service {service}: {e}"))?;
+            let path = proxy_path(ns_of(&c), name_of(&c), &port, CERT_PATH);
+            get(&client, &path).await.map_err(|e| match e {
+                kube::Error::Api(s) if s.code == 503 || s.message.contains("no endpoints") => {
+                    format!(
+                        "the Service {service} has no ready endpoints (is the sealing \
+                         controller running?): {}",
+                        s.message
+                    )
+                }
+                kube::Error::Api(s) => format!(
+                    "fetching {CERT_PATH} through the Service {service}: {} {}",
+                    s.code, s.message
+                ),
+                other => format!(
+                    "fetching {CERT_PATH} through the Service {service}: {}",
+                    chain(&other)
+                ),
+            })
+        })
+    }
+
+    fn ns_of(c: &ControllerArgs) -> &str {
+        &c.controller_namespace
+    }
+
+    fn name_of(c: &ControllerArgs) -> &str {
+        &c.controller_name
+    }
+
+    fn service_path(namespace: &str, name: &str) -> String {
+        format!("/api/v1/namespaces/{namespace}/services/{name}")
+    }
+
+    /// client-go's `ProxyGet("http", name, port, path)`: `scheme:name:port` as the
+    /// resource name, the port left empty when the Service's port has no name.
+    pub(super) fn proxy_path(namespace: &str, name: &str, port: &str, path: &str) -> String {
+        let path = path.strip_prefix('/').unwrap_or(path);
+        format!("/api/v1/namespaces/{namespace}/services/http:{name}:{port}/proxy/{path}")
+    }
+
+    pub(super) fn first_port_name(service: &[u8]) -> Result<String, String> {
+        let svc: Value =
+            serde_json::from_slice(service).map_err(|e| format!("unreadable answer: {e}"))?;
+        let port = svc
+            .pointer("/spec/ports/0")
+            .ok_or("it has no ports to reach the controller on")?;
+        let name = port.get("name").and_then(Value::as_str).unwrap_or("");
+        // The name goes into a URL path: accept what Kubernetes allows for port names only.
+        if !name.is_empty() && !is_dns_label(name) {
+            return Err(format!("unexpected port name {name:?}"));
+        }
+        Ok(name.to_string())
+    }
+
+    pub(super) fn is_dns_label(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && !s.starts_with(['-', '.'])
+            && !s.ends_with(['-', '.'])
+    }
+
+    /// The usual kubeconfig lookup: `--kubeconfig`, else KUBECONFIG and ~/.kube/config, else
+    /// the in-cluster service account.
+    async fn cluster_config(c: &ControllerArgs) -> Result<Config, String> {
+        let options = KubeConfigOptions {
+            context: c.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let mut config = match (&c.kubeconfig, &c.context) {
+            (Some(path), _) => {
+                let kc = Kubeconfig::read_from(path)
+                    .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+                Config::from_custom_kubeconfig(kc, &options)
+                    .await
+                    .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
+            }
+            (None, Some(_)) => Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| format!("kubeconfig: {e}"))?,
+            (None, None) => Config::infer().await.map_err(|e| {
+                format!(
+                    "no Kubernetes configuration (kubeconfig or in-cluster) to fetch the \
+                     certificate with: {e}; pass --kubeconfig or --cert FILE|URL"
+                )
+            })?,
+        };
+        bound(&mut config);
+        Ok(config)
+    }
+
+    /// An error with its causes: hyper's own message ("client error (Connect)") hides the
+    /// one a user can act on ("Connection refused", a certificate problem).
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text = format!("{text}: {cause_text}");
+            }
+            source = cause.source();
+        }
+        text
+    }
+
+    fn bound(config: &mut Config) {
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.read_timeout = Some(READ_TIMEOUT);
+        config.write_timeout = Some(READ_TIMEOUT);
+        // kube retries 503 for long with backoff; a proxy's "no endpoints" is a 503 the user
+        // should hear about at once.
+        config.default_retry = false;
+    }
+
+    async fn get(client: &Client, path: &str) -> Result<Vec<u8>, kube::Error> {
+        let request = http::Request::get(path)
+            .header(http::header::ACCEPT, "application/x-pem-file, */*")
+            .body(Vec::new())
+            .map_err(kube::Error::HttpError)?;
+        let text = client.request_text(request).await?;
+        Ok(text.into_bytes())
+    }
+
+    fn run<F>(work: F) -> Result<Vec<u8>, String>
+    where
+        F: std::future::Future<Output = Result<Vec<u8>, String>>,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+        let bytes = runtime.block_on(async {
+            tokio::time::timeout(TOTAL_TIMEOUT, work)
+                .await
+                .map_err(|_| format!("no answer within {}s", TOTAL_TIMEOUT.as_secs()))?
+        })?;
+        if bytes.len() > MAX_CERT_BYTES {
+            return Err(format!(
+                "the answer ({} bytes) is too large to be a certificate",
+                bytes.len()
+            ));
+        }
+        Ok(bytes)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn proxy_path_is_client_gos_service_proxy_with_the_port_name() {
+            assert_eq!(
+                proxy_path(
+                    "kube-system",
+                    "sealed-secrets-controller",
+                    "http",
+                    "/v1/cert.pem"
+                ),
+                "/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http\
+                 /proxy/v1/cert.pem"
+            );
+            // An unnamed port leaves the port segment empty, as JoinSchemeNamePort does.
+            assert_eq!(
+                proxy_path("ns", "svc", "", "/v1/cert.pem"),
+                "/api/v1/namespaces/ns/services/http:svc:/proxy/v1/cert.pem"
+            );
+        }
+
+        #[test]
+        fn the_first_port_name_of_the_service_is_used() {
+            let svc = br#"{"spec":{"ports":[{"name":"http","port":8080},{"name":"metrics"}]}}"#;
+            assert_eq!(first_port_name(svc).unwrap(), "http");
+            let unnamed = br#"{"spec":{"ports":[{"port":8080}]}}"#;
+            assert_eq!(first_port_name(unnamed).unwrap(), "");
+        }
+
+        #[test]
+        fn a_service_without_ports_or_with_a_strange_port_name_is_refused() {
+            assert!(first_port_name(br#"{"spec":{"ports":[]}}"#)
+                .unwrap_err()
+                .contains("no ports"));
+            assert!(first_port_name(br#"{"spec":{"ports":[{"name":"a/../b"}]}}"#).is_err());
+            assert!(first_port_name(b"<html>").is_err());
+        }
+
+        #[test]
+        fn names_that_could_escape_the_url_path_are_refused() {
+            assert!(is_dns_label("sealed-secrets-controller"));
+            assert!(is_dns_label("kube-system"));
+            for bad in ["", "a/b", "..", "-a", "A", "a b", "a?x", "a%2f"] {
+                assert!(!is_dns_label(bad), "{bad:?}");
+            }
+        }
+
+        #[test]
+        fn urls_are_told_from_file_names() {
+            assert!(is_url("http://127.0.0.1:8080/v1/cert.pem"));
+            assert!(is_url("HTTPS://example.com/cert.pem"));
+            assert!(!is_url("cert.pem"));
+            assert!(!is_url("/tmp/http://x"));
+            assert!(!is_url("file:///tmp/cert.pem"));
+        }
+
+        #[test]
+        fn a_url_that_does_not_answer_fails_with_a_message_not_a_hang() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            drop(listener);
+            let err = url(&format!("http://127.0.0.1:{port}/v1/cert.pem")).unwrap_err();
+            assert!(!err.is_empty());
+        }
     }
 }
