@@ -39,7 +39,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Seal(a) => seal::seal(&a).map(|_| 0),
         Command::Unseal(a) => seal::unseal(&a).map(|_| 0),
         Command::Cert(a) => seal::cert(&a).map(|_| 0),
-        Command::SopsSecret(a) => sops_secret::run(&a).map(|_| 0),
+        Command::SopsSecret(a) => sops_secret::run(&a, g.output.as_deref()).map(|_| 0),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "enseal", &mut std::io::stdout());

@@ -24,12 +24,12 @@ pub struct SopsSecretArgs {
     /// metadata.namespace of the SopsSecret (and so of its Secrets).
     #[arg(long)]
     pub namespace: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", default_value = "yaml", value_parser = ["yaml", "json"])]
-    pub output: String,
+    /// Manifest format (`--output FILE` is the global option: write there instead of stdout).
+    #[arg(short = 'o', long = "format", default_value = "yaml", value_parser = ["yaml", "json"])]
+    pub format: String,
 }
 
-pub fn run(a: &SopsSecretArgs) -> Result<()> {
+pub fn run(a: &SopsSecretArgs, output: Option<&Path>) -> Result<()> {
     let bytes = std::fs::read(&a.file).map_err(|e| {
         Failure::new(
             exit::CANNOT_READ_INPUT,
@@ -37,12 +37,14 @@ pub fn run(a: &SopsSecretArgs) -> Result<()> {
         )
     })?;
     let manifest = build(&a.file, &bytes, a.name.as_deref(), a.namespace.as_deref())?;
-    let format = ManifestFormat::from_name(&a.output).unwrap_or(ManifestFormat::Yaml);
+    let format = ManifestFormat::from_name(&a.format).unwrap_or(ManifestFormat::Yaml);
     let text = manifest::write_documents(&[manifest], format)
         .map_err(|e| Failure::new(exit::GENERIC, e.to_string()))?;
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .map_err(|e| Failure::new(exit::CANNOT_WRITE_OUTPUT, e.to_string()))
+    let written = match output {
+        Some(path) => std::fs::write(path, text.as_bytes()),
+        None => std::io::stdout().write_all(text.as_bytes()),
+    };
+    written.map_err(|e| Failure::new(exit::CANNOT_WRITE_OUTPUT, e.to_string()))
 }
 
 /// The SopsSecret manifest for the encrypted file `bytes` read from `path`.
@@ -141,6 +143,26 @@ mod tests {
             let text = manifest::write_documents(std::slice::from_ref(&m), format).unwrap();
             let back = manifest::parse_documents(text.as_bytes()).unwrap();
             assert_eq!(back[0]["spec"]["encrypted"], ENCRYPTED, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn the_arguments_parse_next_to_the_global_options() {
+        use clap::Parser;
+        let cli = crate::args::Cli::try_parse_from([
+            "enseal",
+            "sops-secret",
+            "s.enc.yaml",
+            "-o",
+            "json",
+            "--output",
+            "out.json",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output.as_deref(), Some(Path::new("out.json")));
+        match cli.command {
+            crate::args::Command::SopsSecret(a) => assert_eq!(a.format, "json"),
+            other => panic!("parsed as {other:?}"),
         }
     }
 

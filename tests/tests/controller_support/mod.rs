@@ -106,7 +106,7 @@ pub async fn install_crd(client: &Client) {
     }
 }
 
-fn yaml_to_json(text: &str) -> Value {
+pub fn yaml_to_json(text: &str) -> Value {
     use saphyr::{LoadableYamlNode, Yaml};
     fn conv(y: &Yaml) -> Value {
         match y {
@@ -356,6 +356,8 @@ pub struct Options<'a> {
     pub namespace: &'a str,
     pub lease_name: &'a str,
     pub extra: Vec<String>,
+    /// Extra environment for the controller process (e.g. a local KMS endpoint).
+    pub env: Vec<(String, String)>,
     pub wait_ready: bool,
 }
 
@@ -365,6 +367,7 @@ impl<'a> Options<'a> {
             namespace,
             lease_name: "enseal-controller",
             extra: Vec::new(),
+            env: Vec::new(),
             wait_ready: true,
         }
     }
@@ -391,6 +394,7 @@ impl Controller {
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--key-size", "2048"])
             .args(&opts.extra)
+            .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())

@@ -1,0 +1,421 @@
+//! enseal-controller's SopsSecrets (enseal.dev/v1alpha1) against the real API server: files
+//! encrypted by the real `enseal` CLI, wrapped by `enseal sops-secret`, decrypted in the cluster
+//! with age keys from a key Secret or with KMS (a local moto server). Fails (never skips) when
+//! the control plane, the binaries or moto are missing.
+
+mod controller_support;
+
+use controller_support::*;
+use enseal_tests::cli::Sandbox;
+use enseal_tests::{cluster, moto, peers};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::ByteString;
+use kube::api::{
+    ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
+};
+use kube::{Api, Client};
+use serde_json::{json, Value};
+
+const KEY_SECRET: &str = "sops-age";
+
+fn sops_resource() -> ApiResource {
+    ApiResource {
+        group: "enseal.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "enseal.dev/v1alpha1".into(),
+        kind: "SopsSecret".into(),
+        plural: "sopssecrets".into(),
+    }
+}
+
+fn sops_api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &sops_resource())
+}
+
+/// Test namespace, both CRDs, admin client.
+async fn setup_sops(prefix: &str) -> (cluster::TestNamespace, Client) {
+    let (ns, client) = setup(prefix).await;
+    let text = std::fs::read_to_string(repo_root().join("deploy/crds/enseal.dev_sopssecrets.yaml"))
+        .expect("reading the SopsSecret CRD");
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(yaml_to_json(&text)).expect("the CRD YAML is a CRD");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "sopssecrets.enseal.dev",
+        &PatchParams::apply("enseal-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("applying the SopsSecret CRD");
+    let api = sops_api(&client, ns.name());
+    let served = cluster::eventually(WAIT, || async {
+        api.list(&ListParams::default()).await.ok()
+    })
+    .await;
+    assert!(served.is_some(), "sopssecrets are never served");
+    (ns, client)
+}
+
+async fn store_age_keys(client: &Client, ns: &str, entries: &[(&str, String)]) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(KEY_SECRET.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(
+            KEY_SECRET,
+            &PatchParams::apply("enseal-tests").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("storing the age key Secret");
+}
+
+async fn start(ns: &str, env: Vec<(String, String)>) -> Controller {
+    let mut opts = Options::new(ns);
+    opts.extra = vec!["--sops-age-key-secret".into(), KEY_SECRET.into()];
+    opts.env = env;
+    Controller::start(opts).await
+}
+
+/// `enseal encrypt ARGS FILE` of `plain` written as `name`; the encrypted text.
+fn encrypt(sb: &Sandbox, name: &str, plain: &str, args: &[&str]) -> String {
+    let path = sb.write(name, plain);
+    let mut all: Vec<String> = vec!["encrypt".into()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all.push(path.display().to_string());
+    let out = sb.enseal(&all);
+    out.assert_success("enseal encrypt");
+    let text = out.stdout_str();
+    sb.write(name, &text);
+    text
+}
+
+/// `enseal sops-secret FILE --namespace NS` (YAML), parsed.
+fn manifest(sb: &Sandbox, name: &str, ns: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "sops-secret".to_string(),
+        sb.file(name).display().to_string(),
+        "--namespace".into(),
+        ns.into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let out = sb.enseal(&args);
+    out.assert_success("enseal sops-secret");
+    yaml_to_json(&out.stdout_str())
+}
+
+async fn create(client: &Client, ns: &str, manifest: &Value) -> DynamicObject {
+    let obj: DynamicObject = serde_json::from_value(manifest.clone()).expect("a SopsSecret");
+    sops_api(client, ns)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("creating the SopsSecret as enseal sops-secret printed it")
+}
+
+/// The `Synced` condition once it has `status` and `reason`.
+async fn wait_condition(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> Value {
+    let api = sops_api(client, ns);
+    let last = std::sync::Mutex::new(Value::Null);
+    let found = cluster::eventually(WAIT, || async {
+        let obj = api.get(name).await.ok()?;
+        let cond = obj
+            .data
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Synced")?
+            .clone();
+        *last.lock().unwrap() = cond.clone();
+        (cond["status"] == status && cond["reason"] == reason).then_some(cond)
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "SopsSecret {name}: never Synced={status} ({reason}); last condition: {}",
+            last.lock().unwrap()
+        )
+    })
+}
+
+fn owner_of(secret: &Secret) -> (String, String, String, Option<bool>) {
+    let o = &secret
+        .metadata
+        .owner_references
+        .as_ref()
+        .expect("an ownerReference")[0];
+    (
+        o.api_version.clone(),
+        o.kind.clone(),
+        o.uid.clone(),
+        o.controller,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn age_key_from_the_key_secret_decrypts_a_secret_stream_and_repairs_drift() {
+    let (ns, client) = setup_sops("sops-age").await;
+    let n = ns.name();
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let ctl = start(n, vec![]).await;
+
+    let sb = Sandbox::new();
+    let plain = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: elsewhere\n  labels:\n    app: shop\ntype: kubernetes.io/basic-auth\nstringData:\n  username: admin\n  password: s3cr3t-pw\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: api\ndata:\n  token: dG9rLTEyMw==\n";
+    encrypt(&sb, "app.yaml", plain, &["--age", &peers::recipient("a")]);
+    let m = manifest(&sb, "app.yaml", n, &[]);
+    assert_eq!(m["metadata"]["name"], "app");
+    assert!(
+        !m.to_string().contains("s3cr3t-pw"),
+        "the manifest holds no plaintext"
+    );
+    let created = create(&client, n, &m).await;
+    let uid = created.metadata.uid.clone().unwrap();
+
+    let db = wait_secret(&client, n, "db", |s| {
+        value(s, "password").as_deref() == Some("s3cr3t-pw")
+    })
+    .await
+    .expect("Secret db appears with the decrypted values");
+    assert_eq!(value(&db, "username").as_deref(), Some("admin"));
+    assert_eq!(db.type_.as_deref(), Some("kubernetes.io/basic-auth"));
+    assert_eq!(db.metadata.labels.as_ref().unwrap()["app"], "shop");
+    assert_eq!(
+        owner_of(&db),
+        (
+            "enseal.dev/v1alpha1".into(),
+            "SopsSecret".into(),
+            uid.clone(),
+            Some(true)
+        )
+    );
+    let api_secret = wait_secret(&client, n, "api", |s| {
+        value(s, "token").as_deref() == Some("tok-123")
+    })
+    .await
+    .expect("Secret api appears (second document of the stream)");
+    assert_eq!(owner_of(&api_secret).2, uid);
+    let cond = wait_condition(&client, n, "app", "True", "Decrypted").await;
+    assert!(cond["lastTransitionTime"].is_string(), "{cond}");
+    let obj = sops_api(&client, n).get("app").await.unwrap();
+    assert_eq!(
+        obj.data.pointer("/status/observedGeneration"),
+        obj.metadata.generation.map(Value::from).as_ref()
+    );
+    assert_eq!(
+        obj.data.pointer("/status/secrets"),
+        Some(&json!(["db", "api"]))
+    );
+    wait_event(&client, n, "app", "Decrypted")
+        .await
+        .expect("a Decrypted Event");
+
+    // Drift: a hand edit of a value and an added key are put back.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    secrets
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"password": "aGFja2Vk", "extra": "eA=="}})),
+        )
+        .await
+        .unwrap();
+    wait_secret(&client, n, "db", |s| {
+        value(s, "password").as_deref() == Some("s3cr3t-pw") && value(s, "extra").is_none()
+    })
+    .await
+    .expect("the hand-edited Secret is repaired");
+    // Deleted by hand: recreated.
+    secrets.delete("api", &Default::default()).await.unwrap();
+    wait_secret(&client, n, "api", |s| {
+        value(s, "token").as_deref() == Some("tok-123")
+    })
+    .await
+    .expect("the deleted Secret is recreated");
+
+    let log = ctl.log_text();
+    for v in ["s3cr3t-pw", "tok-123", "AGE-SECRET-KEY"] {
+        assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kms_keys_are_used_through_the_aws_environment() {
+    let (ns, client) = setup_sops("sops-kms").await;
+    let n = ns.name();
+    let moto = moto::moto();
+    let arn = moto.create_key(moto::REGION);
+    let mut env: Vec<(String, String)> = moto
+        .aws_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let scratch = tempfile::tempdir().unwrap();
+    for var in ["AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"] {
+        env.push((
+            var.into(),
+            scratch.path().join("none").display().to_string(),
+        ));
+    }
+    // No age key Secret at all: only KMS can open the file.
+    let _ctl = start(n, env.clone()).await;
+
+    let mut sb = Sandbox::new();
+    for (k, v) in &env {
+        sb.env(k, v);
+    }
+    encrypt(
+        &sb,
+        "service.env",
+        "DB_PASSWORD=kms-s3cret\nMODE=prod\n",
+        &["--kms", &arn],
+    );
+    let m = manifest(&sb, "service.env", n, &["--name", "svc"]);
+    assert_eq!(m["spec"]["format"], "dotenv");
+    create(&client, n, &m).await;
+    let secret = wait_secret(&client, n, "svc", |s| {
+        value(s, "DB_PASSWORD").as_deref() == Some("kms-s3cret")
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the KMS-encrypted file is decrypted; moto log:\n{}",
+            moto.log_text()
+        )
+    });
+    assert_eq!(value(&secret, "MODE").as_deref(), Some("prod"));
+    wait_condition(&client, n, "svc", "True", "Decrypted").await;
+}
+
+/// Replaces the `data:` of the first ENC[...] value with other valid base64.
+fn tamper_first_value(encrypted: &str) -> String {
+    let start = encrypted
+        .find("ENC[AES256_GCM,data:")
+        .expect("an encrypted value")
+        + 20;
+    let mut bytes = encrypted.as_bytes().to_vec();
+    bytes[start] = if bytes[start] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_resources_are_refused_and_make_no_secret() {
+    let (ns, client) = setup_sops("sops-tamper").await;
+    let n = ns.name();
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let _ctl = start(n, vec![]).await;
+
+    let sb = Sandbox::new();
+    let text = encrypt(
+        &sb,
+        "t.yaml",
+        "password: tamper-s3cret\nuser: bob\n",
+        &["--age", &peers::recipient("a")],
+    );
+    let base = manifest(&sb, "t.yaml", n, &[]);
+
+    // One ENC value changed: it no longer opens.
+    let mut changed = base.clone();
+    changed["metadata"]["name"] = json!("changed");
+    changed["spec"]["encrypted"] = json!(tamper_first_value(&text));
+    create(&client, n, &changed).await;
+    let cond = wait_condition(&client, n, "changed", "False", "DecryptFailed").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("password"), "names the value's key: {msg}");
+    assert!(
+        !msg.contains("tamper-s3cret") && !msg.contains("bob"),
+        "{msg}"
+    );
+
+    // One value dropped: the rest opens, the MAC does not match.
+    let mut dropped = base.clone();
+    dropped["metadata"]["name"] = json!("dropped");
+    let without_user: String = text
+        .lines()
+        .filter(|l| !l.starts_with("user:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without_user, text);
+    dropped["spec"]["encrypted"] = json!(without_user);
+    create(&client, n, &dropped).await;
+    wait_condition(&client, n, "dropped", "False", "MacMismatch").await;
+    wait_event(&client, n, "dropped", "MacMismatch")
+        .await
+        .expect("a MacMismatch Event");
+
+    // The untouched file still works, so the refusals above are the tampering's doing.
+    create(&client, n, &base).await;
+    wait_condition(&client, n, "t", "True", "Decrypted").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    for name in ["changed", "dropped"] {
+        assert!(
+            secrets.get_opt(name).await.unwrap().is_none(),
+            "no Secret {name} from a tampered file"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_key_is_reported_and_a_key_added_later_is_used_without_restart() {
+    let (ns, client) = setup_sops("sops-late").await;
+    let n = ns.name();
+    // The key Secret does not exist yet.
+    let ctl = start(n, vec![]).await;
+
+    let sb = Sandbox::new();
+    encrypt(
+        &sb,
+        "late.yaml",
+        "token: late-s3cret\n",
+        &["--age", &peers::recipient("b")],
+    );
+    create(&client, n, &manifest(&sb, "late.yaml", n, &[])).await;
+    let cond = wait_condition(&client, n, "late", "False", "NoKeys").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&peers::recipient("b")),
+        "names the recipient needed: {msg}"
+    );
+
+    // A wrong key: tried and named.
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let cond = wait_condition(&client, n, "late", "False", "DecryptFailed").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(&peers::recipient("b")), "{msg}");
+
+    // The right key added to the same Secret: picked up by the running controller.
+    let pid = ctl.pid();
+    store_age_keys(
+        &client,
+        n,
+        &[
+            ("a.agekey", peers::identities(&["a"])),
+            ("b.agekey", peers::identities(&["b"])),
+        ],
+    )
+    .await;
+    wait_condition(&client, n, "late", "True", "Decrypted").await;
+    let secret = wait_secret(&client, n, "late", |s| {
+        value(s, "token").as_deref() == Some("late-s3cret")
+    })
+    .await
+    .expect("the Secret appears once the key is there");
+    assert!(secret.metadata.owner_references.is_some());
+    assert_eq!(ctl.pid(), pid);
+    assert!(!ctl.log_text().contains("late-s3cret"));
+}
