@@ -166,6 +166,19 @@ async fn fetching_through_the_api_server_names_a_missing_service_or_one_without_
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 
+    // KUBECONFIG is honoured as kubeseal honours it.
+    let mut env_sb = sandbox();
+    env_sb.env("KUBECONFIG", kubeconfig);
+    let out = env_sb.enseal(["cert", "--controller-namespace", n]);
+    assert!(!out.success());
+    assert!(
+        out.stderr_str().contains(&format!(
+            "the Service {n}/sealed-secrets-controller was not found"
+        )),
+        "{}",
+        out.stderr_str()
+    );
+
     // The defaults are kubeseal's: kube-system/sealed-secrets-controller.
     let out = sb.enseal(["cert", "--kubeconfig", kubeconfig]);
     assert!(!out.success());
