@@ -92,11 +92,13 @@ struct Flags {
     #[arg(long, default_value = "enseal-controller")]
     field_manager: String,
     /// Secret in --namespace whose `*.agekey` entries are the age identities SopsSecrets are
-    /// decrypted with (watched: keys added later are used without a restart).
+    /// decrypted with (watched: keys added later are used without a restart). Implies
+    /// --sops-secrets.
     #[arg(long)]
     sops_age_key_secret: Option<String>,
-    /// Reconcile SopsSecrets (enseal.dev/v1alpha1); needs their CRD installed.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Reconcile SopsSecrets (enseal.dev/v1alpha1). Off unless asked for: it needs their CRD
+    /// and RBAC on sopssecrets.enseal.dev, which a SealedSecrets-only install does not grant.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     sops_secrets: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
@@ -297,7 +299,8 @@ async fn run(flags: Flags) -> Result<(), String> {
         field_manager: flags.field_manager.clone(),
         synced: Default::default(),
     });
-    let sops_controller = flags.sops_secrets.then(|| {
+    let sops_enabled = flags.sops_secrets || flags.sops_age_key_secret.is_some();
+    let sops_controller = sops_enabled.then(|| {
         let keys = Arc::new(sops_keys::SopsKeys::default());
         let (changed_tx, changed_rx) = watch::channel(0u64);
         if let Some(secret) = flags.sops_age_key_secret.clone() {

@@ -169,7 +169,7 @@ async fn sync(
         .await?;
         names.push(secret_name);
     }
-    changed |= prune(&secrets, obj, &uid, &names).await?;
+    changed |= prune(&secrets, obj, &uid, &names).await;
     Ok((changed, names))
 }
 
@@ -239,12 +239,7 @@ async fn apply(
 
 /// Deletes Secrets the last sync made that the file no longer describes (only while they are
 /// still controlled by this SopsSecret).
-async fn prune(
-    secrets: &Api<Secret>,
-    obj: &SopsSecret,
-    uid: &str,
-    current: &[String],
-) -> Result<bool, Failure> {
+async fn prune(secrets: &Api<Secret>, obj: &SopsSecret, uid: &str, current: &[String]) -> bool {
     let previous = obj
         .status
         .as_ref()
@@ -265,13 +260,16 @@ async fn prune(
             }),
             ..DeleteParams::default()
         };
-        secrets
-            .delete(old, &params)
-            .await
-            .map_err(|e| api_failure("UpdateFailed", api_message(old, &e)))?;
-        changed = true;
+        // Pruning is best effort: without `delete` on Secrets (the least-privilege RBAC) the
+        // Secret stays, still owned, and goes with the SopsSecret.
+        match secrets.delete(old, &params).await {
+            Ok(_) => changed = true,
+            Err(e) => {
+                tracing::warn!(secret = %old, error = %api_message(old, &e), "could not prune a Secret the file no longer describes")
+            }
+        }
     }
-    Ok(changed)
+    changed
 }
 
 fn api_message(name: &str, e: &kube::Error) -> String {
