@@ -4,7 +4,7 @@
 //! and the value's path as additional data, so a ciphertext moved to another key fails to open.
 
 use aes_gcm::aead::consts::U32;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::aes::Aes256;
 use aes_gcm::AesGcm;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -47,7 +47,15 @@ pub fn is_encrypted(s: &str) -> bool {
     s.starts_with("ENC[AES256_GCM,data:")
 }
 
-pub fn parse(s: &str) -> Result<EncryptedValue<'_>, CipherError> {
+/// The base64 fields of an `ENC[...]` value, not yet decoded.
+struct Fields<'a> {
+    data: &'a str,
+    iv: &'a str,
+    tag: &'a str,
+    type_name: &'a str,
+}
+
+fn fields(s: &str) -> Result<Fields<'_>, CipherError> {
     let body = s
         .strip_prefix("ENC[AES256_GCM,data:")
         .ok_or(CipherError::NotEncrypted)?;
@@ -55,24 +63,44 @@ pub fn parse(s: &str) -> Result<EncryptedValue<'_>, CipherError> {
     // scalar form) is expected in practice.
     let end = body.rfind(']').ok_or(CipherError::Malformed("missing ]"))?;
     let body = &body[..end];
-    let (data, rest) = body
-        .split_once(",iv:")
-        .ok_or(CipherError::Malformed("missing iv"))?;
-    let (iv, rest) = rest
-        .split_once(",tag:")
-        .ok_or(CipherError::Malformed("missing tag"))?;
-    let (tag, type_name) = rest
-        .split_once(",type:")
-        .ok_or(CipherError::Malformed("missing type"))?;
-    let decode = |part: &str, what: &'static str| {
-        B64.decode(part.trim())
-            .map_err(|_| CipherError::Malformed(what))
-    };
-    Ok(EncryptedValue {
-        data: decode(data, "data is not base64")?,
-        iv: decode(iv, "iv is not base64")?,
-        tag: decode(tag, "tag is not base64")?,
+    let (data, rest) = split_field(body, ",iv:").ok_or(CipherError::Malformed("missing iv"))?;
+    let (iv, rest) = split_field(rest, ",tag:").ok_or(CipherError::Malformed("missing tag"))?;
+    let (tag, type_name) =
+        split_field(rest, ",type:").ok_or(CipherError::Malformed("missing type"))?;
+    Ok(Fields {
+        data,
+        iv,
+        tag,
         type_name,
+    })
+}
+
+/// `s.split_once(sep)` for a `sep` starting with `,`: looking for the comma alone is much faster
+/// than setting up a substring search for every value of a large file.
+fn split_field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    let mut from = 0;
+    while let Some(p) = s[from..].find(',') {
+        let at = from + p;
+        if s.as_bytes()[at..].starts_with(sep.as_bytes()) {
+            return Some((&s[..at], &s[at + sep.len()..]));
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn decode(part: &str, what: &'static str) -> Result<Vec<u8>, CipherError> {
+    B64.decode(part.trim())
+        .map_err(|_| CipherError::Malformed(what))
+}
+
+pub fn parse(s: &str) -> Result<EncryptedValue<'_>, CipherError> {
+    let f = fields(s)?;
+    Ok(EncryptedValue {
+        data: decode(f.data, "data is not base64")?,
+        iv: decode(f.iv, "iv is not base64")?,
+        tag: decode(f.tag, "tag is not base64")?,
+        type_name: f.type_name,
     })
 }
 
@@ -156,22 +184,40 @@ pub fn decrypt<'a>(
     key: &DataKey,
     aad: &[u8],
 ) -> Result<(zeroize::Zeroizing<Vec<u8>>, &'a str), CipherError> {
-    let value = parse(s)?;
-    if value.tag.len() != TAG_LEN {
+    let f = fields(s)?;
+    let mut data = decode(f.data, "data is not base64")?;
+    // The IV and tag decoded on the stack, checked in the order `parse` would report.
+    let mut iv = [0u8; 48];
+    let mut tag = [0u8; 32];
+    let iv_len = B64.decode_slice(f.iv.trim(), &mut iv);
+    let tag_len = B64.decode_slice(f.tag.trim(), &mut tag);
+    let (iv_len, tag_len) = match (iv_len, tag_len) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(base64::DecodeSliceError::DecodeError(_)), _) => {
+            return Err(CipherError::Malformed("iv is not base64"))
+        }
+        (Ok(_), Err(base64::DecodeSliceError::DecodeError(_))) => {
+            return Err(CipherError::Malformed("tag is not base64"))
+        }
+        // Far too long to be right; `parse` says what is wrong with it first.
+        _ => {
+            let value = parse(s)?;
+            (value.iv.len(), value.tag.len())
+        }
+    };
+    if tag_len != TAG_LEN {
         return Err(CipherError::Malformed("tag is not 16 bytes"));
     }
     // sops accepts any IV length on decrypt (it builds GCM with the IV's size); files written by
     // sops and enseal always use 32 bytes, and anything else is treated as tampering.
-    if value.iv.len() != IV_LEN {
+    if iv_len != IV_LEN {
         return Err(CipherError::Malformed("iv is not 32 bytes"));
     }
     let cipher = Aes256Gcm32::new(key.as_bytes().into());
-    let mut sealed = value.data;
-    sealed.extend_from_slice(&value.tag);
-    let plaintext = cipher
-        .decrypt(value.iv.as_slice().into(), Payload { msg: &sealed, aad })
+    cipher
+        .decrypt_in_place_detached(iv[..IV_LEN].into(), aad, &mut data, tag[..TAG_LEN].into())
         .map_err(|_| CipherError::Authentication)?;
-    Ok((zeroize::Zeroizing::new(plaintext), value.type_name))
+    Ok((zeroize::Zeroizing::new(data), f.type_name))
 }
 
 #[cfg(test)]
@@ -224,6 +270,40 @@ mod tests {
         let key = DataKey::generate();
         let enc = encrypt(b"x", "str", &key, b"k:") + "\n";
         assert_eq!(&decrypt(&enc, &key, b"k:").unwrap().0[..], b"x");
+    }
+
+    /// The IV and tag are decoded into fixed buffers; odd sizes must still get the errors that
+    /// taking the value apart with [`parse`] gives, in the same order.
+    #[test]
+    fn malformed_fields_are_reported_in_order_whatever_their_size() {
+        let key = DataKey::generate();
+        let b = |n: usize| B64.encode(vec![1u8; n]);
+        let value =
+            |iv: &str, tag: &str| format!("ENC[AES256_GCM,data:AAAA,iv:{iv},tag:{tag},type:str]");
+        let malformed = |s: &str| decrypt(s, &key, b"k:").unwrap_err();
+        for (iv, tag, err) in [
+            (b(31), b(16), "iv is not 32 bytes"),
+            (b(64), b(16), "iv is not 32 bytes"),
+            (b(64), b(40), "tag is not 16 bytes"),
+            (b(64), "!!".to_string(), "tag is not base64"),
+            ("!!".to_string(), b(40), "iv is not base64"),
+            (b(32), b(15), "tag is not 16 bytes"),
+            (b(32), b(17), "tag is not 16 bytes"),
+        ] {
+            assert_eq!(
+                malformed(&value(&iv, &tag)),
+                CipherError::Malformed(err),
+                "{iv} {tag}"
+            );
+        }
+        assert_eq!(
+            malformed("ENC[AES256_GCM,data:!,iv:x,tag:y,type:str]"),
+            CipherError::Malformed("data is not base64")
+        );
+        assert_eq!(
+            malformed("ENC[AES256_GCM,data:AAAA,iv,:x,tag:y,type:str]"),
+            CipherError::Malformed("missing iv")
+        );
     }
 
     #[test]

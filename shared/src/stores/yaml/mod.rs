@@ -2,11 +2,13 @@
 //! (or comments) changed, so `decrypt(encrypt(file))` gives the file back byte for byte.
 //!
 //! - [`parse`] reads the stream with saphyr-parser and keeps the layout of every value;
+//! - [`mask`] hides encrypted values from saphyr-parser, which reads them slowly;
 //! - [`resolve`] types unquoted scalars as sops 3.11 (go-yaml v3) does;
 //! - [`splice`] writes a tree back over the original text;
 //! - [`emit`] writes canonically (new files, re-shaped nodes, the `sops:` block).
 
 mod emit;
+mod mask;
 mod parse;
 mod resolve;
 mod splice;

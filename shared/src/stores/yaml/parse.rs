@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
+use super::mask::{Masked, PLACEHOLDER};
 use super::{emit, resolve};
 use crate::stores::StoreError;
 use crate::tree::{Item, Kind, Node, Scalar};
@@ -265,8 +266,30 @@ pub fn parse(bytes: &[u8]) -> Result<Source, StoreError> {
         Some(p) if p > 0 && text.as_bytes()[p - 1] == b'\r' => "\r\n",
         _ => "\n",
     };
-    let docs = Builder::new(&text).run()?;
+    let docs = match Masked::of(&text) {
+        Some(mask) => match Builder::new(&text, Some(&mask)).run() {
+            Ok((docs, true)) => docs,
+            // A guess of the mask was wrong, or the text has an error to place exactly.
+            _ => Builder::new(&text, None).run()?.0,
+        },
+        None => Builder::new(&text, None).run()?.0,
+    };
     Ok(Source { text, docs, nl })
+}
+
+/// The documents of `text` read without masking, and read with masking when anything is masked
+/// (with whether every masked value came back whole): the two readings the tests compare.
+#[cfg(test)]
+pub type Readings = (
+    Result<Vec<DocSource>, StoreError>,
+    Option<Result<(Vec<DocSource>, bool), StoreError>>,
+);
+
+#[cfg(test)]
+pub fn both_readings(text: &str) -> Readings {
+    let plain = Builder::new(text, None).run().map(|r| r.0);
+    let masked = Masked::of(text).map(|m| Builder::new(text, Some(&m)).run());
+    (plain, masked)
 }
 
 enum Frame {
@@ -274,7 +297,6 @@ enum Frame {
         node: SNode,
         /// The key waiting for its value: (key, start, colon).
         pending: Option<(String, usize, usize)>,
-        keys: HashSet<String>,
         anchor: usize,
     },
     Seq {
@@ -327,7 +349,14 @@ fn threshold(node: &SNode) -> usize {
 struct Builder<'t> {
     text: &'t str,
     nl: &'static str,
-    /// Byte offset of each char when the text is not ASCII (saphyr's markers count chars).
+    /// What saphyr reads instead of `text`, when values are masked (see [`super::mask`]).
+    mask: Option<&'t Masked>,
+    /// Masked values that came back whole.
+    unmasked: usize,
+    /// The masked value last looked up.
+    run_hint: std::cell::Cell<usize>,
+    /// Byte offset of each char of what saphyr reads when that is not ASCII (saphyr's markers
+    /// count chars).
     char_bytes: Option<Vec<u32>>,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
@@ -350,12 +379,13 @@ enum Placement {
 }
 
 impl<'t> Builder<'t> {
-    fn new(text: &'t str) -> Self {
-        let char_bytes = if text.is_ascii() {
+    fn new(text: &'t str, mask: Option<&'t Masked>) -> Self {
+        let read = mask.map_or(text, |m| m.text.as_str());
+        let char_bytes = if read.is_ascii() {
             None
         } else {
-            let mut v: Vec<u32> = text.char_indices().map(|(i, _)| i as u32).collect();
-            v.push(text.len() as u32);
+            let mut v: Vec<u32> = read.char_indices().map(|(i, _)| i as u32).collect();
+            v.push(read.len() as u32);
             Some(v)
         };
         let nl = match text.find('\n') {
@@ -365,6 +395,9 @@ impl<'t> Builder<'t> {
         Builder {
             text,
             nl,
+            mask,
+            unmasked: 0,
+            run_hint: std::cell::Cell::new(0),
             char_bytes,
             stack: Vec::new(),
             anchors: HashMap::new(),
@@ -378,11 +411,47 @@ impl<'t> Builder<'t> {
         }
     }
 
+    /// The byte of the original text at saphyr's `char_index`.
     fn byte(&self, char_index: usize) -> usize {
-        match &self.char_bytes {
-            None => char_index.min(self.text.len()),
-            Some(v) => v.get(char_index).map_or(self.text.len(), |&b| b as usize),
+        let read = self.read_byte(char_index);
+        match self.mask {
+            None => read,
+            Some(m) => m.original(read, &self.run_hint).min(self.text.len()),
         }
+    }
+
+    /// The byte at saphyr's `char_index` in the text it reads.
+    fn read_byte(&self, char_index: usize) -> usize {
+        let len = self.mask.map_or(self.text.len(), |m| m.text.len());
+        match &self.char_bytes {
+            None => char_index.min(len),
+            Some(v) => v.get(char_index).map_or(len, |&b| b as usize),
+        }
+    }
+
+    /// The original value of a scalar that is a placeholder as a whole, counted as found. A
+    /// placeholder anywhere else is not counted, which sends the reading to the unmasked text.
+    fn unmask(&mut self, span: &Span, plain: bool, has_props: bool) -> Option<&'t str> {
+        let mask = self.mask?;
+        let at = self.read_byte(span.start.index());
+        let run = mask.run_at(at, &self.run_hint)?;
+        let whole = self.read_byte(span.end.index()) == at + PLACEHOLDER.len();
+        // Inside a flow collection (the implicit mapping of `[a: b]` included) `,[]{}` end a
+        // plain scalar: the original value would not be one token.
+        let in_flow = self
+            .stack
+            .iter()
+            .any(|f| f.node().coll().is_some_and(|c| c.flow));
+        let block_value = !in_flow
+            && !matches!(
+                self.stack.last(),
+                Some(Frame::Map { pending: None, .. }) | None
+            );
+        if !(plain && whole && !has_props && block_value) {
+            return None;
+        }
+        self.unmasked += 1;
+        self.text.get(run.orig..run.orig + run.len)
     }
 
     fn err_at(&self, pos: usize, message: impl Into<String>) -> StoreError {
@@ -390,8 +459,11 @@ impl<'t> Builder<'t> {
         syntax(Some(line), Some(column), message)
     }
 
-    fn run(mut self) -> Result<Vec<DocSource>, StoreError> {
-        let mut parser = Parser::new_from_str(self.text);
+    /// The documents, and whether every masked value came back whole (when it did not, the
+    /// documents are not those of the original text).
+    fn run(mut self) -> Result<(Vec<DocSource>, bool), StoreError> {
+        let read = self.mask.map_or(self.text, |m| m.text.as_str());
+        let mut parser = Parser::new_from_str(read);
         while let Some(ev) = parser.next_event() {
             let (event, span) = match ev {
                 Ok(x) => x,
@@ -404,7 +476,8 @@ impl<'t> Builder<'t> {
                 break;
             }
         }
-        Ok(self.docs)
+        let whole = self.mask.is_none_or(|m| self.unmasked == m.runs.len());
+        Ok((self.docs, whole))
     }
 
     /// Skips whitespace, comments and node properties (anchors, tags) from `pos`.
@@ -487,7 +560,12 @@ impl<'t> Builder<'t> {
                 self.add_node(node, s)?;
             }
             Event::Scalar(value, style, anchor, tag) => {
-                self.scalar(value.as_ref(), style, anchor, tag.as_deref(), s, e)?;
+                let plain = style == ScalarStyle::Plain;
+                let value = match self.unmask(&span, plain, anchor != 0 || tag.is_some()) {
+                    Some(original) => original,
+                    None => value.as_ref(),
+                };
+                self.scalar(value, style, anchor, tag.as_deref(), s, e)?;
             }
             Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
                 let is_map = matches!(event, Event::MappingStart(..));
@@ -538,7 +616,6 @@ impl<'t> Builder<'t> {
                     Frame::Map {
                         node,
                         pending: None,
-                        keys: HashSet::new(),
                         anchor,
                     }
                 } else {
@@ -570,6 +647,14 @@ impl<'t> Builder<'t> {
                         (node, anchor)
                     }
                 };
+                if let SBody::Map(c) = &node.body {
+                    // Checked once the mapping is complete (as go-yaml does after parsing),
+                    // which spares a copy of every key.
+                    if let Some(at) = first_duplicate(&c.items) {
+                        // The key itself stays out of the message: keys can be sensitive too.
+                        return Err(self.err_at(at, "mapping key is defined twice"));
+                    }
+                }
                 if flow {
                     node.end = self.last_end;
                 } else {
@@ -875,14 +960,8 @@ impl<'t> Builder<'t> {
                 node.end
             };
             let key_start = node.start;
-            let mut duplicate = false;
-            if let Some(Frame::Map { pending, keys, .. }) = self.stack.last_mut() {
-                duplicate = !keys.insert(key.clone());
+            if let Some(Frame::Map { pending, .. }) = self.stack.last_mut() {
                 *pending = Some((key, key_start, colon));
-            }
-            if duplicate {
-                // The key itself stays out of the message: keys can be sensitive too.
-                return Err(self.err_at(node.start, "mapping key is defined twice"));
             }
             return Ok(());
         }
@@ -1166,6 +1245,15 @@ impl<'t> Builder<'t> {
             f(n);
         }
     }
+}
+
+/// The start of the first entry whose key an earlier entry already has.
+fn first_duplicate(items: &[SItem]) -> Option<usize> {
+    let mut seen = HashSet::with_capacity(items.len());
+    items.iter().find_map(|item| match item {
+        SItem::Pair { key, start, .. } if !seen.insert(key.as_str()) => Some(*start),
+        _ => None,
+    })
 }
 
 fn place(node: &mut SNode, placement: Placement, comment: SItem) {

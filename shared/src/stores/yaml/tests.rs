@@ -814,3 +814,135 @@ fn encrypted_comment_items_of_a_list_are_read_as_comments() {
         Some(&Node::Seq(vec![Node::Comment(enc.into()), Node::str("a")]))
     );
 }
+
+/// Everything the writer relies on in a parsed document, as text to compare.
+fn dump(docs: &[parse::DocSource]) -> String {
+    use parse::{SBody, SItem, SNode};
+    fn node(n: &SNode, out: &mut String) {
+        out.push_str(&format!("<{} {} {}", n.start, n.end, n.extent));
+        match &n.body {
+            SBody::Scalar(s) => out.push_str(&format!(
+                " {:?} {} {:?} {:?} {:?}>",
+                s.style,
+                s.str_tag,
+                s.value,
+                s.block.as_ref().map(|b| (
+                    b.header,
+                    b.header_line_end,
+                    b.content_indent,
+                    b.parent_indent
+                )),
+                ()
+            )),
+            SBody::Alias(v) => out.push_str(&format!(" alias {v:?}>")),
+            SBody::Map(c) | SBody::Seq(c) => {
+                out.push_str(&format!(" {} {} [", c.flow, c.indent));
+                for item in &c.items {
+                    match item {
+                        SItem::Pair {
+                            key,
+                            start,
+                            colon,
+                            value,
+                        } => {
+                            out.push_str(&format!("{key:?} {start} {colon} "));
+                            node(value, out);
+                        }
+                        SItem::Entry {
+                            start,
+                            value,
+                            enc_comment,
+                        } => {
+                            out.push_str(&format!("- {start} {enc_comment} "));
+                            node(value, out);
+                        }
+                        SItem::Comment { hash, end, inline } => {
+                            out.push_str(&format!("# {hash} {end} {inline}"))
+                        }
+                    }
+                    out.push_str(", ");
+                }
+                out.push_str("]>");
+            }
+        }
+    }
+    let mut out = String::new();
+    for d in docs {
+        out.push_str(&format!("doc {:?} {:?} ", d.sops_item, d.indent));
+        node(&d.root, &mut out);
+        out.push('\n');
+    }
+    out
+}
+
+fn dump_result(r: &Result<Vec<parse::DocSource>, StoreError>) -> String {
+    match r {
+        Ok(docs) => dump(docs),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// Reading `text` with its encrypted values masked must give what reading it as it is gives,
+/// spans included, or else say that a masked value did not come back whole (the reading is then
+/// redone unmasked); errors are always reported from the unmasked reading. Returns whether the
+/// masked reading was used.
+fn assert_masking_is_invisible(text: &str) -> bool {
+    let (plain, masked) = parse::both_readings(text);
+    let expected = dump_result(&plain);
+    let used = match masked {
+        Some(Ok((docs, true))) => {
+            assert_eq!(dump(&docs), expected, "masked reading of:\n{text}");
+            true
+        }
+        _ => false,
+    };
+    // The store's own reading is the same whatever path it took.
+    let via_store = parse::parse(text.as_bytes()).map(|s| s.docs);
+    assert_eq!(dump_result(&via_store), expected, "{text}");
+    used
+}
+
+#[test]
+fn masked_encrypted_values_read_exactly_like_the_original_text() {
+    let enc = |t: &str| fake_enc(t.as_bytes(), "str");
+    let v = enc("secret");
+    let c = fake_enc(b" note", "comment");
+    // Typical encrypted files: the masked reading is used.
+    for text in [
+        assert_round_trip(RICH),
+        format!("a: {v}\nb:\n    - {v}\n    - {v} # x\n    - {c}\n#{c}\nc:\n    d: {v}\n"),
+        format!("a: {v}\r\nb:\r\n  - {v}\r\n"),
+        format!("é: {v}\nü:\n  - {v} # ✓\n  - k: {v}\n    k2: ü\n---\nx: {v}\n"),
+    ] {
+        assert!(assert_masking_is_invisible(&text), "{text}");
+    }
+    // Things that look like masked values but are not plain values of their own: in quoted,
+    // block and multi-line plain scalars, comments, flow collections; as keys; with tags.
+    for text in [
+        format!("a: \"x\n  b: {v}\n  y\"\n"),
+        format!("a: 'x\n  b: {v}\n  y'\n"),
+        format!("a: |\n  b: {v}\n"),
+        format!("a: >-\n  - {v}\nb: 1\n"),
+        format!("# b: {v}\na: 1\n"),
+        format!("a: 1 # b: {v}\n"),
+        format!("a: {v}\n  continued\n"),
+        format!("a: {{\n  b: {v}\n  }}\n"),
+        format!("a: [\n  - {v}\n  ]\n"),
+        format!("a: [x,\n  b: {v}\n  ]\n"),
+        format!("a: !!str\n  - {v}\n"),
+        format!("- {v}\n"),
+        format!("{v}\n"),
+        format!("a:\n  - {v}\n  b: {v}\n"),
+        format!("a: {v}\na: {v}\n"),
+        format!("a: - {v}\n"),
+        format!("a: b: {v}\n"),
+        format!("a: {v}\n b: {v}\n"),
+    ] {
+        assert_masking_is_invisible(&text);
+    }
+    // Every prefix of an encrypted file (values cut anywhere) reads or fails the same way.
+    let text = assert_round_trip(RICH);
+    for cut in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+        assert_masking_is_invisible(&text[..cut]);
+    }
+}
