@@ -419,3 +419,50 @@ async fn a_missing_key_is_reported_and_a_key_added_later_is_used_without_restart
     assert_eq!(ctl.pid(), pid);
     assert!(!ctl.log_text().contains("late-s3cret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_someone_else_owns_is_left_alone() {
+    let (ns, client) = setup_sops("sops-foreign").await;
+    let n = ns.name();
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("taken".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some([("mine".to_owned(), ByteString(b"keep".to_vec()))].into()),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+    let _ctl = start(n, vec![]).await;
+
+    let sb = Sandbox::new();
+    encrypt(
+        &sb,
+        "taken.json",
+        "{\"k\": \"v-s3cret\"}",
+        &["--age", &peers::recipient("a")],
+    );
+    let out = sb.enseal(["sops-secret", "taken.json", "--namespace", n, "-o", "json"]);
+    out.assert_success("enseal sops-secret -o json");
+    let m: Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(m["spec"]["format"], "json");
+    create(&client, n, &m).await;
+    let cond = wait_condition(&client, n, "taken", "False", "SecretNotOwned").await;
+    assert!(
+        cond["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("taken"),
+        "{cond}"
+    );
+    let s = secrets.get("taken").await.unwrap();
+    assert_eq!(value(&s, "mine").as_deref(), Some("keep"));
+    assert!(value(&s, "k").is_none());
+}
