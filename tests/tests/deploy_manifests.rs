@@ -21,6 +21,7 @@ fn the_base_renders_every_object_once() {
             "ClusterRole",
             "ClusterRoleBinding",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Namespace",
             "PodDisruptionBudget",
@@ -40,10 +41,52 @@ fn the_base_renders_every_object_once() {
             assert_eq!(d["metadata"]["namespace"], "enseal-system", "{kind}");
         }
     }
+    let mut crds: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .filter_map(|d| d["metadata"]["name"].as_str())
+        .collect();
+    crds.sort_unstable();
     assert_eq!(
-        of_kind(&docs, "CustomResourceDefinition")["metadata"]["name"],
-        "sealedsecrets.bitnami.com"
+        crds,
+        ["sealedsecrets.bitnami.com", "sopssecrets.enseal.dev"]
     );
+}
+
+/// The base turns SopsSecrets on, so its ClusterRole must carry exactly what that reconciler
+/// calls (the key Secret is read through the Role's Secrets rule in the controller's namespace).
+#[test]
+fn the_base_grants_what_sopssecrets_need() {
+    let docs = kustomize_base();
+    let has = |kind: &str, group: &str, resource: &str, verbs: &[&str]| {
+        of_kind(&docs, kind)["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .any(|r| {
+                r["apiGroups"] == serde_json::json!([group])
+                    && r["resources"] == serde_json::json!([resource])
+                    && r["verbs"] == serde_json::json!(verbs)
+            })
+    };
+    assert!(has(
+        "ClusterRole",
+        "enseal.dev",
+        "sopssecrets",
+        &["get", "list", "watch"]
+    ));
+    assert!(has(
+        "ClusterRole",
+        "enseal.dev",
+        "sopssecrets/status",
+        &["patch"]
+    ));
+    assert!(has(
+        "Role",
+        "",
+        "secrets",
+        &["get", "list", "watch", "create"]
+    ));
 }
 
 #[test]
@@ -119,6 +162,10 @@ fn the_deployment_is_hardened_and_probed() {
         .collect();
     assert!(args.contains(&"--listen-addr=0.0.0.0:8080"), "{args:?}");
     assert!(args.contains(&"--metrics-addr=0.0.0.0:8081"), "{args:?}");
+    assert!(
+        args.contains(&"--sops-age-key-secret=enseal-age-keys"),
+        "{args:?}"
+    );
 
     let svc = of_kind(&docs, "Service");
     let ports: Vec<(String, i64)> = svc["spec"]["ports"]
@@ -188,6 +235,8 @@ fn the_helm_chart_carries_the_same_rules_and_crd_as_the_base() {
                         l.starts_with("rules:") || l.starts_with(' ') || l.starts_with('#')
                     })
                     .filter(|l| !l.trim_start().starts_with('#'))
+                    // Template control lines; with the default values every rule is rendered.
+                    .filter(|l| !l.trim_start().starts_with("{{"))
                     .collect();
                 Some(block.join("\n"))
             })
@@ -196,10 +245,27 @@ fn the_helm_chart_carries_the_same_rules_and_crd_as_the_base() {
     let base = rules(&read("deploy/base/rbac.yaml"));
     assert_eq!(base.len(), 2, "ClusterRole and Role rules");
     assert_eq!(rules(&read("deploy/helm/enseal/templates/rbac.yaml")), base);
-    assert_eq!(
-        read("deploy/helm/enseal/crds/bitnami.com_sealedsecrets.yaml"),
-        read("deploy/crds/bitnami.com_sealedsecrets.yaml")
-    );
+    for crd in [
+        "bitnami.com_sealedsecrets.yaml",
+        "enseal.dev_sopssecrets.yaml",
+    ] {
+        assert_eq!(
+            read(&format!("deploy/helm/enseal/crds/{crd}")),
+            read(&format!("deploy/crds/{crd}")),
+            "{crd}"
+        );
+    }
     let chart = read("deploy/helm/enseal/Chart.yaml");
     assert!(chart.contains("apiVersion: v2") && chart.contains("name: enseal"));
+    // Same defaults as the base: SopsSecrets on, keys from enseal-age-keys.
+    let values = read("deploy/helm/enseal/values.yaml");
+    assert!(
+        values.contains("sopsSecrets:\n  enabled: true\n  ageKeySecret: enseal-age-keys\n"),
+        "{values}"
+    );
+    let deployment = read("deploy/helm/enseal/templates/deployment.yaml");
+    assert!(deployment.contains(
+        "{{- if .Values.sopsSecrets.enabled }}\n            \
+         - --sops-age-key-secret={{ .Values.sopsSecrets.ageKeySecret }}\n"
+    ));
 }

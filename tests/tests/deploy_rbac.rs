@@ -1,6 +1,7 @@
 //! deploy/base's RBAC on the real API server: enseal-controller runs with nothing but a token
 //! of the deployed ServiceAccount, makes its key, unseals a SealedSecret into a Secret with
-//! status and Events, and is refused what the role does not grant.
+//! status and Events, decrypts a SopsSecret with the age key Secret the Deployment names (its
+//! flag taken from deploy/base), and is refused what the role does not grant.
 
 mod controller_support;
 mod deploy_support;
@@ -9,13 +10,15 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use controller_support::{http, install_crd, value, wait_event, wait_secret, wait_synced};
-use deploy_support::kustomize_base;
+use deploy_support::{kustomize_base, of_kind};
 use enseal_tests::cli::Sandbox;
-use enseal_tests::cluster;
+use enseal_tests::{cluster, peers};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::ByteString;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, ObjectMeta, Patch,
     PatchParams, PostParams,
@@ -118,6 +121,51 @@ fn token_kubeconfig(token: &str, dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// The Deployment's `--sops-age-key-secret` value in deploy/base, so that the test runs the
+/// controller the way the manifests do.
+fn base_age_key_secret() -> String {
+    let docs = kustomize_base();
+    let args = &of_kind(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
+    args.as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix("--sops-age-key-secret="))
+        .expect("deploy/base turns SopsSecrets on with --sops-age-key-secret=NAME")
+        .to_owned()
+}
+
+fn sops_resource() -> ApiResource {
+    ApiResource {
+        group: "enseal.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "enseal.dev/v1alpha1".into(),
+        kind: "SopsSecret".into(),
+        plural: "sopssecrets".into(),
+    }
+}
+
+async fn install_sops_crd(client: &Client) {
+    let path = enseal_tests::peers::repo_root().join("deploy/crds/enseal.dev_sopssecrets.yaml");
+    let text = std::fs::read_to_string(path).expect("reading the SopsSecret CRD");
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(controller_support::yaml_to_json(&text)).expect("a CRD");
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .patch(
+            "sopssecrets.enseal.dev",
+            &PatchParams::apply("enseal-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("applying the SopsSecret CRD");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &sops_resource());
+    let served = cluster::eventually(Duration::from_secs(60), || async {
+        api.list(&ListParams::default()).await.ok()
+    })
+    .await;
+    assert!(served.is_some(), "sopssecrets are never served");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -157,6 +205,26 @@ async fn the_controller_works_with_only_the_deployed_role_and_nothing_more() {
     let a = apps.name().to_owned();
     let admin = ns.client();
     install_crd(&admin).await;
+    install_sops_crd(&admin).await;
+    let key_secret = base_age_key_secret();
+    let keys = Secret {
+        metadata: ObjectMeta {
+            name: Some(key_secret.clone()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            [(
+                "a.agekey".to_owned(),
+                ByteString(peers::identities(&["a"]).into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), &n)
+        .create(&PostParams::default(), &keys)
+        .await
+        .expect("storing the age key Secret");
     let objects = rbac_for(&n);
     assert_eq!(objects.len(), RBAC_KINDS.len());
     for obj in &objects {
@@ -176,6 +244,7 @@ async fn the_controller_works_with_only_the_deployed_role_and_nothing_more() {
             .args(["--listen-addr", &format!("127.0.0.1:{http_port}")])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--key-size", "2048"])
+            .args(["--sops-age-key-secret", &key_secret])
             .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
@@ -225,6 +294,57 @@ async fn the_controller_works_with_only_the_deployed_role_and_nothing_more() {
     wait_event(&admin, &a, "db", "Unsealed")
         .await
         .expect("an Unsealed Event");
+
+    // A SopsSecret elsewhere: get/list/watch on sopssecrets, the key Secret read through the
+    // Role, the Secret written through the ClusterRole, Synced through sopssecrets/status.
+    let plain = sb.write("app.yaml", "token: s0ps-t0ken\n");
+    let enc = sb.enseal([
+        "encrypt",
+        "--age",
+        &peers::recipient("a"),
+        plain.to_str().unwrap(),
+    ]);
+    enc.assert_success("enseal encrypt");
+    sb.write("app.enc.yaml", &enc.stdout);
+    let file = sb.file("app.enc.yaml");
+    let out = sb.enseal([
+        "sops-secret",
+        file.to_str().unwrap(),
+        "--namespace",
+        &a,
+        "-o",
+        "json",
+    ]);
+    out.assert_success("enseal sops-secret");
+    let obj: DynamicObject = serde_json::from_slice(&out.stdout).expect("a SopsSecret");
+    let name = obj.metadata.name.clone().expect("a name");
+    let sops: Api<DynamicObject> = Api::namespaced_with(admin.clone(), &a, &sops_resource());
+    sops.create(&PostParams::default(), &obj)
+        .await
+        .expect("creating the SopsSecret");
+    wait_secret(&admin, &a, &name, |s| {
+        value(s, "token").as_deref() == Some("s0ps-t0ken")
+    })
+    .await
+    .expect("the SopsSecret's Secret appears, decrypted with the role only");
+    let synced = cluster::eventually(Duration::from_secs(60), || {
+        let sops = sops.clone();
+        let name = name.clone();
+        async move {
+            let o = sops.get(&name).await.ok()?;
+            o.data["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Synced" && c["status"] == "True")
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(
+        synced.is_some(),
+        "SopsSecret Synced=True (status subresource)"
+    );
+
     let leases: Api<Lease> = Api::namespaced(admin.clone(), &n);
     assert!(
         leases.get_opt("enseal-controller").await.unwrap().is_some(),
