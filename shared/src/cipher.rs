@@ -4,7 +4,7 @@
 //! and the value's path as additional data, so a ciphertext moved to another key fails to open.
 
 use aes_gcm::aead::consts::U32;
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, Payload};
 use aes_gcm::aes::Aes256;
 use aes_gcm::AesGcm;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -13,7 +13,7 @@ use rand::RngCore;
 
 use crate::data_key::DataKey;
 
-type Aes256Gcm32 = AesGcm<Aes256, U32>;
+pub(crate) type Aes256Gcm32 = AesGcm<Aes256, U32>;
 
 const TAG_LEN: usize = 16;
 const IV_LEN: usize = 32;
@@ -118,7 +118,7 @@ fn encrypt_with_iv(
     aad: &[u8],
     iv: &[u8; IV_LEN],
 ) -> String {
-    let cipher = Aes256Gcm32::new(key.as_bytes().into());
+    let cipher = key.cipher();
     let sealed = cipher
         .encrypt(
             iv.into(),
@@ -143,7 +143,7 @@ fn encrypt_with_iv(
 pub fn seal_token(plaintext: &[u8], key: &DataKey, aad: &[u8]) -> String {
     let mut iv = [0u8; IV_LEN];
     rand::thread_rng().fill_bytes(&mut iv);
-    let cipher = Aes256Gcm32::new(key.as_bytes().into());
+    let cipher = key.cipher();
     let sealed = cipher
         .encrypt(
             (&iv).into(),
@@ -171,7 +171,7 @@ pub fn open_token(
         return Err(CipherError::Malformed("token is too short"));
     }
     let (iv, sealed) = raw.split_at(IV_LEN);
-    let cipher = Aes256Gcm32::new(key.as_bytes().into());
+    let cipher = key.cipher();
     cipher
         .decrypt(iv.into(), Payload { msg: sealed, aad })
         .map(zeroize::Zeroizing::new)
@@ -213,7 +213,7 @@ pub fn decrypt<'a>(
     if iv_len != IV_LEN {
         return Err(CipherError::Malformed("iv is not 32 bytes"));
     }
-    let cipher = Aes256Gcm32::new(key.as_bytes().into());
+    let cipher = key.cipher();
     cipher
         .decrypt_in_place_detached(iv[..IV_LEN].into(), aad, &mut data, tag[..TAG_LEN].into())
         .map_err(|_| CipherError::Authentication)?;
