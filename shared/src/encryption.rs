@@ -202,6 +202,7 @@ pub fn decrypt_tree(
     let rule = &metadata.crypt_rule;
     let mac_only = metadata.mac_only_encrypted;
     let mut memory = CiphertextMemory::default();
+    let mut opened = open_values(tree, key, rule).into_iter();
     walk_leaves(tree, &mut |leaf, place: &Place<'_>| {
         let is_comment = matches!(leaf, Leaf::Comment(_));
         let encrypted = rule.should_encrypt(&place.path_refs(), &place.comment_refs(), is_comment);
@@ -217,12 +218,16 @@ pub fn decrypt_tree(
                         _ => return Err(EncryptionError::NotEncrypted { path: path() }),
                     };
                     let aad = place.aad();
-                    let (value_enc, layout_token) = split_layout(&enc);
-                    let (plain, type_name) = cipher::decrypt(value_enc, key, aad.as_bytes())
+                    let (_, layout_token) = split_layout(&enc);
+                    // The same leaves, in the same order, as `open_values` opened.
+                    let (plain, type_name) = opened
+                        .next()
+                        .expect("open_values visits the same encrypted values")
                         .map_err(|source| EncryptionError::Value {
                             path: path(),
                             source,
                         })?;
+                    let type_name = type_name.as_str();
                     let kind = Kind::from_sops_name(type_name).ok_or_else(|| {
                         EncryptionError::UnknownType {
                             path: path(),
@@ -309,6 +314,46 @@ pub fn decrypt_tree(
         }
     }
     Ok(memory)
+}
+
+type Opened = Result<(zeroize::Zeroizing<Vec<u8>>, String), CipherError>;
+
+/// Opens every encrypted value of `tree` that [`decrypt_tree`] will visit, in its order, using
+/// every core: AES-GCM and base64 are most of a large file's decryption and each value is
+/// independent. The walk that follows only takes the results in turn.
+fn open_values(tree: &mut Tree, key: &DataKey, rule: &crate::crypt_rule::CryptRule) -> Vec<Opened> {
+    let mut jobs: Vec<(String, String)> = Vec::new();
+    let _ = walk_leaves::<()>(tree, &mut |leaf, place: &Place<'_>| {
+        if let Leaf::Scalar(scalar) = leaf {
+            if scalar.kind == Kind::Str && !scalar.value.is_empty() {
+                if let Some(text) = scalar.text().filter(|t| cipher::is_encrypted(t)) {
+                    if rule.should_encrypt(&place.path_refs(), &place.comment_refs(), false) {
+                        jobs.push((split_layout(text).0.to_string(), place.aad()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+    let open = |(enc, aad): &(String, String)| -> Opened {
+        cipher::decrypt(enc, key, aad.as_bytes()).map(|(p, t)| (p, t.to_string()))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below a few hundred values a thread costs more than it saves.
+    if threads < 2 || jobs.len() < 512 {
+        return jobs.iter().map(open).collect();
+    }
+    let chunk = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(open).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("opening values does not panic"))
+            .collect()
+    })
 }
 
 /// The MAC's additional data: `lastmodified` as Go's `time.Format(time.RFC3339)` prints it.
