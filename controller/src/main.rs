@@ -32,10 +32,8 @@ use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Config};
 use tokio::sync::watch;
 
-use crate::crd::SealedSecret;
 use crate::keystore::{KeyPolicy, KeyStore};
 use crate::metrics::Metrics;
-use crate::sops_crd::SopsSecret;
 
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -318,22 +316,28 @@ async fn run(flags: Flags) -> Result<(), String> {
             recorder: ctx.recorder.clone(),
             field_manager: flags.field_manager.clone(),
         });
-        tokio::spawn(run_sops_while_leader(
+        tokio::spawn(reconcile_while_leader(
+            "SopsSecret",
             client.clone(),
             flags.watch_namespace.clone(),
             flags.max_concurrent_reconciles,
             sops_ctx,
             leader_rx.clone(),
             changed_rx,
+            sops_reconcile::reconcile,
+            sops_reconcile::error_policy,
         ))
     });
-    let controllers = tokio::spawn(run_while_leader(
+    let controllers = tokio::spawn(reconcile_while_leader(
+        "SealedSecret",
         client,
         flags.watch_namespace.clone(),
         flags.max_concurrent_reconciles,
         ctx,
         leader_rx,
         keys_changed,
+        reconcile::reconcile,
+        reconcile::error_policy,
     ));
 
     tokio::select! {
@@ -360,76 +364,47 @@ fn join_msg(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> String {
     }
 }
 
-/// Runs the SealedSecret controller whenever this replica leads, and stops
-/// it (letting in-flight reconciles finish) when leadership is lost.
-async fn run_while_leader(
+/// Runs a controller for `K` whenever this replica leads, and stops it (letting in-flight
+/// reconciles finish) when leadership is lost. Both kinds (SealedSecret, SopsSecret) run this
+/// way under one election; a change of keys reconciles every object of the kind again.
+#[allow(clippy::too_many_arguments)]
+async fn reconcile_while_leader<K, Ctx, Fut, E>(
+    kind: &'static str,
     client: Client,
     watch_namespace: Option<String>,
     concurrency: u16,
-    ctx: Arc<reconcile::Context>,
+    ctx: Arc<Ctx>,
     mut leader: watch::Receiver<bool>,
     keys_changed: watch::Receiver<u64>,
-) {
+    reconcile: fn(Arc<K>, Arc<Ctx>) -> Fut,
+    error_policy: fn(Arc<K>, &E, Arc<Ctx>) -> kube::runtime::controller::Action,
+) where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    Ctx: Send + Sync + 'static,
+    Fut:
+        std::future::Future<Output = Result<kube::runtime::controller::Action, E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
     loop {
         if leader.wait_for(|l| *l).await.is_err() {
             return;
         }
-        tracing::info!("reconciling SealedSecrets");
-        let (ss_api, secret_api): (Api<SealedSecret>, Api<PartialObjectMeta<Secret>>) =
-            match &watch_namespace {
-                Some(ns) => (
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                ),
-                None => (Api::all(client.clone()), Api::all(client.clone())),
-            };
+        tracing::info!("reconciling {kind}s");
+        let (api, secret_api): (Api<K>, Api<PartialObjectMeta<Secret>>) = match &watch_namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
         // Metadata only: owner references are all a trigger needs, and the
         // controller never holds other Secrets' values in memory.
-        let secrets = watcher(secret_api, watcher::Config::default())
-            .default_backoff()
-            .touched_objects();
-        let mut lost = leader.clone();
-        let key_changes = futures::stream::unfold(keys_changed.clone(), |mut rx| async move {
-            rx.changed().await.ok()?;
-            Some(((), rx))
-        });
-        Controller::new(ss_api, watcher::Config::default().any_semantic())
-            .owns_stream(secrets)
-            .reconcile_all_on(key_changes)
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-            .graceful_shutdown_on(async move {
-                let _ = lost.wait_for(|l| !*l).await;
-            })
-            .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
-            .for_each(|_| std::future::ready(()))
-            .await;
-        tracing::info!("stopped reconciling (no longer leader)");
-    }
-}
-
-/// Runs the SopsSecret controller whenever this replica leads (same election as SealedSecrets);
-/// a change of the age keys reconciles every SopsSecret again.
-async fn run_sops_while_leader(
-    client: Client,
-    watch_namespace: Option<String>,
-    concurrency: u16,
-    ctx: Arc<sops_reconcile::Context>,
-    mut leader: watch::Receiver<bool>,
-    keys_changed: watch::Receiver<u64>,
-) {
-    loop {
-        if leader.wait_for(|l| *l).await.is_err() {
-            return;
-        }
-        tracing::info!("reconciling SopsSecrets");
-        let (api, secret_api): (Api<SopsSecret>, Api<PartialObjectMeta<Secret>>) =
-            match &watch_namespace {
-                Some(ns) => (
-                    Api::namespaced(client.clone(), ns),
-                    Api::namespaced(client.clone(), ns),
-                ),
-                None => (Api::all(client.clone()), Api::all(client.clone())),
-            };
         let secrets = watcher(secret_api, watcher::Config::default())
             .default_backoff()
             .touched_objects();
@@ -445,14 +420,10 @@ async fn run_sops_while_leader(
             .graceful_shutdown_on(async move {
                 let _ = lost.wait_for(|l| !*l).await;
             })
-            .run(
-                sops_reconcile::reconcile,
-                sops_reconcile::error_policy,
-                ctx.clone(),
-            )
+            .run(reconcile, error_policy, ctx.clone())
             .for_each(|_| std::future::ready(()))
             .await;
-        tracing::info!("stopped reconciling SopsSecrets (no longer leader)");
+        tracing::info!("stopped reconciling {kind}s (no longer leader)");
     }
 }
 
