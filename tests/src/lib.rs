@@ -2,5 +2,6 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod manifest;
 pub mod moto;
 pub mod peers;

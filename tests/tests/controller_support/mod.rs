@@ -106,34 +106,7 @@ pub async fn install_crd(client: &Client) {
     }
 }
 
-pub fn yaml_to_json(text: &str) -> Value {
-    use saphyr::{LoadableYamlNode, Yaml};
-    fn conv(y: &Yaml) -> Value {
-        match y {
-            Yaml::Mapping(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), conv(v)))
-                    .collect(),
-            ),
-            Yaml::Sequence(s) => Value::Array(s.iter().map(conv).collect()),
-            other => {
-                if let Some(b) = other.as_bool() {
-                    Value::Bool(b)
-                } else if let Some(i) = other.as_integer() {
-                    Value::from(i)
-                } else if let Some(s) = other.as_str() {
-                    Value::String(s.to_owned())
-                } else if other.is_null() {
-                    Value::Null
-                } else {
-                    panic!("unsupported YAML node in the CRD: {other:?}")
-                }
-            }
-        }
-    }
-    let docs = Yaml::load_from_str(text).expect("CRD YAML parses");
-    conv(&docs[0])
-}
+pub use enseal_tests::manifest::yaml_to_json;
 
 pub fn ss_resource() -> ApiResource {
     ApiResource {

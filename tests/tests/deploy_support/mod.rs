@@ -31,37 +31,7 @@ pub fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     first
 }
 
-pub fn yaml_docs(text: &str) -> Vec<Value> {
-    use saphyr::{LoadableYamlNode, Yaml};
-    fn conv(y: &Yaml) -> Value {
-        match y {
-            Yaml::Mapping(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), conv(v)))
-                    .collect(),
-            ),
-            Yaml::Sequence(s) => Value::Array(s.iter().map(conv).collect()),
-            other => {
-                if let Some(b) = other.as_bool() {
-                    Value::Bool(b)
-                } else if let Some(i) = other.as_integer() {
-                    Value::from(i)
-                } else if let Some(s) = other.as_str() {
-                    Value::String(s.to_owned())
-                } else if other.is_null() {
-                    Value::Null
-                } else {
-                    panic!("unsupported YAML node: {other:?}")
-                }
-            }
-        }
-    }
-    Yaml::load_from_str(text)
-        .expect("rendered YAML parses")
-        .iter()
-        .map(conv)
-        .collect()
-}
+pub use enseal_tests::manifest::yaml_docs;
 
 /// The `enseal-controller` binary next to this test executable's profile directory.
 pub fn controller_bin() -> PathBuf {
