@@ -138,6 +138,10 @@ pub enum Command {
     /// Print the SopsSecret manifest (enseal.dev/v1alpha1) for an encrypted file, for
     /// enseal-controller to decrypt in the cluster.
     SopsSecret(crate::commands::sops_secret::SopsSecretArgs),
+    /// Decrypt enseal/sops files for `kustomize build`: a KRM exec function (ResourceList on
+    /// standard input) or a legacy exec plugin (CONFIG file), accepting ksops' config. Also
+    /// run when the binary is started as `ksops` or `enseal-kustomize`.
+    Kustomize(crate::commands::kustomize::KustomizeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
     /// Print the man page (roff).

@@ -13,7 +13,8 @@ mod tree_path;
 use clap::Parser;
 
 fn main() {
-    let cli = args::Cli::parse();
+    // Started as `ksops` or `enseal-kustomize` (kustomize exec functions get no arguments).
+    let cli = args::Cli::parse_from(commands::kustomize::plugin_argv(std::env::args_os()));
     match commands::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(failure) => {

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use enseal_shared::sops_file::Opened;
 use enseal_shared::stores::{Format, Parsed, WriteOptions};
 use enseal_shared::tree::{Node, Tree};
 use zeroize::Zeroizing;
@@ -29,16 +30,25 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Res
             let node = tree_path::get(doc, &steps).map_err(|f| f.in_file(&input.name))?;
             render_extract(node, out_format, out_store.as_ref(), &options, &input.name)?
         }
-        None => {
-            let layout: Option<&Parsed> = (in_format == out_format).then_some(&opened.parsed);
-            Zeroizing::new(
-                out_store
-                    .write(&opened.parsed.tree, None, layout, &options)
-                    .map_err(|e| exit::store_error(&input.name, e))?,
-            )
-        }
+        None => plaintext(&opened, in_format, out_format, &input.name)?,
     };
     dest.write(&bytes)
+}
+
+/// The plaintext file `enseal decrypt` prints for an opened file: its tree written in
+/// `out_format`, keeping the encrypted file's layout (comments, order, quoting) when the format
+/// does not change. Shared with `enseal kustomize`, which must give what `decrypt` gives.
+pub(crate) fn plaintext(
+    opened: &Opened,
+    in_format: Format,
+    out_format: Format,
+    name: &Path,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let layout: Option<&Parsed> = (in_format == out_format).then_some(&opened.parsed);
+    context::store(out_format)
+        .write(&opened.parsed.tree, None, layout, &WriteOptions::default())
+        .map(Zeroizing::new)
+        .map_err(|e| exit::store_error(name, e))
 }
 
 /// As sops: a string is printed raw (no quotes, no newline); a mapping as a plain file of the

@@ -7,6 +7,7 @@ mod encrypt;
 mod exec;
 mod keygen;
 mod keys;
+pub(crate) mod kustomize;
 mod modify;
 mod seal;
 pub(crate) mod sops_secret;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Seal(a) => seal::seal(&a).map(|_| 0),
         Command::Unseal(a) => seal::unseal(&a).map(|_| 0),
         Command::Cert(a) => seal::cert(&a).map(|_| 0),
+        Command::Kustomize(a) => kustomize::run(&a).map(|_| 0),
         Command::SopsSecret(a) => sops_secret::run(&a, g.output.as_deref()).map(|_| 0),
         Command::Completion { shell } => {
             let mut cmd = Cli::command();
