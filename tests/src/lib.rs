@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod kustomize;
 pub mod manifest;
 pub mod moto;
 pub mod peers;
