@@ -550,3 +550,34 @@ fn plain_missing_outside_and_non_manifest_files_are_refused_by_name() {
         assert!(out.stdout_str().contains("sops-pw-4Rt"));
     }
 }
+
+/// deploy/examples/kustomize builds as its comments say, with the demo key.
+#[test]
+fn the_example_in_deploy_examples_builds_with_the_demo_key() {
+    let mut sb = sandbox();
+    sb.env(
+        "SOPS_AGE_KEY_FILE",
+        peers::repo_root().join("keys-example/age.key"),
+    );
+    let dir = peers::repo_root().join("deploy/examples/kustomize");
+    let out = krm_build(&sb, dir.to_str().unwrap());
+    out.assert_success("kustomize build deploy/examples/kustomize");
+    let docs = yaml_docs(&out.stdout_str());
+    assert_eq!(docs.len(), 3, "{docs:#?}");
+    let db = named(&docs, "Secret", "shop-db");
+    assert_eq!(db["metadata"]["namespace"], "shop");
+    assert_eq!(db["stringData"]["password"], "demo-only-password");
+    let env = docs
+        .iter()
+        .find(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("shop-env-"))
+        })
+        .expect("the secretFrom Secret, with a hash suffix");
+    assert_eq!(env["stringData"]["PAYMENT_API_KEY"], "demo-only-api-key");
+    assert_eq!(
+        env["stringData"]["SESSION_SECRET"],
+        "demo-only-session-secret"
+    );
+}
