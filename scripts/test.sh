@@ -61,6 +61,11 @@ if [[ -f tests/cluster/ensure.sh ]]; then
 	log "ensuring the test Kubernetes control plane (cached after the first build)"
 	bash tests/cluster/ensure.sh
 fi
+if [[ -f tests/tools/helm.sh ]]; then
+	log "ensuring helm for the chart tests (built from Go source once, then cached)"
+	ENSEAL_HELM_BIN=$(bash tests/tools/helm.sh)
+	export ENSEAL_HELM_BIN
+fi
 
 # --- build, lint, test ------------------------------------------------------------------------
 log "cargo build --workspace --bins"
