@@ -43,8 +43,11 @@ pub struct EncryptedValue<'a> {
 
 /// True when `s` starts like an encrypted value (the same test sops applies: its pattern is not
 /// anchored at the end, so a trailing newline from a block scalar is accepted).
+/// How every value sops encrypts begins.
+pub const ENC_PREFIX: &str = "ENC[AES256_GCM,data:";
+
 pub fn is_encrypted(s: &str) -> bool {
-    s.starts_with("ENC[AES256_GCM,data:")
+    s.starts_with(ENC_PREFIX)
 }
 
 /// The base64 fields of an `ENC[...]` value, not yet decoded.
@@ -57,7 +60,7 @@ struct Fields<'a> {
 
 fn fields(s: &str) -> Result<Fields<'_>, CipherError> {
     let body = s
-        .strip_prefix("ENC[AES256_GCM,data:")
+        .strip_prefix(ENC_PREFIX)
         .ok_or(CipherError::NotEncrypted)?;
     // sops' pattern allows anything after the closing bracket; only a trailing newline (block
     // scalar form) is expected in practice.

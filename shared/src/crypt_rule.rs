@@ -115,14 +115,20 @@ impl CryptRule {
     /// sops' `shouldBeEncrypted`: `path` is the keys from the document root to the value (a
     /// comment's path is its parent's); `comments` is the stack of comment groups that precede
     /// the value at each level; `is_comment` marks a comment item itself.
-    pub fn should_encrypt(&self, path: &[&str], comments: &[Vec<&str>], is_comment: bool) -> bool {
+    pub fn should_encrypt<K: AsRef<str>, C: AsRef<str>>(
+        &self,
+        path: &[K],
+        comments: &[Vec<C>],
+        is_comment: bool,
+    ) -> bool {
+        let keys = || path.iter().map(AsRef::as_ref);
         match self {
-            CryptRule::UnencryptedSuffix(s) => !path.iter().any(|k| k.ends_with(s.as_str())),
-            CryptRule::EncryptedSuffix(s) => path.iter().any(|k| k.ends_with(s.as_str())),
-            CryptRule::UnencryptedRegex(r) => !path.iter().any(|k| r.is_match(k)),
-            CryptRule::EncryptedRegex(r) => path.iter().any(|k| r.is_match(k)),
+            CryptRule::UnencryptedSuffix(s) => !keys().any(|k| k.ends_with(s.as_str())),
+            CryptRule::EncryptedSuffix(s) => keys().any(|k| k.ends_with(s.as_str())),
+            CryptRule::UnencryptedRegex(r) => !keys().any(|k| r.is_match(k)),
+            CryptRule::EncryptedRegex(r) => keys().any(|k| r.is_match(k)),
             CryptRule::UnencryptedCommentRegex(r) => {
-                !comments.iter().flatten().any(|c| r.is_match(c))
+                !comments.iter().flatten().any(|c| r.is_match(c.as_ref()))
             }
             CryptRule::EncryptedCommentRegex(r) => {
                 // The comment line that matches is itself left in the clear: skip the last
@@ -131,7 +137,7 @@ impl CryptRule {
                 comments.iter().enumerate().any(|(i, group)| {
                     group.iter().enumerate().any(|(j, c)| {
                         let is_self = is_comment && i == last_group && j + 1 == group.len();
-                        !is_self && r.is_match(c)
+                        !is_self && r.is_match(c.as_ref())
                     })
                 })
             }
@@ -143,14 +149,18 @@ impl CryptRule {
 mod tests {
     use super::*;
 
+    /// No comments precede the value.
+    const NO_COMMENTS: &[Vec<&str>] = &[];
+    const TOP_LEVEL: &[&str] = &[];
+
     #[test]
     fn suffix_rules_look_at_every_key_on_the_path() {
         let rule = CryptRule::default();
-        assert!(rule.should_encrypt(&["db", "password"], &[], false));
-        assert!(!rule.should_encrypt(&["db_unencrypted", "password"], &[], false));
+        assert!(rule.should_encrypt(&["db", "password"], NO_COMMENTS, false));
+        assert!(!rule.should_encrypt(&["db_unencrypted", "password"], NO_COMMENTS, false));
         let rule = CryptRule::EncryptedSuffix("_secret".into());
-        assert!(rule.should_encrypt(&["x_secret", "a"], &[], false));
-        assert!(!rule.should_encrypt(&["x", "a"], &[], false));
+        assert!(rule.should_encrypt(&["x_secret", "a"], NO_COMMENTS, false));
+        assert!(!rule.should_encrypt(&["x", "a"], NO_COMMENTS, false));
     }
 
     #[test]
@@ -158,12 +168,12 @@ mod tests {
         let rule = CryptRule::from_field("encrypted_regex", "^(data|stringData)$")
             .unwrap()
             .unwrap();
-        assert!(rule.should_encrypt(&["data", "password"], &[], false));
-        assert!(!rule.should_encrypt(&["metadata", "name"], &[], false));
+        assert!(rule.should_encrypt(&["data", "password"], NO_COMMENTS, false));
+        assert!(!rule.should_encrypt(&["metadata", "name"], NO_COMMENTS, false));
         let rule = CryptRule::from_field("unencrypted_regex", "pub")
             .unwrap()
             .unwrap();
-        assert!(!rule.should_encrypt(&["a", "public_key"], &[], false));
+        assert!(!rule.should_encrypt(&["a", "public_key"], NO_COMMENTS, false));
     }
 
     #[test]
@@ -173,8 +183,8 @@ mod tests {
             .unwrap();
         let marker = vec![vec![" sops:enc"]];
         assert!(rule.should_encrypt(&["k"], &marker, false));
-        assert!(!rule.should_encrypt(&[], &marker, true));
-        assert!(!rule.should_encrypt(&["k"], &[vec![]], false));
+        assert!(!rule.should_encrypt(TOP_LEVEL, &marker, true));
+        assert!(!rule.should_encrypt(&["k"], &[Vec::<&str>::new()], false));
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub fn encrypt_tree(
     };
     walk_leaves(tree, &mut |leaf, place: &Place<'_>| {
         let is_comment = matches!(leaf, Leaf::Comment(_));
-        let encrypted = rule.should_encrypt(&place.path_refs(), &place.comment_refs(), is_comment);
+        let encrypted = rule.should_encrypt(place.path, place.comments, is_comment);
         match leaf {
             Leaf::Scalar(scalar) => {
                 if scalar.kind == Kind::Null {
@@ -202,39 +202,34 @@ pub fn decrypt_tree(
     let rule = &metadata.crypt_rule;
     let mac_only = metadata.mac_only_encrypted;
     let mut memory = CiphertextMemory::default();
-    let mut opened = open_values(tree, key, rule).into_iter();
+    let mut opened = open_values(tree, key, rule).into_iter().peekable();
+    let mut leaf_index = 0usize;
     walk_leaves(tree, &mut |leaf, place: &Place<'_>| {
+        let this_leaf = leaf_index;
+        leaf_index += 1;
         let is_comment = matches!(leaf, Leaf::Comment(_));
-        let encrypted = rule.should_encrypt(&place.path_refs(), &place.comment_refs(), is_comment);
+        let encrypted = rule.should_encrypt(place.path, place.comments, is_comment);
         let path = || place.display();
         match leaf {
             Leaf::Scalar(scalar) => {
                 if scalar.kind == Kind::Null {
                     return Ok(());
                 }
-                if encrypted && !scalar.value.is_empty() {
-                    let enc = match (scalar.kind, scalar.text()) {
-                        (Kind::Str, Some(t)) if cipher::is_encrypted(t) => t.to_string(),
-                        _ => return Err(EncryptionError::NotEncrypted { path: path() }),
-                    };
-                    let aad = place.aad();
-                    let (_, layout_token) = split_layout(&enc);
-                    // The same leaves, in the same order, as `open_values` opened.
-                    let (plain, type_name) = opened
-                        .next()
-                        .expect("open_values visits the same encrypted values")
-                        .map_err(|source| EncryptionError::Value {
-                            path: path(),
-                            source,
-                        })?;
-                    let type_name = type_name.as_str();
-                    let kind = Kind::from_sops_name(type_name).ok_or_else(|| {
-                        EncryptionError::UnknownType {
-                            path: path(),
-                            type_name: type_name.to_string(),
-                        }
+                let job = match opened.peek() {
+                    Some((sealed, _)) if encrypted && sealed.leaf == this_leaf => opened.next(),
+                    _ => None,
+                };
+                if let Some((sealed, result)) = job {
+                    let Sealed { enc, aad, .. } = sealed;
+                    let (mut plain, kind) = result.map_err(|source| EncryptionError::Value {
+                        path: path(),
+                        source,
                     })?;
-                    let layout = match layout_token {
+                    let kind = kind.map_err(|type_name| EncryptionError::UnknownType {
+                        path: path(),
+                        type_name,
+                    })?;
+                    let layout = match split_layout(&enc).1 {
                         Some(token) => {
                             let text = cipher::open_token(token, key, &layout_aad(&aad, &plain))
                                 .map_err(|source| EncryptionError::Value {
@@ -251,19 +246,31 @@ pub fn decrypt_tree(
                         None => None,
                     };
                     if remember {
+                        let mut enc = enc;
+                        enc.truncate(enc.trim_end().len());
                         memory.seen.insert(
-                            CiphertextMemory::key(&aad, type_name, &plain, layout.as_deref()),
-                            enc.trim_end().to_string(),
+                            CiphertextMemory::key(
+                                &aad,
+                                kind.sops_name(),
+                                &plain,
+                                layout.as_deref(),
+                            ),
+                            enc,
                         );
                     }
-                    *scalar =
-                        scalar_text::from_plaintext(kind, plain.to_vec()).map_err(|source| {
-                            EncryptionError::Scalar {
-                                path: path(),
-                                source,
-                            }
-                        })?;
+                    // The plaintext moves into the tree; the buffer left behind is empty.
+                    let value = std::mem::take(&mut *plain);
+                    *scalar = scalar_text::from_plaintext(kind, value).map_err(|source| {
+                        EncryptionError::Scalar {
+                            path: path(),
+                            source,
+                        }
+                    })?;
                     scalar.layout = layout;
+                } else if encrypted && !scalar.value.is_empty() {
+                    // Every encrypted value the rule covers was taken out by `open_values`;
+                    // what is left here is clear text where ciphertext should be.
+                    return Err(EncryptionError::NotEncrypted { path: path() });
                 }
                 if !mac_only || encrypted {
                     let bytes = scalar_text::mac_bytes(scalar).map_err(|source| {
@@ -278,8 +285,6 @@ pub fn decrypt_tree(
                 }
             }
             Leaf::Comment(text) => {
-                // Like sops, a comment that does not open is taken to be a comment written in
-                // the clear (older files, or added by hand); comments are not in the MAC.
                 if encrypted && cipher::is_encrypted(text) {
                     let aad = place.aad();
                     if let Ok((plain, COMMENT_TYPE)) = cipher::decrypt(text, key, aad.as_bytes()) {
@@ -303,6 +308,7 @@ pub fn decrypt_tree(
         }
         Ok(())
     })?;
+    debug_assert!(opened.next().is_none(), "every opened value went back");
     if !ignore_mac {
         let computed = hex::encode_upper(hash.finalize());
         let aad = mac_aad(&metadata.last_modified)?;
@@ -316,44 +322,71 @@ pub fn decrypt_tree(
     Ok(memory)
 }
 
-type Opened = Result<(zeroize::Zeroizing<Vec<u8>>, String), CipherError>;
+/// An encrypted value taken out of the tree to be opened: the index of its leaf in walk order,
+/// its `ENC[...]` text (with any layout token) and its AAD.
+struct Sealed {
+    leaf: usize,
+    enc: String,
+    aad: String,
+}
 
-/// Opens every encrypted value of `tree` that [`decrypt_tree`] will visit, in its order, using
-/// every core: AES-GCM and base64 are most of a large file's decryption and each value is
-/// independent. The walk that follows only takes the results in turn.
-fn open_values(tree: &mut Tree, key: &DataKey, rule: &crate::crypt_rule::CryptRule) -> Vec<Opened> {
-    let mut jobs: Vec<(String, String)> = Vec::new();
+/// A value opened: its plaintext and kind, or the unknown `type:` name it carried.
+type Opened = Result<(zeroize::Zeroizing<Vec<u8>>, Result<Kind, String>), CipherError>;
+
+/// Takes every encrypted value the rule covers out of the tree and opens them all, on every
+/// core for a large file. The values are moved, not copied: a large file's ciphertext would
+/// otherwise be held twice more, and that memory costs page faults. [`decrypt_tree`] then
+/// puts the plaintexts back in walk order.
+fn open_values(
+    tree: &mut Tree,
+    key: &DataKey,
+    rule: &crate::crypt_rule::CryptRule,
+) -> Vec<(Sealed, Opened)> {
+    let mut jobs: Vec<Sealed> = Vec::new();
+    let mut leaf_index = 0usize;
     let _ = walk_leaves::<()>(tree, &mut |leaf, place: &Place<'_>| {
-        if let Leaf::Scalar(scalar) = leaf {
-            if scalar.kind == Kind::Str && !scalar.value.is_empty() {
-                if let Some(text) = scalar.text().filter(|t| cipher::is_encrypted(t)) {
-                    if rule.should_encrypt(&place.path_refs(), &place.comment_refs(), false) {
-                        jobs.push((split_layout(text).0.to_string(), place.aad()));
-                    }
-                }
+        let this_leaf = leaf_index;
+        leaf_index += 1;
+        let Leaf::Scalar(scalar) = leaf else {
+            return Ok(());
+        };
+        let candidate = scalar.kind == Kind::Str
+            && scalar.value.starts_with(cipher::ENC_PREFIX.as_bytes())
+            && rule.should_encrypt(place.path, place.comments, false);
+        if candidate {
+            match String::from_utf8(std::mem::take(&mut scalar.value)) {
+                Ok(enc) => jobs.push(Sealed {
+                    leaf: this_leaf,
+                    enc,
+                    aad: place.aad(),
+                }),
+                // Not text, so not a value sops wrote: left for `decrypt_tree` to refuse.
+                Err(e) => scalar.value = e.into_bytes(),
             }
         }
         Ok(())
     });
-    let open = |(enc, aad): &(String, String)| -> Opened {
-        cipher::decrypt(enc, key, aad.as_bytes()).map(|(p, t)| (p, t.to_string()))
+    let open = |job: &Sealed| -> Opened {
+        cipher::decrypt(split_layout(&job.enc).0, key, job.aad.as_bytes())
+            .map(|(p, t)| (p, Kind::from_sops_name(t).ok_or_else(|| t.to_string())))
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Below a few hundred values a thread costs more than it saves.
-    if threads < 2 || jobs.len() < 512 {
-        return jobs.iter().map(open).collect();
-    }
-    let chunk = jobs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(open).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("opening values does not panic"))
-            .collect()
-    })
+    let opened: Vec<Opened> = if threads < 2 || jobs.len() < 512 {
+        jobs.iter().map(open).collect()
+    } else {
+        let chunk = jobs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = jobs
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(open).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("opening values does not panic"))
+                .collect()
+        })
+    };
+    jobs.into_iter().zip(opened).collect()
 }
 
 /// The MAC's additional data: `lastmodified` as Go's `time.Format(time.RFC3339)` prints it.

@@ -13,7 +13,9 @@ pub enum Leaf<'a> {
 /// Where a leaf sits.
 pub struct Place<'a> {
     /// Mapping keys from the document root; sequence indices are not part of it (sops' AAD).
-    pub path: &'a [String],
+    /// Borrowed from the tree: a large file has one key per value, and copying every key on
+    /// the way down was a large share of the time to open it.
+    pub path: &'a [&'a str],
     /// For each level, the comments read since the last non-comment item of that level.
     pub comments: &'a [Vec<String>],
 }
@@ -21,7 +23,8 @@ pub struct Place<'a> {
 impl Place<'_> {
     /// The additional data of a value at this place: `a:b:` (`:` alone at the top level).
     pub fn aad(&self) -> String {
-        let mut aad = String::new();
+        let len = self.path.iter().map(|k| k.len() + 1).sum::<usize>().max(1);
+        let mut aad = String::with_capacity(len);
         for key in self.path {
             aad.push_str(key);
             aad.push(':');
@@ -30,17 +33,6 @@ impl Place<'_> {
             aad.push(':');
         }
         aad
-    }
-
-    pub fn path_refs(&self) -> Vec<&str> {
-        self.path.iter().map(String::as_str).collect()
-    }
-
-    pub fn comment_refs(&self) -> Vec<Vec<&str>> {
-        self.comments
-            .iter()
-            .map(|g| g.iter().map(String::as_str).collect())
-            .collect()
     }
 
     /// A readable name for messages (`db:password`, or `(top level)`); never a value.
@@ -66,9 +58,9 @@ pub fn walk_leaves<E>(
     Ok(())
 }
 
-fn walk_node<E>(
-    node: &mut Node,
-    path: &mut Vec<String>,
+fn walk_node<'t, E>(
+    node: &'t mut Node,
+    path: &mut Vec<&'t str>,
     comments: &mut Vec<Vec<String>>,
     visit: &mut dyn FnMut(Leaf<'_>, &Place<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
@@ -81,11 +73,13 @@ fn walk_node<E>(
                 match item {
                     Item::Comment(c) => {
                         // The comment itself is judged with itself on the stack, as in sops.
+                        // (Copied: the visitor may rewrite it while it is on the stack.)
                         comments.last_mut().expect("pushed above").push(c.clone());
                         visit(Leaf::Comment(c), &Place { path, comments })?;
                     }
                     Item::Pair(key, value) => {
-                        path.push(key.clone());
+                        let key: &'t String = key;
+                        path.push(key);
                         walk_node(value, path, comments, visit)?;
                         path.pop();
                         comments.last_mut().expect("pushed above").clear();
