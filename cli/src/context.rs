@@ -8,7 +8,7 @@ use enseal_shared::keys::kms::AwsKms;
 use enseal_shared::metadata::Metadata;
 use enseal_shared::metadata::MetadataError;
 use enseal_shared::sops_file::{self, FileError, Opened};
-use enseal_shared::stores::{self, Format, Store};
+use enseal_shared::stores::{self, Format, Parsed, Store};
 
 use crate::args::GlobalOptions;
 use crate::exit::{self, Failure, Result};
@@ -88,11 +88,24 @@ pub fn open_for_edit(input: &Input, format: Format, ignore_mac: bool) -> Result<
     open_with(input, format, ignore_mac, true)
 }
 
+/// Like [`open`], for a caller that no longer needs `input.bytes`: the store takes them
+/// instead of copying them (a large file is then held once less while it is opened).
+pub fn open_taking(input: &mut Input, format: Format, ignore_mac: bool) -> Result<Opened> {
+    let bytes = std::mem::take(&mut *input.bytes);
+    let parsed = store(format)
+        .parse_owned(bytes)
+        .map_err(|e| exit::store_error(&input.name, e))?;
+    open_parsed(input, parsed, ignore_mac, false)
+}
+
 fn open_with(input: &Input, format: Format, ignore_mac: bool, edit: bool) -> Result<Opened> {
-    let store = store(format);
-    let parsed = store
+    let parsed = store(format)
         .parse(&input.bytes)
         .map_err(|e| exit::store_error(&input.name, e))?;
+    open_parsed(input, parsed, ignore_mac, edit)
+}
+
+fn open_parsed(input: &Input, parsed: Parsed, ignore_mac: bool, edit: bool) -> Result<Opened> {
     let metadata = sops_file::read_metadata(&parsed).map_err(|e| file_error(&input.name, e))?;
     let keyring = keyring_for(&metadata)?;
     let opened = if edit {

@@ -202,7 +202,7 @@ pub fn decrypt_tree(
     let rule = &metadata.crypt_rule;
     let mac_only = metadata.mac_only_encrypted;
     let mut memory = CiphertextMemory::default();
-    let mut opened = open_values(tree, key, rule).into_iter().peekable();
+    let mut opened = open_values(tree, key, rule).peekable();
     let mut leaf_index = 0usize;
     walk_leaves(tree, &mut |leaf, place: &Place<'_>| {
         let this_leaf = leaf_index;
@@ -341,7 +341,7 @@ fn open_values(
     tree: &mut Tree,
     key: &DataKey,
     rule: &crate::crypt_rule::CryptRule,
-) -> Vec<(Sealed, Opened)> {
+) -> impl Iterator<Item = (Sealed, Opened)> {
     let mut jobs: Vec<Sealed> = Vec::new();
     let mut leaf_index = 0usize;
     let _ = walk_leaves::<()>(tree, &mut |leaf, place: &Place<'_>| {
@@ -386,7 +386,7 @@ fn open_values(
                 .collect()
         })
     };
-    jobs.into_iter().zip(opened).collect()
+    jobs.into_iter().zip(opened)
 }
 
 /// The MAC's additional data: `lastmodified` as Go's `time.Format(time.RFC3339)` prints it.

@@ -14,11 +14,11 @@ use crate::file_io::{read_input, Destination};
 use crate::tree_path;
 
 pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Result<()> {
-    let input = read_input(file, g.filename_override.as_deref())?;
+    let mut input = read_input(file, g.filename_override.as_deref())?;
     let in_format = context::input_format(g, &input.name)?;
     let out_format = context::output_format(g, in_format, &input.name)?;
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
-    let opened = context::open(&input, in_format, g.ignore_mac)?;
+    let opened = context::open_taking(&mut input, in_format, g.ignore_mac)?;
     let out_store = context::store(out_format);
     let options = WriteOptions::default();
     let bytes = match extract {

@@ -132,6 +132,12 @@ pub trait Store: Send + Sync {
     /// returned apart in [`Parsed::metadata`].
     fn parse(&self, bytes: &[u8]) -> Result<Parsed, StoreError>;
 
+    /// [`Store::parse`] for a caller that has no further use for the bytes: a store that keeps
+    /// the file's text for writing it back takes them rather than copying a large file.
+    fn parse_owned(&self, bytes: Vec<u8>) -> Result<Parsed, StoreError> {
+        self.parse(&bytes)
+    }
+
     /// Writes `tree` and, when given, the `sops` metadata (appended in the format's layout).
     ///
     /// With `original` (a [`Parsed`] this same store produced), everything the tree did not

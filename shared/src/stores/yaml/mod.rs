@@ -32,6 +32,10 @@ impl Store for YamlStore {
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<Parsed, StoreError> {
+        self.parse_owned(bytes.to_vec())
+    }
+
+    fn parse_owned(&self, bytes: Vec<u8>) -> Result<Parsed, StoreError> {
         let src = parse::parse(bytes)?;
         let mut documents = Vec::with_capacity(src.docs.len());
         let mut metadata = None;

@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use super::mask::{Masked, PLACEHOLDER};
@@ -66,10 +68,15 @@ pub struct SScalar {
     pub style: Style,
     /// Written with an explicit `!!str` tag, which keeps `4` a string when plain.
     pub str_tag: bool,
+    /// The value, except its bytes when `in_text` (read them with [`SNode::scalar_bytes`]).
     pub value: Scalar,
+    /// The value is spelled in the text exactly as it is (the node's `start..end`), so its
+    /// bytes are not held twice: most values of a large file are such plain scalars.
+    pub in_text: bool,
     /// For block scalars: the header indicators (`|-`, `>2`...), the content indentation and
     /// where the content lines start. The content runs from `content_start` to the node's `end`.
-    pub block: Option<BlockInfo>,
+    /// Boxed: few scalars are blocks, and every item of a large file pays for the space.
+    pub block: Option<Box<BlockInfo>>,
 }
 
 pub struct BlockInfo {
@@ -148,6 +155,46 @@ impl SItem {
 }
 
 impl SNode {
+    /// A scalar node's value bytes.
+    pub fn scalar_bytes<'a>(&'a self, text: &'a str) -> Option<&'a [u8]> {
+        match &self.body {
+            SBody::Scalar(s) if s.in_text => Some(
+                text.as_bytes()
+                    .get(self.start..self.end)
+                    .unwrap_or_default(),
+            ),
+            SBody::Scalar(s) => Some(&s.value.value),
+            _ => None,
+        }
+    }
+
+    /// A scalar node's value, as a tree holds it.
+    pub fn scalar_value(&self, text: &str) -> Option<Scalar> {
+        let SBody::Scalar(s) = &self.body else {
+            return None;
+        };
+        if !s.in_text {
+            return Some(s.value.clone());
+        }
+        Some(Scalar {
+            kind: s.value.kind,
+            value: self.scalar_bytes(text).unwrap_or_default().to_vec(),
+            layout: s.value.layout.clone(),
+        })
+    }
+
+    /// Whether this is a scalar node whose value is `scalar`.
+    pub fn holds_scalar(&self, text: &str, scalar: &Scalar) -> bool {
+        match &self.body {
+            SBody::Scalar(s) => {
+                s.value.kind == scalar.kind
+                    && s.value.layout == scalar.layout
+                    && self.scalar_bytes(text) == Some(&scalar.value[..])
+            }
+            _ => false,
+        }
+    }
+
     pub fn coll(&self) -> Option<&SColl> {
         match &self.body {
             SBody::Map(c) | SBody::Seq(c) => Some(c),
@@ -165,22 +212,22 @@ impl SNode {
     /// The tree value of this node.
     pub fn to_node(&self, text: &str) -> Node {
         match &self.body {
-            SBody::Scalar(s) => Node::Scalar(s.value.clone()),
+            SBody::Scalar(_) => Node::Scalar(self.scalar_value(text).unwrap_or_else(Scalar::null)),
             SBody::Alias(n) => n.clone(),
-            SBody::Map(c) => Node::Map(
-                c.items
-                    .iter()
-                    .filter_map(|item| match item {
-                        SItem::Pair { key, value, .. } => {
-                            Some(Item::Pair(key.clone(), value.to_node(text)))
-                        }
-                        SItem::Comment { hash, end, .. } => {
-                            Some(Item::Comment(text[hash + 1..*end].to_string()))
-                        }
-                        SItem::Entry { .. } => None,
-                    })
-                    .collect(),
-            ),
+            SBody::Map(c) => {
+                // Sized up front: a large mapping would otherwise be copied as it grows.
+                let mut items = Vec::with_capacity(c.items.len());
+                items.extend(c.items.iter().filter_map(|item| match item {
+                    SItem::Pair { key, value, .. } => {
+                        Some(Item::Pair(key.clone(), value.to_node(text)))
+                    }
+                    SItem::Comment { hash, end, .. } => {
+                        Some(Item::Comment(text[hash + 1..*end].to_string()))
+                    }
+                    SItem::Entry { .. } => None,
+                }));
+                Node::Map(items)
+            }
             SBody::Seq(c) => Node::Seq(
                 c.items
                     .iter()
@@ -188,15 +235,12 @@ impl SNode {
                         // sops writes a comment in a list as an encrypted item; its cipher
                         // gives a comment back, so the tree holds one.
                         SItem::Entry {
-                            value:
-                                SNode {
-                                    body: SBody::Scalar(s),
-                                    ..
-                                },
+                            value,
                             enc_comment: true,
                             ..
-                        } => Some(Node::Comment(
-                            String::from_utf8_lossy(&s.value.value).into_owned(),
+                        } if value.scalar_bytes(text).is_some() => Some(Node::Comment(
+                            String::from_utf8_lossy(value.scalar_bytes(text).unwrap_or_default())
+                                .into_owned(),
                         )),
                         SItem::Entry { value, .. } => Some(value.to_node(text)),
                         SItem::Comment { hash, end, .. } => {
@@ -253,11 +297,12 @@ pub fn line_end(text: &str, pos: usize) -> usize {
     }
 }
 
-pub fn parse(bytes: &[u8]) -> Result<Source, StoreError> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t.to_string(),
+pub fn parse(bytes: Vec<u8>) -> Result<Source, StoreError> {
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
         Err(e) => {
-            let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or("");
+            let bytes = e.as_bytes();
+            let valid = std::str::from_utf8(&bytes[..e.utf8_error().valid_up_to()]).unwrap_or("");
             let (line, column) = line_col(valid, valid.len());
             return Err(syntax(Some(line), Some(column), "the file is not UTF-8"));
         }
@@ -805,19 +850,31 @@ impl<'t> Builder<'t> {
             None => Kind::Str,
         };
         let str_tag = tag.is_some() && kind == Kind::Str;
-        let mut scalar = Scalar::new(kind, value);
         let mut start = start;
+        let mut layout = None;
         if kind == Kind::Str {
-            scalar.layout = self.layout(style, value, start, end, block.as_ref());
+            layout = self.layout(style, value, start, end, block.as_ref());
         } else if tag.is_some() && block.is_none() && s < start {
             // `!!int "42"`: the tag goes with the value (an encrypted value is a string, and
             // `!!int ENC[...]` would not read back); it returns through the layout.
             start = s;
-            scalar.layout = self.text.get(s..end).map(str::to_string);
+            layout = self.text.get(s..end).map(str::to_string);
         }
         if anchor != 0 {
-            self.anchors.insert(anchor, Node::Scalar(scalar.clone()));
+            let mut scalar = Scalar::new(kind, value);
+            scalar.layout = layout.clone();
+            self.anchors.insert(anchor, Node::Scalar(scalar));
         }
+        let in_text = self.text.get(start..end) == Some(value);
+        let scalar = Scalar {
+            kind,
+            value: if in_text {
+                Vec::new()
+            } else {
+                value.as_bytes().to_vec()
+            },
+            layout,
+        };
         let node = SNode {
             start,
             end,
@@ -826,7 +883,8 @@ impl<'t> Builder<'t> {
                 style,
                 str_tag,
                 value: scalar,
-                block,
+                in_text,
+                block: block.map(Box::new),
             }),
         };
         self.add_node(node, start)
@@ -941,11 +999,19 @@ impl<'t> Builder<'t> {
     }
 
     /// Adds a finished value node to the current collection (or as a mapping key).
-    fn add_node(&mut self, node: SNode, pos: usize) -> Result<(), StoreError> {
+    fn add_node(&mut self, mut node: SNode, pos: usize) -> Result<(), StoreError> {
         if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
-            // A key.
-            let key = match &node.body {
-                SBody::Scalar(s) => String::from_utf8_lossy(&s.value.value).into_owned(),
+            // A key. A scalar key's bytes came from the text, so they are UTF-8 and move into
+            // the key as they are.
+            let key = match &mut node.body {
+                SBody::Scalar(s) if s.in_text => {
+                    let bytes = node.scalar_bytes(self.text).unwrap_or_default();
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
+                SBody::Scalar(s) => match String::from_utf8(std::mem::take(&mut s.value.value)) {
+                    Ok(key) => key,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                },
                 SBody::Alias(Node::Scalar(s)) => String::from_utf8_lossy(&s.value).into_owned(),
                 _ => return Err(self.err_at(pos, "complex mapping keys are not supported")),
             };
@@ -996,7 +1062,10 @@ impl<'t> Builder<'t> {
                 let start = pending.take().unwrap_or(node.start);
                 *cursor = (*cursor).max(node.end);
                 let enc_comment = match &node.body {
-                    SBody::Scalar(s) => s.value.kind == Kind::Str && is_enc_comment(&s.value.value),
+                    SBody::Scalar(s) => {
+                        s.value.kind == Kind::Str
+                            && node.scalar_bytes(self.text).is_some_and(is_enc_comment)
+                    }
                     _ => false,
                 };
                 if let Some(c) = seq.coll_mut() {
@@ -1249,7 +1318,7 @@ impl<'t> Builder<'t> {
 
 /// The start of the first entry whose key an earlier entry already has.
 fn first_duplicate(items: &[SItem]) -> Option<usize> {
-    let mut seen = HashSet::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity_and_hasher(items.len(), RandomState::default());
     items.iter().find_map(|item| match item {
         SItem::Pair { key, start, .. } if !seen.insert(key.as_str()) => Some(*start),
         _ => None,

@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use super::emit::{self, Emitter};
 use super::parse::{
     line_end, line_start, DocSource, SBody, SColl, SItem, SNode, SScalar, Source, Style,
@@ -162,7 +164,7 @@ impl Splicer<'_> {
     fn node(&mut self, orig: &SNode, new: &Node, ctx: Ctx) {
         match (&orig.body, new) {
             (SBody::Scalar(s), Node::Scalar(ns)) => {
-                if s.value != *ns {
+                if !orig.holds_scalar(self.text, ns) {
                     self.scalar(orig, s, ns, ctx);
                 }
             }
@@ -342,7 +344,7 @@ impl Splicer<'_> {
                 // cannot all survive a trip through two).
                 Style::Single
                     if in_flow
-                        && is_enc(&s.value.value)
+                        && orig.scalar_bytes(self.text).is_some_and(is_enc)
                         && emit::plain_ok_lossless(value, true) =>
                 {
                     value.to_string()
@@ -462,7 +464,8 @@ impl Splicer<'_> {
     fn map(&mut self, orig: &SNode, c: &SColl, new: &[&Item], ctx: Ctx, exclude: Option<usize>) {
         let slots = orig_slots(c);
         let okeys = keys(&slots, exclude);
-        let mut index: HashMap<Key, usize> = HashMap::with_capacity(okeys.len());
+        let mut index: HashMap<Key, usize, RandomState> =
+            HashMap::with_capacity_and_hasher(okeys.len(), RandomState::default());
         for (i, k) in okeys.iter().enumerate() {
             if Some(i) != exclude {
                 index.entry(*k).or_insert(i);
@@ -535,7 +538,8 @@ impl Splicer<'_> {
     fn seq(&mut self, orig: &SNode, c: &SColl, new: &[Node], ctx: Ctx) {
         let slots = orig_slots(c);
         let okeys = keys(&slots, None);
-        let mut index: HashMap<Key, usize> = HashMap::with_capacity(okeys.len());
+        let mut index: HashMap<Key, usize, RandomState> =
+            HashMap::with_capacity_and_hasher(okeys.len(), RandomState::default());
         for (i, k) in okeys.iter().enumerate() {
             index.entry(*k).or_insert(i);
         }
@@ -599,8 +603,7 @@ impl Splicer<'_> {
                     Node::Comment(t),
                 ) => {
                     let t: &str = t;
-                    let same =
-                        matches!(&value.body, SBody::Scalar(s) if s.value.value == t.as_bytes());
+                    let same = value.scalar_bytes(self.text) == Some(t.as_bytes());
                     if !same && !c.flow {
                         let t = self.comment_text(t);
                         self.edit(*start, value.end, format!("#{t}"));
