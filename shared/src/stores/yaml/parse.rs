@@ -12,6 +12,7 @@ use foldhash::fast::RandomState;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
+use super::fast;
 use super::mask::{Masked, PLACEHOLDER};
 use super::{emit, resolve};
 use crate::stores::StoreError;
@@ -508,7 +509,33 @@ impl<'t> Builder<'t> {
     /// documents are not those of the original text).
     fn run(mut self) -> Result<(Vec<DocSource>, bool), StoreError> {
         let read = self.mask.map_or(self.text, |m| m.text.as_str());
-        let mut parser = Parser::new_from_str(read);
+        // A masked (encrypted) text's simple leading lines are read by the fast reader; an
+        // error anywhere sends the text back to a reading by saphyr-parser alone (see
+        // `parse`), which also gives it its exact line and column.
+        let fast_end = self.mask.and_then(|_| fast::prefix_end(read));
+        let mut from = 0;
+        if let Some(end) = fast_end {
+            for (event, span) in fast::Events::new(read, end) {
+                if !self.event(event, span)? {
+                    break;
+                }
+            }
+            from = end;
+        }
+        if from < read.len() || fast_end.is_none() {
+            self.read_with_saphyr(read, from)?;
+        }
+        let whole = self.mask.is_none_or(|m| self.unmasked == m.runs.len());
+        Ok((self.docs, whole))
+    }
+
+    /// Feeds saphyr-parser's events for `read[from..]`. From a top-level key (`from > 0`, where
+    /// the fast reader stopped with the root mapping open) the rest is parsed as a stream of its
+    /// own, whose stream, document and mapping starts are already behind; positions are moved
+    /// by `from` (the part before is ASCII, so bytes and characters count alike).
+    fn read_with_saphyr(&mut self, read: &str, from: usize) -> Result<(), StoreError> {
+        let mut parser = Parser::new_from_str(&read[from..]);
+        let mut skip = if from > 0 { 3 } else { 0 };
         while let Some(ev) = parser.next_event() {
             let (event, span) = match ev {
                 Ok(x) => x,
@@ -517,12 +544,36 @@ impl<'t> Builder<'t> {
                     return Err(syntax(Some(m.line()), Some(m.col() + 1), e.info()));
                 }
             };
+            if skip > 0 {
+                skip -= 1;
+                let expected = matches!(
+                    (skip, &event),
+                    (2, Event::StreamStart)
+                        | (1, Event::DocumentStart(false))
+                        | (0, Event::MappingStart(0, None))
+                );
+                if !expected {
+                    return Err(syntax(
+                        None,
+                        None,
+                        "unexpected start of the rest of the text",
+                    ));
+                }
+                continue;
+            }
+            let span = if from > 0 {
+                let at = |m: saphyr_parser::Marker| {
+                    saphyr_parser::Marker::new(m.index() + from, m.line(), m.col())
+                };
+                Span::new(at(span.start), at(span.end))
+            } else {
+                span
+            };
             if !self.event(event, span)? {
                 break;
             }
         }
-        let whole = self.mask.is_none_or(|m| self.unmasked == m.runs.len());
-        Ok((self.docs, whole))
+        Ok(())
     }
 
     /// Skips whitespace, comments and node properties (anchors, tags) from `pos`.

@@ -946,3 +946,149 @@ fn masked_encrypted_values_read_exactly_like_the_original_text() {
         assert_masking_is_invisible(&text[..cut]);
     }
 }
+
+/// saphyr-parser's events for `text`, with the indices of their spans.
+fn saphyr_events(text: &str) -> Option<Vec<(String, usize, usize)>> {
+    let mut out = Vec::new();
+    for ev in saphyr_parser::Parser::new_from_str(text) {
+        let (event, span) = ev.ok()?;
+        out.push((format!("{event:?}"), span.start.index(), span.end.index()));
+    }
+    Some(out)
+}
+
+/// The fast reader's events for `text`, followed by saphyr-parser's for the rest of the text
+/// (the way `Builder::run` joins them).
+fn joined_events(text: &str) -> Option<Vec<(String, usize, usize)>> {
+    let end = super::fast::prefix_end(text)?;
+    let mut out: Vec<_> = super::fast::Events::new(text, end)
+        .map(|(e, s)| (format!("{e:?}"), s.start.index(), s.end.index()))
+        .collect();
+    if end < text.len() {
+        let rest = saphyr_events(&text[end..])?;
+        out.extend(
+            rest.into_iter()
+                .skip(3)
+                .map(|(e, s, t)| (e, s + end, t + end)),
+        );
+    }
+    Some(out)
+}
+
+/// A small deterministic generator of YAML-ish documents mixing the lines the fast reader
+/// reads with every kind of line it leaves to saphyr-parser (and some invalid ones).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.next(from.len())]
+    }
+
+    fn mapping(&mut self, indent: usize, depth: usize, out: &mut String) {
+        let pad = " ".repeat(indent);
+        let enc = fake_enc(b"x", "str");
+        let entries = 1 + self.next(5);
+        for i in 0..entries {
+            match self.next(8) {
+                0 => out.push('\n'),
+                1 => out.push_str(&format!("{}# note {i}\n", " ".repeat(self.next(6)))),
+                2 => out.push_str(&format!("{pad}   \n")),
+                _ => {}
+            }
+            let key = format!(
+                "{}{i}",
+                self.pick(&["k", "SECRET_", ".docker", "a/b", "x-y", "_u", "1", "true"])
+            );
+            // Rarely something the fast reader does not read as a key.
+            let key = match self.next(25) {
+                0 => format!("'{key}'"),
+                1 => format!("{key} "),
+                2 => format!("? {key}\n{pad}"),
+                _ => key,
+            };
+            let value = match self.next(14) {
+                0..=4 => format!(" {enc}"),
+                5 => format!(
+                    " {}",
+                    self.pick(&["v", "v w", "1.5", "0x1F", "null", "a=b+c/d", "u@h:1"])
+                ),
+                6 => format!(" {enc} # c"),
+                7 => String::new(),
+                8 => " # only a comment".to_string(),
+                9 => format!(
+                    " {}",
+                    self.pick(&[
+                        "'q'", "\"q\"", "[1, 2]", "{a: b}", "~", "-1", "&a x", "b: c", "x#y"
+                    ])
+                ),
+                10 => format!(" |\n{pad}  line\n{pad}  {enc}"),
+                11 => format!("\n{pad}  - {enc}\n{pad}  - w"),
+                _ if depth < 3 => {
+                    let mut nested = String::from("\n");
+                    let step = [2, 4, 1][self.next(3)];
+                    self.mapping(indent + step, depth + 1, &mut nested);
+                    nested.pop();
+                    nested
+                }
+                _ => format!(" {enc}"),
+            };
+            out.push_str(&format!("{pad}{key}:{value}\n"));
+        }
+        // A wrongly indented line, now and then.
+        if self.next(40) == 0 {
+            out.push_str(&format!("{pad} bad: {enc}\n"));
+        }
+    }
+
+    fn document(&mut self) -> String {
+        let mut out = String::new();
+        if self.next(4) == 0 {
+            out.push_str("# head\n\n");
+        }
+        self.mapping(0, 0, &mut out);
+        match self.next(6) {
+            0 => out.push_str("---\nb: 1\n"),
+            1 => out.push_str("sops:\n    age:\n        - recipient: r\n          enc: |\n            x\n    version: 3.11.0\n"),
+            2 => {
+                out.pop();
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// The fast reader and saphyr-parser agree on every generated document: the same events with
+/// the same spans, and the same reading of the masked text as of the original.
+#[test]
+fn generated_documents_read_the_same_through_the_fast_reader() {
+    let mut gen = Gen(0x9E37_79B9_7F4A_7C15);
+    let (mut fast_whole, mut fast_part, mut masked_used) = (0, 0, 0);
+    for _ in 0..3000 {
+        let text = gen.document();
+        let masked = super::mask::Masked::of(&text).map(|m| m.text);
+        for t in std::iter::once(text.as_str()).chain(masked.as_deref()) {
+            if let Some(joined) = joined_events(t) {
+                match super::fast::prefix_end(t) {
+                    Some(end) if end == t.len() => fast_whole += 1,
+                    _ => fast_part += 1,
+                }
+                assert_eq!(Some(joined), saphyr_events(t), "events of:\n{t}");
+            }
+        }
+        if assert_masking_is_invisible(&text) {
+            masked_used += 1;
+        }
+    }
+    // The generator exercises both the fast reader alone and its hand-over to saphyr-parser.
+    assert!(fast_whole > 300, "{fast_whole}");
+    assert!(fast_part > 300, "{fast_part}");
+    assert!(masked_used > 1000, "{masked_used}");
+}
