@@ -1,0 +1,35 @@
+//! The command-line half of enseal as a library. Argument parsing, files, editor and exit codes
+//! live here; the file format lives in the `enseal-shared` crate.
+//!
+//! The `enseal` binary (src/main.rs) is `main` below. It is a library so that the pre-commit
+//! package at the repository root (`enseal-check`, for pre-commit's `language: rust`, which
+//! installs the package at the root) runs exactly this code without being a second binary
+//! named `enseal`.
+
+mod args;
+mod commands;
+mod context;
+mod exit;
+mod file_io;
+mod plan;
+mod seal_args;
+mod tree_path;
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// Runs enseal with `argv` (the program name first, as `std::env::args_os`) and returns the
+/// process exit code. Failures are printed on standard error as `enseal: MESSAGE`; bad
+/// arguments print clap's usage message and exit the process, as clap does.
+pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
+    // Started as `ksops` or `enseal-kustomize` (kustomize exec functions get no arguments).
+    let cli = args::Cli::parse_from(commands::kustomize::plugin_argv(argv));
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("enseal: {}", failure.message);
+            failure.code
+        }
+    }
+}
