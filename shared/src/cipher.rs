@@ -82,7 +82,7 @@ fn fields(s: &str) -> Result<Fields<'_>, CipherError> {
 /// than setting up a substring search for every value of a large file.
 fn split_field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
     let mut from = 0;
-    while let Some(p) = s[from..].find(',') {
+    while let Some(p) = memchr::memchr(b',', &s.as_bytes()[from..]) {
         let at = from + p;
         if s.as_bytes()[at..].starts_with(sep.as_bytes()) {
             return Some((&s[..at], &s[at + sep.len()..]));

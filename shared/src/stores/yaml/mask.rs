@@ -50,7 +50,7 @@ impl Masked {
         let mut close = None;
         // `[` is rare outside the values, and looking for one byte is much faster than for the
         // whole head.
-        while let Some(p) = text.get(from..).and_then(|t| t.find('[')) {
+        while let Some(p) = b.get(from..).and_then(|t| memchr::memchr(b'[', t)) {
             let bracket = from + p;
             from = bracket + 1;
             let Some(start) = bracket.checked_sub(3) else {
@@ -138,7 +138,11 @@ fn value_end(text: &str, start: usize, close: &mut Option<Option<usize>>) -> Res
     let next = match *close {
         Some(c) if c.is_none_or(|c| c >= from) => c,
         _ => {
-            let c = text.get(from..).and_then(|t| t.find(']')).map(|p| from + p);
+            let c = text
+                .as_bytes()
+                .get(from..)
+                .and_then(|t| memchr::memchr(b']', t))
+                .map(|p| from + p);
             *close = Some(c);
             c
         }
