@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use enseal_shared::encryption::MacCheck;
 use enseal_shared::key_groups::{Keyring, KmsService};
 use enseal_shared::keys::age::AgeIdentities;
 use enseal_shared::keys::kms::AwsKms;
@@ -88,14 +89,46 @@ pub fn open_for_edit(input: &Input, format: Format, ignore_mac: bool) -> Result<
     open_with(input, format, ignore_mac, true)
 }
 
-/// Like [`open`], for a caller that no longer needs `input.bytes`: the store takes them
-/// instead of copying them (a large file is then held once less while it is opened).
-pub fn open_taking(input: &mut Input, format: Format, ignore_mac: bool) -> Result<Opened> {
+/// Like [`open`], for a caller that no longer needs `input.bytes` (the store takes them
+/// instead of copying them: a large file is then held once less) and that checks the MAC
+/// itself, with [`check_mac`], before anything decrypted leaves the process.
+pub fn open_taking(
+    input: &mut Input,
+    format: Format,
+    ignore_mac: bool,
+) -> Result<(Opened, MacCheck)> {
     let bytes = std::mem::take(&mut *input.bytes);
     let parsed = store(format)
         .parse_owned(bytes)
         .map_err(|e| exit::store_error(&input.name, e))?;
-    open_parsed(input, parsed, ignore_mac, false)
+    let metadata = sops_file::read_metadata(&parsed).map_err(|e| file_error(&input.name, e))?;
+    let keyring = keyring_for(&metadata)?;
+    sops_file::open_deferring_mac(parsed, &keyring, ignore_mac)
+        .map_err(|e| file_error(&input.name, e))
+}
+
+/// Checks `mac` while `prepare` runs: on another core when the file is large (the hashing is
+/// then a few milliseconds), else first. `prepare`'s result is returned only when the MAC is
+/// right.
+pub fn check_mac<T: Send>(
+    name: &Path,
+    mac: MacCheck,
+    prepare: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    let mac_error = |e| file_error(name, FileError::Encryption(e));
+    if !mac.is_large() {
+        mac.verify().map_err(mac_error)?;
+        return prepare();
+    }
+    std::thread::scope(|scope| {
+        let check = scope.spawn(move || mac.verify());
+        let prepared = prepare();
+        check
+            .join()
+            .expect("the MAC check does not panic")
+            .map_err(mac_error)?;
+        prepared
+    })
 }
 
 fn open_with(input: &Input, format: Format, ignore_mac: bool, edit: bool) -> Result<Opened> {

@@ -2,7 +2,7 @@
 //! unwrap the data key, decrypt, check the MAC) and seal a tree into an encrypted file.
 
 use crate::data_key::DataKey;
-use crate::encryption::{self, CiphertextMemory, EncryptionError};
+use crate::encryption::{self, CiphertextMemory, EncryptionError, MacCheck};
 use crate::key_groups::{self, KeyGroupError, Keyring};
 use crate::metadata::{Metadata, MetadataError};
 use crate::stores::{Parsed, Store, StoreError, WriteOptions};
@@ -65,20 +65,49 @@ pub fn open_for_edit(
 }
 
 fn open_with(
-    mut parsed: Parsed,
+    parsed: Parsed,
     keyring: &Keyring,
     ignore_mac: bool,
     remember: bool,
 ) -> Result<Opened, FileError> {
+    let (opened, mac) = open_deferring(parsed, keyring, ignore_mac, remember)?;
+    mac.verify()?;
+    Ok(opened)
+}
+
+/// Like [`open_parsed`], with the MAC check handed back rather than made, so that the caller
+/// can prepare its output meanwhile. Nothing of the opened file may leave the process before
+/// [`MacCheck::verify`] succeeds.
+pub fn open_deferring_mac(
+    parsed: Parsed,
+    keyring: &Keyring,
+    ignore_mac: bool,
+) -> Result<(Opened, MacCheck), FileError> {
+    open_deferring(parsed, keyring, ignore_mac, false)
+}
+
+fn open_deferring(
+    mut parsed: Parsed,
+    keyring: &Keyring,
+    ignore_mac: bool,
+    remember: bool,
+) -> Result<(Opened, MacCheck), FileError> {
     let metadata = read_metadata(&parsed)?;
     let key = key_groups::unwrap(&metadata, keyring)?;
-    let memory = encryption::decrypt_tree(&mut parsed.tree, &key, &metadata, ignore_mac, remember)?;
-    Ok(Opened {
+    let (memory, mac) = encryption::decrypt_tree_deferring_mac(
+        &mut parsed.tree,
+        &key,
+        &metadata,
+        ignore_mac,
+        remember,
+    )?;
+    let opened = Opened {
         parsed,
         metadata,
         key,
         memory,
-    })
+    };
+    Ok((opened, mac))
 }
 
 /// Encrypts `plain.tree` under `key` and writes the encrypted file. `layout` is the parse whose

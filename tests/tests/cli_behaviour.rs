@@ -642,3 +642,66 @@ fn recipients_from_sops_age_recipients_env() {
     sb.sops(["decrypt", "enc.yaml"])
         .assert_success("sops decrypt");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Large files: enseal checks the MAC of a large file beside preparing its output (on another
+// core), and must still print nothing when it is wrong.
+
+const MAC_MISMATCH: i32 = 51;
+
+fn large_secret(keys: usize) -> String {
+    let mut out =
+        String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: big\nstringData:\n");
+    for i in 0..keys {
+        out.push_str(&format!(
+            "  SECRET_{i:05}: value-{i:05}-of-a-large-secret-file\n"
+        ));
+    }
+    out
+}
+
+#[test]
+fn a_large_file_with_a_dropped_value_exits_51_like_sops_and_prints_nothing() {
+    let sb = sandbox_with_key_a();
+    sb.write("big.yaml", large_secret(12_000));
+    let out = sb.sops(["encrypt", "--age", &peers::recipient("a"), "big.yaml"]);
+    out.assert_success("sops encrypt");
+    sb.write("big.enc.yaml", &out.stdout);
+
+    // Untouched, it opens to what sops gives.
+    let by_sops = sb.sops(["decrypt", "big.enc.yaml"]);
+    by_sops.assert_success("sops decrypt");
+    let by_enseal = sb.enseal(["decrypt", "big.enc.yaml"]);
+    by_enseal.assert_success("enseal decrypt");
+    assert_eq!(by_enseal.stdout_str(), by_sops.stdout_str());
+
+    // One value dropped from the middle: the MAC no longer matches.
+    let text = String::from_utf8_lossy(&sb.read("big.enc.yaml")).into_owned();
+    let tampered: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("SECRET_06000:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(tampered.lines().count() + 1, text.lines().count());
+    sb.write("big.enc.yaml", &tampered);
+    let (_, by_enseal) = same_code_as_sops(
+        &sb,
+        &["decrypt", "big.enc.yaml"],
+        MAC_MISMATCH,
+        "dropped value",
+    );
+    assert!(
+        by_enseal.stdout.is_empty(),
+        "plaintext printed before the MAC check"
+    );
+    let stderr = by_enseal.stderr_str();
+    assert!(
+        stderr.contains("big.enc.yaml") && stderr.contains("MAC"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("of-a-large-secret-file"), "{stderr}");
+    // Nor written in place.
+    let out = sb.enseal(["decrypt", "-i", "big.enc.yaml"]);
+    assert_eq!(out.code, Some(MAC_MISMATCH), "{}", out.stderr_str());
+    assert_eq!(sb.read("big.enc.yaml"), tampered.as_bytes());
+}

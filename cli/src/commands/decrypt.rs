@@ -18,20 +18,22 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Res
     let in_format = context::input_format(g, &input.name)?;
     let out_format = context::output_format(g, in_format, &input.name)?;
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
-    let opened = context::open_taking(&mut input, in_format, g.ignore_mac)?;
+    let (opened, mac) = context::open_taking(&mut input, in_format, g.ignore_mac)?;
     let out_store = context::store(out_format);
     let options = WriteOptions::default();
-    let bytes = match extract {
+    let name = &input.name;
+    // The output is made in memory while the MAC is checked, and written only once it is.
+    let bytes = context::check_mac(name, mac, || match extract {
         Some(path) => {
             let steps = tree_path::parse(path)?;
             let doc = opened.parsed.tree.documents.first().ok_or_else(|| {
-                exit::Failure::new(exit::GENERIC, "the file has no document").in_file(&input.name)
+                exit::Failure::new(exit::GENERIC, "the file has no document").in_file(name)
             })?;
-            let node = tree_path::get(doc, &steps).map_err(|f| f.in_file(&input.name))?;
-            render_extract(node, out_format, out_store.as_ref(), &options, &input.name)?
+            let node = tree_path::get(doc, &steps).map_err(|f| f.in_file(name))?;
+            render_extract(node, out_format, out_store.as_ref(), &options, name)
         }
-        None => plaintext(&opened, in_format, out_format, &input.name)?,
-    };
+        None => plaintext(&opened, in_format, out_format, name),
+    })?;
     dest.write(&bytes)
 }
 
