@@ -7,8 +7,9 @@
 //!   computed over these bytes or sops would report a MAC mismatch.
 //! - [`plaintext`]: what goes inside `ENC[...]`. That is the source text whenever sops' decoder
 //!   for the type (`strconv.Atoi`, `ParseFloat`, `ParseBool`, `time.UnmarshalText`) reads it to
-//!   the same value, so that enseal gives back `1.0` or `true` exactly as written while sops
-//!   still reads the file; otherwise the canonical form.
+//!   the same value, so that enseal gives back `1.0` exactly as written while sops still reads
+//!   the file; otherwise the canonical form. Bools are the exception: always `True`/`False`, as
+//!   sops writes them, with any other spelling kept by the store in the scalar's layout.
 
 use std::borrow::Cow;
 
@@ -70,18 +71,14 @@ pub fn plaintext(scalar: &Scalar) -> Result<Cow<'_, [u8]>, ScalarError> {
                 Ok(Cow::Owned(format_go_float(value).into_bytes()))
             }
         }
-        (Kind::Bool, Some(t)) => {
-            let value = parse_bool(t)?;
-            if go_parse_bool(t).is_some() {
-                raw()
-            } else {
-                Ok(Cow::Borrowed(if value {
-                    &b"True"[..]
-                } else {
-                    &b"False"[..]
-                }))
-            }
-        }
+        // Always sops' own spelling, whatever the source's: sops writes `True`/`False`, and
+        // an unchanged bool of a sops file must encrypt to the same plaintext (an edit keeps its
+        // ciphertext). A store keeps any other spelling in the scalar's layout.
+        (Kind::Bool, Some(t)) => Ok(Cow::Borrowed(if parse_bool(t)? {
+            &b"True"[..]
+        } else {
+            &b"False"[..]
+        })),
         (Kind::Time, Some(t)) => {
             let canonical = canonical_time(t)?;
             if is_rfc3339(t) {
@@ -395,12 +392,20 @@ mod tests {
         assert_eq!(plain(Kind::Float, ".inf"), "+Inf");
         assert_eq!(plain(Kind::Int, "5432"), "5432");
         assert_eq!(plain(Kind::Int, "0x1F"), "31");
-        assert_eq!(plain(Kind::Bool, "true"), "true");
         assert_eq!(
             plain(Kind::Time, "2024-01-02T03:04:05Z"),
             "2024-01-02T03:04:05Z"
         );
         assert_eq!(plain(Kind::Time, "2024-01-02"), "2024-01-02T00:00:00Z");
+    }
+
+    #[test]
+    fn a_bool_is_encrypted_as_sops_spells_it() {
+        // sops writes `True`/`False`; the same plaintext lets an edit of a sops file keep the
+        // ciphertext of its unchanged bools (a store keeps other spellings in the layout).
+        assert_eq!(plain(Kind::Bool, "true"), "True");
+        assert_eq!(plain(Kind::Bool, "True"), "True");
+        assert_eq!(plain(Kind::Bool, "FALSE"), "False");
     }
 
     #[test]

@@ -705,3 +705,31 @@ fn a_large_file_with_a_dropped_value_exits_51_like_sops_and_prints_nothing() {
     assert_eq!(out.code, Some(MAC_MISMATCH), "{}", out.stderr_str());
     assert_eq!(sb.read("big.enc.yaml"), tampered.as_bytes());
 }
+
+/// sops encrypts every bool as `True`/`False` and prints `true`/`false`; enseal prints a sops
+/// file's bools the same way, and still gives back a bool written `True` in a file it encrypted.
+#[test]
+fn bools_read_from_a_sops_file_print_as_sops_prints_them() {
+    let sb = sandbox_with_key_a();
+    let plain = "a: true\nb: False\nc: TRUE\nd: [True, false]\n";
+    sb.write("b.yaml", plain);
+    let out = sb.sops(["encrypt", "--age", &peers::recipient("a"), "b.yaml"]);
+    out.assert_success("sops encrypt");
+    sb.write("b.sops.yaml", &out.stdout);
+    let by_sops = sb.sops(["decrypt", "b.sops.yaml"]);
+    by_sops.assert_success("sops decrypt");
+    let by_enseal = sb.enseal(["decrypt", "b.sops.yaml"]);
+    by_enseal.assert_success("enseal decrypt");
+    assert_eq!(by_enseal.stdout_str(), by_sops.stdout_str());
+
+    let enc = encrypt_with_enseal(&sb, "b.enseal.yaml", plain);
+    let back = sb.enseal(["decrypt", &enc]);
+    back.assert_success("enseal decrypt of its own file");
+    assert_eq!(back.stdout_str(), plain);
+    let by_sops = sb.sops(["decrypt", &enc]);
+    by_sops.assert_success("sops decrypt of enseal's file");
+    assert_eq!(
+        by_sops.stdout_str(),
+        "a: true\nb: false\nc: true\nd:\n    - true\n    - false\n"
+    );
+}

@@ -333,6 +333,10 @@ pub fn inline_scalar(s: &Scalar, in_flow: bool) -> String {
     match s.kind {
         Kind::Str | Kind::Bytes => {}
         Kind::Null if s.value.is_empty() => return "null".to_string(),
+        // sops encrypts a bool as `True`/`False` and prints it as go-yaml does, `true`/`false`;
+        // a bool written `True` in a file enseal encrypted comes back through its layout.
+        Kind::Bool if s.value == b"True" => return "true".to_string(),
+        Kind::Bool if s.value == b"False" => return "false".to_string(),
         _ => return String::from_utf8_lossy(&s.value).into_owned(),
     }
     let text = match s.text() {

@@ -910,6 +910,10 @@ impl<'t> Builder<'t> {
             // `!!int ENC[...]` would not read back); it returns through the layout.
             start = s;
             layout = self.text.get(s..end).map(str::to_string);
+        } else if kind == Kind::Bool && !matches!(value, "true" | "false") {
+            // A bool is encrypted as sops spells it (`True`/`False`) and written back as sops
+            // prints it (`true`/`false`); any other spelling travels in the layout.
+            layout = Some(value.to_string());
         }
         if anchor != 0 {
             let mut scalar = Scalar::new(kind, value);
