@@ -66,6 +66,11 @@ if [[ -f tests/tools/helm.sh ]]; then
 	ENSEAL_HELM_BIN=$(bash tests/tools/helm.sh)
 	export ENSEAL_HELM_BIN
 fi
+if [[ -f tests/tools/kustomize.sh ]]; then
+	log "ensuring kustomize for the KRM plugin tests (built from Go source once, then cached)"
+	ENSEAL_KUSTOMIZE_BIN=$(bash tests/tools/kustomize.sh)
+	export ENSEAL_KUSTOMIZE_BIN
+fi
 
 # --- build, lint, test ------------------------------------------------------------------------
 log "cargo build --workspace --bins"
