@@ -1,12 +1,20 @@
-//! age as a key source: wraps the data key for an `age1...` recipient as the ASCII-armored `enc`
-//! text sops stores, and unwraps it with identities loaded from the places sops looks.
+//! age as a key source: wraps the data key for an `age1...` or SSH (`ssh-ed25519 ...`,
+//! `ssh-rsa ...`) recipient as the ASCII-armored `enc` text sops stores, and unwraps it with
+//! identities loaded from the places sops looks.
 //!
-//! Where sops looks (age/keysource.go in sops 3.11), all of them, not the first that exists:
-//! `SOPS_AGE_KEY` (key text), `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD` (split like a shell
-//! command line and run without a shell, stdout holds the keys), then the default file
-//! `$XDG_CONFIG_HOME/sops/age/keys.txt` or `$HOME/.config/sops/age/keys.txt`. SSH identities,
-//! age plugins and passphrase-protected identity files are not supported.
+//! Where sops looks (age/keysource.go and age/ssh_parse.go in sops 3.11), all of them, not the
+//! first that exists: the SSH private key in `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, then
+//! `$HOME/.ssh/id_ed25519` and `$HOME/.ssh/id_rsa` when they exist, then `SOPS_AGE_KEY` (key
+//! text), `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD` (split like a shell command line and run
+//! without a shell, stdout holds the keys), then the default file
+//! `$XDG_CONFIG_HOME/sops/age/keys.txt` or `$HOME/.config/sops/age/keys.txt`.
+//!
+//! A passphrase-protected SSH key: sops asks for the passphrase on the terminal, and only when
+//! the key is the recipient of the data key being opened. enseal never prompts, so it reports
+//! that case by file name ([`KeyError::SshKeyNeedsPassphrase`]) and otherwise ignores the key.
+//! age plugins and passphrase-protected age identity files are not supported.
 
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Write};
@@ -17,7 +25,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use age::secrecy::ExposeSecret;
+use age::ssh::{Identity as SshIdentity, UnsupportedKey};
 use age::{DecryptError, Decryptor, Encryptor};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::KeyError;
@@ -28,17 +39,41 @@ pub const SOPS_AGE_KEY_CMD: &str = "SOPS_AGE_KEY_CMD";
 pub const SOPS_AGE_SSH_PRIVATE_KEY_FILE: &str = "SOPS_AGE_SSH_PRIVATE_KEY_FILE";
 
 /// An age recipient as written in `.sops.yaml`, on the command line, or in a file's metadata.
-#[derive(Clone, PartialEq, Eq)]
+/// The text is kept as given (trimmed): sops writes it back as `recipient:` unchanged, so an SSH
+/// recipient keeps its comment (`ssh-ed25519 AAAA... user@host`).
+#[derive(Clone)]
 pub struct AgeRecipient {
     text: String,
-    key: age::x25519::Recipient,
+    key: RecipientKey,
+}
+
+#[derive(Clone)]
+enum RecipientKey {
+    X25519(age::x25519::Recipient),
+    Ssh(age::ssh::Recipient),
+}
+
+/// The key is a function of the text, so comparing texts compares both.
+impl PartialEq for AgeRecipient {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for AgeRecipient {}
+
+impl AgeRecipient {
+    /// Whether this is an SSH public key (age's `ssh-ed25519` / `ssh-rsa` recipient types).
+    pub fn is_ssh(&self) -> bool {
+        matches!(self.key, RecipientKey::Ssh(_))
+    }
 }
 
 impl FromStr for AgeRecipient {
     type Err = KeyError;
 
-    /// Accepts what sops accepts for X25519 keys, surrounding whitespace included (sops trims
-    /// it). Plugin (`age1<name>1...`) and SSH recipients are recognised and refused by name.
+    /// Accepts what sops accepts for X25519 and SSH keys, surrounding whitespace included (sops
+    /// trims it). Plugin (`age1<name>1...`) recipients are recognised and refused by name.
     fn from_str(s: &str) -> Result<Self, KeyError> {
         let text = s.trim();
         if text.starts_with("age1") && text.matches('1').count() > 1 {
@@ -55,13 +90,29 @@ impl FromStr for AgeRecipient {
                 })?;
             return Ok(AgeRecipient {
                 text: text.to_owned(),
-                key,
+                key: RecipientKey::X25519(key),
             });
         }
         if text.starts_with("ssh-") {
-            return Err(KeyError::UnsupportedRecipient {
-                kind: "age SSH",
+            // sops hands the whole line to agessh.ParseRecipient (ssh.ParseAuthorizedKey): the
+            // comment after the key is allowed and ignored; age's parser does the same.
+            use age::ssh::ParseRecipientKeyError as E;
+            let invalid = |reason: String| KeyError::InvalidRecipient {
                 recipient: text.to_owned(),
+                reason,
+            };
+            let key = age::ssh::Recipient::from_str(text).map_err(|e| match e {
+                E::Invalid(why) => invalid(format!("not an age-ssh public key: {why}")),
+                E::RsaModulusTooSmall => invalid("RSA key smaller than 2048 bits".to_owned()),
+                E::RsaModulusTooLarge => invalid("RSA key larger than 4096 bits".to_owned()),
+                E::Unsupported(kind) => invalid(format!(
+                    "SSH key type {kind} is not supported (only ssh-ed25519 and ssh-rsa)"
+                )),
+                E::Ignore => invalid("not an age-ssh public key".to_owned()),
+            })?;
+            return Ok(AgeRecipient {
+                text: text.to_owned(),
+                key: RecipientKey::Ssh(key),
             });
         }
         Err(KeyError::InvalidRecipient {
@@ -87,7 +138,11 @@ impl fmt::Debug for AgeRecipient {
 /// `-----BEGIN AGE ENCRYPTED FILE-----` header, 64-column base64 lines, the end line and a
 /// final newline.
 pub fn wrap(data_key: &[u8], recipient: &AgeRecipient) -> Result<String, KeyError> {
-    let encryptor = Encryptor::with_recipients(std::iter::once(&recipient.key as _))
+    let key: &dyn age::Recipient = match &recipient.key {
+        RecipientKey::X25519(k) => k,
+        RecipientKey::Ssh(k) => k,
+    };
+    let encryptor = Encryptor::with_recipients(std::iter::once(key))
         .map_err(|e| KeyError::Encrypt(e.to_string()))?;
     let io_err = |e: std::io::Error| KeyError::Encrypt(e.to_string());
     let armor = ArmoredWriter::wrap_output(Vec::new(), Format::AsciiArmor).map_err(io_err)?;
@@ -102,21 +157,39 @@ pub fn wrap(data_key: &[u8], recipient: &AgeRecipient) -> Result<String, KeyErro
 /// Decrypts an `enc` text. Tells "none of these identities is a recipient"
 /// ([`KeyError::NoMatchingIdentity`]) from "this is not a valid age file" ([`KeyError::Corrupt`]).
 pub fn unwrap(armored: &str, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    if ids.identities.is_empty() {
+    if ids.is_empty() {
         return Err(KeyError::NoIdentities {
             searched: ids.searched.clone(),
         });
     }
     let decryptor = Decryptor::new(ArmoredReader::new(armored.as_bytes()))
         .map_err(|e| KeyError::Corrupt(e.to_string()))?;
-    let mut reader = decryptor
-        .decrypt(ids.identities.iter().map(|i| i as &dyn age::Identity))
-        .map_err(|e| match e {
-            DecryptError::NoMatchingKeys => KeyError::NoMatchingIdentity {
+    let probes: Vec<PassphraseProbe> = ids
+        .ssh_encrypted
+        .iter()
+        .map(|key| PassphraseProbe {
+            key,
+            matched: Cell::new(false),
+        })
+        .collect();
+    // SSH identities first, as sops loads them first.
+    let all = ids
+        .ssh
+        .iter()
+        .map(|i| i as &dyn age::Identity)
+        .chain(ids.identities.iter().map(|i| i as &dyn age::Identity))
+        .chain(probes.iter().map(|p| p as &dyn age::Identity));
+    let mut reader = decryptor.decrypt(all).map_err(|e| match e {
+        DecryptError::NoMatchingKeys => match probes.iter().find(|p| p.matched.get()) {
+            Some(p) => KeyError::SshKeyNeedsPassphrase {
+                path: p.key.path.clone(),
+            },
+            None => KeyError::NoMatchingIdentity {
                 searched: ids.searched.clone(),
             },
-            other => KeyError::Corrupt(other.to_string()),
-        })?;
+        },
+        other => KeyError::Corrupt(other.to_string()),
+    })?;
     let mut plain = Zeroizing::new(Vec::new());
     reader
         .read_to_end(&mut plain)
@@ -152,11 +225,45 @@ fn rfc3339_utc(t: SystemTime) -> String {
     crate::metadata::format_unix_seconds(secs)
 }
 
+/// A passphrase-protected SSH private key: only what is needed to tell that a stanza is
+/// addressed to it (the stanza type and the 4-byte key tag age puts in its first argument).
+/// The encrypted key itself is not kept: enseal cannot ask for the passphrase.
+struct EncryptedSshKey {
+    path: String,
+    stanza_type: &'static str,
+    tag: String,
+}
+
+/// Stands in for a passphrase-protected SSH key during one decryption: it never unwraps, but
+/// notes whether a stanza was addressed to its key (where sops would prompt).
+struct PassphraseProbe<'a> {
+    key: &'a EncryptedSshKey,
+    matched: Cell<bool>,
+}
+
+impl age::Identity for PassphraseProbe<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, DecryptError>> {
+        if stanza.tag == self.key.stanza_type
+            && stanza.args.first().map(String::as_str) == Some(self.key.tag.as_str())
+        {
+            self.matched.set(true);
+        }
+        None
+    }
+}
+
 /// The age identities available for decryption. Secret keys are zeroized on drop (age's
-/// `StaticSecret` does it); the key text they were read from is kept in `Zeroizing` buffers.
+/// `StaticSecret`, its SSH Ed25519 `SecretBox` and the `rsa` crate's private key do it); the key
+/// text they were read from is kept in `Zeroizing` buffers.
 #[derive(Default)]
 pub struct AgeIdentities {
     identities: Vec<age::x25519::Identity>,
+    /// Unencrypted SSH private keys (always `SshIdentity::Unencrypted`).
+    ssh: Vec<SshIdentity>,
+    ssh_encrypted: Vec<EncryptedSshKey>,
     /// Where identities were looked for, for error messages.
     searched: Vec<String>,
 }
@@ -164,7 +271,7 @@ pub struct AgeIdentities {
 impl fmt::Debug for AgeIdentities {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgeIdentities")
-            .field("count", &self.identities.len())
+            .field("count", &self.len())
             .field("searched", &self.searched)
             .finish()
     }
@@ -180,8 +287,48 @@ impl AgeIdentities {
     /// process environment. Every configured source is read; a source that is set but cannot
     /// be read or holds a malformed line is an error (sops would only mention it if decryption
     /// then failed). A missing default key file is not an error.
+    ///
+    /// SSH keys: `SOPS_AGE_SSH_PRIVATE_KEY_FILE` is a configured source like the others (an
+    /// unreadable or unsupported key there is an error). `~/.ssh/id_ed25519` and `~/.ssh/id_rsa`
+    /// are picked up when present, and one that is not a usable key is skipped with a note in
+    /// the "looked in" list, as sops notes it, so a stray file there never blocks age keys.
     pub fn from_sources(env: &dyn Fn(&str) -> Option<OsString>) -> Result<AgeIdentities, KeyError> {
         let mut ids = AgeIdentities::default();
+
+        if let Some(path) = env(SOPS_AGE_SSH_PRIVATE_KEY_FILE) {
+            let path = PathBuf::from(path);
+            let name = format!("{SOPS_AGE_SSH_PRIVATE_KEY_FILE} ({})", path.display());
+            let bytes = read_key_file(&path, &name)?;
+            ids.add_ssh_key(&path, &bytes).map_err(|reason| {
+                KeyError::IdentitySourceUnreadable {
+                    source_name: name.clone(),
+                    reason,
+                }
+            })?;
+            ids.searched.push(name);
+        }
+
+        // Go's os.UserHomeDir on Unix: $HOME, and nothing when it is empty.
+        if let Some(home) = env("HOME").filter(|v| !v.is_empty()) {
+            for file in ["id_ed25519", "id_rsa"] {
+                let path = PathBuf::from(&home).join(".ssh").join(file);
+                let name = path.display().to_string();
+                if !path.exists() {
+                    ids.searched.push(name);
+                    continue;
+                }
+                let added = read_key_file(&path, &name)
+                    .map_err(|e| match e {
+                        KeyError::IdentitySourceUnreadable { reason, .. } => reason,
+                        other => other.to_string(),
+                    })
+                    .and_then(|bytes| ids.add_ssh_key(&path, &bytes));
+                match added {
+                    Ok(()) => ids.searched.push(name),
+                    Err(reason) => ids.searched.push(format!("{name} (skipped: {reason})")),
+                }
+            }
+        }
 
         if let Some(text) = env(SOPS_AGE_KEY) {
             let text = Zeroizing::new(os_to_string(text, SOPS_AGE_KEY)?);
@@ -212,11 +359,6 @@ impl AgeIdentities {
             }
         }
 
-        if env(SOPS_AGE_SSH_PRIVATE_KEY_FILE).is_some() {
-            ids.searched.push(format!(
-                "{SOPS_AGE_SSH_PRIVATE_KEY_FILE} (ignored: SSH identities are not supported)"
-            ));
-        }
         Ok(ids)
     }
 
@@ -232,12 +374,41 @@ impl AgeIdentities {
         self.identities.push(identity);
     }
 
+    /// All identities, SSH keys included (passphrase-protected ones too).
     pub fn len(&self) -> usize {
-        self.identities.len()
+        self.identities.len() + self.ssh.len() + self.ssh_encrypted.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.identities.is_empty()
+        self.len() == 0
+    }
+
+    /// Adds the SSH private key read from `path` (OpenSSH format, or PEM for RSA). The error is
+    /// a reason without key material; the caller names the file.
+    fn add_ssh_key(&mut self, path: &Path, bytes: &[u8]) -> Result<(), String> {
+        let shown = path.display().to_string();
+        let identity = SshIdentity::from_buffer(bytes, Some(shown.clone()))
+            .map_err(|_| "not an SSH private key age can use".to_owned())?;
+        match identity {
+            SshIdentity::Unencrypted(_) => self.ssh.push(identity),
+            SshIdentity::Encrypted(_) => {
+                // The public half is stored in clear in an OpenSSH key file: enough to know
+                // which stanzas are addressed to it.
+                let recipient = age::ssh::Recipient::try_from(identity)
+                    .map_err(|_| "unsupported passphrase-protected SSH key".to_owned())?;
+                let (stanza_type, wire) = match &recipient {
+                    age::ssh::Recipient::SshEd25519(wire, _) => ("ssh-ed25519", wire),
+                    age::ssh::Recipient::SshRsa(wire, _) => ("ssh-rsa", wire),
+                };
+                self.ssh_encrypted.push(EncryptedSshKey {
+                    path: shown,
+                    stanza_type,
+                    tag: ssh_key_tag(wire),
+                });
+            }
+            SshIdentity::Unsupported(why) => return Err(unsupported_reason(&why)),
+        }
+        Ok(())
     }
 
     fn add_bytes(&mut self, source_name: &str, bytes: &[u8]) -> Result<(), KeyError> {
@@ -279,6 +450,28 @@ impl AgeIdentities {
             self.identities.push(identity);
         }
         Ok(())
+    }
+}
+
+/// age's SSH stanza tag: the first 4 bytes of SHA-256 over the public key's wire encoding,
+/// unpadded base64 (agessh.sshFingerprint in Go, ssh_tag in the age crate).
+fn ssh_key_tag(wire: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(&Sha256::digest(wire)[..4])
+}
+
+fn unsupported_reason(key: &UnsupportedKey) -> String {
+    match key {
+        UnsupportedKey::EncryptedPem => {
+            "passphrase-protected PEM key; only the OpenSSH format is supported \
+             (ssh-keygen -p -o converts it)"
+                .to_owned()
+        }
+        UnsupportedKey::EncryptedSsh(cipher) => {
+            format!("SSH key encrypted with the unsupported cipher {cipher}")
+        }
+        UnsupportedKey::Hardware(kind) | UnsupportedKey::Type(kind) => {
+            format!("SSH key type {kind} is not supported (only ssh-ed25519 and ssh-rsa)")
+        }
     }
 }
 
@@ -472,13 +665,12 @@ mod tests {
                 ..
             })
         ));
-        assert!(matches!(
-            "ssh-ed25519 AAAAC3Nza user@host".parse::<AgeRecipient>(),
-            Err(KeyError::UnsupportedRecipient {
-                kind: "age SSH",
-                ..
-            })
-        ));
+        // SSH recipients are accepted now (sops 3.11 does), but a damaged one names the kind.
+        let err = "ssh-ed25519 AAAAC3Nza user@host"
+            .parse::<AgeRecipient>()
+            .unwrap_err();
+        assert!(matches!(err, KeyError::InvalidRecipient { .. }));
+        assert!(err.to_string().contains("age-ssh public key"), "{err}");
         assert!(matches!(
             "age1notbech32".parse::<AgeRecipient>(),
             Err(KeyError::InvalidRecipient { .. })
@@ -777,5 +969,191 @@ mod tests {
         assert_eq!(shell_words(r#"a"b"'c'"#).unwrap(), vec!["abc"]);
         assert!(shell_words("'open").is_err());
         assert!(shell_words("").unwrap().is_empty());
+    }
+
+    /// A fresh SSH key pair from the real ssh-keygen: (private key path, public key line).
+    fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> (PathBuf, String) {
+        let path = dir.join(name);
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args([
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            passphrase,
+            "-C",
+            "tester@enseal",
+            "-f",
+        ])
+        .arg(&path);
+        if kind == "rsa" {
+            cmd.args(["-b", "2048"]);
+        }
+        let status = cmd
+            .status()
+            .expect("ssh-keygen is needed for the SSH key tests: apt-get install openssh-client");
+        assert!(status.success());
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        (path, public.trim().to_owned())
+    }
+
+    #[test]
+    fn ssh_recipients_keep_their_line_and_open_with_the_private_key() {
+        let dir = temp_dir("ssh");
+        for kind in ["ed25519", "rsa"] {
+            let (key, line) = ssh_keygen(&dir, &format!("id_{kind}"), kind, "");
+            let r: AgeRecipient = format!(" {line}\n").parse().unwrap();
+            assert!(r.is_ssh());
+            // sops writes the trimmed line, comment included, as `recipient:`.
+            assert_eq!(r.to_string(), line);
+            let enc = wrap(&[7u8; 32], &r).unwrap();
+            assert_sops_armor(&enc);
+            let from_var = AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+                key.to_str().unwrap(),
+            )]))
+            .unwrap();
+            assert_eq!(from_var.len(), 1);
+            assert_eq!(&unwrap(&enc, &from_var).unwrap()[..], &[7u8; 32]);
+
+            // The default place: $HOME/.ssh/id_ed25519 or id_rsa.
+            let home = dir.join(format!("home-{kind}"));
+            std::fs::create_dir_all(home.join(".ssh")).unwrap();
+            std::fs::copy(&key, home.join(".ssh").join(format!("id_{kind}"))).unwrap();
+            let from_home =
+                AgeIdentities::from_sources(&env_of(&[("HOME", home.to_str().unwrap())])).unwrap();
+            assert_eq!(from_home.len(), 1);
+            assert_eq!(&unwrap(&enc, &from_home).unwrap()[..], &[7u8; 32]);
+
+            // An X25519 identity alone does not open it.
+            let (k, _) = generate();
+            let other = AgeIdentities::parse("k", &k).unwrap();
+            assert!(matches!(
+                unwrap(&enc, &other),
+                Err(KeyError::NoMatchingIdentity { .. })
+            ));
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn wrong_ssh_key_is_no_matching_identity() {
+        let dir = temp_dir("ssh-wrong");
+        let (_, line) = ssh_keygen(&dir, "a", "ed25519", "");
+        let (other, _) = ssh_keygen(&dir, "b", "ed25519", "");
+        let enc = wrap(&[1u8; 32], &line.parse().unwrap()).unwrap();
+        let ids = AgeIdentities::from_sources(&env_of(&[(
+            SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+            other.to_str().unwrap(),
+        )]))
+        .unwrap();
+        let err = unwrap(&enc, &ids).unwrap_err();
+        assert!(matches!(err, KeyError::NoMatchingIdentity { .. }), "{err}");
+        assert!(err.to_string().contains(other.to_str().unwrap()), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn passphrase_protected_ssh_key_is_named_only_when_it_is_the_recipient() {
+        let dir = temp_dir("ssh-pass");
+        for kind in ["ed25519", "rsa"] {
+            let (key, line) = ssh_keygen(&dir, &format!("locked_{kind}"), kind, "s3cret pass");
+            let ids = AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+                key.to_str().unwrap(),
+            )]))
+            .unwrap();
+            assert_eq!(ids.len(), 1);
+            let enc = wrap(&[2u8; 32], &line.parse().unwrap()).unwrap();
+            let err = unwrap(&enc, &ids).unwrap_err();
+            assert!(
+                matches!(&err, KeyError::SshKeyNeedsPassphrase { path } if path == key.to_str().unwrap()),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+            // Not its recipient: no prompt in sops, so just "no matching identity" here.
+            let (_, r) = generate();
+            let enc = wrap(&[2u8; 32], &r.parse().unwrap()).unwrap();
+            assert!(matches!(
+                unwrap(&enc, &ids),
+                Err(KeyError::NoMatchingIdentity { .. })
+            ));
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_ssh_key_files_error_by_name_or_are_skipped_at_the_default_path() {
+        let dir = temp_dir("ssh-bad");
+        let bad = dir.join("not_a_key");
+        let secret_looking = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETSTUFF\n";
+        std::fs::write(&bad, secret_looking).unwrap();
+        let err = AgeIdentities::from_sources(&env_of(&[(
+            SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+            bad.to_str().unwrap(),
+        )]))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, KeyError::IdentitySourceUnreadable { .. }),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(SOPS_AGE_SSH_PRIVATE_KEY_FILE) && msg.contains("not_a_key"),
+            "{msg}"
+        );
+        assert!(!msg.contains("SECRETSTUFF"), "{msg}");
+        let missing = dir.join("missing");
+        assert!(matches!(
+            AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+                missing.to_str().unwrap()
+            )])),
+            Err(KeyError::IdentitySourceUnreadable { .. })
+        ));
+
+        // At the default path a broken or unsupported file is skipped (sops only mentions it if
+        // decryption then fails), so age keys elsewhere still work.
+        let home = dir.join("home");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::write(home.join(".ssh/id_ed25519"), secret_looking).unwrap();
+        ssh_keygen(&home.join(".ssh"), "id_rsa", "ecdsa", "");
+        let (k, r) = generate();
+        let ids = AgeIdentities::from_sources(&env_of(&[
+            ("HOME", home.to_str().unwrap()),
+            (SOPS_AGE_KEY, k.as_str()),
+        ]))
+        .unwrap();
+        assert_eq!(ids.len(), 1);
+        let enc = wrap(&[4u8; 32], &r.parse().unwrap()).unwrap();
+        assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[4u8; 32]);
+        let (_, ssh_line) = ssh_keygen(&dir, "elsewhere", "ed25519", "");
+        let enc = wrap(&[4u8; 32], &ssh_line.parse().unwrap()).unwrap();
+        let msg = unwrap(&enc, &ids).unwrap_err().to_string();
+        assert!(msg.contains("id_ed25519 (skipped:"), "{msg}");
+        assert!(msg.contains("id_rsa (skipped: SSH key type ecdsa"), "{msg}");
+        assert!(!msg.contains("SECRETSTUFF"), "{msg}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn ssh_recipient_kinds_sops_refuses_are_refused() {
+        let dir = temp_dir("ssh-kinds");
+        let (_, ecdsa) = ssh_keygen(&dir, "e", "ecdsa", "");
+        // Not `ssh-` at all: sops says "unknown recipient type" too.
+        let err = ecdsa.parse::<AgeRecipient>().unwrap_err();
+        assert!(err.to_string().contains("unknown recipient type"), "{err}");
+        let path = dir.join("small");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "rsa", "-b", "1024", "-N", "", "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen is needed: apt-get install openssh-client");
+        assert!(status.success());
+        // agessh refuses RSA keys under 2048 bits; so does age's parser.
+        let line = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        let err = line.parse::<AgeRecipient>().unwrap_err();
+        assert!(err.to_string().contains("2048"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -37,6 +37,8 @@ pub enum KeyError {
     },
     #[error("{source_name} holds a passphrase-protected age identity file, which enseal does not support yet")]
     EncryptedIdentityFile { source_name: String },
+    #[error("the SSH key {path} is passphrase-protected and is the recipient of this data key: sops asks for the passphrase on a terminal, enseal cannot; use an unencrypted copy (SOPS_AGE_SSH_PRIVATE_KEY_FILE) or an age key")]
+    SshKeyNeedsPassphrase { path: String },
     #[error("cannot run SOPS_AGE_KEY_CMD {command:?}: {reason}")]
     KeyCommand { command: String, reason: String },
 }
