@@ -182,6 +182,31 @@ pub async fn client() -> Client {
     Client::try_from(config().await).expect("building the admin client")
 }
 
+/// A one-hour token of ServiceAccount `service_account` in `ns`, from the TokenRequest API (what
+/// a pod running as that account is given).
+pub async fn service_account_token(client: &Client, ns: &str, service_account: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    sas.create_token_request(
+        service_account,
+        &PostParams::default(),
+        &TokenRequest {
+            metadata: ObjectMeta::default(),
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..TokenRequestSpec::default()
+            }),
+            status: None,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("requesting a token of ServiceAccount {service_account}: {e}"))
+    .status
+    .and_then(|s| s.token)
+    .expect("a token")
+}
+
 /// A client that authenticates with a bearer `token` only (for example one
 /// from the TokenRequest API), so RBAC applies to it.
 pub async fn client_with_token(token: &str) -> Client {

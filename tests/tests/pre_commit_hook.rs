@@ -123,21 +123,24 @@ fn the_declared_hook_runs_enseal_check_on_every_file() {
     );
 }
 
-#[test]
-fn a_plain_file_under_a_creation_rule_fails_until_encrypted() {
-    let sb = sandbox_repo();
-    git(&sb, &["add", "."]);
-    let files = [
+/// `pre-commit run --files` on the sandbox's files: a secret a creation rule covers, files no
+/// rule covers, and the config itself.
+fn run_on_staged_files(sb: &Sandbox) -> Output {
+    let mut args = vec!["run", "--files"];
+    args.extend([
         "secrets/db.yaml",
         "README.md",
         "config/app.yaml",
         ".sops.yaml",
-    ];
-    let run = |sb: &Sandbox| {
-        let mut args = vec!["run", "--files"];
-        args.extend(files);
-        sb.run(pre_commit(), &args)
-    };
+    ]);
+    sb.run(pre_commit(), &args)
+}
+
+#[test]
+fn a_plain_file_under_a_creation_rule_fails_until_encrypted() {
+    let sb = sandbox_repo();
+    git(&sb, &["add", "."]);
+    let run = run_on_staged_files;
 
     let out = run(&sb);
     out.assert_code(1, "pre-commit with a plain secret file");
@@ -309,17 +312,7 @@ fn the_build_hook_from_a_consumer_repository_fails_until_encrypted() {
         ),
     );
     git(&sb, &["add", "."]);
-    let files = [
-        "secrets/db.yaml",
-        "README.md",
-        "config/app.yaml",
-        ".sops.yaml",
-    ];
-    let run = |sb: &Sandbox| {
-        let mut args = vec!["run", "--files"];
-        args.extend(files);
-        sb.run(pre_commit(), &args)
-    };
+    let run = run_on_staged_files;
 
     let started = Instant::now();
     let out = run(&sb);

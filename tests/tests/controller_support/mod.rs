@@ -505,7 +505,6 @@ pub struct RealController {
 
 impl RealController {
     pub async fn start(client: &Client, ns: &str, extra: &[&str]) -> RealController {
-        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
         use k8s_openapi::api::core::v1::ServiceAccount;
         use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 
@@ -547,25 +546,7 @@ impl RealController {
             .await
             .expect("binding cluster-admin");
         }
-        let token = sas
-            .create_token_request(
-                "sealed-secrets",
-                &PostParams::default(),
-                &TokenRequest {
-                    metadata: ObjectMeta::default(),
-                    spec: Some(TokenRequestSpec {
-                        expiration_seconds: Some(3600),
-                        ..TokenRequestSpec::default()
-                    }),
-                    status: None,
-                },
-            )
-            .await
-            .expect("requesting a token")
-            .status
-            .expect("a token")
-            .token
-            .expect("a token string");
+        let token = cluster::service_account_token(client, ns, "sealed-secrets").await;
 
         let dir = tempfile::tempdir().unwrap();
         let sa = dir.path().join("sa");

@@ -19,9 +19,8 @@ use crate::controller_support::{
 use crate::deploy_support::{controller_bin, of_kind};
 use enseal_tests::cli::Sandbox;
 use enseal_tests::{cluster, peers};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::ByteString;
@@ -65,27 +64,6 @@ pub async fn apply(client: &Client, obj: &Value) {
         )
         .await
         .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
-}
-
-async fn token_for(client: &Client, ns: &str, service_account: &str) -> String {
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    sas.create_token_request(
-        service_account,
-        &PostParams::default(),
-        &TokenRequest {
-            metadata: ObjectMeta::default(),
-            spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(3600),
-                ..TokenRequestSpec::default()
-            }),
-            status: None,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("requesting a token of ServiceAccount {service_account}: {e}"))
-    .status
-    .and_then(|s| s.token)
-    .expect("a token")
 }
 
 /// The admin kubeconfig with its user replaced by the bare token (no client certificate).
@@ -247,7 +225,7 @@ pub async fn the_controller_works_with_only_the_deployed_role(
     let service_account = pod["serviceAccountName"]
         .as_str()
         .expect("the Deployment names its ServiceAccount");
-    let token = token_for(admin, ns, service_account).await;
+    let token = cluster::service_account_token(admin, ns, service_account).await;
     let kubeconfig = token_kubeconfig(&token, dir.path());
     let log = dir.path().join("controller.log");
     let _ctl = Running {
