@@ -182,6 +182,17 @@ pub async fn client() -> Client {
     Client::try_from(config().await).expect("building the admin client")
 }
 
+/// enseal's SopsSecret kind, for dynamic clients.
+pub fn sops_secret_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource {
+        group: "enseal.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "enseal.dev/v1alpha1".into(),
+        kind: "SopsSecret".into(),
+        plural: "sopssecrets".into(),
+    }
+}
+
 /// A one-hour token of ServiceAccount `service_account` in `ns`, from the TokenRequest API (what
 /// a pod running as that account is given).
 pub async fn service_account_token(client: &Client, ns: &str, service_account: &str) -> String {

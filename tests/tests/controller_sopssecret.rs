@@ -11,26 +11,14 @@ use enseal_tests::{cluster, moto, peers};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::ByteString;
-use kube::api::{
-    ApiResource, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
-};
+use kube::api::{DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 
 const KEY_SECRET: &str = "sops-age";
 
-fn sops_resource() -> ApiResource {
-    ApiResource {
-        group: "enseal.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "enseal.dev/v1alpha1".into(),
-        kind: "SopsSecret".into(),
-        plural: "sopssecrets".into(),
-    }
-}
-
 fn sops_api(client: &Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &sops_resource())
+    Api::namespaced_with(client.clone(), ns, &cluster::sops_secret_resource())
 }
 
 /// Test namespace, both CRDs, admin client.

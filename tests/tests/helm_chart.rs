@@ -502,41 +502,14 @@ async fn helm_install_on_the_api_server_runs_the_controller_with_the_release_rol
     );
     // Every object is there, and a strict dry run of the same objects passes.
     for d in &deployed {
-        let name = d["metadata"]["name"].as_str().unwrap();
-        let api = rbac_run::api_for(&admin, d);
-        api.get(name)
-            .await
-            .unwrap_or_else(|e| panic!("{:?} was not created: {e}", key(d)));
-        api.patch(
-            name,
-            &PatchParams::apply("enseal-tests-dry-run")
-                .force()
-                .dry_run()
-                .validation_strict(),
-            &Patch::Apply(d),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{:?} fails a strict server-side dry run: {e}", key(d)));
+        assert_on_server_and_strict(&admin, d, &format!("{:?}", key(d))).await;
     }
     for crd in helm_template(&release, &n, &[])
         .iter()
         .filter(|d| d["kind"] == "CustomResourceDefinition")
     {
-        let api = rbac_run::api_for(&admin, crd);
         let name = crd["metadata"]["name"].as_str().unwrap();
-        api.get(name)
-            .await
-            .unwrap_or_else(|e| panic!("CRD {name} is not installed: {e}"));
-        api.patch(
-            name,
-            &PatchParams::apply("enseal-tests-dry-run")
-                .force()
-                .dry_run()
-                .validation_strict(),
-            &Patch::Apply(crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("CRD {name} fails a strict server-side dry run: {e}"));
+        assert_on_server_and_strict(&admin, crd, &format!("CRD {name}")).await;
     }
 
     rbac_run::the_controller_works_with_only_the_deployed_role(&deployed, &admin, &n, apps.name())
@@ -603,4 +576,23 @@ fn the_helm_script_checks_without_building_and_pins_the_version() {
         version.starts_with(&format!("{pinned}+")) || version.trim() == pinned,
         "helm version {version:?}, pinned {pinned}"
     );
+}
+
+/// `d` exists on the server, and a strict server-side dry run of it as rendered passes.
+async fn assert_on_server_and_strict(admin: &kube::Client, d: &Value, what: &str) {
+    let name = d["metadata"]["name"].as_str().unwrap();
+    let api = rbac_run::api_for(admin, d);
+    api.get(name)
+        .await
+        .unwrap_or_else(|e| panic!("{what} is not on the server: {e}"));
+    api.patch(
+        name,
+        &PatchParams::apply("enseal-tests-dry-run")
+            .force()
+            .dry_run()
+            .validation_strict(),
+        &Patch::Apply(d),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{what} fails a strict server-side dry run: {e}"));
 }

@@ -85,16 +85,6 @@ fn token_kubeconfig(token: &str, dir: &Path) -> PathBuf {
     path
 }
 
-fn sops_resource() -> ApiResource {
-    ApiResource {
-        group: "enseal.dev".into(),
-        version: "v1alpha1".into(),
-        api_version: "enseal.dev/v1alpha1".into(),
-        kind: "SopsSecret".into(),
-        plural: "sopssecrets".into(),
-    }
-}
-
 /// Applies deploy/crds' SopsSecret CRD and waits until it is served.
 pub async fn install_sops_crd(client: &Client) {
     let path = peers::repo_root().join("deploy/crds/enseal.dev_sopssecrets.yaml");
@@ -114,7 +104,8 @@ pub async fn install_sops_crd(client: &Client) {
 
 /// Waits until the API server serves sopssecrets (a fresh CRD takes a moment).
 pub async fn wait_sopssecrets_served(client: &Client) {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &sops_resource());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &cluster::sops_secret_resource());
     let served = cluster::eventually(Duration::from_secs(60), || async {
         api.list(&ListParams::default()).await.ok()
     })
@@ -309,7 +300,8 @@ pub async fn the_controller_works_with_only_the_deployed_role(
     out.assert_success("enseal sops-secret");
     let obj: DynamicObject = serde_json::from_slice(&out.stdout).expect("a SopsSecret");
     let name = obj.metadata.name.clone().expect("a name");
-    let sops: Api<DynamicObject> = Api::namespaced_with(admin.clone(), apps, &sops_resource());
+    let sops: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), apps, &cluster::sops_secret_resource());
     sops.create(&PostParams::default(), &obj)
         .await
         .expect("creating the SopsSecret");
