@@ -101,8 +101,7 @@ pub fn open_taking(
     let parsed = store(format)
         .parse_owned(bytes)
         .map_err(|e| exit::store_error(&input.name, e))?;
-    let metadata = sops_file::read_metadata(&parsed).map_err(|e| file_error(&input.name, e))?;
-    let keyring = keyring_for(&metadata)?;
+    let keyring = keyring_of(input, &parsed)?;
     sops_file::open_deferring_mac(parsed, &keyring, ignore_mac)
         .map_err(|e| file_error(&input.name, e))
 }
@@ -138,9 +137,14 @@ fn open_with(input: &Input, format: Format, ignore_mac: bool, edit: bool) -> Res
     open_parsed(input, parsed, ignore_mac, edit)
 }
 
+/// The keys that may open `parsed`, as its metadata names them.
+fn keyring_of(input: &Input, parsed: &Parsed) -> Result<Keyring> {
+    let metadata = sops_file::read_metadata(parsed).map_err(|e| file_error(&input.name, e))?;
+    keyring_for(&metadata)
+}
+
 fn open_parsed(input: &Input, parsed: Parsed, ignore_mac: bool, edit: bool) -> Result<Opened> {
-    let metadata = sops_file::read_metadata(&parsed).map_err(|e| file_error(&input.name, e))?;
-    let keyring = keyring_for(&metadata)?;
+    let keyring = keyring_of(input, &parsed)?;
     let opened = if edit {
         sops_file::open_for_edit(parsed, &keyring, ignore_mac)
     } else {
