@@ -2,14 +2,15 @@
 
 use std::path::Path;
 
-use enseal_shared::encryption::MacCheck;
-use enseal_shared::key_groups::{Keyring, KmsService};
-use enseal_shared::keys::age::AgeIdentities;
-use enseal_shared::keys::kms::AwsKms;
-use enseal_shared::metadata::Metadata;
-use enseal_shared::metadata::MetadataError;
-use enseal_shared::sops_file::{self, FileError, Opened};
-use enseal_shared::stores::{self, Format, Parsed, Store};
+use enseal_sops::crypto::values::MacCheck;
+use enseal_sops::file::{self, FileError, Opened};
+use enseal_sops::format::metadata::Metadata;
+use enseal_sops::format::metadata::MetadataError;
+use enseal_sops::keys::age::AgeIdentities;
+use enseal_sops::keys::aws_kms::AwsKms;
+use enseal_sops::keys::groups::Keyring;
+use enseal_sops::keys::KmsService;
+use enseal_sops::stores::{self, Format, Parsed, Store};
 
 use crate::args::GlobalOptions;
 use crate::exit::{self, Failure, Result};
@@ -102,8 +103,7 @@ pub fn open_taking(
         .parse_owned(bytes)
         .map_err(|e| exit::store_error(&input.name, e))?;
     let keyring = keyring_of(input, &parsed)?;
-    sops_file::open_deferring_mac(parsed, &keyring, ignore_mac)
-        .map_err(|e| file_error(&input.name, e))
+    file::open_deferring_mac(parsed, &keyring, ignore_mac).map_err(|e| file_error(&input.name, e))
 }
 
 /// Checks `mac` while `prepare` runs: on another core when the file is large (the hashing is
@@ -139,16 +139,16 @@ fn open_with(input: &Input, format: Format, ignore_mac: bool, edit: bool) -> Res
 
 /// The keys that may open `parsed`, as its metadata names them.
 fn keyring_of(input: &Input, parsed: &Parsed) -> Result<Keyring> {
-    let metadata = sops_file::read_metadata(parsed).map_err(|e| file_error(&input.name, e))?;
+    let metadata = file::read_metadata(parsed).map_err(|e| file_error(&input.name, e))?;
     keyring_for(&metadata)
 }
 
 fn open_parsed(input: &Input, parsed: Parsed, ignore_mac: bool, edit: bool) -> Result<Opened> {
     let keyring = keyring_of(input, &parsed)?;
     let opened = if edit {
-        sops_file::open_for_edit(parsed, &keyring, ignore_mac)
+        file::open_for_edit(parsed, &keyring, ignore_mac)
     } else {
-        sops_file::open_parsed(parsed, &keyring, ignore_mac)
+        file::open_parsed(parsed, &keyring, ignore_mac)
     };
     opened.map_err(|e| file_error(&input.name, e))
 }

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::path::Path;
 
-use enseal_shared::encryption::EncryptionError;
-use enseal_shared::key_groups::KeyGroupError;
-use enseal_shared::stores::StoreError;
+use enseal_sops::crypto::values::EncryptionError;
+use enseal_sops::keys::groups::KeyGroupError;
+use enseal_sops::stores::StoreError;
 
 pub const GENERIC: i32 = 1;
 pub const CANNOT_READ_INPUT: i32 = 2;

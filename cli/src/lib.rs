@@ -1,5 +1,5 @@
 //! The command-line half of enseal as a library. Argument parsing, files, editor and exit codes
-//! live here; the file format lives in the `enseal-shared` crate.
+//! live here; the file formats live in the `enseal-sops` and `enseal-sealing` crates.
 //!
 //! The `enseal` binary (src/main.rs) is `main` below. It is a library so that the pre-commit
 //! package at the repository root (`enseal-check`, for pre-commit's `language: rust`, which

@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use enseal_shared::config::{self, Config, ConfigError};
-use enseal_shared::crypt_rule::CryptRule;
-use enseal_shared::key_groups::GroupRecipients;
-use enseal_shared::keys::age::AgeRecipient;
-use enseal_shared::keys::kms;
-use enseal_shared::metadata::KmsStanza;
-use enseal_shared::stores::{Format, WriteOptions};
+use enseal_sops::config::crypt_rule::CryptRule;
+use enseal_sops::config::{self, Config, ConfigError};
+use enseal_sops::format::metadata::KmsStanza;
+use enseal_sops::keys::age::AgeRecipient;
+use enseal_sops::keys::aws_kms;
+use enseal_sops::keys::groups::GroupRecipients;
+use enseal_sops::stores::{Format, WriteOptions};
 
 use crate::args::GlobalOptions;
 use crate::exit::{self, Failure, Result};
@@ -34,14 +34,14 @@ pub fn parse_recipients(list: &str) -> Result<Vec<AgeRecipient>> {
 }
 
 fn cli_kms_keys(global: &GlobalOptions) -> Result<Vec<KmsStanza>> {
-    let bad = |e: kms::KmsError| Failure::new(exit::GENERIC, e.to_string());
+    let bad = |e: aws_kms::KmsError| Failure::new(exit::GENERIC, e.to_string());
     let context = match &global.encryption_context {
-        Some(c) => kms::parse_encryption_context(c).map_err(bad)?,
+        Some(c) => aws_kms::parse_encryption_context(c).map_err(bad)?,
         None => Vec::new(),
     };
     match &global.kms {
         Some(list) => {
-            kms::parse_kms_list(list, &context, global.aws_profile.as_deref()).map_err(bad)
+            aws_kms::parse_kms_list(list, &context, global.aws_profile.as_deref()).map_err(bad)
         }
         None => Ok(Vec::new()),
     }
@@ -200,32 +200,32 @@ impl Plan {
     /// Wraps a data key for the plan's groups, reaching KMS only when a group names KMS keys.
     pub fn wrap(
         &self,
-        key: &enseal_shared::data_key::DataKey,
+        key: &enseal_sops::crypto::data_key::DataKey,
         file: &Path,
-    ) -> Result<(Vec<enseal_shared::metadata::KeyGroup>, Option<usize>)> {
+    ) -> Result<(Vec<enseal_sops::format::metadata::KeyGroup>, Option<usize>)> {
         wrap_for(key, &self.groups, self.threshold, file)
     }
 }
 
 /// Wraps `key` for `groups`, with AWS KMS access when a group needs it.
 pub fn wrap_for(
-    key: &enseal_shared::data_key::DataKey,
+    key: &enseal_sops::crypto::data_key::DataKey,
     groups: &[GroupRecipients],
     threshold: Option<usize>,
     file: &Path,
-) -> Result<(Vec<enseal_shared::metadata::KeyGroup>, Option<usize>)> {
+) -> Result<(Vec<enseal_sops::format::metadata::KeyGroup>, Option<usize>)> {
     let service = if groups.iter().any(|g| !g.kms.is_empty()) {
         Some(crate::context::kms_service()?)
     } else {
         None
     };
-    enseal_shared::key_groups::wrap(
+    enseal_sops::keys::groups::wrap(
         key,
         groups,
         threshold,
         service
             .as_ref()
-            .map(|s| s as &dyn enseal_shared::key_groups::KmsService),
+            .map(|s| s as &dyn enseal_sops::keys::KmsService),
     )
     .map_err(|e| exit::key_group_error(file, e))
 }

@@ -1,6 +1,6 @@
 //! sops' path syntax for `--extract`, `set` and `unset`: `["key"][0]["other"]`.
 
-use enseal_shared::tree::{Item, Node};
+use enseal_sops::format::tree::{Item, Node};
 
 use crate::exit::{self, Failure, Result};
 

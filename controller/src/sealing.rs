@@ -1,10 +1,10 @@
-//! The controller's view of the sealing crypto in `enseal_shared::sealing`:
+//! The controller's view of the sealing crypto in `enseal_sealing`:
 //! the few calls it makes, with errors sorted into what the status condition
 //! reports. No crypto of its own lives here.
 
 use std::time::Duration;
 
-use enseal_shared::sealing::{self as shared, keys, SealError};
+use enseal_sealing::{self as shared, keys, SealError};
 use zeroize::Zeroizing;
 
 pub use shared::{PrivateKey, PublicKey};

@@ -58,8 +58,8 @@ pub enum SopsFormat {
 }
 
 impl SopsFormat {
-    pub fn store_format(self) -> enseal_shared::stores::Format {
-        use enseal_shared::stores::Format;
+    pub fn store_format(self) -> enseal_sops::stores::Format {
+        use enseal_sops::stores::Format;
         match self {
             SopsFormat::Yaml => Format::Yaml,
             SopsFormat::Json => Format::Json,

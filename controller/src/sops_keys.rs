@@ -5,10 +5,10 @@
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use enseal_shared::key_groups::KmsService;
-use enseal_shared::keys::age::AgeIdentities;
-use enseal_shared::keys::kms::AwsKms;
-use enseal_shared::metadata::KmsStanza;
+use enseal_sops::format::metadata::KmsStanza;
+use enseal_sops::keys::age::AgeIdentities;
+use enseal_sops::keys::aws_kms::AwsKms;
+use enseal_sops::keys::KmsService;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -148,8 +148,8 @@ mod tests {
 
     #[test]
     fn only_agekey_entries_with_identities_are_used() {
-        let (good, _) = enseal_shared::keys::age::generate();
-        let (other, _) = enseal_shared::keys::age::generate();
+        let (good, _) = enseal_sops::keys::age::generate();
+        let (other, _) = enseal_sops::keys::age::generate();
         let secret = Secret {
             data: Some(
                 [

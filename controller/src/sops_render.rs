@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use enseal_shared::encryption::EncryptionError;
-use enseal_shared::key_groups::{KeyGroupError, KmsService};
-use enseal_shared::keys::age::AgeIdentities;
-use enseal_shared::sops_file::{self, FileError};
-use enseal_shared::stores::{self, Format, WriteOptions};
-use enseal_shared::tree::{Item, Node, Tree};
+use enseal_sops::crypto::values::EncryptionError;
+use enseal_sops::file::{self, FileError};
+use enseal_sops::format::tree::{Item, Node, Tree};
+use enseal_sops::keys::age::AgeIdentities;
+use enseal_sops::keys::groups::KeyGroupError;
+use enseal_sops::keys::KmsService;
+use enseal_sops::stores::{self, Format, WriteOptions};
 use k8s_openapi::ByteString;
 
 use crate::sops_crd::{SopsFormat, SopsSecretSpec};
@@ -82,7 +83,7 @@ pub fn decrypt(
     let parsed = store
         .parse(spec.encrypted.as_bytes())
         .map_err(|e| invalid(e.to_string()))?;
-    let metadata = match sops_file::read_metadata(&parsed) {
+    let metadata = match file::read_metadata(&parsed) {
         Ok(m) => m,
         Err(FileError::NotEncrypted) => return Err(SopsError::NotEncrypted),
         Err(e) => return Err(invalid(e.to_string())),
@@ -109,8 +110,8 @@ pub fn decrypt(
             needs: needs.join(", "),
         });
     }
-    let keyring = enseal_shared::key_groups::Keyring { age, kms };
-    let opened = sops_file::open_parsed(parsed, &keyring, false).map_err(|e| match e {
+    let keyring = enseal_sops::keys::groups::Keyring { age, kms };
+    let opened = file::open_parsed(parsed, &keyring, false).map_err(|e| match e {
         FileError::Encryption(EncryptionError::MacMismatch) => SopsError::MacMismatch,
         FileError::KeyGroup(e @ KeyGroupError::Unavailable { .. }) => {
             SopsError::DecryptFailed(e.to_string())

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::crd::{Scope, SealedSecret};
 use crate::keystore::Key;
 use crate::sealing;
-use enseal_shared::sealing::template;
+use enseal_sealing::template;
 use zeroize::Zeroizing;
 
 /// What the Secret should hold. The values are secret: never log this.

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use enseal_shared::crypt_rule::CryptRule;
-use enseal_shared::data_key::DataKey;
-use enseal_shared::key_groups::{self, GroupRecipients, KeyGroupError, Keyring};
-use enseal_shared::keys::age::{AgeIdentities, AgeRecipient};
-use enseal_shared::keys::kms::{self, AwsKms, KmsError, KmsFailure};
-use enseal_shared::metadata::{KmsStanza, Metadata};
-use enseal_shared::sops_file;
-use enseal_shared::stores::{self, Format, WriteOptions};
+use enseal_sops::config::crypt_rule::CryptRule;
+use enseal_sops::crypto::data_key::DataKey;
+use enseal_sops::file;
+use enseal_sops::format::metadata::{KmsStanza, Metadata};
+use enseal_sops::keys::age::{AgeIdentities, AgeRecipient};
+use enseal_sops::keys::aws_kms::{self, AwsKms, KmsError, KmsFailure};
+use enseal_sops::keys::groups::{self, GroupRecipients, KeyGroupError, Keyring};
+use enseal_sops::stores::{self, Format, WriteOptions};
 use enseal_tests::cli::Sandbox;
 use enseal_tests::moto::{self, Moto, REGION};
 use enseal_tests::peers;
@@ -126,10 +126,10 @@ fn seal_with_library(groups: &[GroupRecipients], threshold: Option<usize>) -> Ve
     let plain = store.parse(PLAIN.as_bytes()).expect("parse plaintext");
     let key = DataKey::generate();
     let (wrapped, threshold) =
-        key_groups::wrap(&key, groups, threshold, Some(&kms)).expect("wrap the data key");
+        groups::wrap(&key, groups, threshold, Some(&kms)).expect("wrap the data key");
     let mut metadata = Metadata::new(wrapped, CryptRule::default());
     metadata.shamir_threshold = threshold;
-    sops_file::seal(
+    file::seal(
         store.as_ref(),
         plain,
         &key,
@@ -144,8 +144,7 @@ fn seal_with_library(groups: &[GroupRecipients], threshold: Option<usize>) -> Ve
 /// Opens a JSON file with the library and the given keyring; returns the plaintext as JSON.
 fn open_with_library(bytes: &[u8], keyring: &Keyring) -> Result<serde_json::Value, String> {
     let store = stores::store_for(Format::Json);
-    let opened =
-        sops_file::open(store.as_ref(), bytes, keyring, false).map_err(|e| e.to_string())?;
+    let opened = file::open(store.as_ref(), bytes, keyring, false).map_err(|e| e.to_string())?;
     let out = store
         .write(&opened.parsed.tree, None, None, &WriteOptions::default())
         .map_err(|e| e.to_string())?;
@@ -379,7 +378,7 @@ fn failures_reach_key_groups_without_key_material() {
         .encrypt_key(&stanza(&arn, &[("app", "web")]), &secret)
         .unwrap();
     let mut meta = Metadata::new(
-        vec![enseal_shared::metadata::KeyGroup {
+        vec![enseal_sops::format::metadata::KeyGroup {
             kms: vec![KmsStanza {
                 context: vec![("app".into(), "api".into())],
                 ..wrapped
@@ -389,7 +388,7 @@ fn failures_reach_key_groups_without_key_material() {
         CryptRule::default(),
     );
     meta.mac = "ENC[...]".into();
-    let err = key_groups::unwrap(&meta, &kms_keyring(no_age())).unwrap_err();
+    let err = groups::unwrap(&meta, &kms_keyring(no_age())).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, KeyGroupError::Unavailable { .. }), "{text}");
     assert!(text.contains(&format!("kms {arn}")), "{text}");
@@ -428,7 +427,7 @@ fn sops_kms_file_opens_with_enseal() {
 
     let store = stores::store_for(Format::Json);
     let parsed = store.parse(&bytes).unwrap();
-    let meta = sops_file::read_metadata(&parsed).unwrap();
+    let meta = file::read_metadata(&parsed).unwrap();
     assert_eq!(meta.key_groups.len(), 1);
     let k = &meta.key_groups[0].kms[0];
     assert_eq!((k.arn.as_str(), k.role.as_ref()), (arn.as_str(), None));
@@ -436,7 +435,7 @@ fn sops_kms_file_opens_with_enseal() {
     assert!(is_rfc3339_utc(&k.created_at), "{}", k.created_at);
 
     let keyring = kms_keyring(no_age());
-    let key = key_groups::unwrap(&meta, &keyring).expect("unwrap sops' KMS data key");
+    let key = groups::unwrap(&meta, &keyring).expect("unwrap sops' KMS data key");
     assert_eq!(key.as_bytes().len(), 32);
     assert_eq!(
         open_with_library(&bytes, &keyring).unwrap(),
@@ -460,13 +459,13 @@ fn sops_kms_file_with_encryption_context_and_role_opens_with_enseal() {
         ],
     );
     let store = stores::store_for(Format::Json);
-    let meta = sops_file::read_metadata(&store.parse(&bytes).unwrap()).unwrap();
+    let meta = file::read_metadata(&store.parse(&bytes).unwrap()).unwrap();
     let k = &meta.key_groups[0].kms[0];
     assert_eq!(k.arn, arn);
     assert_eq!(k.role.as_deref(), Some(ROLE));
     assert_eq!(
         k.context,
-        kms::parse_encryption_context("env:prod,app:web").unwrap(),
+        aws_kms::parse_encryption_context("env:prod,app:web").unwrap(),
         "sops writes the context sorted by key, as parse_encryption_context returns it"
     );
     assert_eq!(
@@ -480,14 +479,14 @@ fn enseal_kms_file_opens_with_sops() {
     let moto = aws();
     let arn = moto.create_key(REGION);
     let second = moto.create_key("eu-west-1");
-    let context = kms::parse_encryption_context("app:web,team:core").unwrap();
+    let context = aws_kms::parse_encryption_context("app:web,team:core").unwrap();
     for (what, list, context) in [
         ("no context", arn.clone(), vec![]),
         ("encryption context", arn.clone(), context.clone()),
         ("role", format!("{arn}+{ROLE}"), context.clone()),
         ("two keys, two regions", format!("{arn},{second}"), vec![]),
     ] {
-        let keys = kms::parse_kms_list(&list, &context, None).unwrap();
+        let keys = aws_kms::parse_kms_list(&list, &context, None).unwrap();
         let bytes = seal_with_library(
             &[GroupRecipients {
                 age: vec![],
@@ -509,8 +508,8 @@ fn enseal_kms_file_opens_with_sops() {
 fn enseal_kms_metadata_is_written_as_sops_writes_it() {
     let moto = aws();
     let arn = moto.create_key(REGION);
-    let context = kms::parse_encryption_context("app:web").unwrap();
-    let keys = kms::parse_kms_list(&format!("{arn}+{ROLE}"), &context, Some("other")).unwrap();
+    let context = aws_kms::parse_encryption_context("app:web").unwrap();
+    let keys = aws_kms::parse_kms_list(&format!("{arn}+{ROLE}"), &context, Some("other")).unwrap();
     let bytes = seal_with_library(
         &[GroupRecipients {
             age: vec![],
@@ -544,7 +543,7 @@ fn one_group_with_age_and_kms_opens_with_either() {
     let arn = moto.create_key(REGION);
     let group = GroupRecipients {
         age: vec![age_recipient("a")],
-        kms: kms::parse_kms_list(&arn, &[], None).unwrap(),
+        kms: aws_kms::parse_kms_list(&arn, &[], None).unwrap(),
     };
     let bytes = seal_with_library(&[group], None);
     let plain = json(PLAIN.as_bytes());
@@ -598,7 +597,7 @@ fn shamir_across_age_and_kms_groups_opens_with_any_two() {
         },
         GroupRecipients {
             age: vec![],
-            kms: kms::parse_kms_list(&arn, &[("app".into(), "web".into())], None).unwrap(),
+            kms: aws_kms::parse_kms_list(&arn, &[("app".into(), "web".into())], None).unwrap(),
         },
         GroupRecipients {
             age: vec![age_recipient("b")],
@@ -644,7 +643,7 @@ fn sops_shamir_file_mixing_age_and_kms_opens_with_enseal() {
     );
     let bytes = sops_encrypt(&sb, &[]);
     let store = stores::store_for(Format::Json);
-    let meta = sops_file::read_metadata(&store.parse(&bytes).unwrap()).unwrap();
+    let meta = file::read_metadata(&store.parse(&bytes).unwrap()).unwrap();
     assert_eq!((meta.key_groups.len(), meta.shamir_threshold), (3, Some(2)));
     assert_eq!(meta.key_groups[1].kms[0].arn, arn);
     let plain = json(PLAIN.as_bytes());

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use enseal_shared::sealing::manifest;
-use enseal_shared::sealing::{self, Scope, SealedSecret, Secret};
+use enseal_sealing::manifest;
+use enseal_sealing::{self as sealing, Scope, SealedSecret, Secret};
 use enseal_tests::cli::{Output, Sandbox};
 use enseal_tests::{cluster, peers};
 use serde_json::Value;

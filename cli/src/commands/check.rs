@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use enseal_shared::config::{self, Config, ConfigError};
-use enseal_shared::stores::{store_for, Format};
+use enseal_sops::config::{self, Config, ConfigError};
+use enseal_sops::stores::{store_for, Format};
 
 use crate::args::{CheckArgs, GlobalOptions};
 use crate::context;

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use enseal_shared::sops_file::Opened;
-use enseal_shared::stores::{Format, Parsed, WriteOptions};
-use enseal_shared::tree::{Node, Tree};
+use enseal_sops::file::Opened;
+use enseal_sops::format::tree::{Node, Tree};
+use enseal_sops::stores::{Format, Parsed, WriteOptions};
 use zeroize::Zeroizing;
 
 use crate::args::GlobalOptions;
@@ -58,11 +58,11 @@ pub(crate) fn plaintext(
 fn render_extract(
     node: &Node,
     format: Format,
-    store: &dyn enseal_shared::stores::Store,
+    store: &dyn enseal_sops::stores::Store,
     options: &WriteOptions,
     name: &Path,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    use enseal_shared::tree::Kind;
+    use enseal_sops::format::tree::Kind;
     let value_only = || {
         exit::Failure::new(
             exit::GENERIC,

@@ -4,10 +4,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use enseal_shared::data_key::DataKey;
-use enseal_shared::metadata::Metadata;
-use enseal_shared::sops_file::{self, Opened};
-use enseal_shared::stores::{Parsed, Store, WriteOptions};
+use enseal_sops::crypto::data_key::DataKey;
+use enseal_sops::file::{self, Opened};
+use enseal_sops::format::metadata::Metadata;
+use enseal_sops::stores::{Parsed, Store, WriteOptions};
 use zeroize::Zeroizing;
 
 use crate::args::GlobalOptions;
@@ -159,7 +159,7 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
         now.keep_unchanged_kinds(was);
     }
     parsed.tree = tree;
-    let bytes = sops_file::seal(
+    let bytes = file::seal(
         store.as_ref(),
         parsed,
         &key,
@@ -181,7 +181,7 @@ fn create(g: &GlobalOptions, file: &Path, editor: &str, store: &dyn Store) -> Re
     let mut metadata = Metadata::new(groups, plan.crypt_rule);
     metadata.shamir_threshold = threshold;
     metadata.mac_only_encrypted = plan.mac_only_encrypted;
-    let bytes = sops_file::seal(store, edited, &key, &mut metadata, None, true, &plan.write)
+    let bytes = file::seal(store, edited, &key, &mut metadata, None, true, &plan.write)
         .map_err(|e| context::file_error(file, e))?;
     write_atomic(file, &bytes)
 }

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use enseal_shared::data_key::DataKey;
-use enseal_shared::metadata::Metadata;
-use enseal_shared::sops_file;
+use enseal_sops::crypto::data_key::DataKey;
+use enseal_sops::file;
+use enseal_sops::format::metadata::Metadata;
 
 use crate::args::GlobalOptions;
 use crate::context;
@@ -38,7 +38,7 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     metadata.mac_only_encrypted = plan.mac_only_encrypted;
     let out_store = context::store(out_format);
     let same = in_format == out_format;
-    let bytes = sops_file::seal(
+    let bytes = file::seal(
         out_store.as_ref(),
         parsed,
         &key,

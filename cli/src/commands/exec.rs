@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use enseal_shared::stores::WriteOptions;
-use enseal_shared::tree::{Item, Node};
+use enseal_sops::format::tree::{Item, Node};
+use enseal_sops::stores::WriteOptions;
 use zeroize::Zeroizing;
 
 use crate::args::{ExecEnvArgs, ExecFileArgs, GlobalOptions};

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use enseal_shared::keys::age;
+use enseal_sops::keys::age;
 
 use crate::args::KeygenArgs;
 use crate::exit::{self, Failure, Result};

@@ -4,11 +4,11 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use enseal_shared::data_key::DataKey;
-use enseal_shared::key_groups::{self, GroupRecipients};
-use enseal_shared::metadata::{KeyGroup, KmsStanza, Metadata};
-use enseal_shared::sops_file;
-use enseal_shared::stores::WriteOptions;
+use enseal_sops::crypto::data_key::DataKey;
+use enseal_sops::file;
+use enseal_sops::format::metadata::{KeyGroup, KmsStanza, Metadata};
+use enseal_sops::keys::groups::{self, GroupRecipients};
+use enseal_sops::stores::WriteOptions;
 
 use crate::args::{GlobalOptions, RotateArgs, UpdateKeysArgs};
 use crate::context;
@@ -79,7 +79,7 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;
     let store = context::store(format);
-    let bytes = sops_file::seal(
+    let bytes = file::seal(
         store.as_ref(),
         parsed,
         &key,
@@ -92,7 +92,7 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     dest.write(&bytes)
 }
 
-use enseal_shared::sops_file::Opened;
+use enseal_sops::file::Opened;
 
 fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
     groups
@@ -293,7 +293,7 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
         .parse(&input.bytes)
         .map_err(|e| exit::store_error(&input.name, e))?;
     let mut metadata: Metadata =
-        sops_file::read_metadata(&parsed).map_err(|e| context::file_error(&input.name, e))?;
+        file::read_metadata(&parsed).map_err(|e| context::file_error(&input.name, e))?;
     let plan = plan::for_file(g, &input.name, format)?;
     let now = describe(&metadata.key_groups);
     let wanted = describe_plan(&plan.groups);
@@ -327,8 +327,8 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
         }
     }
     let keyring = context::keyring_for(&metadata)?;
-    let key = key_groups::unwrap(&metadata, &keyring)
-        .map_err(|e| exit::key_group_error(&input.name, e))?;
+    let key =
+        groups::unwrap(&metadata, &keyring).map_err(|e| exit::key_group_error(&input.name, e))?;
     let (wrapped, threshold) = plan.wrap(&key, &input.name)?;
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;

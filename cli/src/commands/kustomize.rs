@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use clap::Args;
-use enseal_shared::sealing::manifest::{self, ManifestFormat};
-use enseal_shared::stores::{self, Format};
-use enseal_shared::tree::{Item, Node, Tree};
+use enseal_sealing::manifest::{self, ManifestFormat};
+use enseal_sops::format::tree::{Item, Node, Tree};
+use enseal_sops::stores::{self, Format};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 

@@ -3,9 +3,9 @@
 
 use std::io::Read;
 
-use enseal_shared::sops_file::{self, Opened};
-use enseal_shared::stores::WriteOptions;
-use enseal_shared::tree::{Item, Kind, Node, Scalar};
+use enseal_sops::file::{self, Opened};
+use enseal_sops::format::tree::{Item, Kind, Node, Scalar};
+use enseal_sops::stores::WriteOptions;
 
 use crate::args::{GlobalOptions, SetArgs, UnsetArgs};
 use crate::context;
@@ -63,7 +63,7 @@ pub fn unset(g: &GlobalOptions, a: &UnsetArgs) -> Result<()> {
     write_back(format, opened, &input)
 }
 
-fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_shared::stores::Format, Opened)> {
+fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_sops::stores::Format, Opened)> {
     let format = context::input_format(g, &input.name)?;
     let opened = context::open_for_edit(input, format, g.ignore_mac)?;
     Ok((format, opened))
@@ -78,7 +78,7 @@ fn first_document<'a>(opened: &'a mut Opened, input: &Input) -> Result<&'a mut N
         .ok_or_else(|| Failure::new(exit::GENERIC, "the file has no document").in_file(&input.name))
 }
 
-fn write_back(format: enseal_shared::stores::Format, opened: Opened, input: &Input) -> Result<()> {
+fn write_back(format: enseal_sops::stores::Format, opened: Opened, input: &Input) -> Result<()> {
     let store = context::store(format);
     let Opened {
         parsed,
@@ -86,7 +86,7 @@ fn write_back(format: enseal_shared::stores::Format, opened: Opened, input: &Inp
         key,
         memory,
     } = opened;
-    let bytes = sops_file::seal(
+    let bytes = file::seal(
         store.as_ref(),
         parsed,
         &key,

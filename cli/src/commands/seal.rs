@@ -1,15 +1,15 @@
 //! `enseal seal`, `enseal unseal` and `enseal cert`: kubeseal's command line on
-//! `enseal_shared::sealing` (sealing with a certificate from a file, a URL or the controller
+//! `enseal_sealing` (sealing with a certificate from a file, a URL or the controller
 //! through the API server; recovery with private keys).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use enseal_shared::sealing::keys::{self, KeyPair, SealingCertificate};
-use enseal_shared::sealing::manifest::{self, ManifestFormat};
-use enseal_shared::sealing::{PrivateKey, Scope, SealedSecret, Secret};
-use enseal_shared::stores::{Format, WriteOptions};
+use enseal_sealing::keys::{self, KeyPair, SealingCertificate};
+use enseal_sealing::manifest::{self, ManifestFormat};
+use enseal_sealing::{PrivateKey, Scope, SealedSecret, Secret};
+use enseal_sops::stores::{Format, WriteOptions};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -241,7 +241,7 @@ fn raw(a: &SealArgs, scope: Option<Scope>, cert: &SealingCertificate) -> Result<
         return Err(fail("--raw with --scope strict needs --name"));
     }
     let input = read_input(Some(Path::new(path)), None)?;
-    let sealed = enseal_shared::sealing::seal_base64(
+    let sealed = enseal_sealing::seal_base64(
         &cert.public_key,
         &scope.label(namespace, name),
         &input.bytes,

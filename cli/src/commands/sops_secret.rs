@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use enseal_shared::sealing::manifest::{self, ManifestFormat};
-use enseal_shared::stores::{self, Format};
+use enseal_sealing::manifest::{self, ManifestFormat};
+use enseal_sops::stores::{self, Format};
 use serde_json::{json, Map, Value};
 
 use crate::exit::{self, Failure, Result};

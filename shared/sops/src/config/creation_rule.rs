@@ -1,0 +1,460 @@
+//! One `creation_rules` entry of `.sops.yaml`: which keys a new file is encrypted to, in which
+//! key groups, and which values are encrypted.
+//!
+//! Keys stay strings here (recipients, ARNs, fingerprints); the key sources parse them, so a
+//! bad recipient fails only for the files that use it, as in sops.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use regex::Regex;
+
+use super::decode::{is_null, is_string_valued, kind_name, location, scalar, Decoder, Node};
+use super::error::{ConfigError, Location, Problem};
+
+/// The keys of one key group. With several groups the data key is split with Shamir, one
+/// share per group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyGroupSpec {
+    /// age recipients, trimmed, in file order (merged groups first), duplicates removed
+    /// within `key_groups` entries only, as sops does.
+    pub age: Vec<String>,
+    pub kms: Vec<KmsKeySpec>,
+    /// PGP fingerprints (kept; enseal does not encrypt to PGP).
+    pub pgp: Vec<String>,
+    /// Fields naming key types enseal does not implement (`gcp_kms`, `azure_keyvault`,
+    /// `hc_vault`...), so the caller can refuse instead of silently dropping keys.
+    pub unsupported: Vec<String>,
+}
+
+impl KeyGroupSpec {
+    pub fn is_empty(&self) -> bool {
+        self.age.is_empty()
+            && self.kms.is_empty()
+            && self.pgp.is_empty()
+            && self.unsupported.is_empty()
+    }
+}
+
+/// An AWS KMS key as `.sops.yaml` gives it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KmsKeySpec {
+    pub arn: String,
+    /// IAM role to assume (`arn+arn:aws:iam::...:role/x` in a key list, `role:` in a group).
+    pub role: Option<String>,
+    /// Encryption context (only settable inside `key_groups`).
+    pub context: BTreeMap<String, String>,
+    pub aws_profile: Option<String>,
+}
+
+/// Which values are encrypted: the one crypt rule a creation rule may set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CryptRuleSpec {
+    UnencryptedSuffix(String),
+    EncryptedSuffix(String),
+    UnencryptedRegex(String),
+    EncryptedRegex(String),
+    UnencryptedCommentRegex(String),
+    EncryptedCommentRegex(String),
+}
+
+impl CryptRuleSpec {
+    /// The `.sops.yaml` / metadata field name.
+    pub fn field(&self) -> &'static str {
+        match self {
+            CryptRuleSpec::UnencryptedSuffix(_) => "unencrypted_suffix",
+            CryptRuleSpec::EncryptedSuffix(_) => "encrypted_suffix",
+            CryptRuleSpec::UnencryptedRegex(_) => "unencrypted_regex",
+            CryptRuleSpec::EncryptedRegex(_) => "encrypted_regex",
+            CryptRuleSpec::UnencryptedCommentRegex(_) => "unencrypted_comment_regex",
+            CryptRuleSpec::EncryptedCommentRegex(_) => "encrypted_comment_regex",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            CryptRuleSpec::UnencryptedSuffix(v)
+            | CryptRuleSpec::EncryptedSuffix(v)
+            | CryptRuleSpec::UnencryptedRegex(v)
+            | CryptRuleSpec::EncryptedRegex(v)
+            | CryptRuleSpec::UnencryptedCommentRegex(v)
+            | CryptRuleSpec::EncryptedCommentRegex(v) => v,
+        }
+    }
+
+    fn from_field(field: &str, value: String) -> Option<CryptRuleSpec> {
+        Some(match field {
+            "unencrypted_suffix" => CryptRuleSpec::UnencryptedSuffix(value),
+            "encrypted_suffix" => CryptRuleSpec::EncryptedSuffix(value),
+            "unencrypted_regex" => CryptRuleSpec::UnencryptedRegex(value),
+            "encrypted_regex" => CryptRuleSpec::EncryptedRegex(value),
+            "unencrypted_comment_regex" => CryptRuleSpec::UnencryptedCommentRegex(value),
+            "encrypted_comment_regex" => CryptRuleSpec::EncryptedCommentRegex(value),
+            _ => return None,
+        })
+    }
+}
+
+/// A creation rule, with its keys gathered into key groups: a rule's top-level `age`/`kms`/
+/// `pgp` lists make one group; `key_groups`, when non-empty, replaces them.
+#[derive(Clone, Debug)]
+pub struct CreationRule {
+    pub path_regex: Option<String>,
+    /// May hold an empty group; sops refuses to encrypt with one ("empty key group provided").
+    pub key_groups: Vec<KeyGroupSpec>,
+    /// `None` when unset or 0: sops then uses the number of key groups.
+    pub shamir_threshold: Option<usize>,
+    pub crypt_rule: Option<CryptRuleSpec>,
+    pub mac_only_encrypted: bool,
+    pub aws_profile: Option<String>,
+    /// Where the rule starts in the config file.
+    pub at: Location,
+    /// `None`: no (or an empty) `path_regex`, matches every file.
+    regex: Option<Result<Regex, String>>,
+    regex_at: Location,
+    /// Problems sops reports only when a file picks this rule.
+    deferred: Vec<Deferred>,
+}
+
+#[derive(Clone, Debug)]
+enum Deferred {
+    Conflict(Vec<&'static str>),
+    Keys(Problem),
+}
+
+impl CreationRule {
+    pub(crate) fn matches(&self, path: &str) -> Result<bool, (Location, String, String)> {
+        match &self.regex {
+            None => Ok(true),
+            Some(Ok(re)) => Ok(re.is_match(path)),
+            Some(Err(message)) => Err((
+                self.regex_at,
+                self.path_regex.clone().unwrap_or_default(),
+                message.clone(),
+            )),
+        }
+    }
+
+    /// The errors sops raises when turning the chosen rule into a config.
+    pub(crate) fn check(&self, config_path: &Path) -> Result<(), ConfigError> {
+        match self.deferred.first() {
+            None => Ok(()),
+            Some(Deferred::Conflict(fields)) => Err(ConfigError::ConflictingCryptRules {
+                path: config_path.to_owned(),
+                at: self.at,
+                fields: fields.clone(),
+            }),
+            Some(Deferred::Keys(problem)) => Err(ConfigError::InvalidKeys {
+                path: config_path.to_owned(),
+                problem: problem.clone(),
+            }),
+        }
+    }
+
+    pub(crate) fn decode(d: &mut Decoder, node: &Node) -> CreationRule {
+        let mut rule = CreationRule {
+            path_regex: None,
+            key_groups: Vec::new(),
+            shamir_threshold: None,
+            crypt_rule: None,
+            mac_only_encrypted: false,
+            aws_profile: None,
+            at: location(node),
+            regex: None,
+            regex_at: location(node),
+            deferred: Vec::new(),
+        };
+        let mut top = TopLevelKeys::default();
+        let mut groups = Vec::new();
+        let mut crypt: Vec<CryptRuleSpec> = Vec::new();
+
+        for (key, value) in d.fields(node, "creation rule") {
+            match key {
+                "path_regex" => {
+                    rule.path_regex = d.string(value);
+                    rule.regex_at = location(value);
+                }
+                "aws_profile" => rule.aws_profile = d.string(value),
+                "age" => top.age = key_field(value, key),
+                "kms" => top.kms = key_field(value, key),
+                "pgp" => top.pgp = key_field(value, key),
+                "gcp_kms" | "azure_keyvault" | "hc_vault_transit_uri" => {
+                    top.other.push((
+                        key.to_owned(),
+                        key_field(value, key).unwrap_or(Ok(Vec::new())),
+                    ));
+                }
+                "key_groups" => {
+                    groups = d
+                        .seq(value, "keyGroup")
+                        .iter()
+                        .map(|g| decode_group(d, g, &mut rule.deferred))
+                        .collect();
+                }
+                "shamir_threshold" => {
+                    if let Some(t) = d.int(value) {
+                        if t < 0 {
+                            rule.deferred.push(Deferred::Keys(Problem {
+                                at: location(value),
+                                message: "shamir_threshold must not be negative".to_owned(),
+                            }));
+                        } else if t > 0 {
+                            rule.shamir_threshold = Some(t as usize);
+                        }
+                    }
+                }
+                "mac_only_encrypted" => rule.mac_only_encrypted = d.bool(value),
+                _ if CRYPT_FIELD_ORDER.contains(&key) => {
+                    // An empty string means unset, as in sops.
+                    if let Some(v) = d.string(value).filter(|v| !v.is_empty()) {
+                        crypt.extend(CryptRuleSpec::from_field(key, v));
+                    }
+                }
+                _ => d.unknown(key, value),
+            }
+        }
+
+        if let Some(re) = rule.path_regex.as_deref().filter(|r| !r.is_empty()) {
+            rule.regex = Some(Regex::new(re).map_err(|e| e.to_string()));
+        }
+        // sops checks the crypt rules before the keys.
+        match crypt.len() {
+            0 => {}
+            1 => rule.crypt_rule = crypt.pop(),
+            _ => {
+                let mut fields: Vec<&'static str> =
+                    crypt.iter().map(CryptRuleSpec::field).collect();
+                fields.sort_by_key(|f| CRYPT_FIELD_ORDER.iter().position(|o| o == f));
+                rule.deferred.insert(0, Deferred::Conflict(fields));
+            }
+        }
+        rule.key_groups = if groups.is_empty() {
+            match top.into_group(rule.aws_profile.as_deref()) {
+                Ok(group) => vec![group],
+                Err(problem) => {
+                    rule.deferred.push(Deferred::Keys(problem));
+                    vec![KeyGroupSpec::default()]
+                }
+            }
+        } else {
+            groups
+        };
+        rule
+    }
+}
+
+/// The order sops names them in its error message.
+const CRYPT_FIELD_ORDER: [&str; 6] = [
+    "encrypted_suffix",
+    "unencrypted_suffix",
+    "encrypted_regex",
+    "unencrypted_regex",
+    "encrypted_comment_regex",
+    "unencrypted_comment_regex",
+];
+
+type KeyList = Result<Vec<String>, Problem>;
+
+#[derive(Default)]
+struct TopLevelKeys {
+    age: Option<KeyList>,
+    kms: Option<KeyList>,
+    pgp: Option<KeyList>,
+    other: Vec<(String, KeyList)>,
+}
+
+impl TopLevelKeys {
+    /// sops' getKeyGroupsFromCreationRule: each list is joined with commas and split again by
+    /// the key type's own parser. No de-duplication at this level.
+    fn into_group(self, aws_profile: Option<&str>) -> Result<KeyGroupSpec, Problem> {
+        let take = |list: Option<KeyList>| list.unwrap_or(Ok(Vec::new()));
+        let age = take(self.age)?;
+        let pgp = take(self.pgp)?;
+        let kms = take(self.kms)?;
+        let mut group = KeyGroupSpec::default();
+
+        let joined = age.join(",");
+        if !joined.is_empty() {
+            group.age = joined.split(',').map(|r| r.trim().to_owned()).collect();
+        }
+        let joined = pgp.join(",");
+        if !joined.is_empty() {
+            group.pgp = joined.split(',').map(|f| f.replace(' ', "")).collect();
+        }
+        let joined = kms.join(",");
+        if !joined.is_empty() {
+            group.kms = joined
+                .split(',')
+                .map(|arn| kms_from_arn(arn, aws_profile))
+                .collect();
+        }
+        for (field, list) in self.other {
+            if !list?.is_empty() {
+                group.unsupported.push(field);
+            }
+        }
+        Ok(group)
+    }
+}
+
+/// `arn` or `arn+arn:aws:iam::...:role/name`, spaces removed, as sops' NewMasterKeyFromArn.
+fn kms_from_arn(arn: &str, aws_profile: Option<&str>) -> KmsKeySpec {
+    let arn = arn.replace(' ', "");
+    let (arn, role) = match arn.find("+arn:aws:iam::") {
+        Some(i) if i > 0 => (arn[..i].to_owned(), Some(arn[i + 1..].to_owned())),
+        _ => (arn, None),
+    };
+    KmsKeySpec {
+        arn,
+        role,
+        context: BTreeMap::new(),
+        aws_profile: aws_profile.filter(|p| !p.is_empty()).map(str::to_owned),
+    }
+}
+
+/// A top-level key field, which sops reads as "string or list of strings": a string is split
+/// on commas (trimmed, empty parts dropped); list items are taken as they are. Anything else
+/// is an error once the rule is used.
+fn key_field(node: &Node, field: &str) -> Option<KeyList> {
+    let bad = |got: &str, in_list: bool| Problem {
+        at: location(node),
+        message: if in_list {
+            format!("invalid {field} key configuration: expected string in list, got {got}")
+        } else {
+            format!(
+                "invalid {field} key configuration: expected string, []string, or nil, got {got}"
+            )
+        },
+    };
+    if is_null(node) {
+        return None;
+    }
+    if let Some((text, _)) = scalar(node) {
+        if !is_string_valued(node) {
+            return Some(Err(bad(go_type(node), false)));
+        }
+        return Some(Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect()));
+    }
+    match &node.data {
+        saphyr::YamlDataOwned::Sequence(items) => Some(
+            items
+                .iter()
+                .map(|item| match scalar(item) {
+                    Some((text, _)) if is_string_valued(item) => Ok(text.to_owned()),
+                    _ => Err(bad(go_type(item), true)),
+                })
+                .collect(),
+        ),
+        _ => Some(Err(bad("map[string]interface {}", false))),
+    }
+}
+
+/// How Go names what yaml.v3 decoded into an `interface{}`, for sops' error messages.
+fn go_type(node: &Node) -> &'static str {
+    match kind_name(node) {
+        "!!null" => "<nil>",
+        "!!int" => "int",
+        "!!float" => "float64",
+        "!!bool" => "bool",
+        "!!seq" => "[]interface {}",
+        "!!map" => "map[string]interface {}",
+        _ => "string",
+    }
+}
+
+/// One `key_groups` entry (with nested `merge` groups folded in first).
+fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> KeyGroupSpec {
+    let mut group = KeyGroupSpec::default();
+    let mut own = KeyGroupSpec::default();
+    for (key, value) in d.fields(node, "config.keyGroup") {
+        match key {
+            "merge" => {
+                for sub in d.seq(value, "config.keyGroup") {
+                    let sub = decode_group(d, sub, deferred);
+                    group.age.extend(sub.age);
+                    group.kms.extend(sub.kms);
+                    group.pgp.extend(sub.pgp);
+                    group.unsupported.extend(sub.unsupported);
+                }
+            }
+            "age" => {
+                for item in d.strings(value) {
+                    // Each entry may itself be a comma-separated list (MasterKeysFromRecipients).
+                    if !item.is_empty() {
+                        own.age.extend(item.split(',').map(|r| r.trim().to_owned()));
+                    }
+                }
+            }
+            "pgp" => own
+                .pgp
+                .extend(d.strings(value).iter().map(|f| f.replace(' ', ""))),
+            "kms" => {
+                for item in d.seq(value, "config.kmsKey") {
+                    own.kms.push(decode_kms(d, item, deferred));
+                }
+            }
+            "gcp_kms" | "azure_keyvault" => {
+                if !d.seq(value, key).is_empty() {
+                    own.unsupported.push(key.to_owned());
+                }
+            }
+            "hc_vault" => {
+                if !d.strings(value).is_empty() {
+                    own.unsupported.push(key.to_owned());
+                }
+            }
+            _ => d.unknown(key, value),
+        }
+    }
+    group.age.extend(own.age);
+    group.kms.extend(own.kms);
+    group.pgp.extend(own.pgp);
+    group.unsupported.extend(own.unsupported);
+    dedup(&mut group.age);
+    dedup(&mut group.kms);
+    dedup(&mut group.pgp);
+    dedup(&mut group.unsupported);
+    group
+}
+
+fn decode_kms(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> KmsKeySpec {
+    let mut key = KmsKeySpec::default();
+    for (field, value) in d.fields(node, "config.kmsKey") {
+        match field {
+            "arn" => key.arn = d.string(value).unwrap_or_default(),
+            "role" => key.role = d.string(value).filter(|r| !r.is_empty()),
+            "aws_profile" => key.aws_profile = d.string(value).filter(|p| !p.is_empty()),
+            "context" => {
+                for (k, v) in d.fields(value, "map[string]*string") {
+                    if is_null(v) {
+                        // sops crashes on this; refuse it when the rule is used.
+                        deferred.push(Deferred::Keys(Problem {
+                            at: location(v),
+                            message: format!("KMS encryption context value for {k:?} is null"),
+                        }));
+                    } else if let Some(v) = d.string(v) {
+                        key.context.insert(k.to_owned(), v);
+                    }
+                }
+            }
+            _ => d.unknown(field, value),
+        }
+    }
+    key
+}
+
+fn dedup<T: PartialEq>(items: &mut Vec<T>) {
+    let mut i = 0;
+    while i < items.len() {
+        if items[..i].contains(&items[i]) {
+            items.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! The `sops` metadata block: who can open the data key, when the file was last written, the
+//! encrypted MAC, the crypt rule, and the format version.
+//!
+//! Stores hand it over as a generic [`Node`]; this module gives it meaning and writes it back in
+//! the field order sops uses, so enseal's files diff cleanly against sops' own.
+
+use crate::config::crypt_rule::{CryptRule, CryptRuleError};
+use crate::format::tree::{Item, Kind, Node, Scalar};
+
+/// The version written into files. sops requires strict `X.Y.Z` and refuses files whose
+/// version it cannot parse, so enseal writes the sops release whose format it implements.
+pub const FORMAT_VERSION: &str = "3.11.0";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metadata {
+    pub key_groups: Vec<KeyGroup>,
+    pub shamir_threshold: Option<usize>,
+    pub last_modified: String,
+    /// The encrypted MAC (`ENC[...]`), empty before the first encryption completes.
+    pub mac: String,
+    pub crypt_rule: CryptRule,
+    pub mac_only_encrypted: bool,
+    pub version: String,
+}
+
+/// One key group: every master key in it can open the same data key (or Shamir share).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct KeyGroup {
+    pub age: Vec<AgeStanza>,
+    pub kms: Vec<KmsStanza>,
+    /// Master keys enseal does not use (pgp, gcp_kms, azure_kv, hc_vault), kept as they were so
+    /// that rewriting a file does not drop other people's access.
+    pub other: Vec<(String, Node)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgeStanza {
+    pub recipient: String,
+    /// The data key (or share) age-encrypted to `recipient`, ASCII-armored.
+    pub enc: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct KmsStanza {
+    pub arn: String,
+    pub role: Option<String>,
+    pub context: Vec<(String, String)>,
+    pub created_at: String,
+    /// Base64 of the KMS CiphertextBlob.
+    pub enc: String,
+    pub aws_profile: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("sops metadata: missing field `{0}`")]
+    Missing(&'static str),
+    #[error("sops metadata: field `{field}` {problem}")]
+    Invalid { field: String, problem: String },
+    #[error("sops metadata: {0}")]
+    CryptRule(#[from] CryptRuleError),
+    #[error("sops metadata: version {0:?} is not a semantic version X.Y.Z")]
+    Version(String),
+}
+
+const KEY_FIELDS: [&str; 6] = ["kms", "gcp_kms", "azure_kv", "hc_vault", "age", "pgp"];
+
+impl Metadata {
+    pub fn new(key_groups: Vec<KeyGroup>, crypt_rule: CryptRule) -> Metadata {
+        Metadata {
+            key_groups,
+            shamir_threshold: None,
+            last_modified: now_rfc3339(),
+            mac: String::new(),
+            crypt_rule,
+            mac_only_encrypted: false,
+            version: FORMAT_VERSION.to_string(),
+        }
+    }
+
+    pub fn from_node(node: &Node) -> Result<Metadata, MetadataError> {
+        let Node::Map(items) = node else {
+            return Err(invalid("sops", "is not a mapping"));
+        };
+        let mut top_group = KeyGroup::default();
+        let mut key_groups = None;
+        let mut shamir_threshold = None;
+        let mut last_modified = None;
+        let mut mac = None;
+        let mut rules: Vec<(&'static str, String)> = Vec::new();
+        let mut mac_only_encrypted = false;
+        let mut version = None;
+        for item in items {
+            let Item::Pair(key, value) = item else {
+                continue;
+            };
+            match key.as_str() {
+                "key_groups" => {
+                    let Node::Seq(groups) = value else {
+                        return Err(invalid("key_groups", "is not a list"));
+                    };
+                    let mut parsed = Vec::new();
+                    for group in groups {
+                        let mut g = KeyGroup::default();
+                        let Node::Map(fields) = group else {
+                            return Err(invalid(
+                                "key_groups",
+                                "has an entry that is not a mapping",
+                            ));
+                        };
+                        for field in fields {
+                            if let Item::Pair(k, v) = field {
+                                read_key_field(&mut g, k, v)?;
+                            }
+                        }
+                        parsed.push(g);
+                    }
+                    key_groups = Some(parsed);
+                }
+                "shamir_threshold" => {
+                    let text = scalar_text(value, "shamir_threshold")?;
+                    shamir_threshold = Some(
+                        text.parse::<usize>()
+                            .map_err(|_| invalid("shamir_threshold", "is not a number"))?,
+                    )
+                    .filter(|t| *t > 0);
+                }
+                "lastmodified" => last_modified = Some(scalar_text(value, "lastmodified")?),
+                "mac" => mac = Some(scalar_text(value, "mac")?),
+                "mac_only_encrypted" => {
+                    mac_only_encrypted = scalar_text(value, "mac_only_encrypted")? == "true"
+                }
+                "version" => version = Some(scalar_text(value, "version")?),
+                k if KEY_FIELDS.contains(&k) => read_key_field(&mut top_group, k, value)?,
+                k => {
+                    if let Some(field) = CryptRule::FIELDS.iter().find(|f| **f == k) {
+                        rules.push((field, scalar_text(value, field)?));
+                    }
+                }
+            }
+        }
+        let key_groups = match key_groups {
+            Some(groups) if !groups.is_empty() => groups,
+            _ => vec![top_group],
+        };
+        let crypt_rule = CryptRule::from_fields(rules.iter().map(|(f, v)| (*f, Some(v.as_str()))))?
+            .unwrap_or_default();
+        let version = version.ok_or(MetadataError::Missing("version"))?;
+        if !is_semver(&version) {
+            return Err(MetadataError::Version(version));
+        }
+        Ok(Metadata {
+            key_groups,
+            shamir_threshold,
+            last_modified: last_modified.ok_or(MetadataError::Missing("lastmodified"))?,
+            mac: mac.ok_or(MetadataError::Missing("mac"))?,
+            crypt_rule,
+            mac_only_encrypted,
+            version,
+        })
+    }
+
+    /// The metadata as a generic mapping, fields in sops' order.
+    pub fn to_node(&self) -> Node {
+        let mut items = Vec::new();
+        let pair = |k: &str, v: Node| Item::Pair(k.to_string(), v);
+        if let Some(t) = self.shamir_threshold {
+            items.push(pair(
+                "shamir_threshold",
+                Node::Scalar(Scalar::new(Kind::Int, t.to_string())),
+            ));
+        }
+        if self.key_groups.len() > 1 {
+            let groups = self
+                .key_groups
+                .iter()
+                .map(|g| {
+                    let mut fields = Vec::new();
+                    write_key_fields(g, &mut fields);
+                    Node::Map(fields)
+                })
+                .collect();
+            items.push(pair("key_groups", Node::Seq(groups)));
+        } else if let Some(g) = self.key_groups.first() {
+            write_key_fields(g, &mut items);
+        }
+        // pgp sits after mac in sops' layout; write_key_fields put it with the others, which
+        // readers accept since they look fields up by name.
+        items.push(pair("lastmodified", Node::str(&self.last_modified)));
+        items.push(pair("mac", Node::str(&self.mac)));
+        items.push(pair(
+            self.crypt_rule.field(),
+            Node::str(self.crypt_rule.value()),
+        ));
+        if self.mac_only_encrypted {
+            items.push(pair(
+                "mac_only_encrypted",
+                Node::Scalar(Scalar::new(Kind::Bool, "true")),
+            ));
+        }
+        items.push(pair("version", Node::str(&self.version)));
+        Node::Map(items)
+    }
+
+    /// Marks the file as written now.
+    pub fn touch(&mut self) {
+        self.last_modified = now_rfc3339();
+        self.version = FORMAT_VERSION.to_string();
+    }
+}
+
+fn read_key_field(group: &mut KeyGroup, key: &str, value: &Node) -> Result<(), MetadataError> {
+    match key {
+        "age" => {
+            for entry in list(value, "age")? {
+                group.age.push(AgeStanza {
+                    recipient: field(entry, "age", "recipient")?,
+                    enc: field(entry, "age", "enc")?,
+                });
+            }
+        }
+        "kms" => {
+            for entry in list(value, "kms")? {
+                let context = match entry.get("context") {
+                    Some(Node::Map(items)) => items
+                        .iter()
+                        .filter_map(|i| match i {
+                            Item::Pair(k, v) => Some((k, v)),
+                            Item::Comment(_) => None,
+                        })
+                        .map(|(k, v)| Ok((k.clone(), scalar_text(v, "kms.context")?)))
+                        .collect::<Result<_, MetadataError>>()?,
+                    _ => Vec::new(),
+                };
+                group.kms.push(KmsStanza {
+                    arn: field(entry, "kms", "arn")?,
+                    role: optional_field(entry, "role")?.filter(|r| !r.is_empty()),
+                    context,
+                    created_at: optional_field(entry, "created_at")?.unwrap_or_default(),
+                    enc: field(entry, "kms", "enc")?,
+                    aws_profile: optional_field(entry, "aws_profile")?.unwrap_or_default(),
+                });
+            }
+        }
+        other => {
+            if !matches!(value, Node::Seq(v) if v.is_empty())
+                && !matches!(value, Node::Scalar(s) if s.kind == Kind::Null)
+            {
+                group.other.push((other.to_string(), value.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
+    if !group.kms.is_empty() {
+        let entries = group
+            .kms
+            .iter()
+            .map(|k| {
+                let mut f = vec![Item::Pair("arn".into(), Node::str(&k.arn))];
+                if let Some(role) = &k.role {
+                    f.push(Item::Pair("role".into(), Node::str(role)));
+                }
+                if !k.context.is_empty() {
+                    let ctx = k
+                        .context
+                        .iter()
+                        .map(|(a, b)| Item::Pair(a.clone(), Node::str(b)))
+                        .collect();
+                    f.push(Item::Pair("context".into(), Node::Map(ctx)));
+                }
+                f.push(Item::Pair("created_at".into(), Node::str(&k.created_at)));
+                f.push(Item::Pair("enc".into(), Node::str(&k.enc)));
+                f.push(Item::Pair("aws_profile".into(), Node::str(&k.aws_profile)));
+                Node::Map(f)
+            })
+            .collect();
+        items.push(Item::Pair("kms".into(), Node::Seq(entries)));
+    }
+    for (name, node) in &group.other {
+        if name != "pgp" {
+            items.push(Item::Pair(name.clone(), node.clone()));
+        }
+    }
+    if !group.age.is_empty() {
+        let entries = group
+            .age
+            .iter()
+            .map(|a| {
+                Node::Map(vec![
+                    Item::Pair("recipient".into(), Node::str(&a.recipient)),
+                    Item::Pair("enc".into(), Node::str(&a.enc)),
+                ])
+            })
+            .collect();
+        items.push(Item::Pair("age".into(), Node::Seq(entries)));
+    }
+    for (name, node) in &group.other {
+        if name == "pgp" {
+            items.push(Item::Pair(name.clone(), node.clone()));
+        }
+    }
+}
+
+fn invalid(field: &str, problem: &str) -> MetadataError {
+    MetadataError::Invalid {
+        field: field.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+fn list<'a>(value: &'a Node, name: &str) -> Result<Vec<&'a Node>, MetadataError> {
+    match value {
+        Node::Seq(items) => Ok(items
+            .iter()
+            .filter(|n| !matches!(n, Node::Comment(_)))
+            .collect()),
+        Node::Scalar(s) if s.kind == Kind::Null => Ok(Vec::new()),
+        _ => Err(invalid(name, "is not a list")),
+    }
+}
+
+fn scalar_text(node: &Node, name: &str) -> Result<String, MetadataError> {
+    match node {
+        Node::Scalar(s) if s.kind != Kind::Null => s
+            .text()
+            .map(str::to_string)
+            .ok_or_else(|| invalid(name, "is not text")),
+        _ => Err(invalid(name, "is not a scalar")),
+    }
+}
+
+fn field(entry: &Node, list_name: &str, name: &str) -> Result<String, MetadataError> {
+    let value = entry
+        .get(name)
+        .ok_or_else(|| invalid(list_name, &format!("has an entry without `{name}`")))?;
+    scalar_text(value, name)
+}
+
+fn optional_field(entry: &Node, name: &str) -> Result<Option<String>, MetadataError> {
+    match entry.get(name) {
+        None => Ok(None),
+        Some(Node::Scalar(s)) if s.kind == Kind::Null => Ok(None),
+        Some(v) => scalar_text(v, name).map(Some),
+    }
+}
+
+fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// UTC now as RFC 3339 with seconds (`2026-11-28T22:45:52Z`), as sops writes `lastmodified`.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    format_unix_seconds(secs)
+}
+
+/// Seconds since the Unix epoch as UTC RFC 3339 (`2026-11-28T22:45:52Z`).
+pub(crate) fn format_unix_seconds(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_unix_time_like_go() {
+        assert_eq!(format_unix_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_unix_seconds(1_709_251_199), "2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn round_trips_through_a_node_with_key_groups() {
+        let mut m = Metadata::new(
+            vec![
+                KeyGroup {
+                    age: vec![AgeStanza {
+                        recipient: "age1a".into(),
+                        enc: "x".into(),
+                    }],
+                    ..Default::default()
+                },
+                KeyGroup {
+                    kms: vec![KmsStanza {
+                        arn: "arn:aws:kms:us-east-1:1:key/k".into(),
+                        context: vec![("app".into(), "web".into())],
+                        enc: "e".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ],
+            CryptRule::default(),
+        );
+        m.shamir_threshold = Some(2);
+        m.mac = "ENC[...]".into();
+        let back = Metadata::from_node(&m.to_node()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn refuses_versions_sops_cannot_parse() {
+        let mut m = Metadata::new(vec![KeyGroup::default()], CryptRule::default());
+        m.version = "3.11".into();
+        assert!(matches!(
+            Metadata::from_node(&m.to_node()),
+            Err(MetadataError::Version(_))
+        ));
+    }
+}

@@ -1,0 +1,7 @@
+//! The document model every store shares: the tree of a file, the order sops walks its values
+//! in, how a typed scalar becomes the bytes sops encrypts and hashes, and the `sops` metadata.
+
+pub mod metadata;
+pub mod scalar_text;
+pub mod tree;
+pub mod walk;

@@ -1,0 +1,1159 @@
+//! age as a key source: wraps the data key for an `age1...` or SSH (`ssh-ed25519 ...`,
+//! `ssh-rsa ...`) recipient as the ASCII-armored `enc` text sops stores, and unwraps it with
+//! identities loaded from the places sops looks.
+//!
+//! Where sops looks (age/keysource.go and age/ssh_parse.go in sops 3.11), all of them, not the
+//! first that exists: the SSH private key in `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, then
+//! `$HOME/.ssh/id_ed25519` and `$HOME/.ssh/id_rsa` when they exist, then `SOPS_AGE_KEY` (key
+//! text), `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD` (split like a shell command line and run
+//! without a shell, stdout holds the keys), then the default file
+//! `$XDG_CONFIG_HOME/sops/age/keys.txt` or `$HOME/.config/sops/age/keys.txt`.
+//!
+//! A passphrase-protected SSH key: sops asks for the passphrase on the terminal, and only when
+//! the key is the recipient of the data key being opened. enseal never prompts, so it reports
+//! that case by file name ([`KeyError::SshKeyNeedsPassphrase`]) and otherwise ignores the key.
+//! age plugins and passphrase-protected age identity files are not supported.
+
+use std::cell::Cell;
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use age::secrecy::ExposeSecret;
+use age::ssh::{Identity as SshIdentity, UnsupportedKey};
+use age::{DecryptError, Decryptor, Encryptor};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::KeyError;
+
+pub const SOPS_AGE_KEY: &str = "SOPS_AGE_KEY";
+pub const SOPS_AGE_KEY_FILE: &str = "SOPS_AGE_KEY_FILE";
+pub const SOPS_AGE_KEY_CMD: &str = "SOPS_AGE_KEY_CMD";
+pub const SOPS_AGE_SSH_PRIVATE_KEY_FILE: &str = "SOPS_AGE_SSH_PRIVATE_KEY_FILE";
+
+/// An age recipient as written in `.sops.yaml`, on the command line, or in a file's metadata.
+/// The text is kept as given (trimmed): sops writes it back as `recipient:` unchanged, so an SSH
+/// recipient keeps its comment (`ssh-ed25519 AAAA... user@host`).
+#[derive(Clone)]
+pub struct AgeRecipient {
+    text: String,
+    key: RecipientKey,
+}
+
+#[derive(Clone)]
+enum RecipientKey {
+    X25519(age::x25519::Recipient),
+    Ssh(age::ssh::Recipient),
+}
+
+/// The key is a function of the text, so comparing texts compares both.
+impl PartialEq for AgeRecipient {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for AgeRecipient {}
+
+impl AgeRecipient {
+    /// Whether this is an SSH public key (age's `ssh-ed25519` / `ssh-rsa` recipient types).
+    pub fn is_ssh(&self) -> bool {
+        matches!(self.key, RecipientKey::Ssh(_))
+    }
+}
+
+impl FromStr for AgeRecipient {
+    type Err = KeyError;
+
+    /// Accepts what sops accepts for X25519 and SSH keys, surrounding whitespace included (sops
+    /// trims it). Plugin (`age1<name>1...`) recipients are recognised and refused by name.
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let text = s.trim();
+        if text.starts_with("age1") && text.matches('1').count() > 1 {
+            return Err(KeyError::UnsupportedRecipient {
+                kind: "age plugin",
+                recipient: text.to_owned(),
+            });
+        }
+        if text.starts_with("age1") {
+            let key =
+                age::x25519::Recipient::from_str(text).map_err(|e| KeyError::InvalidRecipient {
+                    recipient: text.to_owned(),
+                    reason: e.to_owned(),
+                })?;
+            return Ok(AgeRecipient {
+                text: text.to_owned(),
+                key: RecipientKey::X25519(key),
+            });
+        }
+        if text.starts_with("ssh-") {
+            // sops hands the whole line to agessh.ParseRecipient (ssh.ParseAuthorizedKey): the
+            // comment after the key is allowed and ignored; age's parser does the same.
+            use age::ssh::ParseRecipientKeyError as E;
+            let invalid = |reason: String| KeyError::InvalidRecipient {
+                recipient: text.to_owned(),
+                reason,
+            };
+            let key = age::ssh::Recipient::from_str(text).map_err(|e| match e {
+                E::Invalid(why) => invalid(format!("not an age-ssh public key: {why}")),
+                E::RsaModulusTooSmall => invalid("RSA key smaller than 2048 bits".to_owned()),
+                E::RsaModulusTooLarge => invalid("RSA key larger than 4096 bits".to_owned()),
+                E::Unsupported(kind) => invalid(format!(
+                    "SSH key type {kind} is not supported (only ssh-ed25519 and ssh-rsa)"
+                )),
+                E::Ignore => invalid("not an age-ssh public key".to_owned()),
+            })?;
+            return Ok(AgeRecipient {
+                text: text.to_owned(),
+                key: RecipientKey::Ssh(key),
+            });
+        }
+        Err(KeyError::InvalidRecipient {
+            recipient: text.to_owned(),
+            reason: "unknown recipient type".to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for AgeRecipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for AgeRecipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AgeRecipient({})", self.text)
+    }
+}
+
+/// Encrypts `data_key` to one recipient, armored as sops writes `enc`: the
+/// `-----BEGIN AGE ENCRYPTED FILE-----` header, 64-column base64 lines, the end line and a
+/// final newline.
+pub fn wrap(data_key: &[u8], recipient: &AgeRecipient) -> Result<String, KeyError> {
+    let key: &dyn age::Recipient = match &recipient.key {
+        RecipientKey::X25519(k) => k,
+        RecipientKey::Ssh(k) => k,
+    };
+    let encryptor = Encryptor::with_recipients(std::iter::once(key))
+        .map_err(|e| KeyError::Encrypt(e.to_string()))?;
+    let io_err = |e: std::io::Error| KeyError::Encrypt(e.to_string());
+    let armor = ArmoredWriter::wrap_output(Vec::new(), Format::AsciiArmor).map_err(io_err)?;
+    let mut writer = encryptor.wrap_output(armor).map_err(io_err)?;
+    writer.write_all(data_key).map_err(io_err)?;
+    let armored = writer.finish().and_then(|a| a.finish()).map_err(io_err)?;
+    // The armor is base64 and fixed ASCII lines, so this cannot fail; map it anyway rather than
+    // unwrap.
+    String::from_utf8(armored).map_err(|e| KeyError::Encrypt(e.to_string()))
+}
+
+/// Decrypts an `enc` text. Tells "none of these identities is a recipient"
+/// ([`KeyError::NoMatchingIdentity`]) from "this is not a valid age file" ([`KeyError::Corrupt`]).
+pub fn unwrap(armored: &str, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    if ids.is_empty() {
+        return Err(KeyError::NoIdentities {
+            searched: ids.searched.clone(),
+        });
+    }
+    let decryptor = Decryptor::new(ArmoredReader::new(armored.as_bytes()))
+        .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+    let probes: Vec<PassphraseProbe> = ids
+        .ssh_encrypted
+        .iter()
+        .map(|key| PassphraseProbe {
+            key,
+            matched: Cell::new(false),
+        })
+        .collect();
+    // SSH identities first, as sops loads them first.
+    let all = ids
+        .ssh
+        .iter()
+        .map(|i| i as &dyn age::Identity)
+        .chain(ids.identities.iter().map(|i| i as &dyn age::Identity))
+        .chain(probes.iter().map(|p| p as &dyn age::Identity));
+    let mut reader = decryptor.decrypt(all).map_err(|e| match e {
+        DecryptError::NoMatchingKeys => match probes.iter().find(|p| p.matched.get()) {
+            Some(p) => KeyError::SshKeyNeedsPassphrase {
+                path: p.key.path.clone(),
+            },
+            None => KeyError::NoMatchingIdentity {
+                searched: ids.searched.clone(),
+            },
+        },
+        other => KeyError::Corrupt(other.to_string()),
+    })?;
+    let mut plain = Zeroizing::new(Vec::new());
+    reader
+        .read_to_end(&mut plain)
+        .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+    Ok(plain)
+}
+
+/// A new X25519 key pair: the identity file text in age-keygen's layout (`# created: ...`,
+/// `# public key: ...`, the `AGE-SECRET-KEY-1...` line) and the recipient.
+pub fn generate() -> (Zeroizing<String>, String) {
+    generate_at(SystemTime::now())
+}
+
+fn generate_at(created: SystemTime) -> (Zeroizing<String>, String) {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let secret = identity.to_string();
+    let text = Zeroizing::new(format!(
+        "# created: {}\n# public key: {}\n{}\n",
+        rfc3339_utc(created),
+        recipient,
+        secret.expose_secret()
+    ));
+    (text, recipient)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, as age-keygen prints when the zone is UTC.
+fn rfc3339_utc(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    crate::format::metadata::format_unix_seconds(secs)
+}
+
+/// A passphrase-protected SSH private key: only what is needed to tell that a stanza is
+/// addressed to it (the stanza type and the 4-byte key tag age puts in its first argument).
+/// The encrypted key itself is not kept: enseal cannot ask for the passphrase.
+struct EncryptedSshKey {
+    path: String,
+    stanza_type: &'static str,
+    tag: String,
+}
+
+/// Stands in for a passphrase-protected SSH key during one decryption: it never unwraps, but
+/// notes whether a stanza was addressed to its key (where sops would prompt).
+struct PassphraseProbe<'a> {
+    key: &'a EncryptedSshKey,
+    matched: Cell<bool>,
+}
+
+impl age::Identity for PassphraseProbe<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, DecryptError>> {
+        if stanza.tag == self.key.stanza_type
+            && stanza.args.first().map(String::as_str) == Some(self.key.tag.as_str())
+        {
+            self.matched.set(true);
+        }
+        None
+    }
+}
+
+/// The age identities available for decryption. Secret keys are zeroized on drop (age's
+/// `StaticSecret`, its SSH Ed25519 `SecretBox` and the `rsa` crate's private key do it); the key
+/// text they were read from is kept in `Zeroizing` buffers.
+#[derive(Default)]
+pub struct AgeIdentities {
+    identities: Vec<age::x25519::Identity>,
+    /// Unencrypted SSH private keys (always `SshIdentity::Unencrypted`).
+    ssh: Vec<SshIdentity>,
+    ssh_encrypted: Vec<EncryptedSshKey>,
+    /// Where identities were looked for, for error messages.
+    searched: Vec<String>,
+}
+
+impl fmt::Debug for AgeIdentities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgeIdentities")
+            .field("count", &self.len())
+            .field("searched", &self.searched)
+            .finish()
+    }
+}
+
+impl AgeIdentities {
+    /// Loads identities from the process environment and the default key file, as sops does.
+    pub fn from_env() -> Result<AgeIdentities, KeyError> {
+        Self::from_sources(&|name: &str| std::env::var_os(name))
+    }
+
+    /// Like [`Self::from_env`] but reads variables through `env`, so tests need not touch the
+    /// process environment. Every configured source is read; a source that is set but cannot
+    /// be read or holds a malformed line is an error (sops would only mention it if decryption
+    /// then failed). A missing default key file is not an error.
+    ///
+    /// SSH keys: `SOPS_AGE_SSH_PRIVATE_KEY_FILE` is a configured source like the others (an
+    /// unreadable or unsupported key there is an error). `~/.ssh/id_ed25519` and `~/.ssh/id_rsa`
+    /// are picked up when present, and one that is not a usable key is skipped with a note in
+    /// the "looked in" list, as sops notes it, so a stray file there never blocks age keys.
+    pub fn from_sources(env: &dyn Fn(&str) -> Option<OsString>) -> Result<AgeIdentities, KeyError> {
+        let mut ids = AgeIdentities::default();
+
+        if let Some(path) = env(SOPS_AGE_SSH_PRIVATE_KEY_FILE) {
+            let path = PathBuf::from(path);
+            let name = format!("{SOPS_AGE_SSH_PRIVATE_KEY_FILE} ({})", path.display());
+            let bytes = read_key_file(&path, &name)?;
+            ids.add_ssh_key(&path, &bytes).map_err(|reason| {
+                KeyError::IdentitySourceUnreadable {
+                    source_name: name.clone(),
+                    reason,
+                }
+            })?;
+            ids.searched.push(name);
+        }
+
+        // Go's os.UserHomeDir on Unix: $HOME, and nothing when it is empty.
+        if let Some(home) = env("HOME").filter(|v| !v.is_empty()) {
+            for file in ["id_ed25519", "id_rsa"] {
+                let path = PathBuf::from(&home).join(".ssh").join(file);
+                let name = path.display().to_string();
+                if !path.exists() {
+                    ids.searched.push(name);
+                    continue;
+                }
+                let added = read_key_file(&path, &name)
+                    .map_err(|e| match e {
+                        KeyError::IdentitySourceUnreadable { reason, .. } => reason,
+                        other => other.to_string(),
+                    })
+                    .and_then(|bytes| ids.add_ssh_key(&path, &bytes));
+                match added {
+                    Ok(()) => ids.searched.push(name),
+                    Err(reason) => ids.searched.push(format!("{name} (skipped: {reason})")),
+                }
+            }
+        }
+
+        if let Some(text) = env(SOPS_AGE_KEY) {
+            let text = Zeroizing::new(os_to_string(text, SOPS_AGE_KEY)?);
+            ids.add_text(SOPS_AGE_KEY, &text)?;
+        }
+
+        if let Some(path) = env(SOPS_AGE_KEY_FILE) {
+            let path = PathBuf::from(path);
+            let name = format!("{SOPS_AGE_KEY_FILE} ({})", path.display());
+            let bytes = read_key_file(&path, &name)?;
+            ids.add_bytes(&name, &bytes)?;
+        }
+
+        if let Some(cmd) = env(SOPS_AGE_KEY_CMD) {
+            let cmd = os_to_string(cmd, SOPS_AGE_KEY_CMD)?;
+            let out = run_key_command(&cmd)?;
+            ids.add_bytes(SOPS_AGE_KEY_CMD, &out)?;
+        }
+
+        if let Some(path) = default_key_file(env) {
+            let name = path.display().to_string();
+            match std::fs::metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => ids.searched.push(name),
+                _ => {
+                    let bytes = read_key_file(&path, &name)?;
+                    ids.add_bytes(&name, &bytes)?;
+                }
+            }
+        }
+
+        Ok(ids)
+    }
+
+    /// Parses identities from key text (a keys.txt, or a Kubernetes Secret's value).
+    /// `source_name` names the text in errors.
+    pub fn parse(source_name: &str, text: &str) -> Result<AgeIdentities, KeyError> {
+        let mut ids = AgeIdentities::default();
+        ids.add_text(source_name, text)?;
+        Ok(ids)
+    }
+
+    pub fn push(&mut self, identity: age::x25519::Identity) {
+        self.identities.push(identity);
+    }
+
+    /// All identities, SSH keys included (passphrase-protected ones too).
+    pub fn len(&self) -> usize {
+        self.identities.len() + self.ssh.len() + self.ssh_encrypted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the SSH private key read from `path` (OpenSSH format, or PEM for RSA). The error is
+    /// a reason without key material; the caller names the file.
+    fn add_ssh_key(&mut self, path: &Path, bytes: &[u8]) -> Result<(), String> {
+        let shown = path.display().to_string();
+        let identity = SshIdentity::from_buffer(bytes, Some(shown.clone()))
+            .map_err(|_| "not an SSH private key age can use".to_owned())?;
+        match identity {
+            SshIdentity::Unencrypted(_) => self.ssh.push(identity),
+            SshIdentity::Encrypted(_) => {
+                // The public half is stored in clear in an OpenSSH key file: enough to know
+                // which stanzas are addressed to it.
+                let recipient = age::ssh::Recipient::try_from(identity)
+                    .map_err(|_| "unsupported passphrase-protected SSH key".to_owned())?;
+                let (stanza_type, wire) = match &recipient {
+                    age::ssh::Recipient::SshEd25519(wire, _) => ("ssh-ed25519", wire),
+                    age::ssh::Recipient::SshRsa(wire, _) => ("ssh-rsa", wire),
+                };
+                self.ssh_encrypted.push(EncryptedSshKey {
+                    path: shown,
+                    stanza_type,
+                    tag: ssh_key_tag(wire),
+                });
+            }
+            SshIdentity::Unsupported(why) => return Err(unsupported_reason(&why)),
+        }
+        Ok(())
+    }
+
+    fn add_bytes(&mut self, source_name: &str, bytes: &[u8]) -> Result<(), KeyError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| KeyError::MalformedIdentity {
+            source_name: source_name.to_owned(),
+            line: line_of_offset(bytes, e.valid_up_to()),
+            reason: "not UTF-8 text".to_owned(),
+        })?;
+        self.add_text(source_name, text)
+    }
+
+    /// One identity per line; empty lines and lines starting with `#` are skipped, exactly the
+    /// lines sops skips (a line of spaces is an error in sops too).
+    fn add_text(&mut self, source_name: &str, text: &str) -> Result<(), KeyError> {
+        self.searched.push(source_name.to_owned());
+        if text.starts_with("age-encryption") || text.starts_with("-----BEGIN AGE") {
+            return Err(KeyError::EncryptedIdentityFile {
+                source_name: source_name.to_owned(),
+            });
+        }
+        for (idx, line) in text.lines().enumerate() {
+            let malformed = |reason: &str| KeyError::MalformedIdentity {
+                source_name: source_name.to_owned(),
+                line: idx + 1,
+                reason: reason.to_owned(),
+            };
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with("AGE-PLUGIN-") {
+                return Err(malformed("age plugin identities are not supported"));
+            }
+            if !line.starts_with("AGE-SECRET-KEY-1") {
+                return Err(malformed(
+                    "unknown identity type (expected AGE-SECRET-KEY-1...)",
+                ));
+            }
+            let identity = age::x25519::Identity::from_str(line).map_err(malformed)?;
+            self.identities.push(identity);
+        }
+        Ok(())
+    }
+}
+
+/// age's SSH stanza tag: the first 4 bytes of SHA-256 over the public key's wire encoding,
+/// unpadded base64 (agessh.sshFingerprint in Go, ssh_tag in the age crate).
+fn ssh_key_tag(wire: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(&Sha256::digest(wire)[..4])
+}
+
+fn unsupported_reason(key: &UnsupportedKey) -> String {
+    match key {
+        UnsupportedKey::EncryptedPem => {
+            "passphrase-protected PEM key; only the OpenSSH format is supported \
+             (ssh-keygen -p -o converts it)"
+                .to_owned()
+        }
+        UnsupportedKey::EncryptedSsh(cipher) => {
+            format!("SSH key encrypted with the unsupported cipher {cipher}")
+        }
+        UnsupportedKey::Hardware(kind) | UnsupportedKey::Type(kind) => {
+            format!("SSH key type {kind} is not supported (only ssh-ed25519 and ssh-rsa)")
+        }
+    }
+}
+
+fn os_to_string(value: OsString, name: &str) -> Result<String, KeyError> {
+    value
+        .into_string()
+        .map_err(|_| KeyError::IdentitySourceUnreadable {
+            source_name: name.to_owned(),
+            reason: "not valid UTF-8".to_owned(),
+        })
+}
+
+fn read_key_file(path: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    std::fs::read(path)
+        .map(Zeroizing::new)
+        .map_err(|e| KeyError::IdentitySourceUnreadable {
+            source_name: name.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Go's `os.UserConfigDir` on Unix: `$XDG_CONFIG_HOME` when set and absolute (a relative one
+/// makes Go give up, and sops then skips the default file), else `$HOME/.config`.
+fn default_key_file(env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let base = match env("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(xdg) => {
+            let xdg = PathBuf::from(xdg);
+            if !xdg.is_absolute() {
+                return None;
+            }
+            xdg
+        }
+        None => PathBuf::from(env("HOME").filter(|v| !v.is_empty())?).join(".config"),
+    };
+    Some(base.join("sops").join("age").join("keys.txt"))
+}
+
+/// Runs `SOPS_AGE_KEY_CMD` as sops does: split with shell-like quoting rules, executed directly
+/// (no shell), stdin from /dev/null. Its stderr goes to ours so the user sees why it failed.
+fn run_key_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let fail = |reason: String| KeyError::KeyCommand {
+        command: cmd.to_owned(),
+        reason,
+    };
+    let args = shell_words(cmd).map_err(|e| fail(e.to_owned()))?;
+    let (program, rest) = args
+        .split_first()
+        .ok_or_else(|| fail("empty command".to_owned()))?;
+    let output = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    let stdout = Zeroizing::new(output.stdout);
+    if !output.status.success() {
+        return Err(fail(output.status.to_string()));
+    }
+    Ok(stdout)
+}
+
+/// Splits a command line the way github.com/google/shlex (used by sops) does: blanks separate
+/// words, `'...'` is literal, `"..."` and bare words honour backslash escapes, and `#` at the
+/// start of a word comments out the rest of the line.
+fn shell_words(s: &str) -> Result<Vec<String>, &'static str> {
+    let mut words = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.peek() {
+            None => break,
+            Some('#') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                continue;
+            }
+            Some(_) => {}
+        }
+        let mut word = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            match c {
+                '\'' => loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("unclosed single quote"),
+                    }
+                },
+                '"' => loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c) => word.push(c),
+                            None => return Err("unclosed double quote"),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("unclosed double quote"),
+                    }
+                },
+                '\\' => match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("trailing backslash"),
+                },
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys");
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap()
+    }
+
+    fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "enseal-age-{tag}-{}-{:x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Pulls the `enc` block scalars out of a sops YAML fixture, in file order. Indentation
+    /// is stripped; good enough for the fixtures sops wrote.
+    fn enc_blocks(yaml: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current: Option<String> = None;
+        for line in yaml.lines() {
+            let t = line.trim();
+            if let Some(buf) = current.as_mut() {
+                buf.push_str(t);
+                buf.push('\n');
+                if t == "-----END AGE ENCRYPTED FILE-----" {
+                    out.push(current.take().unwrap());
+                }
+            } else if t == "enc: |" {
+                current = Some(String::new());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn recipient_round_trips_its_text() {
+        let text = "age1q6tj20qmu36rmhnvwtenf6ezz2hrtt4aknnxsyu6k5wklw4aw4psu4ec22";
+        let r: AgeRecipient = format!("  {text}\n").parse().unwrap();
+        assert_eq!(r.to_string(), text);
+    }
+
+    #[test]
+    fn recipient_errors_name_the_kind() {
+        assert!(matches!(
+            "age1yubikey1qwerty".parse::<AgeRecipient>(),
+            Err(KeyError::UnsupportedRecipient {
+                kind: "age plugin",
+                ..
+            })
+        ));
+        // SSH recipients are accepted now (sops 3.11 does), but a damaged one names the kind.
+        let err = "ssh-ed25519 AAAAC3Nza user@host"
+            .parse::<AgeRecipient>()
+            .unwrap_err();
+        assert!(matches!(err, KeyError::InvalidRecipient { .. }));
+        assert!(err.to_string().contains("age-ssh public key"), "{err}");
+        assert!(matches!(
+            "age1notbech32".parse::<AgeRecipient>(),
+            Err(KeyError::InvalidRecipient { .. })
+        ));
+        assert!(matches!(
+            "pgp:ABCDEF".parse::<AgeRecipient>(),
+            Err(KeyError::InvalidRecipient { .. })
+        ));
+    }
+
+    /// The armor framing sops (Go's filippo.io/age/armor) writes: header line, full 64-column
+    /// base64 lines, a last shorter-or-equal line, the end line, one final newline, no CR.
+    fn assert_sops_armor(enc: &str) {
+        assert!(!enc.contains('\r'));
+        assert!(
+            enc.ends_with("\n-----END AGE ENCRYPTED FILE-----\n"),
+            "{enc}"
+        );
+        let lines: Vec<&str> = enc.lines().collect();
+        assert_eq!(lines[0], "-----BEGIN AGE ENCRYPTED FILE-----");
+        let body = &lines[1..lines.len() - 1];
+        let (last, full) = body.split_last().unwrap();
+        assert!(full.iter().all(|l| l.len() == 64), "{enc}");
+        assert!(!last.is_empty() && last.len() <= 64, "{enc}");
+    }
+
+    /// Our stanza is longer than sops' because the age crate adds a random "grease" recipient
+    /// stanza (spec-compliant; Go's age skips it). The framing is the same.
+    #[test]
+    fn wrap_writes_the_armor_sops_writes() {
+        let (_, recipient) = generate();
+        let enc = wrap(&[1u8; 32], &recipient.parse().unwrap()).unwrap();
+        assert_sops_armor(&enc);
+        for sops_enc in enc_blocks(&fixture("single.enc.yaml")) {
+            assert_sops_armor(&sops_enc);
+        }
+    }
+
+    #[test]
+    fn wrap_then_unwrap_round_trips() {
+        let (key_text, recipient) = generate();
+        let ids = AgeIdentities::parse("test", &key_text).unwrap();
+        let enc = wrap(
+            b"0123456789abcdef0123456789abcdef",
+            &recipient.parse().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            &unwrap(&enc, &ids).unwrap()[..],
+            b"0123456789abcdef0123456789abcdef"
+        );
+    }
+
+    /// Flips one base64 character of the payload line (the last body line), keeping it valid
+    /// base64 so the damage reaches the cipher rather than the armor decoder.
+    fn damage_payload(enc: &str) -> String {
+        let mut lines: Vec<String> = enc.lines().map(str::to_owned).collect();
+        let n = lines.len() - 2;
+        lines[n] = lines[n]
+            .chars()
+            .enumerate()
+            .map(|(i, c)| match (i, c) {
+                (0, 'A') => 'B',
+                (0, _) => 'A',
+                _ => c,
+            })
+            .collect();
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn unwrap_tells_wrong_identity_from_corruption() {
+        let (key_text, recipient) = generate();
+        let ids = AgeIdentities::parse("k", &key_text).unwrap();
+        let (other_key, _) = generate();
+        let other = AgeIdentities::parse("other", &other_key).unwrap();
+        let enc = wrap(&[9u8; 32], &recipient.parse().unwrap()).unwrap();
+        assert!(matches!(
+            unwrap(&enc, &other),
+            Err(KeyError::NoMatchingIdentity { .. })
+        ));
+        assert!(matches!(
+            unwrap("not age at all", &other),
+            Err(KeyError::Corrupt(_))
+        ));
+        assert!(matches!(
+            unwrap(&damage_payload(&enc), &ids),
+            Err(KeyError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn unwrap_without_identities_says_so() {
+        let ids = AgeIdentities::from_sources(&env_of(&[])).unwrap();
+        assert!(ids.is_empty());
+        assert!(matches!(
+            unwrap("x", &ids),
+            Err(KeyError::NoIdentities { .. })
+        ));
+    }
+
+    #[test]
+    fn unwraps_data_key_written_by_sops() {
+        let ids = AgeIdentities::parse("k1", &fixture("k1.txt")).unwrap();
+        let enc = &enc_blocks(&fixture("single.enc.yaml"))[0];
+        let key = unwrap(enc, &ids).unwrap();
+        assert_eq!(key.len(), 32);
+        // Both recipients of the file wrap the same data key.
+        let ids2 = AgeIdentities::parse("k2", &fixture("k2.txt")).unwrap();
+        let enc2 = &enc_blocks(&fixture("single.enc.yaml"))[1];
+        assert_eq!(unwrap(enc2, &ids2).unwrap(), key);
+        assert!(matches!(
+            unwrap(enc2, &ids),
+            Err(KeyError::NoMatchingIdentity { .. })
+        ));
+    }
+
+    /// A peer tool, from its variable (as scripts/test.sh sets them) or PATH.
+    fn peer(var: &str, name: &str) -> OsString {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| name.into())
+    }
+
+    #[test]
+    fn age_cli_opens_what_we_wrap() {
+        let dir = temp_dir("cli");
+        let (key_text, recipient) = generate();
+        let key_file = dir.join("keys.txt");
+        std::fs::write(&key_file, key_text.as_bytes()).unwrap();
+        let enc = wrap(
+            b"the data key, 32 bytes long.....",
+            &recipient.parse().unwrap(),
+        )
+        .unwrap();
+        let mut child = Command::new(peer("ENSEAL_AGE_BIN", "age"))
+            .arg("-d")
+            .arg("-i")
+            .arg(&key_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the age CLI must be on PATH for the interop tests");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(enc.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"the data key, 32 bytes long.....");
+        // And age-keygen agrees on the recipient of the generated identity.
+        let y = Command::new(peer("ENSEAL_AGE_KEYGEN_BIN", "age-keygen"))
+            .arg("-y")
+            .arg(&key_file)
+            .output()
+            .expect("age-keygen must be on PATH for the interop tests");
+        assert_eq!(String::from_utf8(y.stdout).unwrap().trim(), recipient);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn generated_file_has_age_keygen_layout() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_796_080_202);
+        let (text, recipient) = generate_at(t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "# created: 2026-11-30T23:10:02Z");
+        assert_eq!(lines[1], format!("# public key: {recipient}"));
+        assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
+        assert!(text.ends_with('\n'));
+        assert!(recipient.starts_with("age1"));
+        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339_utc(UNIX_EPOCH + std::time::Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn key_text_skips_comments_and_blank_lines_and_holds_several_keys() {
+        let (k1, _) = generate();
+        let (k2, _) = generate();
+        let text = format!("# comment\n\n{}\r\n{}", k1.as_str(), k2.as_str());
+        let ids = AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY, &text)])).unwrap();
+        assert_eq!(ids.len(), 2);
+    }
+
+    #[test]
+    fn malformed_key_file_error_names_file_and_line_not_the_key() {
+        let dir = temp_dir("bad");
+        let path = dir.join("keys.txt");
+        let secret_looking = "AGE-SECRET-KEY-1NOTREALLYAKEYBUTITLOOKSLIKEONE";
+        std::fs::write(&path, format!("# created\n\n{secret_looking}\n")).unwrap();
+        let err =
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_FILE, path.to_str().unwrap())]))
+                .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, KeyError::MalformedIdentity { line: 3, .. }));
+        assert!(msg.contains(path.to_str().unwrap()), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(!msg.contains("NOTREALLY"), "{msg}");
+
+        std::fs::write(&path, "   \n").unwrap();
+        assert!(matches!(
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_FILE, path.to_str().unwrap())])),
+            Err(KeyError::MalformedIdentity { line: 1, .. })
+        ));
+
+        let missing = dir.join("nope.txt");
+        let err =
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_FILE, missing.to_str().unwrap())]))
+                .unwrap_err();
+        assert!(matches!(err, KeyError::IdentitySourceUnreadable { .. }));
+        assert!(err.to_string().contains("nope.txt"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn passphrase_protected_identity_file_is_refused_by_name() {
+        assert!(matches!(
+            AgeIdentities::parse("f", "-----BEGIN AGE ENCRYPTED FILE-----\nabc\n"),
+            Err(KeyError::EncryptedIdentityFile { .. })
+        ));
+        assert!(matches!(
+            AgeIdentities::parse("f", "AGE-PLUGIN-YUBIKEY-1ABC\n"),
+            Err(KeyError::MalformedIdentity { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn all_sources_are_combined_like_sops() {
+        let dir = temp_dir("sources");
+        let (k_env, _) = generate();
+        let (k_file, _) = generate();
+        let (k_cmd, _) = generate();
+        let (k_default, _) = generate();
+        let file = dir.join("file.txt");
+        std::fs::write(&file, k_file.as_bytes()).unwrap();
+        let cmd_file = dir.join("cmd key.txt");
+        std::fs::write(&cmd_file, k_cmd.as_bytes()).unwrap();
+        let xdg = dir.join("xdg");
+        std::fs::create_dir_all(xdg.join("sops/age")).unwrap();
+        std::fs::write(xdg.join("sops/age/keys.txt"), k_default.as_bytes()).unwrap();
+        // Quoted path with a space: split like a shell would, no shell involved.
+        let cmd = format!("cat '{}'", cmd_file.display());
+        let ids = AgeIdentities::from_sources(&env_of(&[
+            (SOPS_AGE_KEY, k_env.as_str()),
+            (SOPS_AGE_KEY_FILE, file.to_str().unwrap()),
+            (SOPS_AGE_KEY_CMD, &cmd),
+            ("XDG_CONFIG_HOME", xdg.to_str().unwrap()),
+            ("HOME", "/nonexistent"),
+        ]))
+        .unwrap();
+        assert_eq!(ids.len(), 4);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn default_file_falls_back_to_home_and_may_be_missing() {
+        let dir = temp_dir("home");
+        let ids = AgeIdentities::from_sources(&env_of(&[("HOME", dir.to_str().unwrap())])).unwrap();
+        assert!(ids.is_empty());
+        let (k, r) = generate();
+        std::fs::create_dir_all(dir.join(".config/sops/age")).unwrap();
+        std::fs::write(dir.join(".config/sops/age/keys.txt"), k.as_bytes()).unwrap();
+        let ids = AgeIdentities::from_sources(&env_of(&[("HOME", dir.to_str().unwrap())])).unwrap();
+        let enc = wrap(&[3u8; 32], &r.parse().unwrap()).unwrap();
+        assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[3u8; 32]);
+        // A relative XDG_CONFIG_HOME makes Go's UserConfigDir fail: no default file at all,
+        // not even the $HOME one.
+        let ids = AgeIdentities::from_sources(&env_of(&[
+            ("HOME", dir.to_str().unwrap()),
+            ("XDG_CONFIG_HOME", "relative/dir"),
+        ]))
+        .unwrap();
+        assert!(ids.is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn failing_key_command_is_an_error() {
+        let err = AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_CMD, "false")])).unwrap_err();
+        assert!(matches!(err, KeyError::KeyCommand { .. }));
+        let err = AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_CMD, "  ")])).unwrap_err();
+        assert!(matches!(err, KeyError::KeyCommand { .. }));
+    }
+
+    #[test]
+    fn shell_words_follow_shlex() {
+        assert_eq!(
+            shell_words(r#"pass show "age key" 'a b'\ c # comment"#).unwrap(),
+            vec!["pass", "show", "age key", "a b c"]
+        );
+        assert_eq!(shell_words(r#"a"b"'c'"#).unwrap(), vec!["abc"]);
+        assert!(shell_words("'open").is_err());
+        assert!(shell_words("").unwrap().is_empty());
+    }
+
+    /// A fresh SSH key pair from the real ssh-keygen: (private key path, public key line).
+    fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> (PathBuf, String) {
+        let path = dir.join(name);
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args([
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            passphrase,
+            "-C",
+            "tester@enseal",
+            "-f",
+        ])
+        .arg(&path);
+        if kind == "rsa" {
+            cmd.args(["-b", "2048"]);
+        }
+        let status = cmd
+            .status()
+            .expect("ssh-keygen is needed for the SSH key tests: apt-get install openssh-client");
+        assert!(status.success());
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        (path, public.trim().to_owned())
+    }
+
+    #[test]
+    fn ssh_recipients_keep_their_line_and_open_with_the_private_key() {
+        let dir = temp_dir("ssh");
+        for kind in ["ed25519", "rsa"] {
+            let (key, line) = ssh_keygen(&dir, &format!("id_{kind}"), kind, "");
+            let r: AgeRecipient = format!(" {line}\n").parse().unwrap();
+            assert!(r.is_ssh());
+            // sops writes the trimmed line, comment included, as `recipient:`.
+            assert_eq!(r.to_string(), line);
+            let enc = wrap(&[7u8; 32], &r).unwrap();
+            assert_sops_armor(&enc);
+            let from_var = AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+                key.to_str().unwrap(),
+            )]))
+            .unwrap();
+            assert_eq!(from_var.len(), 1);
+            assert_eq!(&unwrap(&enc, &from_var).unwrap()[..], &[7u8; 32]);
+
+            // The default place: $HOME/.ssh/id_ed25519 or id_rsa.
+            let home = dir.join(format!("home-{kind}"));
+            std::fs::create_dir_all(home.join(".ssh")).unwrap();
+            std::fs::copy(&key, home.join(".ssh").join(format!("id_{kind}"))).unwrap();
+            let from_home =
+                AgeIdentities::from_sources(&env_of(&[("HOME", home.to_str().unwrap())])).unwrap();
+            assert_eq!(from_home.len(), 1);
+            assert_eq!(&unwrap(&enc, &from_home).unwrap()[..], &[7u8; 32]);
+
+            // An X25519 identity alone does not open it.
+            let (k, _) = generate();
+            let other = AgeIdentities::parse("k", &k).unwrap();
+            assert!(matches!(
+                unwrap(&enc, &other),
+                Err(KeyError::NoMatchingIdentity { .. })
+            ));
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn wrong_ssh_key_is_no_matching_identity() {
+        let dir = temp_dir("ssh-wrong");
+        let (_, line) = ssh_keygen(&dir, "a", "ed25519", "");
+        let (other, _) = ssh_keygen(&dir, "b", "ed25519", "");
+        let enc = wrap(&[1u8; 32], &line.parse().unwrap()).unwrap();
+        let ids = AgeIdentities::from_sources(&env_of(&[(
+            SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+            other.to_str().unwrap(),
+        )]))
+        .unwrap();
+        let err = unwrap(&enc, &ids).unwrap_err();
+        assert!(matches!(err, KeyError::NoMatchingIdentity { .. }), "{err}");
+        assert!(err.to_string().contains(other.to_str().unwrap()), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn passphrase_protected_ssh_key_is_named_only_when_it_is_the_recipient() {
+        let dir = temp_dir("ssh-pass");
+        for kind in ["ed25519", "rsa"] {
+            let (key, line) = ssh_keygen(&dir, &format!("locked_{kind}"), kind, "s3cret pass");
+            let ids = AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+                key.to_str().unwrap(),
+            )]))
+            .unwrap();
+            assert_eq!(ids.len(), 1);
+            let enc = wrap(&[2u8; 32], &line.parse().unwrap()).unwrap();
+            let err = unwrap(&enc, &ids).unwrap_err();
+            assert!(
+                matches!(&err, KeyError::SshKeyNeedsPassphrase { path } if path == key.to_str().unwrap()),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+            // Not its recipient: no prompt in sops, so just "no matching identity" here.
+            let (_, r) = generate();
+            let enc = wrap(&[2u8; 32], &r.parse().unwrap()).unwrap();
+            assert!(matches!(
+                unwrap(&enc, &ids),
+                Err(KeyError::NoMatchingIdentity { .. })
+            ));
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bad_ssh_key_files_error_by_name_or_are_skipped_at_the_default_path() {
+        let dir = temp_dir("ssh-bad");
+        let bad = dir.join("not_a_key");
+        let secret_looking = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETSTUFF\n";
+        std::fs::write(&bad, secret_looking).unwrap();
+        let err = AgeIdentities::from_sources(&env_of(&[(
+            SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+            bad.to_str().unwrap(),
+        )]))
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, KeyError::IdentitySourceUnreadable { .. }),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(SOPS_AGE_SSH_PRIVATE_KEY_FILE) && msg.contains("not_a_key"),
+            "{msg}"
+        );
+        assert!(!msg.contains("SECRETSTUFF"), "{msg}");
+        let missing = dir.join("missing");
+        assert!(matches!(
+            AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+                missing.to_str().unwrap()
+            )])),
+            Err(KeyError::IdentitySourceUnreadable { .. })
+        ));
+
+        // At the default path a broken or unsupported file is skipped (sops only mentions it if
+        // decryption then fails), so age keys elsewhere still work.
+        let home = dir.join("home");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::write(home.join(".ssh/id_ed25519"), secret_looking).unwrap();
+        ssh_keygen(&home.join(".ssh"), "id_rsa", "ecdsa", "");
+        let (k, r) = generate();
+        let ids = AgeIdentities::from_sources(&env_of(&[
+            ("HOME", home.to_str().unwrap()),
+            (SOPS_AGE_KEY, k.as_str()),
+        ]))
+        .unwrap();
+        assert_eq!(ids.len(), 1);
+        let enc = wrap(&[4u8; 32], &r.parse().unwrap()).unwrap();
+        assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[4u8; 32]);
+        let (_, ssh_line) = ssh_keygen(&dir, "elsewhere", "ed25519", "");
+        let enc = wrap(&[4u8; 32], &ssh_line.parse().unwrap()).unwrap();
+        let msg = unwrap(&enc, &ids).unwrap_err().to_string();
+        assert!(msg.contains("id_ed25519 (skipped:"), "{msg}");
+        assert!(msg.contains("id_rsa (skipped: SSH key type ecdsa"), "{msg}");
+        assert!(!msg.contains("SECRETSTUFF"), "{msg}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn ssh_recipient_kinds_sops_refuses_are_refused() {
+        let dir = temp_dir("ssh-kinds");
+        let (_, ecdsa) = ssh_keygen(&dir, "e", "ecdsa", "");
+        // Not `ssh-` at all: sops says "unknown recipient type" too.
+        let err = ecdsa.parse::<AgeRecipient>().unwrap_err();
+        assert!(err.to_string().contains("unknown recipient type"), "{err}");
+        let path = dir.join("small");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "rsa", "-b", "1024", "-N", "", "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen is needed: apt-get install openssh-client");
+        assert!(status.success());
+        // agessh refuses RSA keys under 2048 bits; so does age's parser.
+        let line = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        let err = line.parse::<AgeRecipient>().unwrap_err();
+        assert!(err.to_string().contains("2048"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

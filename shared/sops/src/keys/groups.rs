@@ -1,0 +1,270 @@
+//! Wrapping a file's data key for its key groups, and getting it back.
+//!
+//! One group: every master key in it wraps the whole data key. Several groups: the data key is
+//! split with Shamir's scheme, one share per group, and any `shamir_threshold` groups rebuild it
+//! (sops' behaviour; the threshold defaults to the number of groups).
+
+use zeroize::Zeroizing;
+
+use crate::crypto::data_key::DataKey;
+use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza, Metadata};
+use crate::keys::age::{self as agekeys, AgeIdentities, AgeRecipient};
+use crate::keys::shamir::{self, ShamirError};
+use crate::keys::{KeyError, KmsService};
+
+/// The master keys of one group, as named on the command line or in a creation rule.
+#[derive(Clone, Debug, Default)]
+pub struct GroupRecipients {
+    pub age: Vec<AgeRecipient>,
+    /// KMS keys to wrap for (`arn`, `role`, `context`, `aws_profile` set; `enc` empty).
+    pub kms: Vec<KmsStanza>,
+}
+
+impl GroupRecipients {
+    pub fn is_empty(&self) -> bool {
+        self.age.is_empty() && self.kms.is_empty()
+    }
+}
+
+/// What the user holds to open files: age identities and, optionally, KMS access.
+pub struct Keyring {
+    pub age: AgeIdentities,
+    pub kms: Option<Box<dyn KmsService>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyGroupError {
+    #[error("no master keys given: name age recipients (--age, SOPS_AGE_RECIPIENTS) or KMS keys, or add a creation rule to .sops.yaml")]
+    NoKeys,
+    #[error("key group {group} has no master keys")]
+    EmptyGroup { group: usize },
+    #[error("KMS keys are named but no KMS access is configured")]
+    NoKms,
+    #[error("cannot wrap the data key for {key}: {reason}")]
+    Wrap { key: String, reason: String },
+    #[error("Shamir secret sharing: {0}")]
+    Shamir(#[from] ShamirError),
+    /// Every master key was tried; lists each key and why it failed, never key material.
+    #[error("could not retrieve the data key: {}", describe_attempts(.attempts, *.needed, *.found))]
+    Unavailable {
+        attempts: Vec<(String, String)>,
+        needed: usize,
+        found: usize,
+    },
+}
+
+fn describe_attempts(attempts: &[(String, String)], needed: usize, found: usize) -> String {
+    let mut s = if needed > 1 {
+        format!("needed {needed} key groups, could open {found}")
+    } else {
+        "no master key could open it".to_string()
+    };
+    for (key, why) in attempts {
+        s.push_str(&format!("\n  - {key}: {why}"));
+    }
+    s
+}
+
+/// Wraps `key` for `groups`; returns the metadata key groups and the threshold to record.
+pub fn wrap(
+    key: &DataKey,
+    groups: &[GroupRecipients],
+    threshold: Option<usize>,
+    kms: Option<&dyn KmsService>,
+) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
+    if groups.is_empty() || groups.iter().all(GroupRecipients::is_empty) {
+        return Err(KeyGroupError::NoKeys);
+    }
+    if let Some(i) = groups.iter().position(GroupRecipients::is_empty) {
+        return Err(KeyGroupError::EmptyGroup { group: i + 1 });
+    }
+    if groups.len() == 1 {
+        let group = wrap_group(key.as_bytes(), &groups[0], kms)?;
+        return Ok((vec![group], threshold));
+    }
+    let threshold = threshold.unwrap_or(groups.len());
+    let shares = shamir::split(key.as_bytes(), groups.len(), threshold)?;
+    let wrapped = groups
+        .iter()
+        .zip(shares.iter())
+        .map(|(g, share)| wrap_group(share, g, kms))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((wrapped, Some(threshold)))
+}
+
+fn wrap_group(
+    secret: &[u8],
+    group: &GroupRecipients,
+    kms: Option<&dyn KmsService>,
+) -> Result<KeyGroup, KeyGroupError> {
+    let mut out = KeyGroup::default();
+    for r in &group.age {
+        let enc = agekeys::wrap(secret, r).map_err(|e| KeyGroupError::Wrap {
+            key: r.to_string(),
+            reason: e.to_string(),
+        })?;
+        out.age.push(AgeStanza {
+            recipient: r.to_string(),
+            enc,
+        });
+    }
+    for k in &group.kms {
+        let service = kms.ok_or(KeyGroupError::NoKms)?;
+        out.kms.push(
+            service
+                .encrypt(k, secret)
+                .map_err(|reason| KeyGroupError::Wrap {
+                    key: k.arn.clone(),
+                    reason,
+                })?,
+        );
+    }
+    Ok(out)
+}
+
+/// Gets the data key back from the metadata with what the keyring holds. age keys are tried
+/// before KMS keys, as sops does by default.
+pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
+    let groups = &metadata.key_groups;
+    let needed = if groups.len() > 1 {
+        metadata.shamir_threshold.unwrap_or(groups.len())
+    } else {
+        1
+    };
+    let mut attempts = Vec::new();
+    let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    for group in groups {
+        if let Some(part) = open_group(group, keyring, &mut attempts) {
+            parts.push(part);
+            if parts.len() >= needed {
+                break;
+            }
+        }
+    }
+    if parts.len() < needed || parts.is_empty() {
+        return Err(KeyGroupError::Unavailable {
+            attempts,
+            needed,
+            found: parts.len(),
+        });
+    }
+    let secret = if groups.len() > 1 {
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        shamir::combine(&refs)?
+    } else {
+        parts.swap_remove(0)
+    };
+    DataKey::from_slice(&secret).ok_or_else(|| KeyGroupError::Unavailable {
+        attempts: vec![(
+            "data key".into(),
+            format!("recovered {} bytes, expected 32", secret.len()),
+        )],
+        needed,
+        found: 0,
+    })
+}
+
+fn open_group(
+    group: &KeyGroup,
+    keyring: &Keyring,
+    attempts: &mut Vec<(String, String)>,
+) -> Option<Zeroizing<Vec<u8>>> {
+    for stanza in &group.age {
+        match agekeys::unwrap(&stanza.enc, &keyring.age) {
+            Ok(secret) => return Some(secret),
+            Err(e) => attempts.push((format!("age {}", stanza.recipient), short_reason(&e))),
+        }
+    }
+    for stanza in &group.kms {
+        match &keyring.kms {
+            Some(kms) => match kms.decrypt(stanza) {
+                Ok(secret) => return Some(secret),
+                Err(why) => attempts.push((format!("kms {}", stanza.arn), why)),
+            },
+            None => attempts.push((
+                format!("kms {}", stanza.arn),
+                "KMS access is not configured".into(),
+            )),
+        }
+    }
+    for (name, _) in &group.other {
+        attempts.push((
+            name.clone(),
+            "this key type is not supported by enseal".into(),
+        ));
+    }
+    None
+}
+
+fn short_reason(e: &KeyError) -> String {
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::crypt_rule::CryptRule;
+
+    fn identity() -> (String, AgeRecipient) {
+        let (secret, recipient) = agekeys::generate();
+        (secret.to_string(), recipient.parse().unwrap())
+    }
+
+    fn keyring(secrets: &[&String]) -> Keyring {
+        let text: String = secrets
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        Keyring {
+            age: AgeIdentities::parse("test", &text).unwrap(),
+            kms: None,
+        }
+    }
+
+    #[test]
+    fn one_group_wraps_the_whole_key_for_every_recipient() {
+        let (s1, r1) = identity();
+        let (_, r2) = identity();
+        let key = DataKey::generate();
+        let group = GroupRecipients {
+            age: vec![r1, r2],
+            kms: vec![],
+        };
+        let (groups, threshold) = wrap(&key, &[group], None, None).unwrap();
+        assert_eq!((groups.len(), groups[0].age.len(), threshold), (1, 2, None));
+        let meta = Metadata::new(groups, CryptRule::default());
+        assert_eq!(
+            unwrap(&meta, &keyring(&[&s1])).unwrap().as_bytes(),
+            key.as_bytes()
+        );
+    }
+
+    #[test]
+    fn shamir_groups_need_the_threshold() {
+        let people: Vec<_> = (0..3).map(|_| identity()).collect();
+        let groups: Vec<_> = people
+            .iter()
+            .map(|(_, r)| GroupRecipients {
+                age: vec![r.clone()],
+                kms: vec![],
+            })
+            .collect();
+        let key = DataKey::generate();
+        let (wrapped, threshold) = wrap(&key, &groups, Some(2), None).unwrap();
+        assert_eq!(threshold, Some(2));
+        let mut meta = Metadata::new(wrapped, CryptRule::default());
+        meta.shamir_threshold = threshold;
+        let two = keyring(&[&people[0].0, &people[2].0]);
+        assert_eq!(unwrap(&meta, &two).unwrap().as_bytes(), key.as_bytes());
+        let err = unwrap(&meta, &keyring(&[&people[1].0])).unwrap_err();
+        assert!(matches!(
+            err,
+            KeyGroupError::Unavailable {
+                needed: 2,
+                found: 1,
+                ..
+            }
+        ));
+    }
+}

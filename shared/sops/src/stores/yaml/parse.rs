@@ -1,0 +1,1501 @@
+//! Reading a YAML stream into documents that remember where everything was.
+//!
+//! saphyr-parser does the YAML proper (structure, escapes, folding, errors); this module keeps,
+//! next to every value, the byte ranges the lossless writer splices into, and finds the comments
+//! (which the parser drops) by scanning the text between tokens. Comments are attached to the
+//! mapping or sequence where sops (through go-yaml's head/line/foot comments) puts them, because a
+//! comment's AAD is its parent's path: see [`Builder::place_comment`].
+
+use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use super::fast;
+use super::mask::{Masked, PLACEHOLDER};
+use super::{emit, resolve};
+use crate::format::tree::{Item, Kind, Node, Scalar};
+use crate::stores::StoreError;
+
+/// A parsed stream and its layout.
+pub struct Source {
+    pub text: String,
+    pub docs: Vec<DocSource>,
+    /// The line break the file uses (`"\r\n"` when its first line ends that way).
+    pub nl: &'static str,
+}
+
+pub struct DocSource {
+    /// Always a mapping (an empty document is an empty block mapping at `content_start`).
+    pub root: SNode,
+    /// Index in `root`'s items of the top-level `sops` entry.
+    pub sops_item: Option<usize>,
+    /// The indentation step the document uses for nested block collections, when it has any.
+    pub indent: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+    Folded,
+}
+
+pub struct SNode {
+    /// First byte of the node itself (after any anchor or tag).
+    pub start: usize,
+    /// End of the node's text, never including the line break that ends its last line. For a
+    /// block collection this covers all of its items, comments included; for a flow collection
+    /// it is just after the closing bracket.
+    pub end: usize,
+    /// End of everything that belongs to the node, comments included (an inline comment given
+    /// to a flow collection lies after its closing bracket).
+    pub extent: usize,
+    pub body: SBody,
+}
+
+pub enum SBody {
+    Scalar(SScalar),
+    /// An alias, resolved: `value` is the anchored node's value.
+    Alias(Node),
+    Map(SColl),
+    Seq(SColl),
+}
+
+pub struct SScalar {
+    pub style: Style,
+    /// Written with an explicit `!!str` tag, which keeps `4` a string when plain.
+    pub str_tag: bool,
+    /// The value, except its bytes when `in_text` (read them with [`SNode::scalar_bytes`]).
+    pub value: Scalar,
+    /// The value is spelled in the text exactly as it is (the node's `start..end`), so its
+    /// bytes are not held twice: most values of a large file are such plain scalars.
+    pub in_text: bool,
+    /// For block scalars: the header indicators (`|-`, `>2`...), the content indentation and
+    /// where the content lines start. The content runs from `content_start` to the node's `end`.
+    /// Boxed: few scalars are blocks, and every item of a large file pays for the space.
+    pub block: Option<Box<BlockInfo>>,
+}
+
+pub struct BlockInfo {
+    pub header: (usize, usize),
+    /// End of the header line (before its line break): where new content lines are attached.
+    pub header_line_end: usize,
+    pub content_indent: usize,
+    /// The indentation of the structure the scalar belongs to (YAML's `n`).
+    pub parent_indent: usize,
+}
+
+pub struct SColl {
+    pub flow: bool,
+    /// Column of the keys (mapping) or of the `-` (sequence) for block collections.
+    pub indent: usize,
+    pub items: Vec<SItem>,
+}
+
+pub enum SItem {
+    Pair {
+        key: String,
+        /// Start of the key (including an anchor or tag on it).
+        start: usize,
+        /// Just after the `:` that ends the key.
+        colon: usize,
+        value: SNode,
+    },
+    Entry {
+        /// The `-` of a block sequence item, or the item's start in a flow sequence.
+        start: usize,
+        value: SNode,
+        /// A `- ENC[...,type:comment]` item as sops writes encrypted comments in lists: matched
+        /// against comments of the new tree rather than against items.
+        enc_comment: bool,
+    },
+    Comment {
+        /// The `#`; the text runs from the next byte to `end`.
+        hash: usize,
+        end: usize,
+        inline: bool,
+    },
+}
+
+impl SItem {
+    pub fn start(&self) -> usize {
+        match self {
+            SItem::Pair { start, .. } | SItem::Entry { start, .. } => *start,
+            SItem::Comment { hash, inline, .. } => {
+                // An inline comment is physically after the item it precedes in the tree.
+                let _ = inline;
+                *hash
+            }
+        }
+    }
+
+    pub fn end(&self) -> usize {
+        match self {
+            SItem::Pair { value, .. } | SItem::Entry { value, .. } => value.extent,
+            SItem::Comment { end, .. } => *end,
+        }
+    }
+
+    fn value_mut(&mut self) -> Option<&mut SNode> {
+        match self {
+            SItem::Pair { value, .. } | SItem::Entry { value, .. } => Some(value),
+            SItem::Comment { .. } => None,
+        }
+    }
+
+    fn value(&self) -> Option<&SNode> {
+        match self {
+            SItem::Pair { value, .. } | SItem::Entry { value, .. } => Some(value),
+            SItem::Comment { .. } => None,
+        }
+    }
+}
+
+impl SNode {
+    /// A scalar node's value bytes.
+    pub fn scalar_bytes<'a>(&'a self, text: &'a str) -> Option<&'a [u8]> {
+        match &self.body {
+            SBody::Scalar(s) if s.in_text => Some(
+                text.as_bytes()
+                    .get(self.start..self.end)
+                    .unwrap_or_default(),
+            ),
+            SBody::Scalar(s) => Some(&s.value.value),
+            _ => None,
+        }
+    }
+
+    /// A scalar node's value, as a tree holds it.
+    pub fn scalar_value(&self, text: &str) -> Option<Scalar> {
+        let SBody::Scalar(s) = &self.body else {
+            return None;
+        };
+        if !s.in_text {
+            return Some(s.value.clone());
+        }
+        Some(Scalar {
+            kind: s.value.kind,
+            value: self.scalar_bytes(text).unwrap_or_default().to_vec(),
+            layout: s.value.layout.clone(),
+        })
+    }
+
+    /// Whether this is a scalar node whose value is `scalar`.
+    pub fn holds_scalar(&self, text: &str, scalar: &Scalar) -> bool {
+        match &self.body {
+            SBody::Scalar(s) => {
+                s.value.kind == scalar.kind
+                    && s.value.layout == scalar.layout
+                    && self.scalar_bytes(text) == Some(&scalar.value[..])
+            }
+            _ => false,
+        }
+    }
+
+    pub fn coll(&self) -> Option<&SColl> {
+        match &self.body {
+            SBody::Map(c) | SBody::Seq(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn coll_mut(&mut self) -> Option<&mut SColl> {
+        match &mut self.body {
+            SBody::Map(c) | SBody::Seq(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The tree value of this node.
+    pub fn to_node(&self, text: &str) -> Node {
+        match &self.body {
+            SBody::Scalar(_) => Node::Scalar(self.scalar_value(text).unwrap_or_else(Scalar::null)),
+            SBody::Alias(n) => n.clone(),
+            SBody::Map(c) => {
+                // Sized up front: a large mapping would otherwise be copied as it grows.
+                let mut items = Vec::with_capacity(c.items.len());
+                items.extend(c.items.iter().filter_map(|item| match item {
+                    SItem::Pair { key, value, .. } => {
+                        Some(Item::Pair(key.clone(), value.to_node(text)))
+                    }
+                    SItem::Comment { hash, end, .. } => {
+                        Some(Item::Comment(text[hash + 1..*end].to_string()))
+                    }
+                    SItem::Entry { .. } => None,
+                }));
+                Node::Map(items)
+            }
+            SBody::Seq(c) => Node::Seq(
+                c.items
+                    .iter()
+                    .filter_map(|item| match item {
+                        // sops writes a comment in a list as an encrypted item; its cipher
+                        // gives a comment back, so the tree holds one.
+                        SItem::Entry {
+                            value,
+                            enc_comment: true,
+                            ..
+                        } if value.scalar_bytes(text).is_some() => Some(Node::Comment(
+                            String::from_utf8_lossy(value.scalar_bytes(text).unwrap_or_default())
+                                .into_owned(),
+                        )),
+                        SItem::Entry { value, .. } => Some(value.to_node(text)),
+                        SItem::Comment { hash, end, .. } => {
+                            Some(Node::Comment(text[hash + 1..*end].to_string()))
+                        }
+                        SItem::Pair { .. } => None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+pub fn syntax(
+    line: Option<usize>,
+    column: Option<usize>,
+    message: impl Into<String>,
+) -> StoreError {
+    StoreError::Syntax {
+        format: "yaml",
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// 1-based line and column of byte `pos`.
+pub fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(text.len());
+    let before = &text.as_bytes()[..pos];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = text[line_start..pos].chars().count() + 1;
+    (line, column)
+}
+
+pub fn line_start(text: &str, pos: usize) -> usize {
+    text.as_bytes()[..pos]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1)
+}
+
+/// Position of the line break (`\n`, or the `\r` of `\r\n`) ending the line that holds `pos`.
+pub fn line_end(text: &str, pos: usize) -> usize {
+    let b = text.as_bytes();
+    match b[pos..].iter().position(|&c| c == b'\n') {
+        Some(p) if pos + p > 0 && b[pos + p - 1] == b'\r' => pos + p - 1,
+        Some(p) => pos + p,
+        None => b.len(),
+    }
+}
+
+pub fn parse(bytes: Vec<u8>) -> Result<Source, StoreError> {
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let bytes = e.as_bytes();
+            let valid = std::str::from_utf8(&bytes[..e.utf8_error().valid_up_to()]).unwrap_or("");
+            let (line, column) = line_col(valid, valid.len());
+            return Err(syntax(Some(line), Some(column), "the file is not UTF-8"));
+        }
+    };
+    let nl = match text.find('\n') {
+        Some(p) if p > 0 && text.as_bytes()[p - 1] == b'\r' => "\r\n",
+        _ => "\n",
+    };
+    let docs = match Masked::of(&text) {
+        Some(mask) => match Builder::new(&text, Some(&mask)).run() {
+            Ok((docs, true)) => docs,
+            // A guess of the mask was wrong, or the text has an error to place exactly.
+            _ => Builder::new(&text, None).run()?.0,
+        },
+        None => Builder::new(&text, None).run()?.0,
+    };
+    Ok(Source { text, docs, nl })
+}
+
+/// The documents of `text` read without masking, and read with masking when anything is masked
+/// (with whether every masked value came back whole): the two readings the tests compare.
+#[cfg(test)]
+pub type Readings = (
+    Result<Vec<DocSource>, StoreError>,
+    Option<Result<(Vec<DocSource>, bool), StoreError>>,
+);
+
+#[cfg(test)]
+pub fn both_readings(text: &str) -> Readings {
+    let plain = Builder::new(text, None).run().map(|r| r.0);
+    let masked = Masked::of(text).map(|m| Builder::new(text, Some(&m)).run());
+    (plain, masked)
+}
+
+enum Frame {
+    Map {
+        node: SNode,
+        /// The key waiting for its value: (key, start, colon).
+        pending: Option<(String, usize, usize)>,
+        anchor: usize,
+    },
+    Seq {
+        node: SNode,
+        /// The `-` of the item being built.
+        pending: Option<usize>,
+        /// Where to look for the next `-`.
+        cursor: usize,
+        anchor: usize,
+    },
+}
+
+impl Frame {
+    fn node(&self) -> &SNode {
+        match self {
+            Frame::Map { node, .. } | Frame::Seq { node, .. } => node,
+        }
+    }
+    fn node_mut(&mut self) -> &mut SNode {
+        match self {
+            Frame::Map { node, .. } | Frame::Seq { node, .. } => node,
+        }
+    }
+    fn items_mut(&mut self) -> &mut Vec<SItem> {
+        match self.node_mut().coll_mut() {
+            Some(c) => &mut c.items,
+            None => unreachable!("frames hold collections"),
+        }
+    }
+    /// Start of the item being built, when there is one.
+    fn pending_start(&self) -> Option<usize> {
+        match self {
+            Frame::Map { pending, .. } => pending.as_ref().map(|p| p.1),
+            Frame::Seq { pending, .. } => *pending,
+        }
+    }
+}
+
+/// A comment at a column at least this belongs to the collection when the collection ends right
+/// after it (a foot comment); a sequence's comments must be deeper than its `-` (checked with
+/// sops 3.11: `# foot` at the `-` column after the last item goes to the parent).
+fn threshold(node: &SNode) -> usize {
+    match &node.body {
+        SBody::Map(c) if !c.flow => c.indent,
+        SBody::Seq(c) if !c.flow => c.indent + 1,
+        _ => 0,
+    }
+}
+
+struct Builder<'t> {
+    text: &'t str,
+    nl: &'static str,
+    /// What saphyr reads instead of `text`, when values are masked (see [`super::mask`]).
+    mask: Option<&'t Masked>,
+    /// Masked values that came back whole.
+    unmasked: usize,
+    /// The masked value last looked up.
+    run_hint: std::cell::Cell<usize>,
+    /// Byte offset of each char of what saphyr reads when that is not ASCII (saphyr's markers
+    /// count chars).
+    char_bytes: Option<Vec<u32>>,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    docs: Vec<DocSource>,
+    root: Option<SNode>,
+    /// Comments met before a document's root exists (a document of comments only).
+    orphans: Vec<SItem>,
+    doc_content_start: usize,
+    /// End of the last token seen: comments are looked for between it and the next token.
+    last_end: usize,
+    /// Stack depth when the last token was seen, and the lowest depth since.
+    depth_at_token: usize,
+    min_depth: usize,
+}
+
+enum Placement {
+    Append,
+    Before(usize),
+    First,
+}
+
+impl<'t> Builder<'t> {
+    fn new(text: &'t str, mask: Option<&'t Masked>) -> Self {
+        let read = mask.map_or(text, |m| m.text.as_str());
+        let char_bytes = if read.is_ascii() {
+            None
+        } else {
+            let mut v: Vec<u32> = read.char_indices().map(|(i, _)| i as u32).collect();
+            v.push(read.len() as u32);
+            Some(v)
+        };
+        let nl = match text.find('\n') {
+            Some(p) if p > 0 && text.as_bytes()[p - 1] == b'\r' => "\r\n",
+            _ => "\n",
+        };
+        Builder {
+            text,
+            nl,
+            mask,
+            unmasked: 0,
+            run_hint: std::cell::Cell::new(0),
+            char_bytes,
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            docs: Vec::new(),
+            root: None,
+            orphans: Vec::new(),
+            doc_content_start: 0,
+            last_end: 0,
+            depth_at_token: 0,
+            min_depth: 0,
+        }
+    }
+
+    /// The byte of the original text at saphyr's `char_index`.
+    fn byte(&self, char_index: usize) -> usize {
+        let read = self.read_byte(char_index);
+        match self.mask {
+            None => read,
+            Some(m) => m.original(read, &self.run_hint).min(self.text.len()),
+        }
+    }
+
+    /// The byte at saphyr's `char_index` in the text it reads.
+    fn read_byte(&self, char_index: usize) -> usize {
+        let len = self.mask.map_or(self.text.len(), |m| m.text.len());
+        match &self.char_bytes {
+            None => char_index.min(len),
+            Some(v) => v.get(char_index).map_or(len, |&b| b as usize),
+        }
+    }
+
+    /// The original value of a scalar that is a placeholder as a whole, counted as found. A
+    /// placeholder anywhere else is not counted, which sends the reading to the unmasked text.
+    fn unmask(&mut self, span: &Span, plain: bool, has_props: bool) -> Option<&'t str> {
+        let mask = self.mask?;
+        let at = self.read_byte(span.start.index());
+        let run = mask.run_at(at, &self.run_hint)?;
+        let whole = self.read_byte(span.end.index()) == at + PLACEHOLDER.len();
+        // Inside a flow collection (the implicit mapping of `[a: b]` included) `,[]{}` end a
+        // plain scalar: the original value would not be one token.
+        let in_flow = self
+            .stack
+            .iter()
+            .any(|f| f.node().coll().is_some_and(|c| c.flow));
+        let block_value = !in_flow
+            && !matches!(
+                self.stack.last(),
+                Some(Frame::Map { pending: None, .. }) | None
+            );
+        if !(plain && whole && !has_props && block_value) {
+            return None;
+        }
+        self.unmasked += 1;
+        self.text.get(run.orig..run.orig + run.len)
+    }
+
+    fn err_at(&self, pos: usize, message: impl Into<String>) -> StoreError {
+        let (line, column) = line_col(self.text, pos);
+        syntax(Some(line), Some(column), message)
+    }
+
+    /// The documents, and whether every masked value came back whole (when it did not, the
+    /// documents are not those of the original text).
+    fn run(mut self) -> Result<(Vec<DocSource>, bool), StoreError> {
+        let read = self.mask.map_or(self.text, |m| m.text.as_str());
+        // A masked (encrypted) text's simple leading lines are read by the fast reader; an
+        // error anywhere sends the text back to a reading by saphyr-parser alone (see
+        // `parse`), which also gives it its exact line and column.
+        let fast_end = self.mask.and_then(|_| fast::prefix_end(read));
+        let mut from = 0;
+        if let Some(end) = fast_end {
+            for (event, span) in fast::Events::new(read, end) {
+                if !self.event(event, span)? {
+                    break;
+                }
+            }
+            from = end;
+        }
+        if from < read.len() || fast_end.is_none() {
+            self.read_with_saphyr(read, from)?;
+        }
+        let whole = self.mask.is_none_or(|m| self.unmasked == m.runs.len());
+        Ok((self.docs, whole))
+    }
+
+    /// Feeds saphyr-parser's events for `read[from..]`. From a top-level key (`from > 0`, where
+    /// the fast reader stopped with the root mapping open) the rest is parsed as a stream of its
+    /// own, whose stream, document and mapping starts are already behind; positions are moved
+    /// by `from` (the part before is ASCII, so bytes and characters count alike).
+    fn read_with_saphyr(&mut self, read: &str, from: usize) -> Result<(), StoreError> {
+        let mut parser = Parser::new_from_str(&read[from..]);
+        let mut skip = if from > 0 { 3 } else { 0 };
+        while let Some(ev) = parser.next_event() {
+            let (event, span) = match ev {
+                Ok(x) => x,
+                Err(e) => {
+                    let m = e.marker();
+                    return Err(syntax(Some(m.line()), Some(m.col() + 1), e.info()));
+                }
+            };
+            if skip > 0 {
+                skip -= 1;
+                let expected = matches!(
+                    (skip, &event),
+                    (2, Event::StreamStart)
+                        | (1, Event::DocumentStart(false))
+                        | (0, Event::MappingStart(0, None))
+                );
+                if !expected {
+                    return Err(syntax(
+                        None,
+                        None,
+                        "unexpected start of the rest of the text",
+                    ));
+                }
+                continue;
+            }
+            let span = if from > 0 {
+                let at = |m: saphyr_parser::Marker| {
+                    saphyr_parser::Marker::new(m.index() + from, m.line(), m.col())
+                };
+                Span::new(at(span.start), at(span.end))
+            } else {
+                span
+            };
+            if !self.event(event, span)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips whitespace, comments and node properties (anchors, tags) from `pos`.
+    fn skip_props(&self, mut pos: usize) -> usize {
+        let b = self.text.as_bytes();
+        loop {
+            while pos < b.len() && matches!(b[pos], b' ' | b'\t' | b'\r' | b'\n') {
+                pos += 1;
+            }
+            if pos < b.len() && (b[pos] == b'&' || b[pos] == b'!') {
+                while pos < b.len() && !matches!(b[pos], b' ' | b'\t' | b'\r' | b'\n') {
+                    pos += 1;
+                }
+            } else if pos < b.len()
+                && b[pos] == b'#'
+                && (pos == 0 || matches!(b[pos - 1], b' ' | b'\t' | b'\n'))
+            {
+                pos = line_end(self.text, pos);
+            } else {
+                return pos;
+            }
+        }
+    }
+
+    /// The first of `wanted` from `pos`, skipping whitespace, comments, properties and the block
+    /// indicators `-`, `?`, `:`.
+    fn find_indicator(&self, mut pos: usize, wanted: &[u8]) -> Option<usize> {
+        let b = self.text.as_bytes();
+        loop {
+            pos = self.skip_props(pos);
+            if pos >= b.len() {
+                return None;
+            }
+            if wanted.contains(&b[pos]) {
+                return Some(pos);
+            }
+            if matches!(b[pos], b'-' | b'?' | b':' | b',') {
+                pos += 1;
+            } else {
+                return None;
+            }
+        }
+    }
+
+    /// Returns false at the end of the stream.
+    fn event(&mut self, event: Event, span: Span) -> Result<bool, StoreError> {
+        let s = self.byte(span.start.index());
+        let e = self.byte(span.end.index());
+        match event {
+            Event::StreamStart | Event::Nothing => {}
+            Event::StreamEnd => return Ok(false),
+            Event::DocumentStart(explicit) => {
+                self.doc_content_start = if explicit { e } else { self.last_end };
+                self.last_end = self.last_end.max(self.doc_content_start);
+                self.root = None;
+                self.orphans.clear();
+                self.depth_at_token = 0;
+                self.min_depth = 0;
+            }
+            Event::DocumentEnd => {
+                let end = s.max(self.last_end).min(self.text.len());
+                self.root_to_map()?;
+                self.gap(end, None);
+                self.last_end = self.last_end.max(end);
+                self.finish_doc()?;
+            }
+            Event::Alias(id) => {
+                let value = match self.anchors.get(&id) {
+                    Some(n) => n.clone(),
+                    None => return Err(self.err_at(s, "unknown alias")),
+                };
+                self.gap(s, Some(s));
+                self.last_end = e;
+                let node = SNode {
+                    start: s,
+                    end: e,
+                    extent: e,
+                    body: SBody::Alias(value),
+                };
+                self.add_node(node, s)?;
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                let plain = style == ScalarStyle::Plain;
+                let value = match self.unmask(&span, plain, anchor != 0 || tag.is_some()) {
+                    Some(original) => original,
+                    None => value.as_ref(),
+                };
+                self.scalar(value, style, anchor, tag.as_deref(), s, e)?;
+            }
+            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                let mut pos = self.skip_props(s);
+                let b = self.text.as_bytes();
+                if !is_map && b.get(pos).is_none_or(|&c| c != b'-' && c != b'[') {
+                    // saphyr marks a sequence whose first item is empty after its `-`.
+                    let mut p = pos.min(b.len());
+                    while p > 0 && matches!(b[p - 1], b' ' | b'\t' | b'\r' | b'\n') {
+                        p -= 1;
+                    }
+                    if p > 0 && b[p - 1] == b'-' {
+                        pos = p - 1;
+                    }
+                }
+                let flow = self
+                    .text
+                    .as_bytes()
+                    .get(pos)
+                    .is_some_and(|&c| c == b'{' || c == b'[');
+                if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
+                    return Err(self.err_at(pos, "complex mapping keys are not supported"));
+                }
+                self.begin_item(pos);
+                if flow {
+                    self.gap(pos, Some(pos));
+                    self.last_end = pos + 1;
+                }
+                let indent = pos - line_start(self.text, pos);
+                let node = SNode {
+                    start: pos,
+                    end: if flow { pos + 1 } else { pos },
+                    extent: pos,
+                    body: {
+                        let c = SColl {
+                            flow,
+                            indent,
+                            items: Vec::new(),
+                        };
+                        if is_map {
+                            SBody::Map(c)
+                        } else {
+                            SBody::Seq(c)
+                        }
+                    },
+                };
+                self.stack.push(if is_map {
+                    Frame::Map {
+                        node,
+                        pending: None,
+                        anchor,
+                    }
+                } else {
+                    Frame::Seq {
+                        node,
+                        pending: None,
+                        cursor: pos,
+                        anchor,
+                    }
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let flow = self.stack.last().is_some_and(|f| match &f.node().body {
+                    SBody::Map(c) | SBody::Seq(c) => c.flow,
+                    _ => false,
+                });
+                if flow {
+                    // `}` / `]`: the token is the last char of the span.
+                    let close = e.saturating_sub(1).max(s);
+                    self.gap(close, Some(close));
+                    self.last_end = close + 1;
+                }
+                let Some(frame) = self.stack.pop() else {
+                    return Err(self.err_at(s, "unbalanced collection"));
+                };
+                self.min_depth = self.min_depth.min(self.stack.len());
+                let (mut node, anchor) = match frame {
+                    Frame::Map { node, anchor, .. } | Frame::Seq { node, anchor, .. } => {
+                        (node, anchor)
+                    }
+                };
+                if let SBody::Map(c) = &node.body {
+                    // Checked once the mapping is complete (as go-yaml does after parsing),
+                    // which spares a copy of every key.
+                    if let Some(at) = first_duplicate(&c.items) {
+                        // The key itself stays out of the message: keys can be sensitive too.
+                        return Err(self.err_at(at, "mapping key is defined twice"));
+                    }
+                }
+                if flow {
+                    node.end = self.last_end;
+                } else {
+                    node.end = node
+                        .coll()
+                        .and_then(|c| c.items.iter().map(SItem::end).max())
+                        .unwrap_or(node.start);
+                }
+                if anchor != 0 {
+                    self.anchors.insert(anchor, node.to_node(self.text));
+                }
+                let start = node.start;
+                self.attach(node, start)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Records the `-` of a block sequence item that starts at `pos`.
+    fn begin_item(&mut self, pos: usize) {
+        let text = self.text;
+        if let Some(Frame::Seq {
+            node,
+            pending,
+            cursor,
+            ..
+        }) = self.stack.last_mut()
+        {
+            if pending.is_none() {
+                let flow = node.coll().is_some_and(|c| c.flow);
+                let dash = if flow {
+                    pos
+                } else {
+                    find_dash(text, *cursor)
+                        .filter(|&d| d <= pos)
+                        .unwrap_or(pos)
+                };
+                *pending = Some(dash);
+                *cursor = dash + 1;
+            }
+        }
+    }
+
+    fn scalar(
+        &mut self,
+        value: &str,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<&saphyr_parser::Tag>,
+        s: usize,
+        e: usize,
+    ) -> Result<(), StoreError> {
+        let b = self.text.as_bytes();
+        let style = match style {
+            ScalarStyle::Plain => Style::Plain,
+            ScalarStyle::SingleQuoted => Style::Single,
+            ScalarStyle::DoubleQuoted => Style::Double,
+            ScalarStyle::Literal => Style::Literal,
+            ScalarStyle::Folded => Style::Folded,
+        };
+        let has_props = anchor != 0 || tag.is_some();
+        let (start, end, block) = match style {
+            Style::Plain => {
+                let start = if has_props { self.skip_props(s) } else { s };
+                if value.is_empty() && !has_props {
+                    (usize::MAX, usize::MAX, None)
+                } else {
+                    (start.min(e), e, None)
+                }
+            }
+            Style::Single | Style::Double => {
+                let q = if style == Style::Single { b'\'' } else { b'"' };
+                let start = self
+                    .find_indicator(self.last_end.min(s), &[q])
+                    .filter(|&p| p <= s.max(self.skip_props(s)))
+                    .unwrap_or(s);
+                let mut i = start + 1;
+                let end = loop {
+                    if i >= b.len() {
+                        break b.len();
+                    }
+                    match (b[i], style) {
+                        (b'\\', Style::Double) => i += 2,
+                        (b'\'', Style::Single) if b.get(i + 1) == Some(&b'\'') => i += 2,
+                        (c, _) if c == q => break i + 1,
+                        _ => i += 1,
+                    }
+                };
+                (start, end.min(b.len()), None)
+            }
+            Style::Literal | Style::Folded => {
+                let Some(start) = self.find_indicator(self.last_end, b"|>") else {
+                    return Err(self.err_at(s, "block scalar header not found"));
+                };
+                let (end, info) = self.block_scalar(start)?;
+                (start, end, Some(info))
+            }
+        };
+        let (start, end) = if start == usize::MAX {
+            // An empty plain scalar (`key:` or `-` with nothing after it): it sits right after
+            // its indicator, which is where a new value will be written.
+            let at = match self.stack.last() {
+                Some(Frame::Map {
+                    pending: Some((_, _, colon)),
+                    ..
+                }) => *colon,
+                Some(Frame::Seq { .. }) => {
+                    self.begin_item(s);
+                    match self.stack.last() {
+                        Some(Frame::Seq {
+                            pending: Some(d), ..
+                        }) => *d + 1,
+                        _ => s,
+                    }
+                }
+                _ => s,
+            };
+            let at = at.max(self.last_end).min(b.len());
+            (at, at)
+        } else {
+            (start, end)
+        };
+        self.gap(start, Some(start));
+        if let Some(info) = &block {
+            // A comment after the header (`key: | # note`) precedes the pair, as in sops.
+            let hdr_rest = info.header.1;
+            if let Some(h) = self.text[hdr_rest..info.header_line_end].find('#') {
+                let hash = hdr_rest + h;
+                self.place_comment(hash, info.header_line_end);
+            }
+        }
+        self.last_end = self.last_end.max(if block.is_some() {
+            content_region_end(self.text, end)
+        } else {
+            end
+        });
+
+        let kind = match tag {
+            Some(t) => {
+                let name = if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
+                    t.suffix.as_str()
+                } else {
+                    ""
+                };
+                resolve::tagged_kind(name, value).map_err(|m| self.err_at(start, m))?
+            }
+            None if style == Style::Plain => resolve::plain_kind(value),
+            None => Kind::Str,
+        };
+        let str_tag = tag.is_some() && kind == Kind::Str;
+        let mut start = start;
+        let mut layout = None;
+        if kind == Kind::Str {
+            layout = self.layout(style, value, start, end, block.as_ref());
+        } else if tag.is_some() && block.is_none() && s < start {
+            // `!!int "42"`: the tag goes with the value (an encrypted value is a string, and
+            // `!!int ENC[...]` would not read back); it returns through the layout.
+            start = s;
+            layout = self.text.get(s..end).map(str::to_string);
+        } else if kind == Kind::Bool && !matches!(value, "true" | "false") {
+            // A bool is encrypted as sops spells it (`True`/`False`) and written back as sops
+            // prints it (`true`/`false`); any other spelling travels in the layout.
+            layout = Some(value.to_string());
+        }
+        if anchor != 0 {
+            let mut scalar = Scalar::new(kind, value);
+            scalar.layout = layout.clone();
+            self.anchors.insert(anchor, Node::Scalar(scalar));
+        }
+        let in_text = self.text.get(start..end) == Some(value);
+        let scalar = Scalar {
+            kind,
+            value: if in_text {
+                Vec::new()
+            } else {
+                value.as_bytes().to_vec()
+            },
+            layout,
+        };
+        let node = SNode {
+            start,
+            end,
+            extent: end,
+            body: SBody::Scalar(SScalar {
+                style,
+                str_tag,
+                value: scalar,
+                in_text,
+                block: block.map(Box::new),
+            }),
+        };
+        self.add_node(node, start)
+    }
+
+    /// The scalar's source text when the lossless writer could not rebuild it from the value
+    /// (a folded block, a multi-line plain scalar, an escape spelled `\u00e9` rather than `é`):
+    /// it travels sealed with the value so that decrypting gives the same bytes back. For a
+    /// block scalar it is the header indicators followed by the content lines (from the line
+    /// break that ends the header line), which is what the writer replaces.
+    fn layout(
+        &self,
+        style: Style,
+        value: &str,
+        start: usize,
+        end: usize,
+        block: Option<&BlockInfo>,
+    ) -> Option<String> {
+        let src = self.text.get(start..end)?;
+        match (style, block) {
+            (Style::Plain, _) => src.contains('\n').then(|| src.to_string()),
+            (Style::Single, _) => (src != emit::single_quoted(value)).then(|| src.to_string()),
+            (Style::Double, _) => (src != emit::double_quoted(value)).then(|| src.to_string()),
+            (Style::Literal | Style::Folded, Some(b)) => {
+                let header = self.text.get(b.header.0..b.header.1)?;
+                let content = self
+                    .text
+                    .get(b.header_line_end..end.max(b.header_line_end))?;
+                let expected = if value.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "{}{}",
+                        self.nl,
+                        emit::literal_content(value, b.content_indent, self.nl)
+                    )
+                };
+                let folds = style == Style::Folded && value.trim_end_matches('\n').contains('\n');
+                let needs_digit =
+                    value.starts_with([' ', '\n']) && !header.chars().any(|c| c.is_ascii_digit());
+                (folds || needs_digit || content != expected || !emit::literal_ok(value))
+                    .then(|| format!("{header}{content}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// The extent of a block scalar whose indicator is at `start`: its end (without the last line
+    /// break) and its layout.
+    fn block_scalar(&self, start: usize) -> Result<(usize, BlockInfo), StoreError> {
+        let b = self.text.as_bytes();
+        let mut i = start + 1;
+        let mut explicit = None;
+        let mut keep = false;
+        while i < b.len() {
+            match b[i] {
+                b'1'..=b'9' => explicit = Some((b[i] - b'0') as usize),
+                b'+' => keep = true,
+                b'-' => {}
+                _ => break,
+            }
+            i += 1;
+        }
+        let header = (start, i);
+        let header_line_end = line_end(self.text, i);
+        let parent_indent = match self.stack.last() {
+            Some(f) => match &f.node().body {
+                SBody::Map(c) | SBody::Seq(c) => c.indent as isize,
+                _ => -1,
+            },
+            None => -1,
+        };
+        let mut pos = next_line(self.text, header_line_end);
+        let content_start = pos;
+        let mut content_indent = explicit.map(|d| (parent_indent.max(0) as usize) + d);
+        let mut last_nonblank_end = None;
+        let mut last_end = None;
+        while pos < b.len() {
+            let le = line_end(self.text, pos);
+            let line = &self.text[pos..le];
+            let spaces = line.len() - line.trim_start_matches(' ').len();
+            let blank = line.trim_matches(|c| c == ' ' || c == '\t').is_empty();
+            if !blank {
+                let ci = *content_indent.get_or_insert(spaces);
+                if (spaces as isize) <= parent_indent || spaces < ci {
+                    break;
+                }
+                last_nonblank_end = Some(le);
+            } else if content_indent.is_some_and(|ci| spaces < ci && !line.is_empty())
+                && line.trim_matches(' ').starts_with('\t')
+            {
+                break;
+            }
+            last_end = Some(le);
+            pos = next_line(self.text, le);
+        }
+        let end = if keep { last_end } else { last_nonblank_end };
+        let end = end.unwrap_or(header_line_end).max(header_line_end);
+        let content_indent = content_indent
+            .filter(|_| end > header_line_end)
+            .unwrap_or((parent_indent + 1).max(0) as usize);
+        let _ = content_start;
+        Ok((
+            end,
+            BlockInfo {
+                header,
+                header_line_end,
+                content_indent,
+                parent_indent: parent_indent.max(0) as usize,
+            },
+        ))
+    }
+
+    /// Adds a finished value node to the current collection (or as a mapping key).
+    fn add_node(&mut self, mut node: SNode, pos: usize) -> Result<(), StoreError> {
+        if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
+            // A key. A scalar key's bytes came from the text, so they are UTF-8 and move into
+            // the key as they are.
+            let key = match &mut node.body {
+                SBody::Scalar(s) if s.in_text => {
+                    let bytes = node.scalar_bytes(self.text).unwrap_or_default();
+                    String::from_utf8_lossy(bytes).into_owned()
+                }
+                SBody::Scalar(s) => match String::from_utf8(std::mem::take(&mut s.value.value)) {
+                    Ok(key) => key,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                },
+                SBody::Alias(Node::Scalar(s)) => String::from_utf8_lossy(&s.value).into_owned(),
+                _ => return Err(self.err_at(pos, "complex mapping keys are not supported")),
+            };
+            let b = self.text.as_bytes();
+            let mut c = node.end;
+            while c < b.len() && matches!(b[c], b' ' | b'\t' | b'\r' | b'\n') {
+                c += 1;
+            }
+            let colon = if c < b.len() && b[c] == b':' {
+                c + 1
+            } else {
+                node.end
+            };
+            let key_start = node.start;
+            if let Some(Frame::Map { pending, .. }) = self.stack.last_mut() {
+                *pending = Some((key, key_start, colon));
+            }
+            return Ok(());
+        }
+        self.begin_item(pos);
+        let start = node.start;
+        self.attach(node, start)
+    }
+
+    fn attach(&mut self, node: SNode, pos: usize) -> Result<(), StoreError> {
+        match self.stack.last_mut() {
+            Some(Frame::Map {
+                pending, node: map, ..
+            }) => {
+                let Some((key, start, colon)) = pending.take() else {
+                    return Err(self.err_at(pos, "complex mapping keys are not supported"));
+                };
+                if let Some(c) = map.coll_mut() {
+                    c.items.push(SItem::Pair {
+                        key,
+                        start,
+                        colon,
+                        value: node,
+                    });
+                }
+            }
+            Some(Frame::Seq {
+                pending,
+                node: seq,
+                cursor,
+                ..
+            }) => {
+                let start = pending.take().unwrap_or(node.start);
+                *cursor = (*cursor).max(node.end);
+                let enc_comment = match &node.body {
+                    SBody::Scalar(s) => {
+                        s.value.kind == Kind::Str
+                            && node.scalar_bytes(self.text).is_some_and(is_enc_comment)
+                    }
+                    _ => false,
+                };
+                if let Some(c) = seq.coll_mut() {
+                    c.items.push(SItem::Entry {
+                        start,
+                        value: node,
+                        enc_comment,
+                    });
+                }
+            }
+            None => {
+                if self.root.is_some() {
+                    return Err(self.err_at(pos, "unexpected second root node"));
+                }
+                self.root = Some(node);
+            }
+        }
+        Ok(())
+    }
+
+    /// An empty document (nothing, or only comments) is an empty mapping; other roots that are
+    /// not mappings are refused, as sops refuses them.
+    fn root_to_map(&mut self) -> Result<(), StoreError> {
+        let empty = |at: usize| SNode {
+            start: at,
+            end: at,
+            extent: at,
+            body: SBody::Map(SColl {
+                flow: false,
+                indent: 0,
+                items: Vec::new(),
+            }),
+        };
+        let root = match self.root.take() {
+            None => empty(
+                self.doc_content_start
+                    .max(self.last_end.min(self.doc_content_start)),
+            ),
+            Some(root) => match &root.body {
+                SBody::Map(_) => root,
+                SBody::Scalar(s) if s.value.kind == Kind::Null => {
+                    // A `null` document: what replaces it replaces the word too.
+                    let mut map = empty(root.start);
+                    map.end = root.end;
+                    map.extent = root.end;
+                    map
+                }
+                SBody::Seq(_) => {
+                    return Err(self.err_at(
+                        root.start,
+                        "YAML documents that are sequences are not supported",
+                    ))
+                }
+                _ => {
+                    return Err(self.err_at(
+                        root.start,
+                        "YAML documents that are values are not supported",
+                    ))
+                }
+            },
+        };
+        self.root = Some(root);
+        Ok(())
+    }
+
+    fn finish_doc(&mut self) -> Result<(), StoreError> {
+        let Some(mut root) = self.root.take() else {
+            return Ok(());
+        };
+        if !self.orphans.is_empty() {
+            if let Some(c) = root.coll_mut() {
+                let mut items = std::mem::take(&mut self.orphans);
+                items.append(&mut c.items);
+                c.items = items;
+            }
+        }
+        fix_extent(&mut root);
+        let sops_item = root.coll().and_then(|c| {
+            c.items
+                .iter()
+                .position(|i| matches!(i, SItem::Pair { key, .. } if key == "sops"))
+        });
+        let indent = detect_indent(&root);
+        self.docs.push(DocSource {
+            root,
+            sops_item,
+            indent,
+        });
+        Ok(())
+    }
+
+    /// Looks for comments between the last token and `to`; `token` is the next token's position
+    /// (`None` at the end of a document).
+    fn gap(&mut self, to: usize, token: Option<usize>) {
+        let from = self.last_end;
+        if to > from {
+            let b = self.text.as_bytes();
+            let mut i = from;
+            let mut prev_ws = from == 0 || matches!(b[from - 1], b' ' | b'\t' | b'\n' | b'\r');
+            while i < to {
+                let c = b[i];
+                if c == b'#' && prev_ws {
+                    let end = line_end(self.text, i);
+                    self.place_comment(i, end);
+                    i = end;
+                    prev_ws = false;
+                    continue;
+                }
+                prev_ws = matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+                i += 1;
+            }
+        }
+        let _ = token;
+        self.depth_at_token = self.stack.len();
+        self.min_depth = self.stack.len();
+    }
+
+    /// Puts the comment at `hash..end` where sops would (see the module docs): an inline comment
+    /// before the first item that starts on its line, an own-line comment at the end of the
+    /// deepest just-closed collection it is indented into, else before the next token.
+    fn place_comment(&mut self, hash: usize, end: usize) {
+        let ls = line_start(self.text, hash);
+        // Inline when a node precedes it on the line: `- # note` and `--- # note` are not (sops
+        // gives those to the node that follows, like a comment on a line of its own).
+        let before = self.text[ls..hash].trim_matches(|c| c == ' ' || c == '\t' || c == '-');
+        let inline = !before.is_empty();
+        let comment = SItem::Comment { hash, end, inline };
+        let closed = self.depth_at_token.saturating_sub(self.min_depth);
+        let surviving = self.min_depth.min(self.stack.len());
+        if inline {
+            // go-yaml makes it the line comment of the deepest node starting on the line, which
+            // sops lists right before that node's entry; a flow collection on the line takes it
+            // as its own first item instead.
+            // Candidates, shallowest first: (frame depth, or rank in the closed chain).
+            let mut found: Vec<(Option<usize>, usize, Placement)> = Vec::new();
+            for depth in 0..surviving {
+                let frame = &self.stack[depth];
+                if frame.pending_start().is_some_and(|p| p >= ls) {
+                    found.push((Some(depth), 0, Placement::Append));
+                } else if let Some(p) = on_line(frame.node(), ls) {
+                    found.push((Some(depth), 0, p));
+                }
+            }
+            let mut chain = Vec::new();
+            self.closed_chain(surviving, closed, |n| chain.push(on_line(n, ls)));
+            for (j, p) in chain.into_iter().enumerate() {
+                if let Some(p) = p {
+                    found.push((None, j, p));
+                }
+            }
+            let pick = match found.iter().position(|f| matches!(f.2, Placement::First)) {
+                Some(i) => Some(found.swap_remove(i)),
+                None => found.pop(),
+            };
+            match pick {
+                Some((Some(depth), _, p)) => {
+                    place(self.stack[depth].node_mut(), p, comment);
+                    return;
+                }
+                Some((None, j, p)) => {
+                    self.with_closed(surviving, j, |n| place(n, p, comment));
+                    return;
+                }
+                None => {}
+            }
+        }
+        let col = hash - ls;
+        // `- # note`: the column says nothing, the note heads the item that follows.
+        let after_dash = self.text[ls..hash].contains('-');
+        if closed > 0 && !after_dash {
+            let mut thresholds = Vec::new();
+            self.closed_chain(surviving, closed, |n| thresholds.push(threshold(n)));
+            if let Some(j) = thresholds.iter().rposition(|&t| t <= col) {
+                self.with_closed(surviving, j, |n| {
+                    if let Some(c) = n.coll_mut() {
+                        c.items.push(comment);
+                    }
+                });
+                return;
+            }
+            if surviving == 0 {
+                self.with_closed(0, 0, |n| {
+                    if let Some(c) = n.coll_mut() {
+                        c.items.push(comment);
+                    }
+                });
+                return;
+            }
+            // A head comment of what follows: of the first collection the next token opens
+            // (`- key: v` after a closed item), else of the next entry.
+            let target = if self.stack.len() > surviving {
+                surviving
+            } else {
+                surviving - 1
+            };
+            self.stack[target].items_mut().push(comment);
+            return;
+        }
+        let target = if self.stack.len() > surviving {
+            // The next token opens collections: the comment is the first item of the outermost
+            // (checked with sops 3.11: a comment line before `- key: v` is the mapping's).
+            surviving
+        } else if self.stack.is_empty() {
+            match self.root.as_mut().and_then(SNode::coll_mut) {
+                Some(root) => root.items.push(comment),
+                None => self.orphans.push(comment),
+            }
+            return;
+        } else {
+            self.stack.len() - 1
+        };
+        self.stack[target].items_mut().push(comment);
+    }
+
+    /// Calls `f` on each collection closed since the last token, outermost first.
+    fn closed_chain(&self, surviving: usize, closed: usize, mut f: impl FnMut(&SNode)) {
+        let mut node = if surviving == 0 {
+            self.root.as_ref()
+        } else {
+            self.stack
+                .get(surviving - 1)
+                .and_then(|fr| last_value(fr.node()))
+        };
+        for _ in 0..closed {
+            let Some(n) = node else { return };
+            if n.coll().is_none() {
+                return;
+            }
+            f(n);
+            node = last_value(n);
+        }
+    }
+
+    fn with_closed(&mut self, surviving: usize, j: usize, f: impl FnOnce(&mut SNode)) {
+        let mut node = if surviving == 0 {
+            self.root.as_mut()
+        } else {
+            self.stack
+                .get_mut(surviving - 1)
+                .and_then(|fr| last_value_mut(fr.node_mut()))
+        };
+        for _ in 0..j {
+            node = node.and_then(last_value_mut);
+        }
+        if let Some(n) = node {
+            f(n);
+        }
+    }
+}
+
+/// The start of the first entry whose key an earlier entry already has.
+fn first_duplicate(items: &[SItem]) -> Option<usize> {
+    let mut seen = HashSet::with_capacity_and_hasher(items.len(), RandomState::default());
+    items.iter().find_map(|item| match item {
+        SItem::Pair { key, start, .. } if !seen.insert(key.as_str()) => Some(*start),
+        _ => None,
+    })
+}
+
+fn place(node: &mut SNode, placement: Placement, comment: SItem) {
+    if let Some(c) = node.coll_mut() {
+        match placement {
+            Placement::Append => c.items.push(comment),
+            Placement::Before(i) => c.items.insert(i, comment),
+            Placement::First => c.items.insert(0, comment),
+        }
+    }
+}
+
+/// Where an inline comment on the line starting at `ls` goes in `node`: first when `node` is a
+/// flow collection starting on that line, before its last item when that item starts there.
+fn on_line(node: &SNode, ls: usize) -> Option<Placement> {
+    let c = node.coll()?;
+    if c.flow && node.start >= ls {
+        return Some(Placement::First);
+    }
+    let idx = c
+        .items
+        .iter()
+        .rposition(|i| !matches!(i, SItem::Comment { .. }))?;
+    (c.items[idx].start() >= ls).then_some(Placement::Before(idx))
+}
+
+fn last_value(node: &SNode) -> Option<&SNode> {
+    node.coll()?.items.iter().rev().find_map(SItem::value)
+}
+
+fn last_value_mut(node: &mut SNode) -> Option<&mut SNode> {
+    node.coll_mut()?
+        .items
+        .iter_mut()
+        .rev()
+        .find_map(SItem::value_mut)
+}
+
+fn next_line(text: &str, line_end_pos: usize) -> usize {
+    let b = text.as_bytes();
+    let mut p = line_end_pos;
+    if p < b.len() && b[p] == b'\r' {
+        p += 1;
+    }
+    if p < b.len() && b[p] == b'\n' {
+        p += 1;
+    }
+    p
+}
+
+/// Comments are looked for after a block scalar's last content line, not inside it.
+fn content_region_end(text: &str, end: usize) -> usize {
+    end.min(text.len())
+}
+
+/// The next `-` from `pos`, skipping whitespace and comments.
+fn find_dash(text: &str, mut pos: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    while pos < b.len() {
+        match b[pos] {
+            b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
+            b'#' => pos = line_end(text, pos),
+            b'-' => return Some(pos),
+            _ => return None,
+        }
+    }
+    None
+}
+
+pub fn is_enc_comment(value: &[u8]) -> bool {
+    value.starts_with(b"ENC[AES256_GCM,") && value.ends_with(b",type:comment]")
+}
+
+/// The indentation step of the first nested block collection that is indented past its parent.
+fn detect_indent(root: &SNode) -> Option<usize> {
+    let mut queue = vec![root];
+    while let Some(node) = queue.pop() {
+        let Some(c) = node.coll() else { continue };
+        if c.flow {
+            continue;
+        }
+        for item in &c.items {
+            if let SItem::Pair { value, .. } = item {
+                if let Some(inner) = value.coll() {
+                    if !inner.flow && inner.indent > c.indent {
+                        return Some(inner.indent - c.indent);
+                    }
+                    queue.push(value);
+                }
+            }
+        }
+        for item in &c.items {
+            if let SItem::Entry { value, .. } = item {
+                queue.push(value);
+            }
+        }
+    }
+    None
+}
+
+/// Sets every collection's `extent` (and a block collection's `end`) once all comments are in.
+fn fix_extent(node: &mut SNode) {
+    let Some(c) = node.coll_mut() else {
+        node.extent = node.extent.max(node.end);
+        return;
+    };
+    let flow = c.flow;
+    let mut max = 0;
+    for item in &mut c.items {
+        if let Some(v) = item.value_mut() {
+            fix_extent(v);
+        }
+        max = max.max(item.end());
+    }
+    if flow {
+        node.extent = node.end.max(max);
+    } else {
+        node.end = node.end.max(max);
+        node.extent = node.end;
+    }
+}
