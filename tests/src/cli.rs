@@ -12,17 +12,27 @@ use std::time::{Duration, Instant};
 
 use crate::peers;
 
-/// The `enseal` binary built by `cargo build --workspace --bins`.
-///
-/// `ENSEAL_BIN` wins; otherwise the binary next to this test executable's profile directory
-/// (`<target-dir>/<profile>/enseal`, which follows CARGO_TARGET_DIR and `--release`), then
-/// `$CARGO_TARGET_DIR/debug/enseal`, then `<repo>/target/debug/enseal`.
+/// The `enseal` binary built by `cargo build --workspace --bins` (or `ENSEAL_BIN`).
 pub fn enseal_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("ENSEAL_BIN").filter(|p| !p.is_empty()) {
+    built_bin("enseal", "ENSEAL_BIN")
+}
+
+/// The `enseal-controller` binary built by `cargo build --workspace --bins` (or
+/// `ENSEAL_CONTROLLER_BIN`).
+pub fn controller_bin() -> PathBuf {
+    built_bin("enseal-controller", "ENSEAL_CONTROLLER_BIN")
+}
+
+/// A binary of this workspace: `$override_var` wins; otherwise the binary next to this test
+/// executable's profile directory (`<target-dir>/<profile>/NAME`, which follows
+/// CARGO_TARGET_DIR and `--release`), then `$CARGO_TARGET_DIR/debug/NAME`, then
+/// `<repo>/target/debug/NAME`. Missing is a broken set-up: it panics, never skips.
+fn built_bin(name: &str, override_var: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(override_var).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         assert!(
             p.is_file(),
-            "ENSEAL_BIN points at {}, which does not exist",
+            "{override_var} points at {}, which does not exist",
             p.display()
         );
         return p;
@@ -31,20 +41,20 @@ pub fn enseal_bin() -> PathBuf {
     // Test executables live in <target-dir>/<profile>/deps/.
     if let Ok(exe) = std::env::current_exe() {
         if let Some(profile_dir) = exe.parent().and_then(Path::parent) {
-            candidates.push(profile_dir.join("enseal"));
+            candidates.push(profile_dir.join(name));
         }
     }
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|p| !p.is_empty()) {
-        candidates.push(PathBuf::from(dir).join("debug/enseal"));
+        candidates.push(PathBuf::from(dir).join("debug").join(name));
     }
-    candidates.push(peers::repo_root().join("target/debug/enseal"));
+    candidates.push(peers::repo_root().join("target/debug").join(name));
     candidates
         .iter()
         .find(|c| c.is_file())
         .cloned()
         .unwrap_or_else(|| {
             panic!(
-                "the enseal binary was not found (looked at {candidates:?}): \
+                "the {name} binary was not found (looked at {candidates:?}): \
                  run cargo build --workspace --bins first"
             )
         })
@@ -212,6 +222,16 @@ impl Sandbox {
         S: AsRef<OsStr>,
     {
         self.run(enseal_bin(), args)
+    }
+
+    /// Runs the real `kubeseal ARGS` (built from source by tests/cluster/build.sh) and waits
+    /// for it.
+    pub fn kubeseal<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run(crate::cluster::kubeseal_bin(), args)
     }
 
     /// Runs the real `sops ARGS` and waits for it.

@@ -163,6 +163,17 @@ pub fn sealed_secrets_bin(name: &str) -> PathBuf {
     }
 }
 
+/// The real `kubeseal`, built from source with the Sealed Secrets controller.
+pub fn kubeseal_bin() -> PathBuf {
+    let path = sealed_secrets_bin("kubeseal");
+    assert!(
+        path.is_file(),
+        "kubeseal is missing at {}: run bash tests/cluster/build.sh",
+        path.display()
+    );
+    path
+}
+
 /// Client configuration for the admin user of the shared control plane.
 pub async fn config() -> Config {
     let path = control_plane().kubeconfig();

@@ -2,6 +2,8 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod controller;
+pub mod deploy;
 pub mod kustomize;
 pub mod manifest;
 pub mod moto;

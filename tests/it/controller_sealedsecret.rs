@@ -3,10 +3,8 @@
 //! status and Event behaviour. Fails (never skips) when the control plane or
 //! kubeseal is missing.
 
-mod controller_support;
-
-use controller_support::*;
 use enseal_tests::cluster;
+use enseal_tests::controller::*;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};

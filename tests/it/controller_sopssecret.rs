@@ -3,10 +3,8 @@
 //! with age keys from a key Secret or with KMS (a local moto server). Fails (never skips) when
 //! the control plane, the binaries or moto are missing.
 
-mod controller_support;
-
-use controller_support::*;
 use enseal_tests::cli::Sandbox;
+use enseal_tests::controller::*;
 use enseal_tests::{cluster, moto, peers};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

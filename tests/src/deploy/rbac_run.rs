@@ -2,23 +2,15 @@
 //! deployment manifests (deploy/base or the Helm chart) run it, and checks that it works and is
 //! refused what its role does not grant. Shared by deploy_rbac.rs (kustomize base) and
 //! helm_chart.rs (the chart as Helm installs it).
-//!
-//! Needs `mod controller_support;` next to it, so it is a file of its own, included with
-//! `#[path = "deploy_support/rbac_run.rs"] mod rbac_run;` (deploy_manifests.rs includes
-//! deploy_support without the cluster helpers).
-
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::controller_support::{
-    self, http, install_crd, value, wait_event, wait_secret, wait_synced,
-};
-use crate::deploy_support::{controller_bin, of_kind};
-use enseal_tests::cli::Sandbox;
-use enseal_tests::{cluster, peers};
+use crate::cli::Sandbox;
+use crate::controller::{self, http, install_crd, value, wait_event, wait_secret, wait_synced};
+use crate::deploy::{controller_bin, of_kind};
+use crate::{cluster, peers};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -90,7 +82,7 @@ pub async fn install_sops_crd(client: &Client) {
     let path = peers::repo_root().join("deploy/crds/enseal.dev_sopssecrets.yaml");
     let text = std::fs::read_to_string(path).expect("reading the SopsSecret CRD");
     let crd: CustomResourceDefinition =
-        serde_json::from_value(controller_support::yaml_to_json(&text)).expect("a CRD");
+        serde_json::from_value(controller::yaml_to_json(&text)).expect("a CRD");
     Api::<CustomResourceDefinition>::all(client.clone())
         .patch(
             "sopssecrets.enseal.dev",
@@ -253,13 +245,13 @@ pub async fn the_controller_works_with_only_the_deployed_role(
         "metadata": {"name": "db", "namespace": apps},
         "stringData": {"password": "s3cr3t"}});
     let sealed = sb.run_with_stdin(
-        enseal_tests::cli::enseal_bin(),
+        crate::cli::enseal_bin(),
         ["seal", "--cert", cert_file.to_str().unwrap(), "-o", "json"],
         plain.to_string().as_bytes(),
     );
     sealed.assert_success("enseal seal");
     let obj: DynamicObject = serde_json::from_slice(&sealed.stdout).expect("a SealedSecret");
-    controller_support::ss_api(admin, apps)
+    controller::ss_api(admin, apps)
         .create(&PostParams::default(), &obj)
         .await
         .expect("creating the SealedSecret");

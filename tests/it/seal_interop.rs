@@ -3,11 +3,9 @@
 //! (v0.40.0) and by enseal-controller; the certificate comes from a URL or, through the API
 //! server's service proxy, from the controller's Service.
 
-mod controller_support;
-
-use controller_support::*;
 use enseal_tests::cli::Sandbox;
 use enseal_tests::cluster;
+use enseal_tests::controller::*;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use kube::api::{ObjectMeta, PostParams};
 use kube::Api;

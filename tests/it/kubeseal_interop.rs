@@ -13,20 +13,11 @@ use std::path::{Path, PathBuf};
 use enseal_sealing::manifest;
 use enseal_sealing::{self as sealing, Scope, SealedSecret, Secret};
 use enseal_tests::cli::{Output, Sandbox};
-use enseal_tests::{cluster, peers};
+use enseal_tests::cluster::kubeseal_bin;
+use enseal_tests::peers;
 use serde_json::Value;
 
 const SCOPES: [Scope; 3] = [Scope::Strict, Scope::NamespaceWide, Scope::ClusterWide];
-
-fn kubeseal() -> PathBuf {
-    let path = cluster::sealed_secrets_bin("kubeseal");
-    assert!(
-        path.is_file(),
-        "kubeseal is missing at {}: run bash tests/cluster/build.sh",
-        path.display()
-    );
-    path
-}
 
 fn demo_key() -> PathBuf {
     peers::repo_root().join("keys-example/sealing.key")
@@ -143,7 +134,7 @@ fn assert_db_secret(secret: &Secret, scope: Scope, who: &str) {
 
 fn kubeseal_recover(sb: &Sandbox, sealed: &[u8], key: &Path) -> Output {
     sb.run_with_stdin(
-        kubeseal(),
+        kubeseal_bin(),
         [
             "--recovery-unseal",
             "--recovery-private-key",
@@ -181,22 +172,19 @@ fn kubeseal_raw_values_open_with_enseal_for_every_scope() {
     sb.write("value.bin", [0x00u8, 0xff, b'x', b'\n']);
     let keys = read_keys(&demo_key());
     for scope in SCOPES {
-        let out = sb.run(
-            kubeseal(),
-            [
-                "--raw",
-                "--cert",
-                s(&demo_cert()),
-                "--scope",
-                scope.name(),
-                "--namespace",
-                "prod",
-                "--name",
-                "db",
-                "--from-file",
-                "value.bin",
-            ],
-        );
+        let out = sb.kubeseal([
+            "--raw",
+            "--cert",
+            s(&demo_cert()),
+            "--scope",
+            scope.name(),
+            "--namespace",
+            "prod",
+            "--name",
+            "db",
+            "--from-file",
+            "value.bin",
+        ]);
         out.assert_success("kubeseal --raw");
         let value = out.stdout_str();
         // The library, with the label of the scope.
@@ -221,22 +209,19 @@ fn values_sealed_for_another_label_are_refused() {
     sb.write("value.txt", "top secret");
     let keys = read_keys(&demo_key());
     let raw = |scope: Scope| {
-        let out = sb.run(
-            kubeseal(),
-            [
-                "--raw",
-                "--cert",
-                s(&demo_cert()),
-                "--scope",
-                scope.name(),
-                "--namespace",
-                "prod",
-                "--name",
-                "db",
-                "--from-file",
-                "value.txt",
-            ],
-        );
+        let out = sb.kubeseal([
+            "--raw",
+            "--cert",
+            s(&demo_cert()),
+            "--scope",
+            scope.name(),
+            "--namespace",
+            "prod",
+            "--name",
+            "db",
+            "--from-file",
+            "value.txt",
+        ]);
         out.assert_success("kubeseal --raw");
         out.stdout_str()
     };
@@ -325,21 +310,18 @@ fn enseal_unseal_opens_kubeseal_sealed_secrets() {
     sb.write("db.yaml", db_secret(None));
     for scope in SCOPES {
         for format in ["yaml", "json"] {
-            let out = sb.run(
-                kubeseal(),
-                [
-                    "--cert",
-                    s(&demo_cert()),
-                    "--scope",
-                    scope.name(),
-                    "-o",
-                    format,
-                    "-f",
-                    "db.yaml",
-                    "-w",
-                    "sealed.out",
-                ],
-            );
+            let out = sb.kubeseal([
+                "--cert",
+                s(&demo_cert()),
+                "--scope",
+                scope.name(),
+                "-o",
+                format,
+                "-f",
+                "db.yaml",
+                "-w",
+                "sealed.out",
+            ]);
             out.assert_success("kubeseal");
             let out = sb.enseal([
                 "unseal",
@@ -398,21 +380,18 @@ fn merge_into_keeps_existing_keys_and_the_file_scope() {
             "apiVersion: v1\nkind: Secret\nmetadata: {name: app, namespace: prod}\n\
              stringData: {keep: kept, replace: old}\n",
         );
-        sb.run(
-            kubeseal(),
-            [
-                "--cert",
-                s(&demo_cert()),
-                "--scope",
-                scope.name(),
-                "-o",
-                "yaml",
-                "-f",
-                "first.yaml",
-                "-w",
-                "sealed.yaml",
-            ],
-        )
+        sb.kubeseal([
+            "--cert",
+            s(&demo_cert()),
+            "--scope",
+            scope.name(),
+            "-o",
+            "yaml",
+            "-f",
+            "first.yaml",
+            "-w",
+            "sealed.yaml",
+        ])
         .assert_success("kubeseal");
         let before = one_sealed(&sb.read("sealed.yaml"));
         // No --scope and no name/namespace: the file's own name, namespace and scope apply.
@@ -471,17 +450,14 @@ fn merge_into_keeps_existing_keys_and_the_file_scope() {
 fn merge_into_refuses_a_different_scope() {
     let sb = Sandbox::new();
     sb.write("db.yaml", db_secret(None));
-    sb.run(
-        kubeseal(),
-        [
-            "--cert",
-            s(&demo_cert()),
-            "-f",
-            "db.yaml",
-            "-w",
-            "sealed.json",
-        ],
-    )
+    sb.kubeseal([
+        "--cert",
+        s(&demo_cert()),
+        "-f",
+        "db.yaml",
+        "-w",
+        "sealed.json",
+    ])
     .assert_success("kubeseal");
     let before = sb.read("sealed.json");
     let out = sb.run_with_stdin(
@@ -505,17 +481,14 @@ fn merge_into_refuses_a_different_scope() {
 fn tampered_values_are_refused_by_both() {
     let sb = Sandbox::new();
     sb.write("db.yaml", db_secret(None));
-    sb.run(
-        kubeseal(),
-        [
-            "--cert",
-            s(&demo_cert()),
-            "-f",
-            "db.yaml",
-            "-w",
-            "sealed.json",
-        ],
-    )
+    sb.kubeseal([
+        "--cert",
+        s(&demo_cert()),
+        "-f",
+        "db.yaml",
+        "-w",
+        "sealed.json",
+    ])
     .assert_success("kubeseal");
     let mut sealed = one_sealed(&sb.read("sealed.json"));
     // Flip one character of the AES part (near the end, before any padding).
@@ -536,16 +509,13 @@ fn tampered_values_are_refused_by_both() {
         !out.stdout_str().contains("hunter2"),
         "no plaintext on failure"
     );
-    let out = sb.run(
-        kubeseal(),
-        [
-            "--recovery-unseal",
-            "--recovery-private-key",
-            s(&demo_key()),
-            "-f",
-            "tampered.json",
-        ],
-    );
+    let out = sb.kubeseal([
+        "--recovery-unseal",
+        "--recovery-private-key",
+        s(&demo_key()),
+        "-f",
+        "tampered.json",
+    ]);
     assert!(!out.success(), "kubeseal refuses it too (the reference)");
     // --validate says the same.
     let out = sb.enseal([
@@ -578,11 +548,8 @@ fn both_key_sizes_work_both_ways_and_key_backups_are_read() {
     ];
     for (cert, key, bits) in &pairs {
         // kubeseal seals, enseal opens (with the PEM key, and with the backup of both keys).
-        sb.run(
-            kubeseal(),
-            ["--cert", s(cert), "-f", "db.yaml", "-w", "ks.json"],
-        )
-        .assert_success("kubeseal");
+        sb.kubeseal(["--cert", s(cert), "-f", "db.yaml", "-w", "ks.json"])
+            .assert_success("kubeseal");
         let sealed = one_sealed(&sb.read("ks.json"));
         let blob = base64_decode(&sealed.spec.encrypted_data["password"]);
         assert_eq!(
@@ -631,17 +598,14 @@ fn base64_decode(text: &str) -> Vec<u8> {
 fn re_encrypt_moves_values_to_the_new_certificate() {
     let sb = Sandbox::new();
     sb.write("db.yaml", db_secret(Some(Scope::NamespaceWide)));
-    sb.run(
-        kubeseal(),
-        [
-            "--cert",
-            s(&fixture("rsa2048.crt")),
-            "-f",
-            "db.yaml",
-            "-w",
-            "old.json",
-        ],
-    )
+    sb.kubeseal([
+        "--cert",
+        s(&fixture("rsa2048.crt")),
+        "-f",
+        "db.yaml",
+        "-w",
+        "old.json",
+    ])
     .assert_success("kubeseal");
     let out = sb.enseal([
         "seal",
@@ -757,21 +721,15 @@ fn generated_key_pairs_are_accepted_by_kubeseal() {
     printed.assert_success("enseal cert --cert");
     assert_eq!(printed.stdout, sb.read("new.crt"));
     sb.write("db.yaml", db_secret(None));
-    sb.run(
-        kubeseal(),
-        ["--cert", "new.crt", "-f", "db.yaml", "-w", "sealed.json"],
-    )
-    .assert_success("kubeseal seals with an enseal-made certificate");
-    let recovered = sb.run(
-        kubeseal(),
-        [
-            "--recovery-unseal",
-            "--recovery-private-key",
-            "new.key",
-            "-f",
-            "sealed.json",
-        ],
-    );
+    sb.kubeseal(["--cert", "new.crt", "-f", "db.yaml", "-w", "sealed.json"])
+        .assert_success("kubeseal seals with an enseal-made certificate");
+    let recovered = sb.kubeseal([
+        "--recovery-unseal",
+        "--recovery-private-key",
+        "new.key",
+        "-f",
+        "sealed.json",
+    ]);
     recovered.assert_success("kubeseal reads an enseal-made private key");
     assert_db_secret(&one_secret(&recovered), Scope::Strict, "generated pair");
 }

@@ -6,9 +6,7 @@ use std::process::Command;
 use enseal_tests::peers;
 use serde_json::Value;
 
-mod deploy_support;
-
-use deploy_support::{kustomize_base, of_kind};
+use enseal_tests::deploy::{kustomize_base, of_kind};
 
 #[test]
 fn the_base_renders_every_object_once() {
@@ -196,7 +194,7 @@ fn the_deployment_args_are_flags_the_controller_knows() {
     let c = &of_kind(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     let main = std::fs::read_to_string(peers::repo_root().join("controller/src/main.rs"))
         .expect("reading controller/src/main.rs");
-    let help = Command::new(deploy_support::controller_bin())
+    let help = Command::new(enseal_tests::deploy::controller_bin())
         .arg("--help")
         .output()
         .expect("running enseal-controller --help");
@@ -217,7 +215,7 @@ fn the_deployment_args_are_flags_the_controller_knows() {
     }
 }
 
-// The Helm chart is checked by tests/tests/helm_chart.rs with the real helm (built from source
+// The Helm chart is checked by tests/it/helm_chart.rs with the real helm (built from source
 // by tests/tools/helm.sh): the whole default render (rules, Deployment, Service, PDB, CRDs)
 // equals this base's, the crds/ copies equal deploy/crds byte for byte, `helm lint --strict`
 // passes, and `helm install` on the real API server runs the controller with the release's

@@ -2,19 +2,16 @@
 //! Deployment's args and nothing but a token of the deployed ServiceAccount, makes its key,
 //! unseals a SealedSecret into a Secret with status and Events, decrypts a SopsSecret with the
 //! age key Secret the Deployment names, and is refused what the role does not grant (the
-//! checks live in deploy_support/rbac_run.rs, shared with the Helm chart's test).
+//! checks live in tests/src/deploy/rbac_run.rs, shared with the Helm chart's test).
 
-mod controller_support;
-mod deploy_support;
-#[path = "deploy_support/rbac_run.rs"]
-mod rbac_run;
-
-use deploy_support::kustomize_base;
 use enseal_tests::cluster;
+use enseal_tests::deploy::kustomize_base;
+use enseal_tests::deploy::rbac_run::{
+    apply, the_controller_works_with_only_the_deployed_role, RBAC_KINDS,
+};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::DeleteParams;
 use kube::Api;
-use rbac_run::{apply, the_controller_works_with_only_the_deployed_role, RBAC_KINDS};
 use serde_json::{json, Value};
 
 /// deploy/base's objects (without the Namespace and CRDs) retargeted at namespace `ns`;

@@ -1,15 +1,15 @@
 //! Rendering deploy/base with kubectl's built-in kustomize, for the deploy tests.
 
-#![allow(dead_code)]
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
+pub mod rbac_run;
+
 /// Every object `kubectl kustomize deploy/base` renders, as JSON.
 pub fn kustomize_base() -> Vec<Value> {
-    let base = enseal_tests::peers::repo_root().join("deploy/base");
+    let base = crate::peers::repo_root().join("deploy/base");
     let out = Command::new("kubectl")
         .arg("kustomize")
         .arg(&base)
@@ -31,26 +31,13 @@ pub fn of_kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
     first
 }
 
-pub use enseal_tests::manifest::yaml_docs;
+pub use crate::manifest::yaml_docs;
 
-/// The `enseal-controller` binary next to this test executable's profile directory.
-pub fn controller_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("ENSEAL_CONTROLLER_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let from_profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("enseal-controller"));
-    from_profile
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| enseal_tests::peers::repo_root().join("target/debug/enseal-controller"))
-}
+pub use crate::cli::controller_bin;
 
 /// The chart's directory, deploy/helm/enseal.
 pub fn chart_dir() -> PathBuf {
-    enseal_tests::peers::repo_root().join("deploy/helm/enseal")
+    crate::peers::repo_root().join("deploy/helm/enseal")
 }
 
 /// The helm binary: `ENSEAL_HELM_BIN`, else the one tests/tools/helm.sh built (scripts/test.sh
@@ -62,7 +49,7 @@ pub fn helm_bin() -> PathBuf {
         assert!(p.is_file(), "ENSEAL_HELM_BIN={} is not a file", p.display());
         return p;
     }
-    let script = enseal_tests::peers::repo_root().join("tests/tools/helm.sh");
+    let script = crate::peers::repo_root().join("tests/tools/helm.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg("--check")

@@ -12,14 +12,9 @@
 //! - the CRDs are verbatim copies of deploy/crds (Helm never templates crds/), so they lack the
 //!   app.kubernetes.io/part-of label that kustomize adds to the base's copy.
 
-mod controller_support;
-mod deploy_support;
-#[path = "deploy_support/rbac_run.rs"]
-mod rbac_run;
-
 use std::collections::BTreeMap;
 
-use deploy_support::{chart_dir, helm, helm_template, kustomize_base, of_kind, run_helm};
+use enseal_tests::deploy::{chart_dir, helm, helm_template, kustomize_base, of_kind, run_helm};
 use enseal_tests::{cluster, peers};
 use kube::api::{Patch, PatchParams};
 use serde_json::{json, Value};
@@ -244,7 +239,7 @@ fn the_chart_args_are_flags_the_controller_knows() {
             "extraArgs={--key-renew-period=0,--watch-namespace=apps}",
         ],
     );
-    let help = std::process::Command::new(deploy_support::controller_bin())
+    let help = std::process::Command::new(enseal_tests::deploy::controller_bin())
         .arg("--help")
         .output()
         .expect("running enseal-controller --help");
@@ -481,7 +476,7 @@ async fn helm_install_on_the_api_server_runs_the_controller_with_the_release_rol
         uninstalled: false,
     };
     let manifest = helm_in_ns(&["get", "manifest", &release]);
-    let deployed: Vec<Value> = deploy_support::yaml_docs(&manifest)
+    let deployed: Vec<Value> = enseal_tests::deploy::yaml_docs(&manifest)
         .into_iter()
         .filter(|d| !d.is_null())
         .collect();
@@ -512,8 +507,13 @@ async fn helm_install_on_the_api_server_runs_the_controller_with_the_release_rol
         assert_on_server_and_strict(&admin, crd, &format!("CRD {name}")).await;
     }
 
-    rbac_run::the_controller_works_with_only_the_deployed_role(&deployed, &admin, &n, apps.name())
-        .await;
+    enseal_tests::deploy::rbac_run::the_controller_works_with_only_the_deployed_role(
+        &deployed,
+        &admin,
+        &n,
+        apps.name(),
+    )
+    .await;
 
     helm_in_ns(&["uninstall", &release]);
     installed.uninstalled = true;
@@ -521,7 +521,7 @@ async fn helm_install_on_the_api_server_runs_the_controller_with_the_release_rol
         .iter()
         .find(|d| d["kind"] == "ClusterRole")
         .unwrap();
-    let gone = rbac_run::api_for(&admin, cluster_role)
+    let gone = enseal_tests::deploy::rbac_run::api_for(&admin, cluster_role)
         .get_opt(cluster_role["metadata"]["name"].as_str().unwrap())
         .await
         .unwrap();
@@ -581,7 +581,7 @@ fn the_helm_script_checks_without_building_and_pins_the_version() {
 /// `d` exists on the server, and a strict server-side dry run of it as rendered passes.
 async fn assert_on_server_and_strict(admin: &kube::Client, d: &Value, what: &str) {
     let name = d["metadata"]["name"].as_str().unwrap();
-    let api = rbac_run::api_for(admin, d);
+    let api = enseal_tests::deploy::rbac_run::api_for(admin, d);
     api.get(name)
         .await
         .unwrap_or_else(|e| panic!("{what} is not on the server: {e}"));

@@ -4,15 +4,13 @@
 //! the only one it reconciles, so tests running side by side never see each
 //! other's objects.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use enseal_tests::cluster;
+use crate::cluster;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -26,35 +24,12 @@ use serde_json::{json, Value};
 pub const WAIT: Duration = Duration::from_secs(60);
 
 pub fn repo_root() -> PathBuf {
-    enseal_tests::peers::repo_root()
+    crate::peers::repo_root()
 }
 
-/// The `enseal-controller` binary next to this test executable's profile
-/// directory (`cargo build --workspace --bins` puts it there), or
-/// `ENSEAL_CONTROLLER_BIN`.
-pub fn controller_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("ENSEAL_CONTROLLER_BIN").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(profile) = exe.parent().and_then(Path::parent) {
-            candidates.push(profile.join("enseal-controller"));
-        }
-    }
-    candidates.push(repo_root().join("target/debug/enseal-controller"));
-    candidates
-        .iter()
-        .find(|c| c.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!("enseal-controller not found (looked at {candidates:?}): run cargo build --workspace --bins first")
-        })
-}
+pub use crate::cli::controller_bin;
 
-pub fn kubeseal_bin() -> PathBuf {
-    cluster::sealed_secrets_bin("kubeseal")
-}
+pub use crate::cluster::kubeseal_bin;
 
 pub fn sealed_secrets_controller_bin() -> PathBuf {
     cluster::sealed_secrets_bin("controller")
@@ -106,7 +81,7 @@ pub async fn install_crd(client: &Client) {
     }
 }
 
-pub use enseal_tests::manifest::yaml_to_json;
+pub use crate::manifest::yaml_to_json;
 
 pub fn ss_resource() -> ApiResource {
     ApiResource {

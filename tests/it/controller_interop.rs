@@ -2,9 +2,7 @@
 //! API server: keys and SealedSecrets move between them in both directions,
 //! which is what replacing one with the other in a live cluster needs.
 
-mod controller_support;
-
-use controller_support::*;
+use enseal_tests::controller::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::DeleteParams;
 use kube::Api;

@@ -1,12 +1,10 @@
 //! enseal-controller's keys, HTTP endpoints, leader election and interop
 //! with the real Sealed Secrets controller, on the real API server.
 
-mod controller_support;
-
 use std::time::{Duration, Instant};
 
-use controller_support::*;
 use enseal_tests::cluster;
+use enseal_tests::controller::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;

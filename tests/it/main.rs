@@ -1,0 +1,23 @@
+//! enseal's integration tests, one binary: the built `enseal` and `enseal-controller` against
+//! the real peers (sops, age, kubeseal and the Sealed Secrets controller, helm, kustomize,
+//! pre-commit, moto) and a real API server. One binary links kube, tokio and the rest once
+//! instead of once per file, and the tests of all modules share one control plane (each test
+//! works in its own namespace). Helpers live in the `enseal_tests` library (tests/src).
+
+mod cli_behaviour;
+mod cluster_smoke;
+mod controller_interop;
+mod controller_operations;
+mod controller_sealedsecret;
+mod controller_sopssecret;
+mod deploy_manifests;
+mod deploy_rbac;
+mod helm_chart;
+mod kms_interop;
+mod kubeseal_interop;
+mod kustomize_plugin;
+mod pre_commit_hook;
+mod seal_interop;
+mod sops_interop;
+mod ssh_keys;
+mod updatekeys_tree;
