@@ -7,9 +7,7 @@
 //! derives what sops hashes from it. The canonical layout (no original) is sops': tab
 //! indentation, `": "`, Go's string escaping (`<` as `\u003c`) and a final newline.
 
-use std::any::Any;
-
-use super::{Format, Parsed, Store, StoreError, WriteOptions};
+use super::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
 use crate::format::tree::{Item, Node, Tree};
 use emit::{render_map, Style};
 pub(crate) use parse::Source;
@@ -68,7 +66,7 @@ impl Store for JsonStore {
         Ok(Parsed {
             tree,
             metadata,
-            source: Some(Box::new(source) as Box<dyn Any + Send + Sync>),
+            source: Layout::json(source),
         })
     }
 
@@ -79,10 +77,7 @@ impl Store for JsonStore {
         original: Option<&Parsed>,
         options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
-        let source = original
-            .and_then(|p| p.source.as_ref())
-            .and_then(|s| s.downcast_ref::<Source>());
-        write_json(tree, metadata, source, options)
+        write_json(tree, metadata, Layout::of_json(original)?, options)
     }
 }
 
