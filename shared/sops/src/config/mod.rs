@@ -653,6 +653,45 @@ mod tests {
         ));
     }
 
+    /// Each case checked against sops 3.11 (with nine key groups, so that a threshold up to 9
+    /// shows in the metadata): one resolver with the YAML store, as go-yaml has one.
+    #[test]
+    fn numbers_in_typed_fields_resolve_as_in_files() {
+        let threshold = |text: &str| {
+            parse(&format!(
+                "creation_rules:\n  - age: {R1}\n    shamir_threshold: {text}\n"
+            ))
+            .map(|c| c.rule_for(Path::new("/proj/a")).unwrap().shamir_threshold)
+        };
+        for (text, want) in [
+            ("010", 8),
+            ("011", 9),
+            ("0X1F", 31),
+            ("0o17", 15),
+            ("0b11", 3),
+            ("1_0", 10),
+            ("08", 8),
+            ("2.7", 2),
+            ("!!int 3", 3),
+            ("!!float 3", 3),
+        ] {
+            assert_eq!(threshold(text).unwrap(), Some(want), "{text}");
+        }
+        for (text, shown) in [
+            ("1e400", "!!str `1e400`"),
+            ("0x8000000000000000", "!!int `0x80000...`"),
+            ("2001-01-01", "!!timestamp `2001-01-01`"),
+            ("'3'", "!!str `3`"),
+        ] {
+            let err = threshold(text).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("cannot unmarshal {shown} into int")),
+                "{text}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn anchors_and_merge_keys_work() {
         let config = parse(&format!(

@@ -2,6 +2,7 @@
 //! in, how a typed scalar becomes the bytes sops encrypts and hashes, and the `sops` metadata.
 
 pub mod metadata;
+pub mod resolve;
 pub mod scalar_text;
 pub mod tree;
 pub mod walk;

@@ -4,7 +4,7 @@
 //! - [`parse`] reads the stream with saphyr-parser and keeps the layout of every value;
 //! - [`mask`] hides encrypted values from saphyr-parser, which reads them slowly;
 //! - [`fast`] reads the simple leading lines of a masked text itself, faster than saphyr-parser;
-//! - [`resolve`] types unquoted scalars as sops 3.11 (go-yaml v3) does;
+//! - [`crate::format::resolve`] types unquoted scalars as sops 3.11 (go-yaml v3) does;
 //! - [`splice`] writes a tree back over the original text;
 //! - [`emit`] writes canonically (new files, re-shaped nodes, the `sops:` block).
 
@@ -12,7 +12,6 @@ mod emit;
 mod fast;
 mod mask;
 mod parse;
-mod resolve;
 mod splice;
 #[cfg(test)]
 mod tests;

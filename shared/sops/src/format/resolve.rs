@@ -1,79 +1,140 @@
-//! Typing of YAML scalars the way sops 3.11 sees them.
+//! Typing of YAML scalars the way sops 3.11 sees them, in its files and in `.sops.yaml` alike.
 //!
-//! sops decodes every scalar with go-yaml v3 into `interface{}`, so a value's `type:` in the
-//! encrypted file is whatever go-yaml's resolver (YAML 1.2 core schema plus a few YAML 1.1
-//! leftovers: `0777` octals, `1_000` underscores, date timestamps) makes of it. This module is a
-//! port of that resolver's decisions (not of its code): the observed kinds are pinned by the
-//! `sops_typing_table` test against the real sops.
+//! sops decodes every scalar with go-yaml v3 (gopkg.in/yaml.v3 `resolve.go`): into
+//! `interface{}` for a file's values, so a value's `type:` in the encrypted file is whatever
+//! go-yaml's resolver (YAML 1.2 core schema plus a few YAML 1.1 leftovers: `0777` octals, `1_000`
+//! underscores, date timestamps) makes of it; and into typed fields for `.sops.yaml`, where the
+//! field then takes the resolved value (`shamir_threshold: 010` is 8, `0X1F` is 31). This module
+//! is a port of that resolver's decisions (not of its code), the one both the YAML store and the
+//! config decoder use: the observed kinds are pinned by `scalars_are_typed_as_sops_types_them` (in
+//! stores/yaml/tests.rs) against the real sops, the values by the tests below and the config tests.
 
 use crate::format::tree::Kind;
 
+/// What go-yaml's `resolve` makes of a scalar: its type and, for booleans and numbers, its value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Resolved {
+    Null,
+    Bool(bool),
+    /// Go's `int` or `uint64` (a positive value up to `u64::MAX` still resolves as `!!int`).
+    Int(i128),
+    Float(f64),
+    Timestamp,
+    Str,
+}
+
+impl Resolved {
+    pub fn kind(self) -> Kind {
+        match self {
+            Resolved::Null => Kind::Null,
+            Resolved::Bool(_) => Kind::Bool,
+            Resolved::Int(_) => Kind::Int,
+            Resolved::Float(_) => Kind::Float,
+            Resolved::Timestamp => Kind::Time,
+            Resolved::Str => Kind::Str,
+        }
+    }
+
+    /// go-yaml's short tag, as it names the type in its "cannot unmarshal" errors.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Resolved::Null => "!!null",
+            Resolved::Bool(_) => "!!bool",
+            Resolved::Int(_) => "!!int",
+            Resolved::Float(_) => "!!float",
+            Resolved::Timestamp => "!!timestamp",
+            Resolved::Str => "!!str",
+        }
+    }
+}
+
 /// The kind of an untagged plain scalar.
 pub fn plain_kind(text: &str) -> Kind {
-    resolve(text, true).unwrap_or(Kind::Str)
+    resolve_plain(text).kind()
+}
+
+/// An untagged plain scalar, resolved.
+pub fn resolve_plain(text: &str) -> Resolved {
+    resolve(text, true)
 }
 
 /// The kind of a scalar with an explicit tag (`!!int "1"`), or an error message when go-yaml
 /// refuses the combination (`!!int abc`). Tags outside the core schema leave the value a string.
 pub fn tagged_kind(tag: &str, text: &str) -> Result<Kind, String> {
+    resolve_tagged(tag, text).map(Resolved::kind)
+}
+
+/// A scalar with an explicit tag (`tag` is the core-schema name, `int` for `!!int`), resolved;
+/// an error message when go-yaml refuses the combination.
+pub fn resolve_tagged(tag: &str, text: &str) -> Result<Resolved, String> {
     let wanted = match tag {
-        "str" | "binary" => return Ok(Kind::Str),
+        "str" | "binary" => return Ok(Resolved::Str),
         "null" => Kind::Null,
         "bool" => Kind::Bool,
         "int" => Kind::Int,
         "float" => Kind::Float,
         "timestamp" => Kind::Time,
-        _ => return Ok(Kind::Str),
+        _ => return Ok(Resolved::Str),
     };
-    let got = resolve(text, matches!(wanted, Kind::Time)).unwrap_or(Kind::Str);
+    let got = resolve(text, matches!(wanted, Kind::Time));
     match (wanted, got) {
-        (w, g) if w == g => Ok(w),
-        (Kind::Float, Kind::Int) => Ok(Kind::Float),
+        (w, g) if w == g.kind() => Ok(g),
+        // go-yaml turns an integer tagged `!!float` into a float64.
+        (Kind::Float, Resolved::Int(i)) => Ok(Resolved::Float(i as f64)),
         _ => Err(format!(
             "cannot decode a {} value as !!{tag}",
-            got.sops_name()
+            got.kind().sops_name()
         )),
     }
 }
 
-/// `None` means "a string". `timestamps` is false for tagged values other than `!!timestamp`,
-/// as go-yaml only tries timestamps on untagged (or timestamp-tagged) scalars.
-fn resolve(s: &str, timestamps: bool) -> Option<Kind> {
+/// `timestamps` is false for tagged values other than `!!timestamp`, as go-yaml only tries
+/// timestamps on untagged (or timestamp-tagged) scalars.
+fn resolve(s: &str, timestamps: bool) -> Resolved {
     match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Some(Kind::Null),
-        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return Some(Kind::Bool),
-        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF"
-        | "-.inf" | "-.Inf" | "-.INF" => return Some(Kind::Float),
+        "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
+        "true" | "True" | "TRUE" => return Resolved::Bool(true),
+        "false" | "False" | "FALSE" => return Resolved::Bool(false),
+        ".nan" | ".NaN" | ".NAN" => return Resolved::Float(f64::NAN),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Resolved::Float(f64::INFINITY)
+        }
+        "-.inf" | "-.Inf" | "-.INF" => return Resolved::Float(f64::NEG_INFINITY),
         _ => {}
     }
     let first = s.as_bytes()[0];
     match first {
         b'.' => {
             // go-yaml hands these to strconv.ParseFloat unchanged: only `.5`, `.5e3` forms.
-            if is_yaml_float(s) && finite(s) {
-                return Some(Kind::Float);
+            if is_yaml_float(s) {
+                if let Some(f) = finite(s) {
+                    return Resolved::Float(f);
+                }
             }
-            None
+            Resolved::Str
         }
         b'0'..=b'9' | b'+' | b'-' => {
             if timestamps && is_timestamp(s) {
-                return Some(Kind::Time);
+                return Resolved::Timestamp;
             }
             let plain: String = s.chars().filter(|&c| c != '_').collect();
-            if go_parse_int(&plain) {
-                return Some(Kind::Int);
+            if let Some(i) = go_parse_int(&plain) {
+                return Resolved::Int(i);
             }
-            if is_yaml_float(&plain) && finite(&plain) {
-                return Some(Kind::Float);
+            if is_yaml_float(&plain) {
+                if let Some(f) = finite(&plain) {
+                    return Resolved::Float(f);
+                }
             }
-            None
+            Resolved::Str
         }
-        _ => None,
+        _ => Resolved::Str,
     }
 }
 
-fn finite(s: &str) -> bool {
-    s.parse::<f64>().map(|f| f.is_finite()).unwrap_or(false)
+/// strconv.ParseFloat succeeding: it refuses what overflows to an infinity.
+fn finite(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 /// `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`, go-yaml's float syntax.
@@ -116,8 +177,9 @@ fn is_yaml_float(s: &str) -> bool {
     i == b.len()
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)` succeeding, or `ParseUint(s, 0, 64)` (no sign) succeeding.
-fn go_parse_int(s: &str) -> bool {
+/// Go's `strconv.ParseInt(s, 0, 64)`, or `ParseUint(s, 0, 64)` (no sign), when one succeeds: base
+/// 0 reads `0x`/`0X`, `0o`/`0O`, `0b`/`0B` and a bare leading `0` (octal) prefixes.
+fn go_parse_int(s: &str) -> Option<i128> {
     let (neg, signed, body) = match s.as_bytes().first() {
         Some(b'-') => (true, true, &s[1..]),
         Some(b'+') => (false, true, &s[1..]),
@@ -134,18 +196,19 @@ fn go_parse_int(s: &str) -> bool {
         (10, body)
     };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return false;
+        return None;
     }
-    let Ok(magnitude) = u128::from_str_radix(digits, radix) else {
-        return false;
-    };
-    if neg {
+    let magnitude = u128::from_str_radix(digits, radix).ok()?;
+    let fits = if neg {
         magnitude <= 1u128 << 63
     } else if signed {
         magnitude <= i64::MAX as u128
     } else {
         magnitude <= u64::MAX as u128
-    }
+    };
+    // Fits, so at most 2^64 and a lossless i128.
+    let value = magnitude as i128;
+    fits.then_some(if neg { -value } else { value })
 }
 
 /// go-yaml's timestamp formats: `2006-1-2`, `2006-1-2T15:4:5.999999999Z07:00` (also with a
@@ -308,4 +371,56 @@ pub fn is_base60_float(s: &str) -> bool {
         }
     }
     i == b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checked against sops 3.11: in a file, `a: 010` is `type:int` and decrypts to `8`, `0X1F`
+    /// to `31`, `-010` to `-8`, `0x_1F` to `31`, and `08` (not octal) is `type:float`; in
+    /// `.sops.yaml`, `shamir_threshold: 010` is 8. The config decoder once read `010` as 10 and
+    /// refused `0X1F`.
+    #[test]
+    fn integers_resolve_as_go_parse_int_with_base_0_reads_them() {
+        for (text, want) in [
+            ("010", Resolved::Int(8)),
+            ("0X1F", Resolved::Int(31)),
+            ("0x1f", Resolved::Int(31)),
+            ("0x_1F", Resolved::Int(31)),
+            ("-010", Resolved::Int(-8)),
+            ("0o17", Resolved::Int(15)),
+            ("0O17", Resolved::Int(15)),
+            ("0b11", Resolved::Int(3)),
+            ("+1", Resolved::Int(1)),
+            ("1_0", Resolved::Int(10)),
+            ("18446744073709551615", Resolved::Int(u64::MAX as i128)),
+            ("-9223372036854775808", Resolved::Int(i64::MIN as i128)),
+            ("08", Resolved::Float(8.0)),
+            ("2.7", Resolved::Float(2.7)),
+            ("1e3", Resolved::Float(1000.0)),
+            ("1e400", Resolved::Str),
+            ("0xZZ", Resolved::Str),
+            (
+                "-18446744073709551615",
+                Resolved::Float(-18446744073709551615.0),
+            ),
+            ("2001-01-01", Resolved::Timestamp),
+            ("yes", Resolved::Str),
+            ("True", Resolved::Bool(true)),
+            ("~", Resolved::Null),
+        ] {
+            assert_eq!(resolve_plain(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn tags_convert_or_refuse_as_go_yaml_does() {
+        assert_eq!(resolve_tagged("float", "3"), Ok(Resolved::Float(3.0)));
+        assert_eq!(resolve_tagged("int", "010"), Ok(Resolved::Int(8)));
+        assert_eq!(resolve_tagged("str", "010"), Ok(Resolved::Str));
+        // Timestamps are only tried untagged or under `!!timestamp`.
+        assert_eq!(resolve_tagged("str", "2001-01-01"), Ok(Resolved::Str));
+        assert!(resolve_tagged("int", "abc").is_err());
+    }
 }
