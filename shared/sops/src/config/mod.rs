@@ -10,7 +10,6 @@
 use std::path::{Component, Path, PathBuf};
 
 pub mod creation_rule;
-pub mod crypt_rule;
 mod decode;
 mod error;
 
@@ -314,6 +313,7 @@ fn decode_destination(d: &mut Decoder, node: &Node) -> DestinationRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::crypt_rule::CryptRuleKind;
 
     const R1: &str = "age1q6tj20qmu36rmhnvwtenf6ezz2hrtt4aknnxsyu6k5wklw4aw4psu4ec22";
     const R2: &str = "age1edszjlr2fcmvtwp2ukmgat0rm06pdhv3yw3a457y4x4qnsj8wcjq68qlqh";
@@ -554,14 +554,20 @@ mod tests {
         let a = config.rule_for(Path::new("/proj/a")).unwrap();
         assert_eq!(
             a.crypt_rule,
-            Some(CryptRuleSpec::EncryptedRegex("^(data|stringData)$".into()))
+            Some(CryptRuleSpec {
+                kind: CryptRuleKind::EncryptedRegex,
+                value: "^(data|stringData)$".into()
+            })
         );
         assert!(a.mac_only_encrypted);
         // An empty value does not count as set.
         let b = config.rule_for(Path::new("/proj/b")).unwrap();
         assert_eq!(
             b.crypt_rule,
-            Some(CryptRuleSpec::EncryptedSuffix("_enc".into()))
+            Some(CryptRuleSpec {
+                kind: CryptRuleKind::EncryptedSuffix,
+                value: "_enc".into()
+            })
         );
         assert_eq!(b.crypt_rule.as_ref().unwrap().field(), "encrypted_suffix");
         // Two rules set: sops refuses, but only for files that pick this rule.
@@ -703,7 +709,10 @@ mod tests {
         assert_eq!(a.key_groups[0].age, vec![R2]);
         assert_eq!(
             a.crypt_rule,
-            Some(CryptRuleSpec::EncryptedSuffix("_s".into()))
+            Some(CryptRuleSpec {
+                kind: CryptRuleKind::EncryptedSuffix,
+                value: "_s".into()
+            })
         );
         // An explicit key beats the merged one.
         assert_eq!(ages_for(&config, "/proj/b"), vec![vec![R3.to_owned()]]);

@@ -181,9 +181,9 @@ fn a_layout_is_written_only_when_it_spells_the_value() {
 /// `ENC[...]` values and come back on decrypt, so the plaintext file is reproduced exactly.
 #[test]
 fn round_trip_through_real_encryption_is_byte_exact() {
-    use crate::config::crypt_rule::CryptRule;
     use crate::crypto::data_key::DataKey;
     use crate::file;
+    use crate::format::crypt_rule::CryptRule;
     use crate::format::metadata::Metadata;
     use crate::keys::age::{self as agekeys, AgeIdentities};
     use crate::keys::groups::{self, GroupRecipients, Keyring};
