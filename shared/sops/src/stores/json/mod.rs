@@ -6,6 +6,10 @@
 //! types every JSON number as `float`; the number's text is kept in the scalar and the core
 //! derives what sops hashes from it. The canonical layout (no original) is sops': tab
 //! indentation, `": "`, Go's string escaping (`<` as `\u003c`) and a final newline.
+//!
+//! - [`parse`] reads the document and keeps the span of every key and value;
+//! - [`splice`] writes a tree back over the original bytes;
+//! - [`emit`] writes canonically (new files, new or re-shaped values, the `sops` object).
 
 use super::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
 use crate::format::tree::{Item, Node, Tree};
@@ -29,6 +33,20 @@ mod tests;
 
 /// Parses JSON bytes into a tree and the metadata; also used by the binary store.
 pub(crate) fn parse_json(bytes: &[u8]) -> Result<(Tree, Option<Node>, Source), StoreError> {
+    let (tree, metadata, root) = read(bytes)?;
+    let text = bytes.to_vec();
+    Ok((tree, metadata, Source { text, root }))
+}
+
+/// [`parse_json`] for bytes the caller no longer needs: the layout keeps them as its text
+/// rather than a copy (one whole-file copy less on a large file).
+fn parse_json_owned(bytes: Vec<u8>) -> Result<(Tree, Option<Node>, Source), StoreError> {
+    let (tree, metadata, root) = read(&bytes)?;
+    Ok((tree, metadata, Source { text: bytes, root }))
+}
+
+/// The tree, the metadata and the spans of the document.
+fn read(bytes: &[u8]) -> Result<(Tree, Option<Node>, parse::JObject), StoreError> {
     let root = parse_document(bytes)?;
     let mut items = Vec::new();
     let mut metadata = None;
@@ -49,11 +67,7 @@ pub(crate) fn parse_json(bytes: &[u8]) -> Result<(Tree, Option<Node>, Source), S
     let tree = Tree {
         documents: vec![Node::Map(items)],
     };
-    let source = Source {
-        text: bytes.to_vec(),
-        root,
-    };
-    Ok((tree, metadata, source))
+    Ok((tree, metadata, root))
 }
 
 impl Store for JsonStore {
@@ -63,6 +77,15 @@ impl Store for JsonStore {
 
     fn parse(&self, bytes: &[u8]) -> Result<Parsed, StoreError> {
         let (tree, metadata, source) = parse_json(bytes)?;
+        Ok(Parsed {
+            tree,
+            metadata,
+            source: Layout::json(source),
+        })
+    }
+
+    fn parse_owned(&self, bytes: Vec<u8>) -> Result<Parsed, StoreError> {
+        let (tree, metadata, source) = parse_json_owned(bytes)?;
         Ok(Parsed {
             tree,
             metadata,

@@ -458,3 +458,12 @@ fn sops_made_shamir_file_has_key_groups_and_threshold() {
         .unwrap();
     assert_eq!(canonical, bytes);
 }
+
+#[test]
+fn parsing_owned_bytes_keeps_the_layout_as_parsing_borrowed_ones_does() {
+    let text = "{\n  \"a\": \"\\u00e9\",  \"b\": 1.50,\n  \"c\": [1, 2]\n}\n";
+    let owned = JsonStore.parse_owned(text.as_bytes().to_vec()).unwrap();
+    let borrowed = parse(text);
+    assert_eq!(owned.tree, borrowed.tree);
+    assert_eq!(write(&owned.tree, None, Some(&owned)), text);
+}

@@ -4,7 +4,8 @@
 //! - [`parse`] reads the stream with saphyr-parser and keeps the layout of every value;
 //! - [`mask`] hides encrypted values from saphyr-parser, which reads them slowly;
 //! - [`fast`] reads the simple leading lines of a masked text itself, faster than saphyr-parser;
-//! - [`crate::format::resolve`] types unquoted scalars as sops 3.11 (go-yaml v3) does;
+//! - unquoted scalars are typed by [`crate::format::resolve`] as sops 3.11 (go-yaml v3) does,
+//!   the same resolver `.sops.yaml` is decoded with;
 //! - [`splice`] writes a tree back over the original text;
 //! - [`emit`] writes canonically (new files, re-shaped nodes, the `sops:` block).
 
