@@ -49,13 +49,7 @@ pub(crate) fn scalar(node: &Node) -> Option<(&str, bool)> {
 }
 
 pub(crate) fn is_null(node: &Node) -> bool {
-    match &node.data {
-        YamlDataOwned::BadValue => true,
-        YamlDataOwned::Representation(text, ScalarStyle::Plain, None) => {
-            matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL")
-        }
-        _ => false,
-    }
+    matches!(node.data, YamlDataOwned::BadValue) || resolved(node) == Some(Resolved::Null)
 }
 
 /// What go-yaml's resolver makes of a scalar node (`None` for collections): a plain untagged
@@ -204,11 +198,11 @@ impl Decoder {
         // (plain `yes` or quoted `'off'`), as yaml.v3's decoder does.
         match (resolved(node), scalar(node)) {
             (Some(Resolved::Bool(b)), _) => return b,
-            (Some(Resolved::Str), Some((text, _))) => match text {
-                "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return true,
-                "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => return false,
-                _ => {}
-            },
+            (Some(Resolved::Str), Some((text, _))) => {
+                if let Some(b) = resolve::old_bool(text) {
+                    return b;
+                }
+            }
             _ => {}
         }
         self.mismatch(node, "bool");

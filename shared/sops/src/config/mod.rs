@@ -698,6 +698,36 @@ mod tests {
         }
     }
 
+    /// Checked against sops 3.11, like the numbers above.
+    #[test]
+    fn booleans_in_typed_fields_resolve_as_in_files() {
+        let mac_only = |text: &str| {
+            parse(&format!(
+                "creation_rules:\n  - age: {R1}\n    mac_only_encrypted: {text}\n"
+            ))
+            .map(|c| c.rule_for(Path::new("/proj/a")).unwrap().mac_only_encrypted)
+        };
+        for (text, want) in [
+            ("yes", true),
+            ("'on'", true),
+            ("!!bool true", true),
+            ("!!str yes", true),
+            ("Off", false),
+            ("~", false),
+            ("!!null ~", false),
+        ] {
+            assert_eq!(mac_only(text).unwrap(), want, "{text}");
+        }
+        for (text, shown) in [("\"true\"", "!!str `true`"), ("1", "!!int `1`")] {
+            let err = mac_only(text).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("cannot unmarshal {shown} into bool")),
+                "{text}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn anchors_and_merge_keys_work() {
         let config = parse(&format!(

@@ -316,24 +316,17 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 /// YAML 1.1 booleans that go-yaml still quotes on output so that older parsers keep reading
 /// them as strings.
 pub fn is_old_bool(s: &str) -> bool {
-    matches!(
-        s,
-        "y" | "Y"
-            | "yes"
-            | "Yes"
-            | "YES"
-            | "n"
-            | "N"
-            | "no"
-            | "No"
-            | "NO"
-            | "on"
-            | "On"
-            | "ON"
-            | "off"
-            | "Off"
-            | "OFF"
-    )
+    old_bool(s).is_some()
+}
+
+/// The value of a YAML 1.1 boolean word (`yes`, `Off`...). go-yaml resolves these as strings,
+/// but its decoder still takes them for a typed `bool` field (`mac_only_encrypted: yes`).
+pub fn old_bool(s: &str) -> Option<bool> {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
+        _ => None,
+    }
 }
 
 /// YAML 1.1 base-60 floats (`1:20`), also quoted on output by go-yaml.
