@@ -60,7 +60,7 @@ impl fmt::Display for Failure {
 pub fn store_error(file: &Path, e: StoreError) -> Failure {
     let code = match e {
         StoreError::Syntax { .. } => CANNOT_READ_INPUT,
-        StoreError::Unrepresentable { .. } => GENERIC,
+        StoreError::Unrepresentable { .. } | StoreError::ForeignLayout { .. } => GENERIC,
     };
     Failure::new(code, e.to_string()).in_file(file)
 }

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use enseal_sops::config::crypt_rule::CryptRule;
 use enseal_sops::config::{self, Config, ConfigError};
+use enseal_sops::format::crypt_rule::{CryptRule, CryptRuleKind};
 use enseal_sops::format::metadata::KmsStanza;
 use enseal_sops::keys::age::AgeRecipient;
 use enseal_sops::keys::aws_kms;
@@ -48,17 +48,18 @@ fn cli_kms_keys(global: &GlobalOptions) -> Result<Vec<KmsStanza>> {
 }
 
 fn cli_crypt_rule(global: &GlobalOptions) -> Result<Option<CryptRule>> {
+    use CryptRuleKind::*;
     CryptRule::from_fields([
-        ("unencrypted_suffix", global.unencrypted_suffix.as_deref()),
-        ("encrypted_suffix", global.encrypted_suffix.as_deref()),
-        ("unencrypted_regex", global.unencrypted_regex.as_deref()),
-        ("encrypted_regex", global.encrypted_regex.as_deref()),
+        (UnencryptedSuffix, global.unencrypted_suffix.as_deref()),
+        (EncryptedSuffix, global.encrypted_suffix.as_deref()),
+        (UnencryptedRegex, global.unencrypted_regex.as_deref()),
+        (EncryptedRegex, global.encrypted_regex.as_deref()),
         (
-            "unencrypted_comment_regex",
+            UnencryptedCommentRegex,
             global.unencrypted_comment_regex.as_deref(),
         ),
         (
-            "encrypted_comment_regex",
+            EncryptedCommentRegex,
             global.encrypted_comment_regex.as_deref(),
         ),
     ])
@@ -179,9 +180,8 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
     let crypt_rule = match cli_rule {
         Some(r) => r,
         None => match &rule.crypt_rule {
-            Some(spec) => CryptRule::from_field(spec.field(), spec.value())
-                .map_err(|e| Failure::new(exit::CONFIG_ERROR, e.to_string()))?
-                .unwrap_or_default(),
+            Some(spec) => CryptRule::new(spec.kind, &spec.value)
+                .map_err(|e| Failure::new(exit::CONFIG_ERROR, e.to_string()))?,
             None => CryptRule::default(),
         },
     };

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use enseal_sops::config::crypt_rule::CryptRule;
 use enseal_sops::crypto::data_key::DataKey;
 use enseal_sops::file;
+use enseal_sops::format::crypt_rule::CryptRule;
 use enseal_sops::format::metadata::{KmsStanza, Metadata};
 use enseal_sops::keys::age::{AgeIdentities, AgeRecipient};
 use enseal_sops::keys::aws_kms::{self, AwsKms, KmsError, KmsFailure};

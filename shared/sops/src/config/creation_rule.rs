@@ -11,6 +11,7 @@ use regex::Regex;
 
 use super::decode::{is_null, is_string_valued, kind_name, location, scalar, Decoder, Node};
 use super::error::{ConfigError, Location, Problem};
+use crate::format::crypt_rule::CryptRuleKind;
 
 /// The keys of one key group. With several groups the data key is split with Shamir, one
 /// share per group.
@@ -47,51 +48,24 @@ pub struct KmsKeySpec {
     pub aws_profile: Option<String>,
 }
 
-/// Which values are encrypted: the one crypt rule a creation rule may set.
+/// Which values are encrypted: the one crypt rule a creation rule may set, as written (its
+/// regex is compiled, and may fail, only when the rule is used: [`CryptRule::new`]).
+///
+/// [`CryptRule::new`]: crate::format::crypt_rule::CryptRule::new
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CryptRuleSpec {
-    UnencryptedSuffix(String),
-    EncryptedSuffix(String),
-    UnencryptedRegex(String),
-    EncryptedRegex(String),
-    UnencryptedCommentRegex(String),
-    EncryptedCommentRegex(String),
+pub struct CryptRuleSpec {
+    pub kind: CryptRuleKind,
+    pub value: String,
 }
 
 impl CryptRuleSpec {
     /// The `.sops.yaml` / metadata field name.
     pub fn field(&self) -> &'static str {
-        match self {
-            CryptRuleSpec::UnencryptedSuffix(_) => "unencrypted_suffix",
-            CryptRuleSpec::EncryptedSuffix(_) => "encrypted_suffix",
-            CryptRuleSpec::UnencryptedRegex(_) => "unencrypted_regex",
-            CryptRuleSpec::EncryptedRegex(_) => "encrypted_regex",
-            CryptRuleSpec::UnencryptedCommentRegex(_) => "unencrypted_comment_regex",
-            CryptRuleSpec::EncryptedCommentRegex(_) => "encrypted_comment_regex",
-        }
+        self.kind.field()
     }
 
     pub fn value(&self) -> &str {
-        match self {
-            CryptRuleSpec::UnencryptedSuffix(v)
-            | CryptRuleSpec::EncryptedSuffix(v)
-            | CryptRuleSpec::UnencryptedRegex(v)
-            | CryptRuleSpec::EncryptedRegex(v)
-            | CryptRuleSpec::UnencryptedCommentRegex(v)
-            | CryptRuleSpec::EncryptedCommentRegex(v) => v,
-        }
-    }
-
-    fn from_field(field: &str, value: String) -> Option<CryptRuleSpec> {
-        Some(match field {
-            "unencrypted_suffix" => CryptRuleSpec::UnencryptedSuffix(value),
-            "encrypted_suffix" => CryptRuleSpec::EncryptedSuffix(value),
-            "unencrypted_regex" => CryptRuleSpec::UnencryptedRegex(value),
-            "encrypted_regex" => CryptRuleSpec::EncryptedRegex(value),
-            "unencrypted_comment_regex" => CryptRuleSpec::UnencryptedCommentRegex(value),
-            "encrypted_comment_regex" => CryptRuleSpec::EncryptedCommentRegex(value),
-            _ => return None,
-        })
+        &self.value
     }
 }
 
@@ -204,13 +178,15 @@ impl CreationRule {
                     }
                 }
                 "mac_only_encrypted" => rule.mac_only_encrypted = d.bool(value),
-                _ if CRYPT_FIELD_ORDER.contains(&key) => {
-                    // An empty string means unset, as in sops.
-                    if let Some(v) = d.string(value).filter(|v| !v.is_empty()) {
-                        crypt.extend(CryptRuleSpec::from_field(key, v));
+                _ => match CryptRuleKind::from_field(key) {
+                    Some(kind) => {
+                        // An empty string means unset, as in sops.
+                        if let Some(v) = d.string(value).filter(|v| !v.is_empty()) {
+                            crypt.push(CryptRuleSpec { kind, value: v });
+                        }
                     }
-                }
-                _ => d.unknown(key, value),
+                    None => d.unknown(key, value),
+                },
             }
         }
 
@@ -222,9 +198,9 @@ impl CreationRule {
             0 => {}
             1 => rule.crypt_rule = crypt.pop(),
             _ => {
-                let mut fields: Vec<&'static str> =
-                    crypt.iter().map(CryptRuleSpec::field).collect();
-                fields.sort_by_key(|f| CRYPT_FIELD_ORDER.iter().position(|o| o == f));
+                let mut kinds: Vec<CryptRuleKind> = crypt.iter().map(|c| c.kind).collect();
+                kinds.sort_by_key(|k| CRYPT_FIELD_ORDER.iter().position(|o| o == k));
+                let fields = kinds.into_iter().map(CryptRuleKind::field).collect();
                 rule.deferred.insert(0, Deferred::Conflict(fields));
             }
         }
@@ -244,13 +220,13 @@ impl CreationRule {
 }
 
 /// The order sops names them in its error message.
-const CRYPT_FIELD_ORDER: [&str; 6] = [
-    "encrypted_suffix",
-    "unencrypted_suffix",
-    "encrypted_regex",
-    "unencrypted_regex",
-    "encrypted_comment_regex",
-    "unencrypted_comment_regex",
+const CRYPT_FIELD_ORDER: [CryptRuleKind; 6] = [
+    CryptRuleKind::EncryptedSuffix,
+    CryptRuleKind::UnencryptedSuffix,
+    CryptRuleKind::EncryptedRegex,
+    CryptRuleKind::UnencryptedRegex,
+    CryptRuleKind::EncryptedCommentRegex,
+    CryptRuleKind::UnencryptedCommentRegex,
 ];
 
 type KeyList = Result<Vec<String>, Problem>;

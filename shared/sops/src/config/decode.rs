@@ -1,9 +1,12 @@
 //! Reading `.sops.yaml` the way Go's yaml.v3 decodes into sops' typed fields: type
-//! mismatches and duplicate keys are collected as problems with their location.
+//! mismatches and duplicate keys are collected as problems with their location. Scalars are
+//! typed by [`crate::format::resolve`], the resolver the YAML store uses for file values, so that
+//! `010` is 8 and `0X1F` is 31 in both, as go-yaml reads them.
 
 use saphyr::{MarkedYamlOwned, ScalarStyle, YamlDataOwned, YamlLoader};
 
 use super::error::{Location, Problem};
+use crate::format::resolve::{self, Resolved};
 
 pub(crate) type Node = MarkedYamlOwned;
 
@@ -46,13 +49,25 @@ pub(crate) fn scalar(node: &Node) -> Option<(&str, bool)> {
 }
 
 pub(crate) fn is_null(node: &Node) -> bool {
-    match &node.data {
-        YamlDataOwned::BadValue => true,
-        YamlDataOwned::Representation(text, ScalarStyle::Plain, None) => {
-            matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL")
+    matches!(node.data, YamlDataOwned::BadValue) || resolved(node) == Some(Resolved::Null)
+}
+
+/// What go-yaml's resolver makes of a scalar node (`None` for collections): a plain untagged
+/// scalar by its text, a tagged one by its tag, a quoted one is a string.
+fn resolved(node: &Node) -> Option<Resolved> {
+    let YamlDataOwned::Representation(text, style, tag) = &node.data else {
+        return None;
+    };
+    Some(match tag {
+        Some(t) if t.handle == "!!" || t.handle == "tag:yaml.org,2002:" => {
+            // go-yaml fails the whole decode on `!!int abc`; here it stays a string, which the
+            // typed field then refuses with its location.
+            resolve::resolve_tagged(&t.suffix, text).unwrap_or(Resolved::Str)
         }
-        _ => false,
-    }
+        Some(_) => Resolved::Str,
+        None if *style == ScalarStyle::Plain => resolve::resolve_plain(text),
+        None => Resolved::Str,
+    })
 }
 
 pub(crate) fn kind_name(node: &Node) -> &'static str {
@@ -60,12 +75,7 @@ pub(crate) fn kind_name(node: &Node) -> &'static str {
         YamlDataOwned::Sequence(_) => "!!seq",
         YamlDataOwned::Mapping(_) => "!!map",
         _ if is_null(node) => "!!null",
-        _ => match scalar(node) {
-            Some((text, true)) if resolve_int(text).is_some() => "!!int",
-            Some((text, true)) if resolve_float(text).is_some() => "!!float",
-            Some((text, true)) if resolve_bool(text).is_some() => "!!bool",
-            _ => "!!str",
-        },
+        _ => resolved(node).map_or("!!str", Resolved::tag),
     }
 }
 
@@ -73,54 +83,6 @@ pub(crate) fn kind_name(node: &Node) -> &'static str {
 /// list of strings.
 pub(crate) fn is_string_valued(node: &Node) -> bool {
     kind_name(node) == "!!str"
-}
-
-fn resolve_bool(text: &str) -> Option<bool> {
-    match text {
-        "true" | "True" | "TRUE" => Some(true),
-        "false" | "False" | "FALSE" => Some(false),
-        _ => None,
-    }
-}
-
-fn resolve_int(text: &str) -> Option<i64> {
-    let plain = text.replace('_', "");
-    let (neg, digits) = match plain.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
-    };
-    let (radix, digits) = if let Some(h) = digits.strip_prefix("0x") {
-        (16, h)
-    } else if let Some(o) = digits.strip_prefix("0o") {
-        (8, o)
-    } else if let Some(b) = digits.strip_prefix("0b") {
-        (2, b)
-    } else {
-        (10, digits)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let value = i64::from_str_radix(digits, radix).ok()?;
-    Some(if neg { -value } else { value })
-}
-
-fn resolve_float(text: &str) -> Option<f64> {
-    match text {
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
-        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
-        _ => {}
-    }
-    let ok = text.chars().any(|c| c.is_ascii_digit())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-' | '_'));
-    if ok {
-        text.replace('_', "").parse().ok()
-    } else {
-        None
-    }
 }
 
 /// Collects problems as it goes, like yaml.v3's "unmarshal errors" list.
@@ -232,36 +194,37 @@ impl Decoder {
         if is_null(node) {
             return false;
         }
-        if let Some((text, resolvable)) = scalar(node) {
-            if resolvable {
-                if let Some(b) = resolve_bool(text) {
+        // Typed bools also take the YAML 1.1 words, from any scalar that resolves to a string
+        // (plain `yes` or quoted `'off'`), as yaml.v3's decoder does.
+        match (resolved(node), scalar(node)) {
+            (Some(Resolved::Bool(b)), _) => return b,
+            (Some(Resolved::Str), Some((text, _))) => {
+                if let Some(b) = resolve::old_bool(text) {
                     return b;
                 }
             }
-            match text {
-                "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => return true,
-                "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => return false,
-                _ => {}
-            }
+            _ => {}
         }
         self.mismatch(node, "bool");
         false
     }
 
-    /// A Go `int` field: plain integers (decimal, 0x, 0o, 0b) and integral floats.
+    /// A Go `int` field: what go-yaml resolves as an integer that fits (`0x1F`, `0X1F`, `010`
+    /// octal, `0o17`, `0b11`, `1_000`), or a float, truncated towards zero as Go's
+    /// `int64(f)` does (`2.7` is 2).
     pub(crate) fn int(&mut self, node: &Node) -> Option<i64> {
         if is_null(node) {
             return None;
         }
-        if let Some((text, true)) = scalar(node) {
-            if let Some(i) = resolve_int(text) {
-                return Some(i);
-            }
-            if let Some(f) = resolve_float(text) {
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    return Some(f as i64);
+        match resolved(node) {
+            Some(Resolved::Int(i)) => {
+                if let Ok(i) = i64::try_from(i) {
+                    return Some(i);
                 }
             }
+            // go-yaml: `resolved <= math.MaxInt64` (NaN fails it), then `int64(resolved)`.
+            Some(Resolved::Float(f)) if f <= i64::MAX as f64 => return Some(f as i64),
+            _ => {}
         }
         self.mismatch(node, "int");
         None

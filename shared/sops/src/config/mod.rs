@@ -10,7 +10,6 @@
 use std::path::{Component, Path, PathBuf};
 
 pub mod creation_rule;
-pub mod crypt_rule;
 mod decode;
 mod error;
 
@@ -314,6 +313,7 @@ fn decode_destination(d: &mut Decoder, node: &Node) -> DestinationRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::crypt_rule::CryptRuleKind;
 
     const R1: &str = "age1q6tj20qmu36rmhnvwtenf6ezz2hrtt4aknnxsyu6k5wklw4aw4psu4ec22";
     const R2: &str = "age1edszjlr2fcmvtwp2ukmgat0rm06pdhv3yw3a457y4x4qnsj8wcjq68qlqh";
@@ -554,14 +554,20 @@ mod tests {
         let a = config.rule_for(Path::new("/proj/a")).unwrap();
         assert_eq!(
             a.crypt_rule,
-            Some(CryptRuleSpec::EncryptedRegex("^(data|stringData)$".into()))
+            Some(CryptRuleSpec {
+                kind: CryptRuleKind::EncryptedRegex,
+                value: "^(data|stringData)$".into()
+            })
         );
         assert!(a.mac_only_encrypted);
         // An empty value does not count as set.
         let b = config.rule_for(Path::new("/proj/b")).unwrap();
         assert_eq!(
             b.crypt_rule,
-            Some(CryptRuleSpec::EncryptedSuffix("_enc".into()))
+            Some(CryptRuleSpec {
+                kind: CryptRuleKind::EncryptedSuffix,
+                value: "_enc".into()
+            })
         );
         assert_eq!(b.crypt_rule.as_ref().unwrap().field(), "encrypted_suffix");
         // Two rules set: sops refuses, but only for files that pick this rule.
@@ -653,6 +659,75 @@ mod tests {
         ));
     }
 
+    /// Each case checked against sops 3.11 (with nine key groups, so that a threshold up to 9
+    /// shows in the metadata): one resolver with the YAML store, as go-yaml has one.
+    #[test]
+    fn numbers_in_typed_fields_resolve_as_in_files() {
+        let threshold = |text: &str| {
+            parse(&format!(
+                "creation_rules:\n  - age: {R1}\n    shamir_threshold: {text}\n"
+            ))
+            .map(|c| c.rule_for(Path::new("/proj/a")).unwrap().shamir_threshold)
+        };
+        for (text, want) in [
+            ("010", 8),
+            ("011", 9),
+            ("0X1F", 31),
+            ("0o17", 15),
+            ("0b11", 3),
+            ("1_0", 10),
+            ("08", 8),
+            ("2.7", 2),
+            ("!!int 3", 3),
+            ("!!float 3", 3),
+        ] {
+            assert_eq!(threshold(text).unwrap(), Some(want), "{text}");
+        }
+        for (text, shown) in [
+            ("1e400", "!!str `1e400`"),
+            ("0x8000000000000000", "!!int `0x80000...`"),
+            ("2001-01-01", "!!timestamp `2001-01-01`"),
+            ("'3'", "!!str `3`"),
+        ] {
+            let err = threshold(text).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("cannot unmarshal {shown} into int")),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    /// Checked against sops 3.11, like the numbers above.
+    #[test]
+    fn booleans_in_typed_fields_resolve_as_in_files() {
+        let mac_only = |text: &str| {
+            parse(&format!(
+                "creation_rules:\n  - age: {R1}\n    mac_only_encrypted: {text}\n"
+            ))
+            .map(|c| c.rule_for(Path::new("/proj/a")).unwrap().mac_only_encrypted)
+        };
+        for (text, want) in [
+            ("yes", true),
+            ("'on'", true),
+            ("!!bool true", true),
+            ("!!str yes", true),
+            ("Off", false),
+            ("~", false),
+            ("!!null ~", false),
+        ] {
+            assert_eq!(mac_only(text).unwrap(), want, "{text}");
+        }
+        for (text, shown) in [("\"true\"", "!!str `true`"), ("1", "!!int `1`")] {
+            let err = mac_only(text).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("cannot unmarshal {shown} into bool")),
+                "{text}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn anchors_and_merge_keys_work() {
         let config = parse(&format!(
@@ -664,7 +739,10 @@ mod tests {
         assert_eq!(a.key_groups[0].age, vec![R2]);
         assert_eq!(
             a.crypt_rule,
-            Some(CryptRuleSpec::EncryptedSuffix("_s".into()))
+            Some(CryptRuleSpec {
+                kind: CryptRuleKind::EncryptedSuffix,
+                value: "_s".into()
+            })
         );
         // An explicit key beats the merged one.
         assert_eq!(ages_for(&config, "/proj/b"), vec![vec![R3.to_owned()]]);

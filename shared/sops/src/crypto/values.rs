@@ -166,8 +166,7 @@ pub fn encrypt_tree(
                         reuse(&aad, COMMENT_TYPE, text.as_bytes(), None).unwrap_or_else(|| {
                             cipher::encrypt(text.as_bytes(), COMMENT_TYPE, key, aad.as_bytes())
                         });
-                    if let crate::config::crypt_rule::CryptRule::UnencryptedCommentRegex(r) = &rule
-                    {
+                    if let Some(r) = rule.unencrypted_comment_regex() {
                         if r.is_match(&enc) {
                             return Err(EncryptionError::CommentMatchesUnencryptedRegex {
                                 path: place.display(),
@@ -403,7 +402,7 @@ type Opened = Result<(zeroize::Zeroizing<Vec<u8>>, Result<Kind, String>), Cipher
 fn open_values(
     tree: &mut Tree,
     key: &DataKey,
-    rule: &crate::config::crypt_rule::CryptRule,
+    rule: &crate::format::crypt_rule::CryptRule,
 ) -> impl Iterator<Item = (Sealed, Opened)> {
     let mut jobs: Vec<Sealed> = Vec::new();
     let mut leaf_index = 0usize;
@@ -472,7 +471,7 @@ fn mac_aad(last_modified: &str) -> Result<String, EncryptionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::crypt_rule::CryptRule;
+    use crate::format::crypt_rule::CryptRule;
     use crate::format::metadata::KeyGroup;
     use crate::format::tree::{Item, Node};
 

@@ -4,7 +4,7 @@
 //! Stores hand it over as a generic [`Node`]; this module gives it meaning and writes it back in
 //! the field order sops uses, so enseal's files diff cleanly against sops' own.
 
-use crate::config::crypt_rule::{CryptRule, CryptRuleError};
+use crate::format::crypt_rule::{CryptRule, CryptRuleError, CryptRuleKind};
 use crate::format::tree::{Item, Kind, Node, Scalar};
 
 /// The version written into files. sops requires strict `X.Y.Z` and refuses files whose
@@ -87,7 +87,7 @@ impl Metadata {
         let mut shamir_threshold = None;
         let mut last_modified = None;
         let mut mac = None;
-        let mut rules: Vec<(&'static str, String)> = Vec::new();
+        let mut rules: Vec<(CryptRuleKind, String)> = Vec::new();
         let mut mac_only_encrypted = false;
         let mut version = None;
         for item in items {
@@ -133,8 +133,8 @@ impl Metadata {
                 "version" => version = Some(scalar_text(value, "version")?),
                 k if KEY_FIELDS.contains(&k) => read_key_field(&mut top_group, k, value)?,
                 k => {
-                    if let Some(field) = CryptRule::FIELDS.iter().find(|f| **f == k) {
-                        rules.push((field, scalar_text(value, field)?));
+                    if let Some(kind) = CryptRuleKind::from_field(k) {
+                        rules.push((kind, scalar_text(value, kind.field())?));
                     }
                 }
             }
@@ -143,7 +143,7 @@ impl Metadata {
             Some(groups) if !groups.is_empty() => groups,
             _ => vec![top_group],
         };
-        let crypt_rule = CryptRule::from_fields(rules.iter().map(|(f, v)| (*f, Some(v.as_str()))))?
+        let crypt_rule = CryptRule::from_fields(rules.iter().map(|(k, v)| (*k, Some(v.as_str()))))?
             .unwrap_or_default();
         let version = version.ok_or(MetadataError::Missing("version"))?;
         if !is_semver(&version) {

@@ -3,8 +3,9 @@
 //! It mirrors the tree sops builds (mappings whose items may be comments, sequences whose items
 //! may be comments, typed scalars), because the AAD of a value and the bytes hashed into the MAC
 //! are defined over that tree. Layout (indentation, quoting, blank lines) is not part of the tree:
-//! a store that writes losslessly keeps its own view of the original bytes and consults it when
-//! it writes the tree back (see [`crate::stores::Parsed::source`]).
+//! a store that writes losslessly keeps its own view of the original bytes (the stores' typed
+//! `Layout`) and consults it when it writes the tree back. This module names no store: the
+//! stores build on it, not the other way round.
 
 /// A file: one or more documents (only YAML streams have more than one).
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -44,8 +45,8 @@ pub struct Scalar {
     pub value: Vec<u8>,
     /// The scalar's exact source text, set by a store when it could not write the value back
     /// the way it was written (a folded block scalar loses its line breaks, an escape may be
-    /// spelled several ways). It is encrypted next to the value (see
-    /// [`crate::crypto::values`]) so that decrypting gives the original bytes back.
+    /// spelled several ways). The value cipher encrypts it next to the value, so that
+    /// decrypting gives the original bytes back.
     pub layout: Option<String>,
 }
 

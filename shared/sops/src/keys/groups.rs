@@ -203,7 +203,7 @@ fn short_reason(e: &KeyError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::crypt_rule::CryptRule;
+    use crate::format::crypt_rule::CryptRule;
 
     fn identity() -> (String, AgeRecipient) {
         let (secret, recipient) = agekeys::generate();

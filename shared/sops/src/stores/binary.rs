@@ -5,10 +5,8 @@
 //! JSON object carrying both `data` and `sops` as the encrypted form, and anything else as raw
 //! bytes.
 
-use std::any::Any;
-
 use super::json::{self, parse_json, write_json};
-use super::{Format, Parsed, Store, StoreError, WriteOptions};
+use super::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
 use crate::format::tree::{Item, Kind, Node, Scalar, Tree};
 
 pub struct BinaryStore;
@@ -16,7 +14,7 @@ pub struct BinaryStore;
 const DATA_KEY: &str = "data";
 
 /// Which reading [`BinaryStore::parse`] chose.
-enum Source {
+pub(crate) enum Source {
     Raw,
     Json(json::Source),
 }
@@ -37,7 +35,7 @@ impl Store for BinaryStore {
                 return Ok(Parsed {
                     tree,
                     metadata: Some(metadata),
-                    source: Some(Box::new(Source::Json(source)) as Box<dyn Any + Send + Sync>),
+                    source: Layout::binary(Source::Json(source)),
                 });
             }
         }
@@ -49,7 +47,7 @@ impl Store for BinaryStore {
                 )])],
             },
             metadata: None,
-            source: Some(Box::new(Source::Raw) as Box<dyn Any + Send + Sync>),
+            source: Layout::binary(Source::Raw),
         })
     }
 
@@ -60,14 +58,13 @@ impl Store for BinaryStore {
         original: Option<&Parsed>,
         options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
+        let layout = Layout::of_binary(original)?;
         if metadata.is_some() {
-            let source = original
-                .and_then(|p| p.source.as_ref())
-                .and_then(|s| s.downcast_ref::<Source>())
-                .and_then(|s| match s {
-                    Source::Json(j) => Some(j),
-                    Source::Raw => None,
-                });
+            // A raw file being encrypted has no JSON layout to keep: sops' canonical one it is.
+            let source = layout.and_then(|s| match s {
+                Source::Json(j) => Some(j),
+                Source::Raw => None,
+            });
             return write_json(tree, metadata, source, options);
         }
         let data = tree

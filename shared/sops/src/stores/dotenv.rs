@@ -7,10 +7,8 @@
 //! value (and is written back as `\n`), which is how multi-line values and the armored age
 //! keys of the metadata fit on one line. Keys starting with `sops_` are the flattened metadata.
 
-use std::any::Any;
-
 use super::flat;
-use super::{Format, Parsed, Store, StoreError, WriteOptions};
+use super::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
 use crate::format::tree::{Item, Kind, Node, Tree};
 
 pub struct DotenvStore;
@@ -27,7 +25,7 @@ enum Line {
     Metadata,
 }
 
-struct Source {
+pub(crate) struct Source {
     lines: Vec<Line>,
     /// Per entry: `Some(key)` for a pair, `None` for a comment.
     entries: Vec<Option<String>>,
@@ -121,7 +119,7 @@ impl Store for DotenvStore {
                 documents: vec![Node::Map(items)],
             },
             metadata,
-            source: Some(Box::new(source) as Box<dyn Any + Send + Sync>),
+            source: Layout::dotenv(source),
         })
     }
 
@@ -132,11 +130,9 @@ impl Store for DotenvStore {
         original: Option<&Parsed>,
         _options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
+        let source = Layout::of_dotenv(original)?;
         let items = top_items(tree)?;
         let rendered: Vec<String> = items.iter().map(render).collect::<Result<_, _>>()?;
-        let source = original
-            .and_then(|p| p.source.as_ref())
-            .and_then(|s| s.downcast_ref::<Source>());
         let (mut lines, trailing_newline) = match source {
             Some(source) => (
                 lossless_lines(source, items, &rendered),

@@ -12,10 +12,8 @@
 //! Not supported (an error, where sops would accept them): values continued over several lines
 //! (a trailing `\`, an unclosed `"""` or backtick), quoted key names, duplicate keys in a section.
 
-use std::any::Any;
-
 use super::flat;
-use super::{Format, Parsed, Store, StoreError, WriteOptions};
+use super::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
 use crate::format::tree::{Item, Kind, Node, Tree};
 
 pub struct IniStore;
@@ -63,7 +61,7 @@ struct Section {
     entries: Vec<Entry>,
 }
 
-struct Source {
+pub(crate) struct Source {
     lines: Vec<String>,
     trailing_newline: bool,
     kinds: Vec<LineKind>,
@@ -411,7 +409,7 @@ impl Store for IniStore {
                 documents: vec![Node::Map(items)],
             },
             metadata,
-            source: Some(Box::new(source) as Box<dyn Any + Send + Sync>),
+            source: Layout::ini(source),
         })
     }
 
@@ -422,10 +420,8 @@ impl Store for IniStore {
         original: Option<&Parsed>,
         _options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
+        let source = Layout::of_ini(original)?;
         let sections = sections_of(tree)?;
-        let source = original
-            .and_then(|p| p.source.as_ref())
-            .and_then(|s| s.downcast_ref::<Source>());
         let text = match source {
             Some(src) => lossless(src, &sections, metadata)?,
             None => canonical(&sections, metadata)?,

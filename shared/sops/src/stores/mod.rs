@@ -5,7 +5,6 @@
 //! back in its format's layout. The metadata travels as a generic [`Node`] (a mapping whose
 //! leaves are strings, booleans and integers); [`crate::format::metadata`] gives it meaning.
 
-use std::any::Any;
 use std::path::Path;
 
 use crate::format::tree::{Node, Tree};
@@ -87,8 +86,69 @@ pub struct Parsed {
     pub metadata: Option<Node>,
     /// The store's own memory of the original bytes (spans, quoting, indentation...), used by
     /// [`Store::write`] to give back the file's layout. Opaque outside the store that made it.
-    pub source: Option<Box<dyn Any + Send + Sync>>,
+    pub source: Layout,
 }
+
+/// What a store remembers of the bytes it parsed, to write them back in their own layout.
+///
+/// Opaque outside this module's stores, and typed per store: a layout can only be read back by
+/// the store that made it. Given to another store, it is refused ([`StoreError::ForeignLayout`])
+/// rather than quietly replaced by the canonical layout, which would break the byte-for-byte
+/// promise with no error.
+pub struct Layout(PerStore);
+
+/// One variant per store, holding that store's own record of the source bytes.
+enum PerStore {
+    Yaml(yaml::Source),
+    Json(json::Source),
+    Dotenv(dotenv::Source),
+    Ini(ini::Source),
+    Binary(binary::Source),
+}
+
+impl Layout {
+    /// The format of the store that made this layout (and the only one that can write it).
+    pub fn format(&self) -> Format {
+        match self.0 {
+            PerStore::Yaml(_) => Format::Yaml,
+            PerStore::Json(_) => Format::Json,
+            PerStore::Dotenv(_) => Format::Dotenv,
+            PerStore::Ini(_) => Format::Ini,
+            PerStore::Binary(_) => Format::Binary,
+        }
+    }
+}
+
+macro_rules! store_layout {
+    ($variant:ident, $source:ty, $into:ident, $of:ident) => {
+        impl Layout {
+            fn $into(source: $source) -> Layout {
+                Layout(PerStore::$variant(source))
+            }
+
+            /// The layout `original` remembers, for the store of this format: `None` without an
+            /// original, an error when another store made it.
+            fn $of(original: Option<&Parsed>) -> Result<Option<&$source>, StoreError> {
+                let Some(parsed) = original else {
+                    return Ok(None);
+                };
+                match &parsed.source.0 {
+                    PerStore::$variant(source) => Ok(Some(source)),
+                    _ => Err(StoreError::ForeignLayout {
+                        store: Format::$variant.name(),
+                        layout: parsed.source.format().name(),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+store_layout!(Yaml, yaml::Source, yaml, of_yaml);
+store_layout!(Json, json::Source, json, of_json);
+store_layout!(Dotenv, dotenv::Source, dotenv, of_dotenv);
+store_layout!(Ini, ini::Source, ini, of_ini);
+store_layout!(Binary, binary::Source, binary, of_binary);
 
 /// Layout choices for writing, from `.sops.yaml` `stores:` or the command line.
 #[derive(Clone, Debug, Default)]
@@ -108,6 +168,13 @@ pub enum StoreError {
         line: Option<usize>,
         column: Option<usize>,
         message: String,
+    },
+    /// A write was given the layout of a file that another store parsed: a caller's mistake,
+    /// refused so that the output never silently loses the original's layout.
+    #[error("cannot write as {store} keeping the layout of a {layout} file")]
+    ForeignLayout {
+        store: &'static str,
+        layout: &'static str,
     },
     /// The tree cannot be written in this format (e.g. nested values in dotenv).
     #[error("cannot write as {format}: {message}")]
@@ -143,6 +210,7 @@ pub trait Store: Send + Sync {
     /// With `original` (a [`Parsed`] this same store produced), everything the tree did not
     /// change is written exactly as it was in the original bytes: comments, blank lines,
     /// indentation, quoting, key order. Without it, the store's canonical layout is used.
+    /// An `original` that another store produced is refused with [`StoreError::ForeignLayout`].
     fn write(
         &self,
         tree: &Tree,
@@ -150,4 +218,41 @@ pub trait Store: Send + Sync {
         original: Option<&Parsed>,
         options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layout_given_to_another_store_is_refused_not_replaced_by_the_canonical_one() {
+        let yaml = store_for(Format::Yaml).parse(b"# kept\na: 1\n").unwrap();
+        for format in [Format::Json, Format::Dotenv, Format::Ini, Format::Binary] {
+            let err = store_for(format)
+                .write(&yaml.tree, None, Some(&yaml), &WriteOptions::default())
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StoreError::ForeignLayout { store, layout: "yaml" } if store == format.name()
+                ),
+                "{format:?}: {err}"
+            );
+        }
+        let json = store_for(Format::Json).parse(b"{\"a\": 1}").unwrap();
+        let err = store_for(Format::Yaml)
+            .write(&json.tree, None, Some(&json), &WriteOptions::default())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot write as yaml keeping the layout of a json file"
+        );
+    }
+
+    #[test]
+    fn a_parse_can_be_sent_between_threads() {
+        // The controller decrypts on its async runtime's worker threads.
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Parsed>();
+    }
 }

@@ -1,7 +1,7 @@
 //! Canonical YAML output, laid out the way sops (go-yaml v3) lays it out: used for new files,
 //! for the `sops:` block, and for whatever the lossless writer has no original text for.
 
-use super::resolve;
+use crate::format::resolve;
 use crate::format::tree::{Item, Kind, Node, Scalar};
 
 /// go-yaml v3 indents a nested block to the next multiple of the indentation step (the `- ` of a

@@ -4,7 +4,8 @@
 //! - [`parse`] reads the stream with saphyr-parser and keeps the layout of every value;
 //! - [`mask`] hides encrypted values from saphyr-parser, which reads them slowly;
 //! - [`fast`] reads the simple leading lines of a masked text itself, faster than saphyr-parser;
-//! - [`resolve`] types unquoted scalars as sops 3.11 (go-yaml v3) does;
+//! - unquoted scalars are typed by [`crate::format::resolve`] as sops 3.11 (go-yaml v3) does,
+//!   the same resolver `.sops.yaml` is decoded with;
 //! - [`splice`] writes a tree back over the original text;
 //! - [`emit`] writes canonically (new files, re-shaped nodes, the `sops:` block).
 
@@ -12,16 +13,15 @@ mod emit;
 mod fast;
 mod mask;
 mod parse;
-mod resolve;
 mod splice;
 #[cfg(test)]
 mod tests;
 
 use crate::format::tree::{Item, Node, Tree};
-use crate::stores::{Format, Parsed, Store, StoreError, WriteOptions};
+use crate::stores::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
 
 use emit::Emitter;
-use parse::Source;
+pub(crate) use parse::Source;
 
 /// sops' default indentation for YAML.
 const DEFAULT_INDENT: usize = 4;
@@ -60,7 +60,7 @@ impl Store for YamlStore {
         Ok(Parsed {
             tree: Tree { documents },
             metadata,
-            source: Some(Box::new(src)),
+            source: Layout::yaml(src),
         })
     }
 
@@ -72,6 +72,7 @@ impl Store for YamlStore {
         options: &WriteOptions,
     ) -> Result<Vec<u8>, StoreError> {
         let step = options.indent.unwrap_or(DEFAULT_INDENT);
+        let layout = Layout::of_yaml(original)?;
         let maps: Option<Vec<&[Item]>> = tree
             .documents
             .iter()
@@ -83,10 +84,7 @@ impl Store for YamlStore {
         let Some(docs) = maps else {
             return lone_values(&tree.documents, metadata, step);
         };
-        let src = original
-            .and_then(|p| p.source.as_ref())
-            .and_then(|s| s.downcast_ref::<Source>());
-        if let Some(src) = src {
+        if let Some(src) = layout {
             if src.docs.len() == docs.len() && !docs.is_empty() {
                 return Ok(splice::write(src, &docs, metadata, options.indent).into_bytes());
             }

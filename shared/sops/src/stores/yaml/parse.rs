@@ -12,9 +12,10 @@ use foldhash::fast::RandomState;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
+use super::emit;
 use super::fast;
 use super::mask::{Masked, PLACEHOLDER};
-use super::{emit, resolve};
+use crate::format::resolve;
 use crate::format::tree::{Item, Kind, Node, Scalar};
 use crate::stores::StoreError;
 
