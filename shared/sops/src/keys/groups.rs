@@ -4,6 +4,8 @@
 //! split with Shamir's scheme, one share per group, and any `shamir_threshold` groups rebuild it
 //! (sops' behaviour; the threshold defaults to the number of groups).
 
+use std::sync::{Mutex, OnceLock};
+
 use zeroize::Zeroizing;
 
 use crate::crypto::data_key::DataKey;
@@ -26,10 +28,104 @@ impl GroupRecipients {
     }
 }
 
-/// What the user holds to open files: age identities and, optionally, KMS access.
-pub struct Keyring {
-    pub age: AgeIdentities,
-    pub kms: Option<Box<dyn KmsService>>,
+/// What the user holds to open files: age identities and, optionally, KMS access. Each may be
+/// given ready, or as a loader that runs only when a file is opened: the age identities then
+/// (as sops reads them at decrypt time), KMS access only when the file names KMS keys, so that
+/// age-only files never pay for an AWS client. `'a` is how long a loader may borrow from its
+/// caller (`'static` for a keyring that owns everything).
+pub struct Keyring<'a> {
+    age: Deferred<'a, AgeIdentities, KeyError>,
+    kms: Option<Deferred<'a, Box<dyn KmsService>, String>>,
+}
+
+impl<'a> Keyring<'a> {
+    /// A keyring holding `age` and no KMS access.
+    pub fn new(age: AgeIdentities) -> Keyring<'a> {
+        Keyring {
+            age: Deferred::ready(age),
+            kms: None,
+        }
+    }
+
+    /// A keyring whose age identities are loaded by `load` when a file is opened; a failure
+    /// to load is [`KeyGroupError::AgeIdentities`].
+    pub fn loading_age(
+        load: impl FnOnce() -> Result<AgeIdentities, KeyError> + Send + 'a,
+    ) -> Keyring<'a> {
+        Keyring {
+            age: Deferred::later(load),
+            kms: None,
+        }
+    }
+
+    pub fn with_kms(mut self, kms: Box<dyn KmsService>) -> Keyring<'a> {
+        self.kms = Some(Deferred::ready(kms));
+        self
+    }
+
+    /// KMS access set up by `connect` the first time a file with KMS keys is opened; a failure
+    /// is [`KeyGroupError::KmsAccess`].
+    pub fn with_kms_from(
+        mut self,
+        connect: impl FnOnce() -> Result<Box<dyn KmsService>, String> + Send + 'a,
+    ) -> Keyring<'a> {
+        self.kms = Some(Deferred::later(connect));
+        self
+    }
+
+    fn age(&self) -> Result<&AgeIdentities, KeyGroupError> {
+        self.age
+            .get()
+            .as_ref()
+            .map_err(|e| KeyGroupError::AgeIdentities(e.clone()))
+    }
+
+    /// `None` when no KMS access is configured.
+    fn kms(&self) -> Result<Option<&dyn KmsService>, KeyGroupError> {
+        match &self.kms {
+            None => Ok(None),
+            Some(kms) => match kms.get() {
+                Ok(k) => Ok(Some(k.as_ref())),
+                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
+            },
+        }
+    }
+}
+
+/// A value given ready or made by a loader on first use (and then kept, with its error).
+struct Deferred<'a, T, E> {
+    value: OnceLock<Result<T, E>>,
+    load: Mutex<Option<Loader<'a, T, E>>>,
+}
+
+type Loader<'a, T, E> = Box<dyn FnOnce() -> Result<T, E> + Send + 'a>;
+
+impl<'a, T, E> Deferred<'a, T, E> {
+    fn ready(value: T) -> Self {
+        Deferred {
+            value: OnceLock::from(Ok(value)),
+            load: Mutex::new(None),
+        }
+    }
+
+    fn later(load: impl FnOnce() -> Result<T, E> + Send + 'a) -> Self {
+        Deferred {
+            value: OnceLock::new(),
+            load: Mutex::new(Some(Box::new(load))),
+        }
+    }
+
+    fn get(&self) -> &Result<T, E> {
+        self.value.get_or_init(|| {
+            let load = self
+                .load
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .expect("a deferred value without a value has its loader");
+            load()
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +136,12 @@ pub enum KeyGroupError {
     EmptyGroup { group: usize },
     #[error("KMS keys are named but no KMS access is configured")]
     NoKms,
+    /// The keyring's age identities could not be loaded.
+    #[error(transparent)]
+    AgeIdentities(KeyError),
+    /// The keyring's KMS access could not be set up.
+    #[error("{0}")]
+    KmsAccess(String),
     #[error("cannot wrap the data key for {key}: {reason}")]
     Wrap { key: String, reason: String },
     #[error("Shamir secret sharing: {0}")]
@@ -126,6 +228,14 @@ fn wrap_group(
 /// before KMS keys, as sops does by default.
 pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let groups = &metadata.key_groups;
+    // The keys are loaded before any is tried, so that a broken key source is reported as
+    // such rather than as one failed attempt among others.
+    let age = keyring.age()?;
+    let kms = if groups.iter().any(|g| !g.kms.is_empty()) {
+        keyring.kms()?
+    } else {
+        None
+    };
     let needed = if groups.len() > 1 {
         metadata.shamir_threshold.unwrap_or(groups.len())
     } else {
@@ -134,7 +244,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
     let mut attempts = Vec::new();
     let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     for group in groups {
-        if let Some(part) = open_group(group, keyring, &mut attempts) {
+        if let Some(part) = open_group(group, age, kms, &mut attempts) {
             parts.push(part);
             if parts.len() >= needed {
                 break;
@@ -166,17 +276,18 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
 
 fn open_group(
     group: &KeyGroup,
-    keyring: &Keyring,
+    age: &AgeIdentities,
+    kms: Option<&dyn KmsService>,
     attempts: &mut Vec<(String, String)>,
 ) -> Option<Zeroizing<Vec<u8>>> {
     for stanza in &group.age {
-        match agekeys::unwrap(&stanza.enc, &keyring.age) {
+        match agekeys::unwrap(&stanza.enc, age) {
             Ok(secret) => return Some(secret),
             Err(e) => attempts.push((format!("age {}", stanza.recipient), short_reason(&e))),
         }
     }
     for stanza in &group.kms {
-        match &keyring.kms {
+        match kms {
             Some(kms) => match kms.decrypt(stanza) {
                 Ok(secret) => return Some(secret),
                 Err(why) => attempts.push((format!("kms {}", stanza.arn), why)),
@@ -210,16 +321,13 @@ mod tests {
         (secret.to_string(), recipient.parse().unwrap())
     }
 
-    fn keyring(secrets: &[&String]) -> Keyring {
+    fn keyring(secrets: &[&String]) -> Keyring<'static> {
         let text: String = secrets
             .iter()
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        Keyring {
-            age: AgeIdentities::parse("test", &text).unwrap(),
-            kms: None,
-        }
+        Keyring::new(AgeIdentities::parse("test", &text).unwrap())
     }
 
     #[test]

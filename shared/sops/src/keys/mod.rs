@@ -21,7 +21,7 @@ pub trait KmsService {
 }
 
 /// Why a key source could not wrap or unwrap a data key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("invalid age recipient {recipient:?}: {reason}")]
     InvalidRecipient { recipient: String, reason: String },
