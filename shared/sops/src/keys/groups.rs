@@ -9,10 +9,10 @@ use std::sync::{Mutex, OnceLock};
 use zeroize::Zeroizing;
 
 use crate::crypto::data_key::DataKey;
-use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza, Metadata};
-use crate::keys::age::{self as agekeys, AgeIdentities, AgeRecipient};
+use crate::format::metadata::{KeyGroup, KmsStanza, Metadata};
+use crate::keys::age::{AgeIdentities, AgeRecipient};
 use crate::keys::shamir::{self, ShamirError};
-use crate::keys::{KeyError, KmsService};
+use crate::keys::{master_keys, KeyAccess, KeyError, KmsService, Recipient, WrapError};
 
 /// The master keys of one group, as named on the command line or in a creation rule.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +25,13 @@ pub struct GroupRecipients {
 impl GroupRecipients {
     pub fn is_empty(&self) -> bool {
         self.age.is_empty() && self.kms.is_empty()
+    }
+
+    /// The group's master keys in the order they are written: age, then KMS.
+    fn recipients(&self) -> impl Iterator<Item = &dyn Recipient> {
+        let age = self.age.iter().map(|r| r as &dyn Recipient);
+        let kms = self.kms.iter().map(|k| k as &dyn Recipient);
+        age.chain(kms)
     }
 }
 
@@ -199,27 +206,22 @@ fn wrap_group(
     group: &GroupRecipients,
     kms: Option<&dyn KmsService>,
 ) -> Result<KeyGroup, KeyGroupError> {
+    // Wrapping needs no age identity: only recipients.
+    let no_identities = AgeIdentities::default();
+    let access = KeyAccess {
+        age: &no_identities,
+        kms,
+    };
     let mut out = KeyGroup::default();
-    for r in &group.age {
-        let enc = agekeys::wrap(secret, r).map_err(|e| KeyGroupError::Wrap {
-            key: r.to_string(),
-            reason: e.to_string(),
+    for r in group.recipients() {
+        let stanza = r.wrap(secret, &access).map_err(|e| match e {
+            WrapError::NoAccess => KeyGroupError::NoKms,
+            WrapError::Failed(reason) => KeyGroupError::Wrap {
+                key: r.name(),
+                reason,
+            },
         })?;
-        out.age.push(AgeStanza {
-            recipient: r.to_string(),
-            enc,
-        });
-    }
-    for k in &group.kms {
-        let service = kms.ok_or(KeyGroupError::NoKms)?;
-        out.kms.push(
-            service
-                .encrypt(k, secret)
-                .map_err(|reason| KeyGroupError::Wrap {
-                    key: k.arn.clone(),
-                    reason,
-                })?,
-        );
+        stanza.add_to(&mut out);
     }
     Ok(out)
 }
@@ -244,7 +246,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
     let mut attempts = Vec::new();
     let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     for group in groups {
-        if let Some(part) = open_group(group, age, kms, &mut attempts) {
+        if let Some(part) = open_group(group, &KeyAccess { age, kms }, &mut attempts) {
             parts.push(part);
             if parts.len() >= needed {
                 break;
@@ -276,26 +278,13 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
 
 fn open_group(
     group: &KeyGroup,
-    age: &AgeIdentities,
-    kms: Option<&dyn KmsService>,
+    access: &KeyAccess<'_>,
     attempts: &mut Vec<(String, String)>,
 ) -> Option<Zeroizing<Vec<u8>>> {
-    for stanza in &group.age {
-        match agekeys::unwrap(&stanza.enc, age) {
+    for key in master_keys(group) {
+        match key.unwrap(access) {
             Ok(secret) => return Some(secret),
-            Err(e) => attempts.push((format!("age {}", stanza.recipient), short_reason(&e))),
-        }
-    }
-    for stanza in &group.kms {
-        match kms {
-            Some(kms) => match kms.decrypt(stanza) {
-                Ok(secret) => return Some(secret),
-                Err(why) => attempts.push((format!("kms {}", stanza.arn), why)),
-            },
-            None => attempts.push((
-                format!("kms {}", stanza.arn),
-                "KMS access is not configured".into(),
-            )),
+            Err(why) => attempts.push((key.describe(), why)),
         }
     }
     for (name, _) in &group.other {
@@ -307,13 +296,10 @@ fn open_group(
     None
 }
 
-fn short_reason(e: &KeyError) -> String {
-    e.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::age as agekeys;
     use crate::config::crypt_rule::CryptRule;
 
     fn identity() -> (String, AgeRecipient) {
