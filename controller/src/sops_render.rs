@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use enseal_sops::crypto::values::EncryptionError;
-use enseal_sops::file::{self, FileError};
+use enseal_sops::file::{self, FileError, Mac};
 use enseal_sops::format::tree::{Item, Node, Tree};
 use enseal_sops::keys::age::AgeIdentities;
-use enseal_sops::keys::groups::KeyGroupError;
+use enseal_sops::keys::groups::{KeyGroupError, Keyring};
 use enseal_sops::keys::KmsService;
 use enseal_sops::stores::{self, Format, WriteOptions};
 use k8s_openapi::ByteString;
@@ -72,53 +72,61 @@ pub fn decrypt(
     spec: &SopsSecretSpec,
     own_name: &str,
     age: AgeIdentities,
-    kms: impl FnOnce() -> Result<Box<dyn KmsService>, String>,
+    kms: impl FnOnce() -> Result<Box<dyn KmsService>, String> + Send,
 ) -> Result<Vec<DesiredSecret>, SopsError> {
     let format = spec.format.store_format();
-    let store = stores::store_for(format);
     let invalid = |message: String| SopsError::Invalid {
         format: format!("{:?}", spec.format).to_lowercase(),
         message,
     };
-    let parsed = store
+    let no_age = age.is_empty();
+    // KMS access is set up by the library only when the file names KMS keys.
+    let keyring = Keyring::new(age).with_kms_from(kms);
+    let rendered = file::decrypt_with(
+        spec.encrypted.as_bytes(),
+        format,
+        &keyring,
+        Mac::Verify,
+        |decrypted| render(spec, decrypted.tree(), own_name),
+    );
+    match rendered {
+        Ok(secrets) => secrets,
+        Err(FileError::NotEncrypted) => Err(SopsError::NotEncrypted),
+        Err(e @ (FileError::Store(_) | FileError::Metadata(_))) => Err(invalid(e.to_string())),
+        Err(FileError::KeyGroup(KeyGroupError::KmsAccess(e))) => {
+            Err(SopsError::DecryptFailed(format!("KMS access: {e}")))
+        }
+        Err(FileError::KeyGroup(e @ KeyGroupError::Unavailable { .. })) => {
+            match no_keys(spec, no_age) {
+                Some(needs) => Err(SopsError::NoKeys { needs }),
+                None => Err(SopsError::DecryptFailed(e.to_string())),
+            }
+        }
+        Err(FileError::Encryption(EncryptionError::MacMismatch)) => Err(SopsError::MacMismatch),
+        Err(other) => Err(SopsError::DecryptFailed(other.to_string())),
+    }
+}
+
+/// When the controller holds no key that could open the file (no age identity, and the file
+/// names no KMS key), the master keys the file is encrypted for. Only on this failure path is
+/// the metadata read a second time.
+fn no_keys(spec: &SopsSecretSpec, no_age: bool) -> Option<String> {
+    if !no_age {
+        return None;
+    }
+    let parsed = stores::store_for(spec.format.store_format())
         .parse(spec.encrypted.as_bytes())
-        .map_err(|e| invalid(e.to_string()))?;
-    let metadata = match file::read_metadata(&parsed) {
-        Ok(m) => m,
-        Err(FileError::NotEncrypted) => return Err(SopsError::NotEncrypted),
-        Err(e) => return Err(invalid(e.to_string())),
-    };
-    let wants_kms = metadata.key_groups.iter().any(|g| !g.kms.is_empty());
+        .ok()?;
+    let metadata = file::read_metadata(&parsed).ok()?;
+    if metadata.key_groups.iter().any(|g| !g.kms.is_empty()) {
+        return None;
+    }
     let needs: Vec<String> = metadata
         .key_groups
         .iter()
-        .flat_map(|g| {
-            g.age
-                .iter()
-                .map(|a| format!("age {}", a.recipient))
-                .chain(g.kms.iter().map(|k| format!("kms {}", k.arn)))
-        })
+        .flat_map(|g| g.age.iter().map(|a| format!("age {}", a.recipient)))
         .collect();
-    let no_age = age.is_empty();
-    let kms = if wants_kms {
-        Some(kms().map_err(|e| SopsError::DecryptFailed(format!("KMS access: {e}")))?)
-    } else {
-        None
-    };
-    if no_age && kms.is_none() {
-        return Err(SopsError::NoKeys {
-            needs: needs.join(", "),
-        });
-    }
-    let keyring = enseal_sops::keys::groups::Keyring { age, kms };
-    let opened = file::open_parsed(parsed, &keyring, false).map_err(|e| match e {
-        FileError::Encryption(EncryptionError::MacMismatch) => SopsError::MacMismatch,
-        FileError::KeyGroup(e @ KeyGroupError::Unavailable { .. }) => {
-            SopsError::DecryptFailed(e.to_string())
-        }
-        other => SopsError::DecryptFailed(other.to_string()),
-    })?;
-    render(spec, &opened.parsed.tree, own_name)
+    Some(needs.join(", "))
 }
 
 /// Reads the plaintext tree: a stream of Secret manifests gives those Secrets; anything else

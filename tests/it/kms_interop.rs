@@ -119,8 +119,8 @@ fn json(bytes: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(bytes)))
 }
 
-/// Seals PLAIN as JSON with the enseal library for `groups`.
-fn seal_with_library(groups: &[GroupRecipients], threshold: Option<usize>) -> Vec<u8> {
+/// Encrypts PLAIN as JSON with the enseal library for `groups`.
+fn encrypt_with_library(groups: &[GroupRecipients], threshold: Option<usize>) -> Vec<u8> {
     let kms = aws_kms();
     let store = stores::store_for(Format::Json);
     let plain = store.parse(PLAIN.as_bytes()).expect("parse plaintext");
@@ -129,33 +129,24 @@ fn seal_with_library(groups: &[GroupRecipients], threshold: Option<usize>) -> Ve
         groups::wrap(&key, groups, threshold, Some(&kms)).expect("wrap the data key");
     let mut metadata = Metadata::new(wrapped, CryptRule::default());
     metadata.shamir_threshold = threshold;
-    file::seal(
-        store.as_ref(),
-        plain,
-        &key,
-        &mut metadata,
-        None,
-        false,
-        &WriteOptions::default(),
-    )
-    .expect("seal")
+    let options = file::EncryptOptions {
+        layout: file::Layout::Canonical,
+        unchanged: None,
+        write: &WriteOptions::default(),
+    };
+    file::encrypt(store.as_ref(), plain, &key, &mut metadata, &options).expect("encrypt")
 }
 
 /// Opens a JSON file with the library and the given keyring; returns the plaintext as JSON.
 fn open_with_library(bytes: &[u8], keyring: &Keyring) -> Result<serde_json::Value, String> {
-    let store = stores::store_for(Format::Json);
-    let opened = file::open(store.as_ref(), bytes, keyring, false).map_err(|e| e.to_string())?;
-    let out = store
-        .write(&opened.parsed.tree, None, None, &WriteOptions::default())
-        .map_err(|e| e.to_string())?;
+    let options = file::DecryptOptions::default();
+    let out =
+        file::decrypt_bytes(bytes, Format::Json, keyring, &options).map_err(|e| e.to_string())?;
     Ok(json(&out))
 }
 
-fn kms_keyring(age: AgeIdentities) -> Keyring {
-    Keyring {
-        age,
-        kms: Some(Box::new(aws_kms())),
-    }
+fn kms_keyring(age: AgeIdentities) -> Keyring<'static> {
+    Keyring::new(age).with_kms(Box::new(aws_kms()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -487,7 +478,7 @@ fn enseal_kms_file_opens_with_sops() {
         ("two keys, two regions", format!("{arn},{second}"), vec![]),
     ] {
         let keys = aws_kms::parse_kms_list(&list, &context, None).unwrap();
-        let bytes = seal_with_library(
+        let bytes = encrypt_with_library(
             &[GroupRecipients {
                 age: vec![],
                 kms: keys,
@@ -510,7 +501,7 @@ fn enseal_kms_metadata_is_written_as_sops_writes_it() {
     let arn = moto.create_key(REGION);
     let context = aws_kms::parse_encryption_context("app:web").unwrap();
     let keys = aws_kms::parse_kms_list(&format!("{arn}+{ROLE}"), &context, Some("other")).unwrap();
-    let bytes = seal_with_library(
+    let bytes = encrypt_with_library(
         &[GroupRecipients {
             age: vec![],
             kms: keys,
@@ -545,25 +536,21 @@ fn one_group_with_age_and_kms_opens_with_either() {
         age: vec![age_recipient("a")],
         kms: aws_kms::parse_kms_list(&arn, &[], None).unwrap(),
     };
-    let bytes = seal_with_library(&[group], None);
+    let bytes = encrypt_with_library(&[group], None);
     let plain = json(PLAIN.as_bytes());
     assert_eq!(
         open_with_library(&bytes, &kms_keyring(no_age())).unwrap(),
         plain
     );
-    let age_only = Keyring {
-        age: age_ids(&["a"]),
-        kms: None,
-    };
+    let age_only = Keyring::new(age_ids(&["a"]));
     assert_eq!(open_with_library(&bytes, &age_only).unwrap(), plain);
 
     // age is tried first: with a matching identity an unreachable KMS is never asked.
-    let down = Keyring {
-        age: age_ids(&["a"]),
-        kms: Some(Box::new(AwsKms::from_env().unwrap().with_endpoint_url(
-            format!("http://127.0.0.1:{}", moto::closed_port()),
-        ))),
-    };
+    let down = Keyring::new(age_ids(&["a"])).with_kms(Box::new(
+        AwsKms::from_env()
+            .unwrap()
+            .with_endpoint_url(format!("http://127.0.0.1:{}", moto::closed_port())),
+    ));
     let started = Instant::now();
     assert_eq!(open_with_library(&bytes, &down).unwrap(), plain);
     assert!(
@@ -571,10 +558,7 @@ fn one_group_with_age_and_kms_opens_with_either() {
         "KMS was asked before age"
     );
 
-    let neither = Keyring {
-        age: age_ids(&["b"]),
-        kms: None,
-    };
+    let neither = Keyring::new(age_ids(&["b"]));
     let err = open_with_library(&bytes, &neither).unwrap_err();
     assert!(err.contains(&format!("kms {arn}")), "{err}");
     assert!(
@@ -604,7 +588,7 @@ fn shamir_across_age_and_kms_groups_opens_with_any_two() {
             kms: vec![],
         },
     ];
-    let bytes = seal_with_library(&groups, Some(2));
+    let bytes = encrypt_with_library(&groups, Some(2));
     let plain = json(PLAIN.as_bytes());
     assert_eq!(
         open_with_library(&bytes, &kms_keyring(age_ids(&["a"]))).unwrap(),
@@ -614,10 +598,7 @@ fn shamir_across_age_and_kms_groups_opens_with_any_two() {
         open_with_library(&bytes, &kms_keyring(age_ids(&["b"]))).unwrap(),
         plain
     );
-    let ab = Keyring {
-        age: age_ids(&["a", "b"]),
-        kms: None,
-    };
+    let ab = Keyring::new(age_ids(&["a", "b"]));
     assert_eq!(open_with_library(&bytes, &ab).unwrap(), plain);
     let err = open_with_library(&bytes, &kms_keyring(no_age())).unwrap_err();
     assert!(err.contains("needed 2 key groups, could open 1"), "{err}");
@@ -655,10 +636,7 @@ fn sops_shamir_file_mixing_age_and_kms_opens_with_enseal() {
         open_with_library(&bytes, &kms_keyring(age_ids(&["b"]))).unwrap(),
         plain
     );
-    let a_only = Keyring {
-        age: age_ids(&["a"]),
-        kms: None,
-    };
+    let a_only = Keyring::new(age_ids(&["a"]));
     assert!(open_with_library(&bytes, &a_only).is_err());
     sb.use_identities(&["a"]);
     assert_eq!(sops_decrypt(&sb, &bytes), plain);

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use enseal_sops::file::Opened;
+use enseal_sops::file::{self, DecryptOptions};
 use enseal_sops::format::tree::{Node, Tree};
-use enseal_sops::stores::{Format, Parsed, WriteOptions};
+use enseal_sops::stores::{Format, WriteOptions};
 use zeroize::Zeroizing;
 
 use crate::args::GlobalOptions;
@@ -18,39 +18,34 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Res
     let in_format = context::input_format(g, &input.name)?;
     let out_format = context::output_format(g, in_format, &input.name)?;
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
-    let (opened, mac) = context::open_taking(&mut input, in_format, g.ignore_mac)?;
-    let out_store = context::store(out_format);
-    let options = WriteOptions::default();
+    // The store takes the bytes rather than copying them: a large file is then held once less.
+    let bytes = std::mem::take(&mut *input.bytes);
+    let keyring = context::keyring();
+    let mac = context::mac(g);
     let name = &input.name;
-    // The output is made in memory while the MAC is checked, and written only once it is.
-    let bytes = context::check_mac(name, mac, || match extract {
-        Some(path) => {
+    // The library makes the output in memory while the MAC is checked (on another core for a
+    // large file), and gives it back only once the MAC is right.
+    let bytes = match extract {
+        None => {
+            let options = DecryptOptions {
+                mac,
+                output: Some(out_format),
+            };
+            file::decrypt_bytes(bytes, in_format, &keyring, &options)
+                .map_err(|e| context::file_error(name, e))?
+        }
+        Some(path) => file::decrypt_with(bytes, in_format, &keyring, mac, |decrypted| {
             let steps = tree_path::parse(path)?;
-            let doc = opened.parsed.tree.documents.first().ok_or_else(|| {
+            let doc = decrypted.tree().documents.first().ok_or_else(|| {
                 exit::Failure::new(exit::GENERIC, "the file has no document").in_file(name)
             })?;
             let node = tree_path::get(doc, &steps).map_err(|f| f.in_file(name))?;
-            render_extract(node, out_format, out_store.as_ref(), &options, name)
-        }
-        None => plaintext(&opened, in_format, out_format, name),
-    })?;
+            let out_store = context::store(out_format);
+            render_extract(node, out_format, out_store.as_ref(), &WriteOptions::default(), name)
+        })
+        .map_err(|e| context::file_error(name, e))??,
+    };
     dest.write(&bytes)
-}
-
-/// The plaintext file `enseal decrypt` prints for an opened file: its tree written in
-/// `out_format`, keeping the encrypted file's layout (comments, order, quoting) when the format
-/// does not change. Shared with `enseal kustomize`, which must give what `decrypt` gives.
-pub(crate) fn plaintext(
-    opened: &Opened,
-    in_format: Format,
-    out_format: Format,
-    name: &Path,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let layout: Option<&Parsed> = (in_format == out_format).then_some(&opened.parsed);
-    context::store(out_format)
-        .write(&opened.parsed.tree, None, layout, &WriteOptions::default())
-        .map(Zeroizing::new)
-        .map_err(|e| exit::store_error(name, e))
 }
 
 /// As sops: a string is printed raw (no quotes, no newline); a mapping as a plain file of the

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use enseal_sops::crypto::data_key::DataKey;
-use enseal_sops::file::{self, Opened};
+use enseal_sops::file::{self, Decrypted, EncryptOptions, Layout};
 use enseal_sops::format::metadata::Metadata;
 use enseal_sops::stores::{Parsed, Store, WriteOptions};
 use zeroize::Zeroizing;
@@ -139,12 +139,12 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
         return create(g, file, &editor, store.as_ref());
     }
     let input = read_input(Some(file), None)?;
-    let Opened {
+    let Decrypted {
         mut parsed,
         mut metadata,
         key,
         memory,
-    } = context::open_for_edit(&input, format, g.ignore_mac)?;
+    } = context::open_for_edit(&input, format, context::mac(g))?;
     let plain = Zeroizing::new(
         store
             .write(&parsed.tree, None, Some(&parsed), &WriteOptions::default())
@@ -159,15 +159,12 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
         now.keep_unchanged_kinds(was);
     }
     parsed.tree = tree;
-    let bytes = file::seal(
-        store.as_ref(),
-        parsed,
-        &key,
-        &mut metadata,
-        Some(&memory),
-        true,
-        &WriteOptions::default(),
-    )
+    let options = EncryptOptions {
+        layout: Layout::Keep,
+        unchanged: Some(&memory),
+        write: &WriteOptions::default(),
+    };
+    let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options)
     .map_err(|e| context::file_error(file, e))?;
     write_atomic(file, &bytes)
 }
@@ -181,7 +178,12 @@ fn create(g: &GlobalOptions, file: &Path, editor: &str, store: &dyn Store) -> Re
     let mut metadata = Metadata::new(groups, plan.crypt_rule);
     metadata.shamir_threshold = threshold;
     metadata.mac_only_encrypted = plan.mac_only_encrypted;
-    let bytes = file::seal(store, edited, &key, &mut metadata, None, true, &plan.write)
+    let options = EncryptOptions {
+        layout: Layout::Keep,
+        unchanged: None,
+        write: &plan.write,
+    };
+    let bytes = file::encrypt(store, edited, &key, &mut metadata, &options)
         .map_err(|e| context::file_error(file, e))?;
     write_atomic(file, &bytes)
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use enseal_sops::crypto::data_key::DataKey;
-use enseal_sops::file;
+use enseal_sops::file::{self, EncryptOptions, Layout};
 use enseal_sops::format::metadata::Metadata;
 
 use crate::args::GlobalOptions;
@@ -37,16 +37,16 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     metadata.shamir_threshold = threshold;
     metadata.mac_only_encrypted = plan.mac_only_encrypted;
     let out_store = context::store(out_format);
-    let same = in_format == out_format;
-    let bytes = file::seal(
-        out_store.as_ref(),
-        parsed,
-        &key,
-        &mut metadata,
-        None,
-        same,
-        &plan.write,
-    )
+    let options = EncryptOptions {
+        layout: if in_format == out_format {
+            Layout::Keep
+        } else {
+            Layout::Canonical
+        },
+        unchanged: None,
+        write: &plan.write,
+    };
+    let bytes = file::encrypt(out_store.as_ref(), parsed, &key, &mut metadata, &options)
     .map_err(|e| context::file_error(&input.name, e))?;
     dest.write(&bytes)
 }

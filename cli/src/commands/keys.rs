@@ -47,7 +47,7 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     let input = read_input(a.file.as_deref(), g.filename_override.as_deref())?;
     let format = context::input_format(g, &input.name)?;
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
-    let opened = context::open(&input, format, g.ignore_mac)?;
+    let opened = context::open(&input, format, context::mac(g))?;
     let mut groups = recipients_of(&opened.metadata.key_groups)?;
     if let Some(add) = &a.add_age {
         let first = groups
@@ -69,7 +69,7 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
         }
     }
     let key = DataKey::generate();
-    let Opened {
+    let Decrypted {
         parsed,
         mut metadata,
         ..
@@ -79,20 +79,17 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;
     let store = context::store(format);
-    let bytes = file::seal(
-        store.as_ref(),
-        parsed,
-        &key,
-        &mut metadata,
-        None,
-        true,
-        &WriteOptions::default(),
-    )
+    let options = EncryptOptions {
+        layout: Layout::Keep,
+        unchanged: None,
+        write: &WriteOptions::default(),
+    };
+    let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options)
     .map_err(|e| context::file_error(&input.name, e))?;
     dest.write(&bytes)
 }
 
-use enseal_sops::file::Opened;
+use enseal_sops::file::{Decrypted, EncryptOptions, Layout};
 
 fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
     groups
@@ -326,9 +323,8 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
             return Ok(false);
         }
     }
-    let keyring = context::keyring_for(&metadata)?;
-    let key =
-        groups::unwrap(&metadata, &keyring).map_err(|e| exit::key_group_error(&input.name, e))?;
+    let key = groups::unwrap(&metadata, &context::keyring())
+        .map_err(|e| context::key_group_error(&input.name, e))?;
     let (wrapped, threshold) = plan.wrap(&key, &input.name)?;
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;

@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use clap::Args;
 use enseal_sealing::manifest::{self, ManifestFormat};
-use enseal_sops::format::tree::{Item, Node, Tree};
+use enseal_sops::file::{decrypt_bytes, DecryptOptions};
+use enseal_sops::format::tree::{Item, Node};
 use enseal_sops::stores::{self, Format};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -222,25 +223,22 @@ impl Root {
     }
 }
 
-/// An encrypted file opened as `enseal decrypt` opens it.
+/// An encrypted file decrypted as `enseal decrypt` decrypts it (the same library call).
 struct Decrypted {
     format: Format,
-    tree: Tree,
     plaintext: Zeroizing<Vec<u8>>,
 }
 
 fn decrypt(root: &Root, file: &str) -> Result<Decrypted> {
     let real = root.resolve(file)?;
     // Messages name the file as the config wrote it.
-    let input = read_input(Some(&real), Some(Path::new(file)))?;
+    let mut input = read_input(Some(&real), Some(Path::new(file)))?;
     let format = Format::from_path(Path::new(file));
-    let opened = context::open(&input, format, false)?;
-    let plaintext = super::decrypt::plaintext(&opened, format, format, &input.name)?;
-    Ok(Decrypted {
-        format,
-        tree: opened.parsed.tree,
-        plaintext,
-    })
+    let bytes = std::mem::take(&mut *input.bytes);
+    let plaintext =
+        decrypt_bytes(bytes, format, &context::keyring(), &DecryptOptions::default())
+            .map_err(|e| context::file_error(&input.name, e))?;
+    Ok(Decrypted { format, plaintext })
 }
 
 /// The resources a ksops/Decrypt config asks for: every resource of each of `files`, in order,
@@ -426,19 +424,18 @@ fn key_and_path(spec: &str) -> std::result::Result<(String, &str), String> {
     Ok((key, path))
 }
 
-/// The top-level values of a decrypted dotenv file (or a flat YAML/JSON/INI mapping), as text. A binary
-/// file (an unknown extension) is read as dotenv text, as ksops reads its envs.
+/// The top-level values of a decrypted dotenv file (or a flat YAML/JSON/INI mapping), as text,
+/// read from the plaintext as ksops reads the output of sops' `decrypt.Data`. A binary file (an
+/// unknown extension) is read as dotenv text, as ksops reads its envs.
 fn top_level_values(d: &Decrypted, file: &str) -> Result<Vec<(String, Zeroizing<String>)>> {
-    let reparsed;
-    let tree = if d.format == Format::Binary {
-        reparsed = stores::store_for(Format::Dotenv)
-            .parse(&d.plaintext)
-            .map_err(|e| exit::store_error(Path::new(file), e))?
-            .tree;
-        &reparsed
-    } else {
-        &d.tree
+    let format = match d.format {
+        Format::Binary => Format::Dotenv,
+        other => other,
     };
+    let tree = stores::store_for(format)
+        .parse(&d.plaintext)
+        .map_err(|e| exit::store_error(Path::new(file), e))?
+        .tree;
     let mut out = Vec::new();
     for doc in &tree.documents {
         let Node::Map(items) = doc else {

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use enseal_sops::file::{self, Opened};
+use enseal_sops::file::{self, Decrypted, EncryptOptions, Layout};
 use enseal_sops::format::tree::{Item, Kind, Node, Scalar};
 use enseal_sops::stores::WriteOptions;
 
@@ -63,13 +63,13 @@ pub fn unset(g: &GlobalOptions, a: &UnsetArgs) -> Result<()> {
     write_back(format, opened, &input)
 }
 
-fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_sops::stores::Format, Opened)> {
+fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_sops::stores::Format, Decrypted)> {
     let format = context::input_format(g, &input.name)?;
-    let opened = context::open_for_edit(input, format, g.ignore_mac)?;
+    let opened = context::open_for_edit(input, format, context::mac(g))?;
     Ok((format, opened))
 }
 
-fn first_document<'a>(opened: &'a mut Opened, input: &Input) -> Result<&'a mut Node> {
+fn first_document<'a>(opened: &'a mut Decrypted, input: &Input) -> Result<&'a mut Node> {
     opened
         .parsed
         .tree
@@ -78,23 +78,20 @@ fn first_document<'a>(opened: &'a mut Opened, input: &Input) -> Result<&'a mut N
         .ok_or_else(|| Failure::new(exit::GENERIC, "the file has no document").in_file(&input.name))
 }
 
-fn write_back(format: enseal_sops::stores::Format, opened: Opened, input: &Input) -> Result<()> {
+fn write_back(format: enseal_sops::stores::Format, opened: Decrypted, input: &Input) -> Result<()> {
     let store = context::store(format);
-    let Opened {
+    let Decrypted {
         parsed,
         mut metadata,
         key,
         memory,
     } = opened;
-    let bytes = file::seal(
-        store.as_ref(),
-        parsed,
-        &key,
-        &mut metadata,
-        Some(&memory),
-        true,
-        &WriteOptions::default(),
-    )
+    let options = EncryptOptions {
+        layout: Layout::Keep,
+        unchanged: Some(&memory),
+        write: &WriteOptions::default(),
+    };
+    let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options)
     .map_err(|e| context::file_error(&input.name, e))?;
     let path = input.path.as_deref().unwrap_or(&input.name);
     write_atomic(path, &bytes)

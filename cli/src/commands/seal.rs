@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use enseal_sealing::keys::{self, KeyPair, SealingCertificate};
 use enseal_sealing::manifest::{self, ManifestFormat};
 use enseal_sealing::{PrivateKey, Scope, SealedSecret, Secret};
-use enseal_sops::stores::{Format, WriteOptions};
+use enseal_sops::file::{self, DecryptOptions};
+use enseal_sops::stores::Format;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
@@ -210,16 +211,13 @@ fn decrypt_sops(input: &Input) -> Result<Zeroizing<Vec<u8>>> {
     } else {
         Format::Yaml
     };
-    let opened = context::open(input, format, false)?;
-    let plain = context::store(format)
-        .write(
-            &opened.parsed.tree,
-            None,
-            Some(&opened.parsed),
-            &WriteOptions::default(),
-        )
-        .map_err(|e| exit::store_error(&input.name, e))?;
-    Ok(Zeroizing::new(plain))
+    file::decrypt_bytes(
+        &input.bytes[..],
+        format,
+        &context::keyring(),
+        &DecryptOptions::default(),
+    )
+    .map_err(|e| context::file_error(&input.name, e))
 }
 
 fn raw(a: &SealArgs, scope: Option<Scope>, cert: &SealingCertificate) -> Result<()> {

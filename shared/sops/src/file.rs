@@ -1,11 +1,23 @@
-//! Whole-file operations shared by the CLI and the controller: open an encrypted file (parse,
-//! unwrap the data key, decrypt, check the MAC) and seal a tree into an encrypted file.
+//! Whole-file operations shared by the CLI and the controller.
+//!
+//! Opening is two steps that the types keep apart: [`open`] parses nothing itself but unwraps
+//! the data key and decrypts every value into an [`Unverified`] file, whose tree cannot be read
+//! or written out; its only ways out are [`Unverified::verify`] (or
+//! [`Unverified::verify_while`], which checks the MAC on another core while the output is
+//! prepared) and the explicit [`Unverified::ignore_mac`] (sops' `--ignore-mac`). Both give a
+//! [`Decrypted`] file. [`decrypt_bytes`] does it all from bytes to bytes, as sops'
+//! `decrypt.Data` does for Flux and ksops; [`encrypt`] writes a tree back encrypted.
+
+use zeroize::Zeroizing;
 
 use crate::crypto::data_key::DataKey;
 use crate::crypto::values::{self, CiphertextMemory, EncryptionError, MacCheck};
 use crate::format::metadata::{Metadata, MetadataError};
+use crate::format::tree::Tree;
 use crate::keys::groups::{self, KeyGroupError, Keyring};
-use crate::stores::{Parsed, Store, StoreError, WriteOptions};
+use crate::stores::{self, Format, Parsed, Store, StoreError, WriteOptions};
+
+pub use crate::crypto::values::OpenOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -21,114 +33,212 @@ pub enum FileError {
     Encryption(#[from] EncryptionError),
 }
 
-/// An encrypted file, opened: `parsed.tree` holds the plaintext, `parsed.source` still describes
-/// the encrypted bytes (so writing it back keeps their layout).
-pub struct Opened {
-    pub parsed: Parsed,
-    pub metadata: Metadata,
-    pub key: DataKey,
-    pub memory: CiphertextMemory,
-}
-
-/// Parses `bytes` and returns its metadata; `NotEncrypted` when it has none.
+/// Returns the metadata of a parsed file; `NotEncrypted` when it has none.
 pub fn read_metadata(parsed: &Parsed) -> Result<Metadata, FileError> {
     let node = parsed.metadata.as_ref().ok_or(FileError::NotEncrypted)?;
     Ok(Metadata::from_node(node)?)
 }
 
+/// An encrypted file whose values are decrypted but whose MAC is not checked yet. Its tree is
+/// out of reach until the MAC is verified or explicitly ignored.
+#[must_use = "an opened file is only usable once its MAC is verified (or ignored)"]
+pub struct Unverified {
+    decrypted: Decrypted,
+    mac: MacCheck,
+}
+
+impl Unverified {
+    /// The metadata (no plaintext in it), e.g. to name the master keys.
+    pub fn metadata(&self) -> &Metadata {
+        &self.decrypted.metadata
+    }
+
+    /// Checks the MAC; the file is given out only when it is right.
+    pub fn verify(self) -> Result<Decrypted, FileError> {
+        self.mac.verify()?;
+        Ok(self.decrypted)
+    }
+
+    /// Gives the file out without checking its MAC (sops' `--ignore-mac`): values may have been
+    /// changed, moved or dropped.
+    pub fn ignore_mac(self) -> Decrypted {
+        self.decrypted
+    }
+
+    /// Checks the MAC while `prepare` makes the output from the decrypted file in memory, and
+    /// returns `prepare`'s result only when the MAC is right. For a large file the hashing runs
+    /// on another core meanwhile (a few milliseconds: ~1 ms per 600 KB here), else first.
+    /// `prepare` must not let anything out of the process (write, print, send): that happens
+    /// with its result, once this returns it.
+    pub fn verify_while<T, E>(
+        self,
+        prepare: impl FnOnce(&Decrypted) -> Result<T, E>,
+    ) -> Result<Result<T, E>, FileError> {
+        let Unverified { decrypted, mac } = self;
+        if !mac.is_large() {
+            mac.verify()?;
+            return Ok(prepare(&decrypted));
+        }
+        std::thread::scope(|scope| {
+            let check = scope.spawn(move || mac.verify());
+            let prepared = prepare(&decrypted);
+            check.join().expect("the MAC check does not panic")?;
+            Ok(prepared)
+        })
+    }
+
+    /// [`Unverified::verify_while`], or `prepare` alone when `mac` says to ignore the MAC.
+    pub fn finish<T, E>(
+        self,
+        mac: Mac,
+        prepare: impl FnOnce(&Decrypted) -> Result<T, E>,
+    ) -> Result<Result<T, E>, FileError> {
+        match mac {
+            Mac::Verify => self.verify_while(prepare),
+            Mac::Ignore => Ok(prepare(&self.ignore_mac())),
+        }
+    }
+}
+
+/// An encrypted file, opened and verified (or its MAC explicitly ignored): `parsed.tree` holds
+/// the plaintext, `parsed.source` still describes the encrypted bytes (so writing it back keeps
+/// their layout).
+pub struct Decrypted {
+    pub parsed: Parsed,
+    pub metadata: Metadata,
+    pub key: DataKey,
+    /// Empty unless the file was opened with [`OpenOptions::remember_ciphertext`].
+    pub memory: CiphertextMemory,
+}
+
+impl Decrypted {
+    pub fn tree(&self) -> &Tree {
+        &self.parsed.tree
+    }
+
+    /// The plaintext file in `format`, with the layout of the encrypted file (comments, order,
+    /// quoting; only for the format it was parsed as) or the format's canonical layout (a
+    /// conversion).
+    pub fn plaintext(
+        &self,
+        format: Format,
+        layout: Layout,
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let layout = match layout {
+            Layout::Keep => Some(&self.parsed),
+            Layout::Canonical => None,
+        };
+        stores::store_for(format)
+            .write(&self.parsed.tree, None, layout, &WriteOptions::default())
+            .map(Zeroizing::new)
+    }
+}
+
+/// Unwraps the data key of `parsed` with what `keyring` holds and decrypts its values.
 pub fn open(
-    store: &dyn Store,
-    bytes: &[u8],
-    keyring: &Keyring,
-    ignore_mac: bool,
-) -> Result<Opened, FileError> {
-    let parsed = store.parse(bytes)?;
-    open_parsed(parsed, keyring, ignore_mac)
-}
-
-pub fn open_parsed(
-    parsed: Parsed,
-    keyring: &Keyring,
-    ignore_mac: bool,
-) -> Result<Opened, FileError> {
-    open_with(parsed, keyring, ignore_mac, false)
-}
-
-/// Like [`open_parsed`], for a file that will be changed and written back: `Opened::memory`
-/// then holds each value's ciphertext, so that unchanged values keep it.
-pub fn open_for_edit(
-    parsed: Parsed,
-    keyring: &Keyring,
-    ignore_mac: bool,
-) -> Result<Opened, FileError> {
-    open_with(parsed, keyring, ignore_mac, true)
-}
-
-fn open_with(
-    parsed: Parsed,
-    keyring: &Keyring,
-    ignore_mac: bool,
-    remember: bool,
-) -> Result<Opened, FileError> {
-    let (opened, mac) = open_deferring(parsed, keyring, ignore_mac, remember)?;
-    mac.verify()?;
-    Ok(opened)
-}
-
-/// Like [`open_parsed`], with the MAC check handed back rather than made, so that the caller
-/// can prepare its output meanwhile. Nothing of the opened file may leave the process before
-/// [`MacCheck::verify`] succeeds.
-pub fn open_deferring_mac(
-    parsed: Parsed,
-    keyring: &Keyring,
-    ignore_mac: bool,
-) -> Result<(Opened, MacCheck), FileError> {
-    open_deferring(parsed, keyring, ignore_mac, false)
-}
-
-fn open_deferring(
     mut parsed: Parsed,
     keyring: &Keyring,
-    ignore_mac: bool,
-    remember: bool,
-) -> Result<(Opened, MacCheck), FileError> {
+    options: &OpenOptions,
+) -> Result<Unverified, FileError> {
     let metadata = read_metadata(&parsed)?;
     let key = groups::unwrap(&metadata, keyring)?;
-    let (memory, mac) = values::decrypt_tree_deferring_mac(
-        &mut parsed.tree,
-        &key,
-        &metadata,
-        ignore_mac,
-        remember,
-    )?;
-    let opened = Opened {
-        parsed,
-        metadata,
-        key,
-        memory,
-    };
-    Ok((opened, mac))
+    let (memory, mac) = values::decrypt_tree(&mut parsed.tree, &key, &metadata, options)?;
+    Ok(Unverified {
+        decrypted: Decrypted {
+            parsed,
+            metadata,
+            key,
+            memory,
+        },
+        mac,
+    })
 }
 
-/// Encrypts `plain.tree` under `key` and writes the encrypted file. `layout` is the parse whose
-/// layout the output keeps (usually `plain` itself, or the encrypted original); `None` writes the
-/// store's canonical layout (a format conversion).
-pub fn seal(
+/// Whether to check a file's MAC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mac {
+    #[default]
+    Verify,
+    /// sops' `--ignore-mac`.
+    Ignore,
+}
+
+/// How [`decrypt_bytes`] decrypts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecryptOptions {
+    pub mac: Mac,
+    /// The format of the plaintext; `None` is the input's format (with its layout kept).
+    pub output: Option<Format>,
+}
+
+/// Decrypts an encrypted file of `format` to its plaintext file, as sops' `decrypt.Data` does
+/// for Flux and ksops. `bytes` is taken by value when given owned, so a large file is not held
+/// twice.
+pub fn decrypt_bytes(
+    bytes: impl Into<Vec<u8>>,
+    format: Format,
+    keyring: &Keyring,
+    options: &DecryptOptions,
+) -> Result<Zeroizing<Vec<u8>>, FileError> {
+    let (output, layout) = match options.output {
+        Some(output) if output != format => (output, Layout::Canonical),
+        _ => (format, Layout::Keep),
+    };
+    decrypt_with(bytes, format, keyring, options.mac, |d| d.plaintext(output, layout))?
+        .map_err(FileError::Store)
+}
+
+/// [`decrypt_bytes`] with the output made by `render` from the decrypted file (a subtree for
+/// `--extract`, Secrets for the controller); `render`'s result is returned only once the MAC
+/// is right, and `render` must let nothing out of the process itself.
+pub fn decrypt_with<T, E>(
+    bytes: impl Into<Vec<u8>>,
+    format: Format,
+    keyring: &Keyring,
+    mac: Mac,
+    render: impl FnOnce(&Decrypted) -> Result<T, E>,
+) -> Result<Result<T, E>, FileError> {
+    let parsed = stores::store_for(format).parse_owned(bytes.into())?;
+    open(parsed, keyring, &OpenOptions::default())?.finish(mac, render)
+}
+
+/// Which layout a file is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The layout of the parse the tree came from (comments, order, quoting).
+    Keep,
+    /// The store's canonical layout (a format conversion).
+    Canonical,
+}
+
+/// How [`encrypt`] writes.
+#[derive(Clone, Copy)]
+pub struct EncryptOptions<'a> {
+    pub layout: Layout,
+    /// The ciphertexts of a previous open with the same data key: unchanged values keep them.
+    pub unchanged: Option<&'a CiphertextMemory>,
+    pub write: &'a WriteOptions,
+}
+
+/// Encrypts `plain.tree` under `key`, records the MAC and `lastmodified` in `metadata`, and
+/// writes the encrypted file with `store`.
+pub fn encrypt(
     store: &dyn Store,
     mut plain: Parsed,
     key: &DataKey,
     metadata: &mut Metadata,
-    memory: Option<&CiphertextMemory>,
-    keep_layout: bool,
-    options: &WriteOptions,
+    options: &EncryptOptions<'_>,
 ) -> Result<Vec<u8>, FileError> {
     metadata.touch();
     // The tree is taken out of `plain` before it is encrypted, so that a store can only learn the
     // original layout from `plain.source`, never mistake the encrypted tree for the original
     // one, and so never skip writing a value because it "did not change".
     let mut tree = std::mem::take(&mut plain.tree);
-    values::encrypt_tree(&mut tree, key, metadata, memory)?;
+    values::encrypt_tree(&mut tree, key, metadata, options.unchanged)?;
     let node = metadata.to_node();
-    let layout = if keep_layout { Some(&plain) } else { None };
-    Ok(store.write(&tree, Some(&node), layout, options)?)
+    let layout = match options.layout {
+        Layout::Keep => Some(&plain),
+        Layout::Canonical => None,
+    };
+    Ok(store.write(&tree, Some(&node), layout, options.write)?)
 }

@@ -185,41 +185,52 @@ pub fn encrypt_tree(
     Ok(())
 }
 
-/// Decrypts the values of `tree` and checks the MAC (unless `ignore_mac`). With `remember`, also
-/// returns the memory of ciphertexts for a later [`encrypt_tree`] of an edited tree (it costs a
-/// digest per value, so a plain decrypt does without).
+/// How to open a file's values.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// Also keep a [`CiphertextMemory`] for a later [`encrypt_tree`] of an edited tree, so that
+    /// unchanged values keep their ciphertext. It costs a digest per value, so a plain decrypt
+    /// does without.
+    pub remember_ciphertext: bool,
+}
+
+/// Decrypts the values of `tree` and returns the MAC check still to be made (see
+/// [`MacCheck`]), with the memory of ciphertexts when `options` asks for it.
 pub fn decrypt_tree(
     tree: &mut Tree,
     key: &DataKey,
     metadata: &Metadata,
-    ignore_mac: bool,
-    remember: bool,
-) -> Result<CiphertextMemory, EncryptionError> {
-    let (memory, mac) = decrypt_tree_deferring_mac(tree, key, metadata, ignore_mac, remember)?;
-    mac.verify()?;
-    Ok(memory)
+    options: &OpenOptions,
+) -> Result<(CiphertextMemory, MacCheck), EncryptionError> {
+    decrypt_values(tree, key, metadata, options.remember_ciphertext)
 }
 
-/// The MAC of a decrypted file, still to be checked: what sops hashes, in order, and the MAC
-/// the file carries. Nothing decrypted may leave the process before [`MacCheck::verify`] says
-/// yes; keeping the check apart lets a caller prepare its output (in memory) meanwhile.
+/// The MAC of a decrypted file, still to be checked: what sops hashes, in order, and the
+/// (encrypted) MAC the file carries. Nothing decrypted may leave the process before
+/// [`MacCheck::verify`] says yes; keeping the check apart lets a caller prepare its output (in
+/// memory) meanwhile. The stored MAC is decrypted only by `verify`, so that a caller who ignores
+/// the MAC (sops' `--ignore-mac`) opens a file whose MAC is missing or undecryptable, as sops does.
+#[must_use = "a decrypted tree may only be used once its MAC is verified"]
 pub struct MacCheck {
     /// The bytes hashed into the MAC (plaintext values among them).
     hashed: zeroize::Zeroizing<Vec<u8>>,
-    /// The decrypted stored MAC, or `None` when the MAC is ignored.
-    stored: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// The `mac` field of the metadata, `ENC[...]` under the data key.
+    stored: String,
+    /// The MAC's additional data (`lastmodified`), or why it is invalid.
+    aad: Result<String, EncryptionError>,
+    key: DataKey,
 }
 
 impl MacCheck {
     /// Whether the check is worth another thread (hashing takes ~1 ms per 600 KB here).
     pub fn is_large(&self) -> bool {
-        self.stored.is_some() && self.hashed.len() > 256 * 1024
+        self.hashed.len() > 256 * 1024
     }
 
     pub fn verify(self) -> Result<(), EncryptionError> {
-        let Some(stored) = &self.stored else {
-            return Ok(());
-        };
+        let aad = self.aad?;
+        let (stored, _) = cipher::decrypt(&self.stored, &self.key, aad.as_bytes())
+            .map_err(EncryptionError::MacUndecryptable)?;
         let computed = hex::encode_upper(Sha512::digest(&self.hashed[..]));
         if stored.as_slice() != computed.as_bytes() {
             return Err(EncryptionError::MacMismatch);
@@ -240,12 +251,10 @@ fn append_wiping(buf: &mut zeroize::Zeroizing<Vec<u8>>, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
-/// [`decrypt_tree`], returning the MAC check instead of making it (see [`MacCheck`]).
-pub fn decrypt_tree_deferring_mac(
+fn decrypt_values(
     tree: &mut Tree,
     key: &DataKey,
     metadata: &Metadata,
-    ignore_mac: bool,
     remember: bool,
 ) -> Result<(CiphertextMemory, MacCheck), EncryptionError> {
     // The hashed bytes are gathered rather than hashed as they come, so that the hashing can
@@ -365,21 +374,13 @@ pub fn decrypt_tree_deferring_mac(
         Ok(())
     })?;
     debug_assert!(opened.next().is_none(), "every opened value went back");
-    let stored = if ignore_mac {
-        None
-    } else {
-        let aad = mac_aad(&metadata.last_modified)?;
-        Some(
-            cipher::decrypt(&metadata.mac, key, aad.as_bytes())
-                .map_err(EncryptionError::MacUndecryptable)?
-                .0,
-        )
-    };
     Ok((
         memory,
         MacCheck {
             hashed: hash,
-            stored,
+            stored: metadata.mac.clone(),
+            aad: mac_aad(&metadata.last_modified),
+            key: key.clone(),
         },
     ))
 }
@@ -397,7 +398,7 @@ type Opened = Result<(zeroize::Zeroizing<Vec<u8>>, Result<Kind, String>), Cipher
 
 /// Takes every encrypted value the rule covers out of the tree and opens them all, on every
 /// core for a large file. The values are moved, not copied: a large file's ciphertext would
-/// otherwise be held twice more, and that memory costs page faults. [`decrypt_tree`] then
+/// otherwise be held twice more, and that memory costs page faults. [`decrypt_values`] then
 /// puts the plaintexts back in walk order.
 fn open_values(
     tree: &mut Tree,
@@ -422,7 +423,7 @@ fn open_values(
                     enc,
                     aad: place.aad(),
                 }),
-                // Not text, so not a value sops wrote: left for `decrypt_tree` to refuse.
+                // Not text, so not a value sops wrote: left for `decrypt_values` to refuse.
                 Err(e) => scalar.value = e.into_bytes(),
             }
         }
@@ -501,6 +502,21 @@ mod tests {
         Metadata::new(vec![KeyGroup::default()], CryptRule::default())
     }
 
+    /// Decrypts and verifies the MAC, as opening a file does.
+    fn decrypt_checked(
+        tree: &mut Tree,
+        key: &DataKey,
+        m: &Metadata,
+        remember_ciphertext: bool,
+    ) -> Result<CiphertextMemory, EncryptionError> {
+        let options = OpenOptions {
+            remember_ciphertext,
+        };
+        let (memory, mac) = decrypt_tree(tree, key, m, &options)?;
+        mac.verify()?;
+        Ok(memory)
+    }
+
     #[test]
     fn round_trip_gives_back_the_values_as_written() {
         let key = DataKey::generate();
@@ -523,7 +539,7 @@ mod tests {
                 .text(),
             Some("public")
         );
-        decrypt_tree(&mut tree, &key, &m, false, false).unwrap();
+        decrypt_checked(&mut tree, &key, &m, false).unwrap();
         assert_eq!(tree, sample());
     }
 
@@ -535,7 +551,7 @@ mod tests {
         encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
         tree.documents[0].get_mut("db").unwrap().remove("port");
         assert!(matches!(
-            decrypt_tree(&mut tree, &key, &m, false, false),
+            decrypt_checked(&mut tree, &key, &m, false),
             Err(EncryptionError::MacMismatch)
         ));
     }
@@ -550,7 +566,7 @@ mod tests {
         let pw = db.get("password").unwrap().clone();
         *db.get_mut("port").unwrap() = pw;
         assert!(matches!(
-            decrypt_tree(&mut tree, &key, &m, false, false),
+            decrypt_checked(&mut tree, &key, &m, false),
             Err(EncryptionError::Value { .. })
         ));
     }
@@ -562,7 +578,7 @@ mod tests {
         let mut tree = sample();
         encrypt_tree(&mut tree, &key, &mut m, None).unwrap();
         let before = tree.clone();
-        let memory = decrypt_tree(&mut tree, &key, &m, false, true).unwrap();
+        let memory = decrypt_checked(&mut tree, &key, &m, true).unwrap();
         *tree.documents[0]
             .get_mut("db")
             .unwrap()
@@ -601,7 +617,7 @@ mod tests {
         let first = items[0].as_scalar().unwrap().text().unwrap().to_string();
         assert!(first.contains("]~"), "{first}");
         let mut back = tree.clone();
-        decrypt_tree(&mut back, &key, &m, false, false).unwrap();
+        decrypt_checked(&mut back, &key, &m, false).unwrap();
         assert_eq!(back, original);
         // Swapping the layout tokens of two items of the same list is refused.
         let second = items[1].as_scalar().unwrap().text().unwrap().to_string();
@@ -614,7 +630,7 @@ mod tests {
         items[0] = Node::str(format!("{v1}]~{t2}"));
         items[1] = Node::str(format!("{v2}]~{t1}"));
         assert!(matches!(
-            decrypt_tree(&mut swapped, &key, &m, false, false),
+            decrypt_checked(&mut swapped, &key, &m, false),
             Err(EncryptionError::Value { .. })
         ));
     }

@@ -31,7 +31,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::KeyError;
+use super::{KeyAccess, KeyError, MasterKey, Recipient, Stanza, WrapError};
+use crate::format::metadata::AgeStanza;
 
 pub const SOPS_AGE_KEY: &str = "SOPS_AGE_KEY";
 pub const SOPS_AGE_KEY_FILE: &str = "SOPS_AGE_KEY_FILE";
@@ -131,6 +132,34 @@ impl fmt::Display for AgeRecipient {
 impl fmt::Debug for AgeRecipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AgeRecipient({})", self.text)
+    }
+}
+
+impl Recipient for AgeRecipient {
+    fn name(&self) -> String {
+        self.to_string()
+    }
+
+    fn wrap(
+        &self,
+        secret: &[u8],
+        _: &KeyAccess<'_>,
+    ) -> Result<Stanza, WrapError> {
+        let enc = wrap(secret, self).map_err(|e| WrapError::Failed(e.to_string()))?;
+        Ok(Stanza::Age(AgeStanza {
+            recipient: self.to_string(),
+            enc,
+        }))
+    }
+}
+
+impl MasterKey for AgeStanza {
+    fn describe(&self) -> String {
+        format!("age {}", self.recipient)
+    }
+
+    fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
+        unwrap(&self.enc, access.age).map_err(|e| e.to_string())
     }
 }
 

@@ -33,7 +33,7 @@ use regex::Regex;
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, KmsStanza};
-use crate::keys::KmsService;
+use crate::keys::{KeyAccess, KmsService, MasterKey, Recipient, Stanza, WrapError};
 
 /// A connection that is not up after this long is an unreachable KMS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -291,6 +291,38 @@ impl AwsKms {
             .credentials_provider(SharedCredentialsProvider::new(provider))
             .build();
         Ok((aws_sdk_kms::Client::from_conf(kms_config), endpoint))
+    }
+}
+
+/// A KMS key to wrap for: a stanza with `arn`, `role`, `context` and `aws_profile` set and `enc`
+/// empty.
+impl Recipient for KmsStanza {
+    fn name(&self) -> String {
+        self.arn.clone()
+    }
+
+    fn wrap(
+        &self,
+        secret: &[u8],
+        access: &KeyAccess<'_>,
+    ) -> Result<Stanza, WrapError> {
+        let kms = access.kms.ok_or(WrapError::NoAccess)?;
+        kms.encrypt(self, secret)
+            .map(Stanza::Kms)
+            .map_err(WrapError::Failed)
+    }
+}
+
+impl MasterKey for KmsStanza {
+    fn describe(&self) -> String {
+        format!("kms {}", self.arn)
+    }
+
+    fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
+        match access.kms {
+            Some(kms) => kms.decrypt(self),
+            None => Err("KMS access is not configured".into()),
+        }
     }
 }
 

@@ -4,13 +4,15 @@
 //! split with Shamir's scheme, one share per group, and any `shamir_threshold` groups rebuild it
 //! (sops' behaviour; the threshold defaults to the number of groups).
 
+use std::sync::{Mutex, OnceLock};
+
 use zeroize::Zeroizing;
 
 use crate::crypto::data_key::DataKey;
-use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza, Metadata};
-use crate::keys::age::{self as agekeys, AgeIdentities, AgeRecipient};
+use crate::format::metadata::{KeyGroup, KmsStanza, Metadata};
+use crate::keys::age::{AgeIdentities, AgeRecipient};
 use crate::keys::shamir::{self, ShamirError};
-use crate::keys::{KeyError, KmsService};
+use crate::keys::{master_keys, KeyAccess, KeyError, KmsService, Recipient, WrapError};
 
 /// The master keys of one group, as named on the command line or in a creation rule.
 #[derive(Clone, Debug, Default)]
@@ -24,12 +26,113 @@ impl GroupRecipients {
     pub fn is_empty(&self) -> bool {
         self.age.is_empty() && self.kms.is_empty()
     }
+
+    /// The group's master keys in the order they are written: age, then KMS.
+    fn recipients(&self) -> impl Iterator<Item = &dyn Recipient> {
+        let age = self.age.iter().map(|r| r as &dyn Recipient);
+        let kms = self.kms.iter().map(|k| k as &dyn Recipient);
+        age.chain(kms)
+    }
 }
 
-/// What the user holds to open files: age identities and, optionally, KMS access.
-pub struct Keyring {
-    pub age: AgeIdentities,
-    pub kms: Option<Box<dyn KmsService>>,
+/// What the user holds to open files: age identities and, optionally, KMS access. Each may be
+/// given ready, or as a loader that runs only when a file is opened: the age identities then
+/// (as sops reads them at decrypt time), KMS access only when the file names KMS keys, so that
+/// age-only files never pay for an AWS client. `'a` is how long a loader may borrow from its
+/// caller (`'static` for a keyring that owns everything).
+pub struct Keyring<'a> {
+    age: Deferred<'a, AgeIdentities, KeyError>,
+    kms: Option<Deferred<'a, Box<dyn KmsService>, String>>,
+}
+
+impl<'a> Keyring<'a> {
+    /// A keyring holding `age` and no KMS access.
+    pub fn new(age: AgeIdentities) -> Keyring<'a> {
+        Keyring {
+            age: Deferred::ready(age),
+            kms: None,
+        }
+    }
+
+    /// A keyring whose age identities are loaded by `load` when a file is opened; a failure
+    /// to load is [`KeyGroupError::AgeIdentities`].
+    pub fn loading_age(
+        load: impl FnOnce() -> Result<AgeIdentities, KeyError> + Send + 'a,
+    ) -> Keyring<'a> {
+        Keyring {
+            age: Deferred::later(load),
+            kms: None,
+        }
+    }
+
+    pub fn with_kms(mut self, kms: Box<dyn KmsService>) -> Keyring<'a> {
+        self.kms = Some(Deferred::ready(kms));
+        self
+    }
+
+    /// KMS access set up by `connect` the first time a file with KMS keys is opened; a failure
+    /// is [`KeyGroupError::KmsAccess`].
+    pub fn with_kms_from(
+        mut self,
+        connect: impl FnOnce() -> Result<Box<dyn KmsService>, String> + Send + 'a,
+    ) -> Keyring<'a> {
+        self.kms = Some(Deferred::later(connect));
+        self
+    }
+
+    fn age(&self) -> Result<&AgeIdentities, KeyGroupError> {
+        self.age
+            .get()
+            .as_ref()
+            .map_err(|e| KeyGroupError::AgeIdentities(e.clone()))
+    }
+
+    /// `None` when no KMS access is configured.
+    fn kms(&self) -> Result<Option<&dyn KmsService>, KeyGroupError> {
+        match &self.kms {
+            None => Ok(None),
+            Some(kms) => match kms.get() {
+                Ok(k) => Ok(Some(k.as_ref())),
+                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
+            },
+        }
+    }
+}
+
+/// A value given ready or made by a loader on first use (and then kept, with its error).
+struct Deferred<'a, T, E> {
+    value: OnceLock<Result<T, E>>,
+    load: Mutex<Option<Loader<'a, T, E>>>,
+}
+
+type Loader<'a, T, E> = Box<dyn FnOnce() -> Result<T, E> + Send + 'a>;
+
+impl<'a, T, E> Deferred<'a, T, E> {
+    fn ready(value: T) -> Self {
+        Deferred {
+            value: OnceLock::from(Ok(value)),
+            load: Mutex::new(None),
+        }
+    }
+
+    fn later(load: impl FnOnce() -> Result<T, E> + Send + 'a) -> Self {
+        Deferred {
+            value: OnceLock::new(),
+            load: Mutex::new(Some(Box::new(load))),
+        }
+    }
+
+    fn get(&self) -> &Result<T, E> {
+        self.value.get_or_init(|| {
+            let load = self
+                .load
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .expect("a deferred value without a value has its loader");
+            load()
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +143,12 @@ pub enum KeyGroupError {
     EmptyGroup { group: usize },
     #[error("KMS keys are named but no KMS access is configured")]
     NoKms,
+    /// The keyring's age identities could not be loaded.
+    #[error(transparent)]
+    AgeIdentities(KeyError),
+    /// The keyring's KMS access could not be set up.
+    #[error("{0}")]
+    KmsAccess(String),
     #[error("cannot wrap the data key for {key}: {reason}")]
     Wrap { key: String, reason: String },
     #[error("Shamir secret sharing: {0}")]
@@ -97,27 +206,22 @@ fn wrap_group(
     group: &GroupRecipients,
     kms: Option<&dyn KmsService>,
 ) -> Result<KeyGroup, KeyGroupError> {
+    // Wrapping needs no age identity: only recipients.
+    let no_identities = AgeIdentities::default();
+    let access = KeyAccess {
+        age: &no_identities,
+        kms,
+    };
     let mut out = KeyGroup::default();
-    for r in &group.age {
-        let enc = agekeys::wrap(secret, r).map_err(|e| KeyGroupError::Wrap {
-            key: r.to_string(),
-            reason: e.to_string(),
+    for r in group.recipients() {
+        let stanza = r.wrap(secret, &access).map_err(|e| match e {
+            WrapError::NoAccess => KeyGroupError::NoKms,
+            WrapError::Failed(reason) => KeyGroupError::Wrap {
+                key: r.name(),
+                reason,
+            },
         })?;
-        out.age.push(AgeStanza {
-            recipient: r.to_string(),
-            enc,
-        });
-    }
-    for k in &group.kms {
-        let service = kms.ok_or(KeyGroupError::NoKms)?;
-        out.kms.push(
-            service
-                .encrypt(k, secret)
-                .map_err(|reason| KeyGroupError::Wrap {
-                    key: k.arn.clone(),
-                    reason,
-                })?,
-        );
+        stanza.add_to(&mut out);
     }
     Ok(out)
 }
@@ -126,6 +230,14 @@ fn wrap_group(
 /// before KMS keys, as sops does by default.
 pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let groups = &metadata.key_groups;
+    // The keys are loaded before any is tried, so that a broken key source is reported as
+    // such rather than as one failed attempt among others.
+    let age = keyring.age()?;
+    let kms = if groups.iter().any(|g| !g.kms.is_empty()) {
+        keyring.kms()?
+    } else {
+        None
+    };
     let needed = if groups.len() > 1 {
         metadata.shamir_threshold.unwrap_or(groups.len())
     } else {
@@ -134,7 +246,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
     let mut attempts = Vec::new();
     let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     for group in groups {
-        if let Some(part) = open_group(group, keyring, &mut attempts) {
+        if let Some(part) = open_group(group, &KeyAccess { age, kms }, &mut attempts) {
             parts.push(part);
             if parts.len() >= needed {
                 break;
@@ -166,25 +278,13 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
 
 fn open_group(
     group: &KeyGroup,
-    keyring: &Keyring,
+    access: &KeyAccess<'_>,
     attempts: &mut Vec<(String, String)>,
 ) -> Option<Zeroizing<Vec<u8>>> {
-    for stanza in &group.age {
-        match agekeys::unwrap(&stanza.enc, &keyring.age) {
+    for key in master_keys(group) {
+        match key.unwrap(access) {
             Ok(secret) => return Some(secret),
-            Err(e) => attempts.push((format!("age {}", stanza.recipient), short_reason(&e))),
-        }
-    }
-    for stanza in &group.kms {
-        match &keyring.kms {
-            Some(kms) => match kms.decrypt(stanza) {
-                Ok(secret) => return Some(secret),
-                Err(why) => attempts.push((format!("kms {}", stanza.arn), why)),
-            },
-            None => attempts.push((
-                format!("kms {}", stanza.arn),
-                "KMS access is not configured".into(),
-            )),
+            Err(why) => attempts.push((key.describe(), why)),
         }
     }
     for (name, _) in &group.other {
@@ -196,30 +296,24 @@ fn open_group(
     None
 }
 
-fn short_reason(e: &KeyError) -> String {
-    e.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::crypt_rule::CryptRule;
+    use crate::keys::age as agekeys;
 
     fn identity() -> (String, AgeRecipient) {
         let (secret, recipient) = agekeys::generate();
         (secret.to_string(), recipient.parse().unwrap())
     }
 
-    fn keyring(secrets: &[&String]) -> Keyring {
+    fn keyring(secrets: &[&String]) -> Keyring<'static> {
         let text: String = secrets
             .iter()
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        Keyring {
-            age: AgeIdentities::parse("test", &text).unwrap(),
-            kms: None,
-        }
+        Keyring::new(AgeIdentities::parse("test", &text).unwrap())
     }
 
     #[test]

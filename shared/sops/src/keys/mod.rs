@@ -1,6 +1,11 @@
 //! Key sources: the master keys that wrap a file's data key (or its Shamir shares).
 //!
-//! Each source turns a data key into the `enc` text stored in the `sops` metadata and back.
+//! Each source turns a data key into the `enc` text stored in the `sops` metadata and back,
+//! behind the two halves of sops' `keys.MasterKey` (keys/keys.go): a [`Recipient`] wraps a
+//! secret into its source's metadata [`Stanza`], and a stanza read back is a [`MasterKey`] that
+//! unwraps it with what the keyring holds ([`KeyAccess`]). A new source (pgp, gcp_kms,
+//! azure_kv, hc_vault) is one module implementing both, a [`Stanza`] variant, and, when it needs
+//! credentials, a field of [`KeyAccess`]; [`groups`] then tries it like the others.
 //! Errors never carry key material, only where it came from.
 
 pub mod age;
@@ -10,7 +15,64 @@ pub mod shamir;
 
 use zeroize::Zeroizing;
 
-use crate::format::metadata::KmsStanza;
+use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza};
+use crate::keys::age::AgeIdentities;
+
+/// What the keyring holds, loaded, for master keys to use.
+#[derive(Clone, Copy)]
+pub struct KeyAccess<'k> {
+    pub age: &'k AgeIdentities,
+    /// `None` when no KMS access is configured.
+    pub kms: Option<&'k dyn KmsService>,
+}
+
+/// A master key to wrap a data key for, as named on the command line or in a creation rule.
+pub trait Recipient {
+    /// The key as named in messages (a recipient, an ARN), never key material.
+    fn name(&self) -> String;
+    /// Wraps `secret` (a data key or a Shamir share) for this key.
+    fn wrap(&self, secret: &[u8], access: &KeyAccess<'_>) -> Result<Stanza, WrapError>;
+}
+
+/// Why a [`Recipient`] could not wrap a secret.
+#[derive(Debug)]
+pub enum WrapError {
+    /// The key source needs access that the keyring does not hold (KMS).
+    NoAccess,
+    Failed(String),
+}
+
+/// A master key of a file's metadata, able to give back what it wraps.
+pub trait MasterKey {
+    /// The key as messages name it: its source and its name (`age age1...`, `kms arn:...`).
+    fn describe(&self) -> String;
+    /// The data key or share wrapped in this stanza, or why it cannot be had, never key material.
+    fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String>;
+}
+
+/// A wrapped secret in the metadata form of its key source.
+pub enum Stanza {
+    Age(AgeStanza),
+    Kms(KmsStanza),
+}
+
+impl Stanza {
+    /// Records the stanza in `group`, under its source's key (field order is the metadata's).
+    pub fn add_to(self, group: &mut KeyGroup) {
+        match self {
+            Stanza::Age(s) => group.age.push(s),
+            Stanza::Kms(s) => group.kms.push(s),
+        }
+    }
+}
+
+/// The master keys of `group`, in the order they are tried: age before KMS, as sops does by
+/// default.
+pub fn master_keys(group: &KeyGroup) -> impl Iterator<Item = &dyn MasterKey> {
+    let age = group.age.iter().map(|s| s as &dyn MasterKey);
+    let kms = group.kms.iter().map(|s| s as &dyn MasterKey);
+    age.chain(kms)
+}
 
 /// A KMS implementation (AWS KMS in enseal), behind a trait so that the key groups do not
 /// depend on a cloud SDK and tests can stand in for it.
@@ -21,7 +83,7 @@ pub trait KmsService {
 }
 
 /// Why a key source could not wrap or unwrap a data key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("invalid age recipient {recipient:?}: {reason}")]
     InvalidRecipient { recipient: String, reason: String },

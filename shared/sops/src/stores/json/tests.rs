@@ -195,28 +195,25 @@ fn round_trip_through_real_encryption_is_byte_exact() {
         kms: vec![],
     };
     let (groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
-    let keyring = Keyring {
-        age: AgeIdentities::parse("test", &secret).unwrap(),
-        kms: None,
-    };
+    let keyring = Keyring::new(AgeIdentities::parse("test", &secret).unwrap());
     for text in [NON_MINIMAL, SAMPLES[0]] {
         let mut metadata = Metadata::new(groups.clone(), CryptRule::default());
-        let encrypted = file::seal(
-            &JsonStore,
-            parse(text),
-            &key,
-            &mut metadata,
-            None,
-            true,
-            &WriteOptions::default(),
-        )
-        .unwrap();
+        let options = file::EncryptOptions {
+            layout: file::Layout::Keep,
+            unchanged: None,
+            write: &WriteOptions::default(),
+        };
+        let encrypted =
+            file::encrypt(&JsonStore, parse(text), &key, &mut metadata, &options).unwrap();
         let encrypted_text = String::from_utf8(encrypted.clone()).unwrap();
         let layouts = encrypted_text.matches("]~").count();
         let expected = if text == NON_MINIMAL { 7 } else { 0 };
         assert_eq!(layouts, expected, "{encrypted_text}");
-        let opened =
-            file::open_parsed(JsonStore.parse(&encrypted).unwrap(), &keyring, false).unwrap();
+        let parsed = JsonStore.parse(&encrypted).unwrap();
+        let opened = file::open(parsed, &keyring, &file::OpenOptions::default())
+            .unwrap()
+            .verify()
+            .unwrap();
         let back = write(&opened.parsed.tree, None, Some(&opened.parsed));
         assert_eq!(back, text, "encrypted form was:\n{encrypted_text}");
     }
