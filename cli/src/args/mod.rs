@@ -324,3 +324,116 @@ impl Cli {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree_path::Step;
+
+    fn parse_args(argv: &[&str]) -> Result<Invocation> {
+        parse(argv.iter().map(OsString::from))
+    }
+
+    fn failure(argv: &[&str]) -> Failure {
+        parse_args(argv).expect_err("the command line is refused")
+    }
+
+    #[test]
+    fn global_options_are_accepted_before_and_after_the_subcommand() {
+        for argv in [
+            ["enseal", "--input-type", "json", "decrypt", "f"],
+            ["enseal", "decrypt", "f", "--input-type", "json"],
+        ] {
+            match parse_args(&argv).unwrap() {
+                Invocation::Decrypt(g, a) => {
+                    assert_eq!(g.input_type, Some(Format::Json));
+                    assert_eq!(a.file.as_deref(), Some(Path::new("f")));
+                }
+                other => panic!("parsed as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused_with_exit_1_naming_the_flag() {
+        let f = failure(&["enseal", "encrypt", "f", "--output-type", "toml"]);
+        assert_eq!(f.code, exit::GENERIC);
+        assert_eq!(
+            f.message,
+            "--output-type \"toml\" is not one of yaml, json, dotenv, ini, binary"
+        );
+    }
+
+    #[test]
+    fn the_output_format_follows_the_input_format_not_the_output_file() {
+        let Invocation::Encrypt(g, _) =
+            parse_args(&["enseal", "encrypt", "a.env", "--output", "b.json"]).unwrap()
+        else {
+            panic!("not encrypt")
+        };
+        let input = g.input_format(Path::new("a.env"));
+        assert_eq!(input, Format::Dotenv);
+        assert_eq!(g.output_format(input), Format::Dotenv);
+    }
+
+    #[test]
+    fn commands_that_ignore_the_global_options_do_not_check_them() {
+        // As before the flags were parsed in one place: `keygen --input-type x` ran.
+        assert!(matches!(
+            parse_args(&["enseal", "keygen", "--input-type", "toml"]),
+            Ok(Invocation::Keygen(_))
+        ));
+    }
+
+    #[test]
+    fn edit_without_a_file_exits_100() {
+        assert_eq!(failure(&["enseal", "edit"]).code, exit::NO_FILE);
+    }
+
+    #[test]
+    fn set_takes_its_value_exactly_once_and_checks_the_path_first() {
+        let both = ["enseal", "set", "f.yaml", r#"["a"]"#, "1", "--value-stdin"];
+        assert_eq!(failure(&both).code, exit::CONFLICTING_PARAMETERS);
+        let none = ["enseal", "set", "f.yaml", r#"["a"]"#];
+        assert_eq!(failure(&none).code, exit::CONFLICTING_PARAMETERS);
+        let bad_path = ["enseal", "set", "f.yaml", "a", "1", "--value-stdin"];
+        assert_eq!(failure(&bad_path).code, exit::INVALID_TREE_PATH);
+        match parse_args(&[
+            "enseal",
+            "set",
+            "f.yaml",
+            r#"["a"][0]"#,
+            "--value-file",
+            "v",
+        ])
+        .unwrap()
+        {
+            Invocation::Set(_, a) => {
+                assert_eq!(a.path, [Step::Key("a".into()), Step::Index(0)]);
+                assert!(matches!(a.value, ValueSource::File(ref p) if p == Path::new("v")));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_value_given_as_an_argument_is_not_shown_by_debug() {
+        let Invocation::Set(_, a) =
+            parse_args(&["enseal", "set", "f.yaml", r#"["a"]"#, r#""hunter2""#]).unwrap()
+        else {
+            panic!("not set")
+        };
+        assert!(!format!("{a:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unset_keeps_the_path_as_typed_for_messages() {
+        match parse_args(&["enseal", "unset", "f.yaml", r#"["a"]["b"]"#]).unwrap() {
+            Invocation::Unset(_, a) => {
+                assert_eq!(a.path_text, r#"["a"]["b"]"#);
+                assert_eq!(a.path.len(), 2);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+}
