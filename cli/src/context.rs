@@ -14,33 +14,6 @@ use crate::args::GlobalOptions;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::Input;
 
-pub fn parse_format(flag: &str, value: &str) -> Result<Format> {
-    Format::from_name(value).ok_or_else(|| {
-        Failure::new(
-            exit::GENERIC,
-            format!("{flag} {value:?} is not one of yaml, json, dotenv, ini, binary"),
-        )
-    })
-}
-
-pub fn input_format(global: &GlobalOptions, name: &Path) -> Result<Format> {
-    match &global.input_type {
-        Some(t) => parse_format("--input-type", t),
-        None => Ok(Format::from_path(name)),
-    }
-}
-
-pub fn output_format(global: &GlobalOptions, input: Format, name: &Path) -> Result<Format> {
-    match &global.output_type {
-        Some(t) => parse_format("--output-type", t),
-        // sops: the output type follows the input type (not the output file's extension).
-        None => {
-            let _ = name;
-            Ok(input)
-        }
-    }
-}
-
 pub fn store(format: Format) -> Box<dyn Store> {
     stores::store_for(format)
 }

@@ -12,20 +12,15 @@ mod context;
 mod exit;
 mod file_io;
 mod plan;
-mod seal_args;
 mod tree_path;
 
 use std::ffi::OsString;
-
-use clap::Parser;
 
 /// Runs enseal with `argv` (the program name first, as `std::env::args_os`) and returns the
 /// process exit code. Failures are printed on standard error as `enseal: MESSAGE`; bad
 /// arguments print clap's usage message and exit the process, as clap does.
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
-    // Started as `ksops` or `enseal-kustomize` (kustomize exec functions get no arguments).
-    let cli = args::Cli::parse_from(commands::kustomize::plugin_argv(argv));
-    match commands::run(cli) {
+    match args::parse(argv).and_then(commands::run) {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("enseal: {}", failure.message);

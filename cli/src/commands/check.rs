@@ -8,7 +8,6 @@ use enseal_sops::config::{self, Config, ConfigError};
 use enseal_sops::stores::{store_for, Format};
 
 use crate::args::{CheckArgs, GlobalOptions};
-use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::plan;
 
@@ -32,10 +31,7 @@ pub fn run(g: &GlobalOptions, a: &CheckArgs) -> Result<i32> {
             continue;
         };
         checked += 1;
-        let format = match &g.input_type {
-            Some(_) => context::input_format(g, file)?,
-            None => Format::from_path(file),
-        };
+        let format = g.input_format(file);
         let bytes = match std::fs::read(file) {
             Ok(b) => b,
             Err(e) => {

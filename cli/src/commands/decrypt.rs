@@ -15,8 +15,8 @@ use crate::tree_path;
 
 pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Result<()> {
     let mut input = read_input(file, g.filename_override.as_deref())?;
-    let in_format = context::input_format(g, &input.name)?;
-    let out_format = context::output_format(g, in_format, &input.name)?;
+    let in_format = g.input_format(&input.name);
+    let out_format = g.output_format(in_format);
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
     // The store takes the bytes rather than copying them: a large file is then held once less.
     let bytes = std::mem::take(&mut *input.bytes);
@@ -95,7 +95,7 @@ fn render_extract(
 
 pub fn filestatus(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     let input = read_input(file, g.filename_override.as_deref())?;
-    let format = context::input_format(g, &input.name)?;
+    let format = g.input_format(&input.name);
     let store = context::store(format);
     // A file that does not parse is not an encrypted file; sops says so rather than failing.
     let encrypted = store

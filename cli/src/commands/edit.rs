@@ -133,7 +133,7 @@ fn edit_until_valid(
 
 pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
     let editor = find_editor()?;
-    let format = context::input_format(g, file)?;
+    let format = g.input_format(file);
     let store = context::store(format);
     if !file.exists() {
         return create(g, file, &editor, store.as_ref());
@@ -170,7 +170,7 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
 }
 
 fn create(g: &GlobalOptions, file: &Path, editor: &str, store: &dyn Store) -> Result<()> {
-    let plan = plan::for_file(g, file, context::input_format(g, file)?)?;
+    let plan = plan::for_file(g, file, g.input_format(file))?;
     let scratch = scratch_file(file, b"")?;
     let edited = edit_until_valid(editor, &scratch, b"", store, file)?;
     let key = DataKey::generate();

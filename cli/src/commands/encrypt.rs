@@ -14,8 +14,8 @@ use crate::plan;
 
 pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     let input = read_input(file, g.filename_override.as_deref())?;
-    let in_format = context::input_format(g, &input.name)?;
-    let out_format = context::output_format(g, in_format, &input.name)?;
+    let in_format = g.input_format(&input.name);
+    let out_format = g.output_format(in_format);
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
     let in_store = context::store(in_format);
     let parsed = in_store

@@ -34,7 +34,7 @@ fn scalar_env_value(node: &Node) -> Option<Zeroizing<String>> {
 
 pub fn exec_env(g: &GlobalOptions, a: &ExecEnvArgs) -> Result<i32> {
     let input = read_input(Some(&a.file), None)?;
-    let format = context::input_format(g, &input.name)?;
+    let format = g.input_format(&input.name);
     let opened = context::open(&input, format, context::mac(g))?;
     let mut vars: Vec<(String, Zeroizing<String>)> = Vec::new();
     for doc in &opened.parsed.tree.documents {
@@ -65,8 +65,8 @@ pub fn exec_env(g: &GlobalOptions, a: &ExecEnvArgs) -> Result<i32> {
 
 pub fn exec_file(g: &GlobalOptions, a: &ExecFileArgs) -> Result<i32> {
     let input = read_input(Some(&a.file), None)?;
-    let in_format = context::input_format(g, &input.name)?;
-    let out_format = context::output_format(g, in_format, &input.name)?;
+    let in_format = g.input_format(&input.name);
+    let out_format = g.output_format(in_format);
     let opened = context::open(&input, in_format, context::mac(g))?;
     let store = context::store(out_format);
     let layout = (in_format == out_format).then_some(&opened.parsed);

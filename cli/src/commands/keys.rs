@@ -45,7 +45,7 @@ fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
 
 pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     let input = read_input(a.file.as_deref(), g.filename_override.as_deref())?;
-    let format = context::input_format(g, &input.name)?;
+    let format = g.input_format(&input.name);
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
     let opened = context::open(&input, format, context::mac(g))?;
     let mut groups = recipients_of(&opened.metadata.key_groups)?;
@@ -218,9 +218,7 @@ fn has_sops_metadata(g: &GlobalOptions, path: &Path) -> bool {
     if !bytes.windows(4).any(|w| w == b"sops") {
         return false;
     }
-    let Ok(format) = context::input_format(g, path) else {
-        return false;
-    };
+    let format = g.input_format(path);
     context::store(format)
         .parse(&bytes)
         .map(|p| p.metadata.is_some())
@@ -284,7 +282,7 @@ impl Progress {
 /// `Ok(true)` when the file was rewritten.
 fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress) -> Result<bool> {
     let input = read_input(Some(file), None)?;
-    let format = context::input_format(g, &input.name)?;
+    let format = g.input_format(&input.name);
     let store = context::store(format);
     let parsed = store
         .parse(&input.bytes)

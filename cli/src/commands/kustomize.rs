@@ -17,12 +17,10 @@
 //! never a value: kustomize shows our standard error to the user and in CI logs.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use clap::Args;
 use enseal_sealing::manifest::{self, ManifestFormat};
 use enseal_sops::file::{decrypt_bytes, DecryptOptions};
 use enseal_sops::format::tree::{Item, Node};
@@ -30,20 +28,10 @@ use enseal_sops::stores::{self, Format};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use crate::args::KustomizeArgs;
 use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::read_input;
-
-#[derive(Args, Debug)]
-pub struct KustomizeArgs {
-    /// The plugin config file kustomize passes to a legacy exec plugin. Without it, a KRM
-    /// ResourceList is read from standard input (exec function).
-    pub config: Option<PathBuf>,
-}
-
-/// Names the binary answers to as `enseal kustomize`, for kustomize's exec functions (which
-/// take a path and no arguments) and legacy plugins (whose file name is the config's kind).
-pub const PLUGIN_NAMES: [&str; 3] = ["ksops", "enseal-kustomize", "Decrypt"];
 
 /// The ksops config kind, accepted as is.
 const KSOPS: (&str, &str) = ("viaduct.ai/v1", "ksops");
@@ -55,20 +43,6 @@ const DECRYPT: (&str, &str) = ("enseal.dev/v1alpha1", "Decrypt");
 /// environment variable and not a config field: the repository being built must not be able to
 /// lift the restriction and read (with the build machine's keys) files it does not contain.
 pub const LOAD_RESTRICTOR_ENV: &str = "ENSEAL_KUSTOMIZE_LOAD_RESTRICTOR";
-
-/// The command line with `kustomize` inserted when the binary was started under one of the
-/// [`PLUGIN_NAMES`] (a symlink or copy), so `ksops CONFIG` runs as `enseal kustomize CONFIG`.
-pub fn plugin_argv(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    let mut args: Vec<OsString> = args.into_iter().collect();
-    let invoked_as = args
-        .first()
-        .and_then(|a| Path::new(a).file_name())
-        .and_then(|n| n.to_str());
-    if invoked_as.is_some_and(|n| PLUGIN_NAMES.contains(&n)) {
-        args.insert(1, "kustomize".into());
-    }
-    args
-}
 
 pub fn run(a: &KustomizeArgs) -> Result<()> {
     let root = Root::from_env()?;
@@ -502,28 +476,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plugin_names_run_as_the_kustomize_subcommand() {
-        let argv = |v: &[&str]| plugin_argv(v.iter().map(OsString::from));
-        assert_eq!(
-            argv(&["/usr/local/bin/ksops", "/tmp/cfg"]),
-            ["/usr/local/bin/ksops", "kustomize", "/tmp/cfg"]
-        );
-        assert_eq!(
-            argv(&["./enseal-kustomize"]),
-            ["./enseal-kustomize", "kustomize"]
-        );
-        assert_eq!(
-            argv(&["/p/enseal.dev/v1alpha1/decrypt/Decrypt", "/tmp/c"]),
-            [
-                "/p/enseal.dev/v1alpha1/decrypt/Decrypt",
-                "kustomize",
-                "/tmp/c"
-            ]
-        );
-        assert_eq!(argv(&["enseal", "decrypt"]), ["enseal", "decrypt"]);
-    }
-
-    #[test]
     fn key_and_path_follow_ksops() {
         assert_eq!(
             key_and_path("./dir/a.enc.conf").unwrap(),
@@ -535,24 +487,6 @@ mod tests {
         );
         assert!(key_and_path("a=b=c").is_err());
         assert!(key_and_path("=b").is_err());
-    }
-
-    #[test]
-    fn the_subcommand_parses_with_and_without_a_config_file() {
-        use clap::Parser;
-        for (argv, want) in [
-            (vec!["ksops"], None),
-            (vec!["ksops", "/tmp/cfg"], Some(PathBuf::from("/tmp/cfg"))),
-            (vec!["enseal", "kustomize"], None),
-        ] {
-            let cli =
-                crate::args::Cli::try_parse_from(plugin_argv(argv.iter().map(OsString::from)))
-                    .unwrap();
-            match cli.command {
-                crate::args::Command::Kustomize(a) => assert_eq!(a.config, want),
-                other => panic!("parsed as {other:?}"),
-            }
-        }
     }
 
     #[test]

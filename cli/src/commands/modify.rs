@@ -7,64 +7,59 @@ use enseal_sops::file::{self, Decrypted, EncryptOptions, Layout};
 use enseal_sops::format::tree::{Item, Kind, Node, Scalar};
 use enseal_sops::stores::WriteOptions;
 
-use crate::args::{GlobalOptions, SetArgs, UnsetArgs};
+use crate::args::{GlobalOptions, SetOptions, UnsetOptions, ValueSource};
 use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::{read_input, write_atomic, Input};
 use crate::tree_path;
 
-pub fn set(g: &GlobalOptions, a: &SetArgs) -> Result<()> {
-    let steps = tree_path::parse(&a.path)?;
-    let raw = match (&a.value, a.value_stdin, &a.value_file) {
-        (Some(v), false, None) => zeroize::Zeroizing::new(v.clone()),
-        (None, true, None) => {
+pub fn set(g: &GlobalOptions, a: &SetOptions) -> Result<()> {
+    let steps = &a.path;
+    let raw = match &a.value {
+        ValueSource::Argument(v) => v.clone(),
+        ValueSource::Stdin => {
             let mut s = zeroize::Zeroizing::new(String::new());
             std::io::stdin().read_to_string(&mut s).map_err(|e| {
                 Failure::new(exit::CANNOT_READ_INPUT, format!("standard input: {e}"))
             })?;
             s
         }
-        (None, false, Some(f)) => {
+        ValueSource::File(f) => {
             zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
                 Failure::new(exit::CANNOT_READ_INPUT, format!("{}: {e}", f.display()))
             })?)
-        }
-        _ => {
-            return Err(Failure::new(
-                exit::CONFLICTING_PARAMETERS,
-                "give the value exactly once: as an argument, --value-stdin or --value-file",
-            ))
         }
     };
     let value = json_to_node(&raw)?;
     let input = read_input(Some(&a.file), None)?;
     let (format, mut opened) = open(g, &input)?;
     let doc = first_document(&mut opened, &input)?;
-    if a.idempotent && tree_path::get(doc, &steps).is_ok_and(|n| *n == value) {
+    if a.idempotent && tree_path::get(doc, steps).is_ok_and(|n| *n == value) {
         return Ok(());
     }
-    tree_path::set(doc, &steps, value).map_err(|f| f.in_file(&input.name))?;
+    tree_path::set(doc, steps, value).map_err(|f| f.in_file(&input.name))?;
     write_back(format, opened, &input)
 }
 
-pub fn unset(g: &GlobalOptions, a: &UnsetArgs) -> Result<()> {
-    let steps = tree_path::parse(&a.path)?;
+pub fn unset(g: &GlobalOptions, a: &UnsetOptions) -> Result<()> {
+    let steps = &a.path;
     let input = read_input(Some(&a.file), None)?;
     let (format, mut opened) = open(g, &input)?;
     let doc = first_document(&mut opened, &input)?;
-    if !tree_path::unset(doc, &steps)? {
+    if !tree_path::unset(doc, steps)? {
         if a.idempotent {
             return Ok(());
         }
         return Err(
-            Failure::new(exit::GENERIC, format!("path {} not found", a.path)).in_file(&input.name),
+            Failure::new(exit::GENERIC, format!("path {} not found", a.path_text))
+                .in_file(&input.name),
         );
     }
     write_back(format, opened, &input)
 }
 
 fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_sops::stores::Format, Decrypted)> {
-    let format = context::input_format(g, &input.name)?;
+    let format = g.input_format(&input.name);
     let opened = context::open_for_edit(input, format, context::mac(g))?;
     Ok((format, opened))
 }

@@ -14,10 +14,10 @@ use enseal_sops::stores::Format;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::args::{CertArgs, ControllerArgs, SealArgs, UnsealArgs};
 use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::{self, read_input, Input};
-use crate::seal_args::{CertArgs, ControllerArgs, SealArgs, UnsealArgs};
 
 const NEEDS_CONTROLLER: &str = "not available yet: needs the controller";
 
@@ -419,7 +419,7 @@ mod fetch {
     use kube::{Client, Config};
     use serde_json::Value;
 
-    use crate::seal_args::ControllerArgs;
+    use crate::args::ControllerArgs;
 
     const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     const READ_TIMEOUT: Duration = Duration::from_secs(30);

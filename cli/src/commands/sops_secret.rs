@@ -5,29 +5,14 @@
 //! returns a string unchanged, so the sops MAC still verifies what was encrypted.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::Args;
 use enseal_sealing::manifest::{self, ManifestFormat};
 use enseal_sops::stores::{self, Format};
 use serde_json::{json, Map, Value};
 
+use crate::args::SopsSecretArgs;
 use crate::exit::{self, Failure, Result};
-
-#[derive(Args, Debug)]
-pub struct SopsSecretArgs {
-    /// The enseal/sops-encrypted file (format from its extension, binary when unknown).
-    pub file: PathBuf,
-    /// metadata.name of the SopsSecret (default: the file name without extension).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// metadata.namespace of the SopsSecret (and so of its Secrets).
-    #[arg(long)]
-    pub namespace: Option<String>,
-    /// Manifest format (`--output FILE` is the global option: write there instead of stdout).
-    #[arg(short = 'o', long = "format", default_value = "yaml", value_parser = ["yaml", "json"])]
-    pub format: String,
-}
 
 pub fn run(a: &SopsSecretArgs, output: Option<&Path>) -> Result<()> {
     let bytes = std::fs::read(&a.file).map_err(|e| {
@@ -143,26 +128,6 @@ mod tests {
             let text = manifest::write_documents(std::slice::from_ref(&m), format).unwrap();
             let back = manifest::parse_documents(text.as_bytes()).unwrap();
             assert_eq!(back[0]["spec"]["encrypted"], ENCRYPTED, "{format:?}");
-        }
-    }
-
-    #[test]
-    fn the_arguments_parse_next_to_the_global_options() {
-        use clap::Parser;
-        let cli = crate::args::Cli::try_parse_from([
-            "enseal",
-            "sops-secret",
-            "s.enc.yaml",
-            "-o",
-            "json",
-            "--output",
-            "out.json",
-        ])
-        .unwrap();
-        assert_eq!(cli.global.output.as_deref(), Some(Path::new("out.json")));
-        match cli.command {
-            crate::args::Command::SopsSecret(a) => assert_eq!(a.format, "json"),
-            other => panic!("parsed as {other:?}"),
         }
     }
 

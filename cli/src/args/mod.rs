@@ -1,0 +1,439 @@
+//! Every flag of the `enseal` command line, in two layers as ripgrep has them: clap's structs
+//! (`Cli`, `Command` and the `*Args` of each command group: what the user typed, shaped like
+//! sops 3.11's and kubeseal's command lines so that theirs keep working), and the validated
+//! [`Invocation`] that [`parse`] makes of them once. Commands take the validated form and never
+//! parse or check a flag themselves.
+//!
+//! One file per command group; this module has the top-level command and the global options.
+
+mod kustomize;
+mod seal;
+mod sops_file;
+mod sops_secret;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use enseal_sops::stores::Format;
+
+use crate::exit::{self, Failure, Result};
+
+pub use kustomize::KustomizeArgs;
+pub use seal::{CertArgs, ControllerArgs, SealArgs, UnsealArgs};
+pub use sops_file::{
+    CheckArgs, DecryptArgs, ExecEnvArgs, ExecFileArgs, FileArg, KeygenArgs, RotateArgs, SetArgs,
+    SetOptions, UnsetArgs, UnsetOptions, UpdateKeysArgs, ValueSource,
+};
+pub use sops_secret::SopsSecretArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "enseal",
+    version,
+    about = "Keep secrets in Git, encrypted: sops-compatible files with age keys",
+    long_about = "enseal encrypts the values of YAML, JSON, dotenv, INI and binary files with age \
+                  keys, in the sops 3.11 file format (sops reads what enseal writes and the other \
+                  way round). Files keep their layout: comments, quoting and key order survive \
+                  encryption, and decrypting gives the original bytes back.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options accepted before or after the subcommand, as sops accepts them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalArgs {
+    /// Comma-separated age recipients to encrypt for.
+    #[arg(
+        short = 'a',
+        long,
+        global = true,
+        env = "SOPS_AGE_RECIPIENTS",
+        value_name = "RECIPIENTS"
+    )]
+    pub age: Option<String>,
+    /// Comma-separated AWS KMS key ARNs to encrypt for; `ARN+ROLE_ARN` assumes that role.
+    #[arg(
+        short = 'k',
+        long,
+        global = true,
+        env = "SOPS_KMS_ARN",
+        value_name = "ARNS"
+    )]
+    pub kms: Option<String>,
+    /// AWS profile for the KMS keys given with --kms.
+    #[arg(long, global = true, value_name = "PROFILE")]
+    pub aws_profile: Option<String>,
+    /// KMS encryption context for the keys given with --kms: `key:value,key2:value2`.
+    #[arg(long, global = true, value_name = "CONTEXT")]
+    pub encryption_context: Option<String>,
+    /// Input format: yaml, json, dotenv, ini or binary (default: from the file extension).
+    #[arg(long, global = true, value_name = "TYPE")]
+    pub input_type: Option<String>,
+    /// Output format: yaml, json, dotenv, ini or binary (default: the input format).
+    #[arg(long, global = true, value_name = "TYPE")]
+    pub output_type: Option<String>,
+    /// Encrypt only the values whose key (or a parent key) matches this regex.
+    #[arg(long, global = true, value_name = "REGEX")]
+    pub encrypted_regex: Option<String>,
+    /// Leave in the clear the values whose key (or a parent key) matches this regex.
+    #[arg(long, global = true, value_name = "REGEX")]
+    pub unencrypted_regex: Option<String>,
+    /// Encrypt only the values whose key (or a parent key) ends with this suffix.
+    #[arg(long, global = true, value_name = "SUFFIX")]
+    pub encrypted_suffix: Option<String>,
+    /// Leave in the clear the values whose key ends with this suffix (default `_unencrypted`).
+    #[arg(long, global = true, value_name = "SUFFIX")]
+    pub unencrypted_suffix: Option<String>,
+    /// Encrypt only the values preceded by a comment matching this regex.
+    #[arg(long, global = true, value_name = "REGEX")]
+    pub encrypted_comment_regex: Option<String>,
+    /// Leave in the clear the values preceded by a comment matching this regex.
+    #[arg(long, global = true, value_name = "REGEX")]
+    pub unencrypted_comment_regex: Option<String>,
+    /// Compute the MAC over encrypted values only (clear values may then change freely).
+    #[arg(long, global = true)]
+    pub mac_only_encrypted: bool,
+    /// Number of key groups needed to decrypt (Shamir secret sharing).
+    #[arg(long, global = true, value_name = "N")]
+    pub shamir_secret_sharing_threshold: Option<usize>,
+    /// Decrypt even when the MAC does not match (recovery only).
+    #[arg(long, global = true)]
+    pub ignore_mac: bool,
+    /// Path to the .sops.yaml to use instead of searching for one.
+    #[arg(long, global = true, env = "SOPS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Name to use for creation rules and format detection when reading standard input.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub filename_override: Option<PathBuf>,
+    /// Write to this file instead of standard output.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write the result back to the input file (atomically).
+    #[arg(short = 'i', long, global = true)]
+    pub in_place: bool,
+    /// Accepted for sops compatibility; enseal does not check for updates.
+    #[arg(long, global = true, hide = true)]
+    pub disable_version_check: bool,
+    /// Accepted for sops compatibility.
+    #[arg(long, global = true, hide = true)]
+    pub verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Encrypt a file (standard input when FILE is absent or `-`).
+    Encrypt(FileArg),
+    /// Decrypt a file.
+    Decrypt(DecryptArgs),
+    /// Open a file decrypted in $SOPS_EDITOR or $EDITOR, and encrypt it again on save.
+    Edit(FileArg),
+    /// Set the value at a path (sops syntax: '["key"][0]'); VALUE is JSON.
+    Set(SetArgs),
+    /// Remove the value at a path.
+    Unset(UnsetArgs),
+    /// Encrypt a file again with a new data key.
+    Rotate(RotateArgs),
+    /// Wrap the data key for the keys the creation rules name now; values are untouched.
+    Updatekeys(UpdateKeysArgs),
+    /// Print whether a file is encrypted, as JSON: {"encrypted":true}.
+    Filestatus(FileArg),
+    /// Exit 1 listing the files a creation rule of .sops.yaml covers that are not encrypted
+    /// (the pre-commit hook).
+    Check(CheckArgs),
+    /// Run a command with the file's top-level values in its environment.
+    ExecEnv(ExecEnvArgs),
+    /// Run a command with `{}` replaced by the path of a private file holding the plaintext.
+    ExecFile(ExecFileArgs),
+    /// Generate an age identity; prints the recipient on standard error.
+    Keygen(KeygenArgs),
+    /// Seal Kubernetes Secrets into SealedSecrets for a cluster's certificate (as kubeseal).
+    Seal(SealArgs),
+    /// Open SealedSecrets with the controller's private keys (disaster recovery).
+    Unseal(UnsealArgs),
+    /// Print the cluster's sealing certificate, or generate a new sealing key pair.
+    Cert(CertArgs),
+    /// Print the SopsSecret manifest (enseal.dev/v1alpha1) for an encrypted file, for
+    /// enseal-controller to decrypt in the cluster.
+    SopsSecret(SopsSecretArgs),
+    /// Decrypt enseal/sops files for `kustomize build`: a KRM exec function (ResourceList on
+    /// standard input) or a legacy exec plugin (CONFIG file), accepting ksops' config. Also
+    /// run when the binary is started as `ksops` or `enseal-kustomize`.
+    Kustomize(KustomizeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// The global options as the sops file commands take them: formats parsed, the flags kept only
+/// for sops compatibility (`--disable-version-check`, `--verbose`) dropped.
+#[derive(Debug, Clone, Default)]
+pub struct GlobalOptions {
+    pub age: Option<String>,
+    pub kms: Option<String>,
+    pub aws_profile: Option<String>,
+    pub encryption_context: Option<String>,
+    pub input_type: Option<Format>,
+    pub output_type: Option<Format>,
+    pub encrypted_regex: Option<String>,
+    pub unencrypted_regex: Option<String>,
+    pub encrypted_suffix: Option<String>,
+    pub unencrypted_suffix: Option<String>,
+    pub encrypted_comment_regex: Option<String>,
+    pub unencrypted_comment_regex: Option<String>,
+    pub mac_only_encrypted: bool,
+    pub shamir_secret_sharing_threshold: Option<usize>,
+    pub ignore_mac: bool,
+    pub config: Option<PathBuf>,
+    pub filename_override: Option<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub in_place: bool,
+}
+
+impl GlobalOptions {
+    /// The format `name` is read in: `--input-type`, else the file extension's.
+    pub fn input_format(&self, name: &Path) -> Format {
+        self.input_type.unwrap_or_else(|| Format::from_path(name))
+    }
+
+    /// The format written: `--output-type`, else the input format (as in sops: not the output
+    /// file's extension).
+    pub fn output_format(&self, input: Format) -> Format {
+        self.output_type.unwrap_or(input)
+    }
+}
+
+impl GlobalArgs {
+    pub fn validate(self) -> Result<GlobalOptions> {
+        Ok(GlobalOptions {
+            input_type: parse_format("--input-type", self.input_type)?,
+            output_type: parse_format("--output-type", self.output_type)?,
+            age: self.age,
+            kms: self.kms,
+            aws_profile: self.aws_profile,
+            encryption_context: self.encryption_context,
+            encrypted_regex: self.encrypted_regex,
+            unencrypted_regex: self.unencrypted_regex,
+            encrypted_suffix: self.encrypted_suffix,
+            unencrypted_suffix: self.unencrypted_suffix,
+            encrypted_comment_regex: self.encrypted_comment_regex,
+            unencrypted_comment_regex: self.unencrypted_comment_regex,
+            mac_only_encrypted: self.mac_only_encrypted,
+            shamir_secret_sharing_threshold: self.shamir_secret_sharing_threshold,
+            ignore_mac: self.ignore_mac,
+            config: self.config,
+            filename_override: self.filename_override,
+            output: self.output,
+            in_place: self.in_place,
+        })
+    }
+}
+
+/// A format flag's value. Checked here rather than by a clap value parser so that a wrong one
+/// keeps enseal's message and exit code 1 (clap would print usage and exit 2).
+fn parse_format(flag: &str, value: Option<String>) -> Result<Option<Format>> {
+    value
+        .map(|value| {
+            Format::from_name(&value).ok_or_else(|| {
+                Failure::new(
+                    exit::GENERIC,
+                    format!("{flag} {value:?} is not one of yaml, json, dotenv, ini, binary"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// What to run, with every flag checked: the only form of the command line the commands see.
+/// The sops file commands get the validated [`GlobalOptions`]; the others ignore the global
+/// options (except `sops-secret`, which writes to `--output`), so a global flag given to them
+/// is not checked, as before.
+#[derive(Debug)]
+pub enum Invocation {
+    Encrypt(GlobalOptions, Option<PathBuf>),
+    Decrypt(GlobalOptions, DecryptArgs),
+    Edit(GlobalOptions, PathBuf),
+    Set(GlobalOptions, SetOptions),
+    Unset(GlobalOptions, UnsetOptions),
+    Rotate(GlobalOptions, RotateArgs),
+    Updatekeys(GlobalOptions, UpdateKeysArgs),
+    Filestatus(GlobalOptions, Option<PathBuf>),
+    Check(GlobalOptions, CheckArgs),
+    ExecEnv(GlobalOptions, ExecEnvArgs),
+    ExecFile(GlobalOptions, ExecFileArgs),
+    Keygen(KeygenArgs),
+    Seal(SealArgs),
+    Unseal(UnsealArgs),
+    Cert(CertArgs),
+    SopsSecret(SopsSecretArgs, Option<PathBuf>),
+    Kustomize(KustomizeArgs),
+    Completion(clap_complete::Shell),
+    Man,
+}
+
+/// Parses `argv` (the program name first) once. Bad arguments print clap's usage message and
+/// exit the process, as clap does; flags clap cannot check are refused here with sops' exit
+/// codes.
+pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Invocation> {
+    // Started as `ksops` or `enseal-kustomize` (kustomize exec functions get no arguments).
+    Cli::parse_from(kustomize::plugin_argv(argv)).validate()
+}
+
+impl Cli {
+    /// A command's own flags are checked before the global options, in the order the commands
+    /// checked them before they were checked here.
+    pub fn validate(self) -> Result<Invocation> {
+        let g = self.global;
+        Ok(match self.command {
+            Command::Encrypt(a) => Invocation::Encrypt(g.validate()?, a.file),
+            Command::Decrypt(a) => Invocation::Decrypt(g.validate()?, a),
+            Command::Edit(a) => {
+                let file = a
+                    .file
+                    .ok_or_else(|| Failure::new(exit::NO_FILE, "edit needs a file"))?;
+                Invocation::Edit(g.validate()?, file)
+            }
+            Command::Set(a) => {
+                let a = a.validate()?;
+                Invocation::Set(g.validate()?, a)
+            }
+            Command::Unset(a) => {
+                let a = a.validate()?;
+                Invocation::Unset(g.validate()?, a)
+            }
+            Command::Rotate(a) => Invocation::Rotate(g.validate()?, a),
+            Command::Updatekeys(a) => Invocation::Updatekeys(g.validate()?, a),
+            Command::Filestatus(a) => Invocation::Filestatus(g.validate()?, a.file),
+            Command::Check(a) => Invocation::Check(g.validate()?, a),
+            Command::ExecEnv(a) => Invocation::ExecEnv(g.validate()?, a),
+            Command::ExecFile(a) => Invocation::ExecFile(g.validate()?, a),
+            Command::Keygen(a) => Invocation::Keygen(a),
+            Command::Seal(a) => Invocation::Seal(a),
+            Command::Unseal(a) => Invocation::Unseal(a),
+            Command::Cert(a) => Invocation::Cert(a),
+            Command::SopsSecret(a) => Invocation::SopsSecret(a, g.output),
+            Command::Kustomize(a) => Invocation::Kustomize(a),
+            Command::Completion { shell } => Invocation::Completion(shell),
+            Command::Man => Invocation::Man,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree_path::Step;
+
+    fn parse_args(argv: &[&str]) -> Result<Invocation> {
+        parse(argv.iter().map(OsString::from))
+    }
+
+    fn failure(argv: &[&str]) -> Failure {
+        parse_args(argv).expect_err("the command line is refused")
+    }
+
+    #[test]
+    fn global_options_are_accepted_before_and_after_the_subcommand() {
+        for argv in [
+            ["enseal", "--input-type", "json", "decrypt", "f"],
+            ["enseal", "decrypt", "f", "--input-type", "json"],
+        ] {
+            match parse_args(&argv).unwrap() {
+                Invocation::Decrypt(g, a) => {
+                    assert_eq!(g.input_type, Some(Format::Json));
+                    assert_eq!(a.file.as_deref(), Some(Path::new("f")));
+                }
+                other => panic!("parsed as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused_with_exit_1_naming_the_flag() {
+        let f = failure(&["enseal", "encrypt", "f", "--output-type", "toml"]);
+        assert_eq!(f.code, exit::GENERIC);
+        assert_eq!(
+            f.message,
+            "--output-type \"toml\" is not one of yaml, json, dotenv, ini, binary"
+        );
+    }
+
+    #[test]
+    fn the_output_format_follows_the_input_format_not_the_output_file() {
+        let Invocation::Encrypt(g, _) =
+            parse_args(&["enseal", "encrypt", "a.env", "--output", "b.json"]).unwrap()
+        else {
+            panic!("not encrypt")
+        };
+        let input = g.input_format(Path::new("a.env"));
+        assert_eq!(input, Format::Dotenv);
+        assert_eq!(g.output_format(input), Format::Dotenv);
+    }
+
+    #[test]
+    fn commands_that_ignore_the_global_options_do_not_check_them() {
+        // As before the flags were parsed in one place: `keygen --input-type x` ran.
+        assert!(matches!(
+            parse_args(&["enseal", "keygen", "--input-type", "toml"]),
+            Ok(Invocation::Keygen(_))
+        ));
+    }
+
+    #[test]
+    fn edit_without_a_file_exits_100() {
+        assert_eq!(failure(&["enseal", "edit"]).code, exit::NO_FILE);
+    }
+
+    #[test]
+    fn set_takes_its_value_exactly_once_and_checks_the_path_first() {
+        let both = ["enseal", "set", "f.yaml", r#"["a"]"#, "1", "--value-stdin"];
+        assert_eq!(failure(&both).code, exit::CONFLICTING_PARAMETERS);
+        let none = ["enseal", "set", "f.yaml", r#"["a"]"#];
+        assert_eq!(failure(&none).code, exit::CONFLICTING_PARAMETERS);
+        let bad_path = ["enseal", "set", "f.yaml", "a", "1", "--value-stdin"];
+        assert_eq!(failure(&bad_path).code, exit::INVALID_TREE_PATH);
+        match parse_args(&[
+            "enseal",
+            "set",
+            "f.yaml",
+            r#"["a"][0]"#,
+            "--value-file",
+            "v",
+        ])
+        .unwrap()
+        {
+            Invocation::Set(_, a) => {
+                assert_eq!(a.path, [Step::Key("a".into()), Step::Index(0)]);
+                assert!(matches!(a.value, ValueSource::File(ref p) if p == Path::new("v")));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_value_given_as_an_argument_is_not_shown_by_debug() {
+        let Invocation::Set(_, a) =
+            parse_args(&["enseal", "set", "f.yaml", r#"["a"]"#, r#""hunter2""#]).unwrap()
+        else {
+            panic!("not set")
+        };
+        assert!(!format!("{a:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unset_keeps_the_path_as_typed_for_messages() {
+        match parse_args(&["enseal", "unset", "f.yaml", r#"["a"]["b"]"#]).unwrap() {
+            Invocation::Unset(_, a) => {
+                assert_eq!(a.path_text, r#"["a"]["b"]"#);
+                assert_eq!(a.path.len(), 2);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+}

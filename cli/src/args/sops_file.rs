@@ -1,0 +1,175 @@
+//! Arguments of the commands on sops files (`encrypt`, `decrypt`, `edit`, `set`, `unset`,
+//! `rotate`, `updatekeys`, `filestatus`, `check`, `exec-env`, `exec-file`) and of `keygen`,
+//! spelled as sops 3.11 spells them.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use zeroize::Zeroizing;
+
+use crate::exit::{self, Failure, Result};
+use crate::tree_path::{self, Step};
+
+#[derive(Args, Debug)]
+pub struct FileArg {
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DecryptArgs {
+    pub file: Option<PathBuf>,
+    /// Print only the value at this path, e.g. '["database"]["password"]'.
+    #[arg(long, value_name = "PATH")]
+    pub extract: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    pub file: PathBuf,
+    pub path: String,
+    /// The new value as JSON (a string needs quotes: '"secret"'). Read from standard input
+    /// with --value-stdin, or from a file with --value-file.
+    pub value: Option<String>,
+    /// Read the value from standard input.
+    #[arg(long)]
+    pub value_stdin: bool,
+    /// Read the value from this file.
+    #[arg(long, value_name = "FILE")]
+    pub value_file: Option<PathBuf>,
+    /// Do nothing (exit 0) when the value is already set to this.
+    #[arg(long)]
+    pub idempotent: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct UnsetArgs {
+    pub file: PathBuf,
+    pub path: String,
+    /// Do nothing (exit 0) when the path is absent.
+    #[arg(long)]
+    pub idempotent: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    pub file: Option<PathBuf>,
+    /// Add these age recipients while rotating.
+    #[arg(long, value_name = "RECIPIENTS")]
+    pub add_age: Option<String>,
+    /// Remove these age recipients while rotating.
+    #[arg(long, value_name = "RECIPIENTS")]
+    pub rm_age: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Files to check; files no creation rule covers are ignored.
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateKeysArgs {
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecEnvArgs {
+    pub file: PathBuf,
+    pub command: String,
+    /// Start the command with only the file's values in its environment.
+    #[arg(long)]
+    pub pristine: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecFileArgs {
+    pub file: PathBuf,
+    pub command: String,
+    /// Name of the plaintext file inside the private directory.
+    #[arg(long, value_name = "NAME")]
+    pub filename: Option<String>,
+    /// Accepted for sops compatibility: enseal always uses a private regular file.
+    #[arg(long)]
+    pub no_fifo: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Write the identity to this file (created with mode 0600; never overwritten).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Where `set` takes the new value from: exactly one of the three ways to give it.
+pub enum ValueSource {
+    Argument(Zeroizing<String>),
+    Stdin,
+    File(PathBuf),
+}
+
+/// Never shows the value given as an argument: it is a secret.
+impl std::fmt::Debug for ValueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueSource::Argument(_) => f.write_str("Argument(..)"),
+            ValueSource::Stdin => f.write_str("Stdin"),
+            ValueSource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+/// `enseal set`, validated: the path parsed, the value given exactly once.
+#[derive(Debug)]
+pub struct SetOptions {
+    pub file: PathBuf,
+    pub path: Vec<Step>,
+    pub value: ValueSource,
+    pub idempotent: bool,
+}
+
+/// `enseal unset`, validated: the path parsed (and kept as typed, for messages).
+#[derive(Debug)]
+pub struct UnsetOptions {
+    pub file: PathBuf,
+    pub path: Vec<Step>,
+    pub path_text: String,
+    pub idempotent: bool,
+}
+
+impl SetArgs {
+    /// The path is checked before the value (exit 91 before 8), as enseal always did.
+    pub fn validate(self) -> Result<SetOptions> {
+        let path = tree_path::parse(&self.path)?;
+        let value =
+            match (self.value, self.value_stdin, self.value_file) {
+                (Some(v), false, None) => ValueSource::Argument(Zeroizing::new(v)),
+                (None, true, None) => ValueSource::Stdin,
+                (None, false, Some(f)) => ValueSource::File(f),
+                _ => return Err(Failure::new(
+                    exit::CONFLICTING_PARAMETERS,
+                    "give the value exactly once: as an argument, --value-stdin or --value-file",
+                )),
+            };
+        Ok(SetOptions {
+            file: self.file,
+            path,
+            value,
+            idempotent: self.idempotent,
+        })
+    }
+}
+
+impl UnsetArgs {
+    pub fn validate(self) -> Result<UnsetOptions> {
+        Ok(UnsetOptions {
+            path: tree_path::parse(&self.path)?,
+            file: self.file,
+            path_text: self.path,
+            idempotent: self.idempotent,
+        })
+    }
+}
