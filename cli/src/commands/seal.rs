@@ -267,7 +267,7 @@ fn re_encrypt(a: &SealArgs, format: ManifestFormat, cert: &SealingCertificate) -
     let keys = require_private_keys(a, "--re-encrypt")?;
     let (input, mut sealed) = read_sealed(a.secret_file.as_deref())?;
     for (index, s) in sealed.iter_mut().enumerate() {
-        s.reseal(&keys, &cert.public_key).map_err(|e| {
+        *s = s.rotate(&keys, &cert.public_key).map_err(|e| {
             fail(format!("document {index} ({}): {e}", s.metadata.name())).in_file(&input.name)
         })?;
     }
@@ -279,7 +279,7 @@ fn validate(a: &SealArgs) -> Result<()> {
     let keys = require_private_keys(a, "--validate")?;
     let (input, sealed) = read_sealed(a.secret_file.as_deref())?;
     for (index, s) in sealed.iter().enumerate() {
-        s.open_values(&keys).map_err(|e| {
+        s.verify(&keys).map_err(|e| {
             fail(format!(
                 "unable to decrypt sealed secret: document {index} ({}): {e}",
                 s.metadata.name()
