@@ -24,9 +24,9 @@ mod test_keys;
 pub use keys::{KeyError, KeyPair, SealingCertificate};
 pub use manifest::{ManifestError, ManifestFormat};
 pub use resource::{Metadata, ObjectMeta, Secret};
+pub use rsa::{PrivateKey, PublicKey};
+pub use scope::Scope;
 #[cfg(feature = "kube")]
 pub use sealed_secret::SealedSecretObject;
 pub use sealed_secret::{ResourceError, SealedSecret};
-pub use rsa::{PrivateKey, PublicKey};
-pub use scope::Scope;
 pub use sealed_value::{open, open_base64, open_indexed, seal, seal_base64, SealError};

@@ -355,14 +355,6 @@ fn seal_one(
 }
 
 impl<M: Metadata> SealedSecret<M> {
-    pub fn name(&self) -> &str {
-        self.metadata.object_name()
-    }
-
-    pub fn namespace(&self) -> &str {
-        self.metadata.object_namespace()
-    }
-
     /// The scope the controller unseals with: from the SealedSecret's own annotations.
     pub fn scope(&self) -> Scope {
         Scope::from_annotations(
@@ -374,7 +366,10 @@ impl<M: Metadata> SealedSecret<M> {
 
     /// The OAEP label every value of this SealedSecret is sealed under.
     pub fn label(&self) -> Vec<u8> {
-        self.scope().label(self.namespace(), self.name())
+        self.scope().label(
+            self.metadata.object_namespace(),
+            self.metadata.object_name(),
+        )
     }
 
     /// Opens every `encryptedData` value; all failures are reported, by key.
@@ -436,8 +431,12 @@ impl<M: Metadata> SealedSecret<M> {
             Some(blob) => self.unseal_legacy(keys, blob)?,
             None => self.unseal_values(keys, render)?,
         };
-        secret.metadata.name = Some(self.name().to_owned()).filter(|n| !n.is_empty());
-        secret.metadata.namespace = Some(self.namespace().to_owned()).filter(|n| !n.is_empty());
+        let (name, namespace) = (
+            self.metadata.object_name(),
+            self.metadata.object_namespace(),
+        );
+        secret.metadata.name = Some(name.to_owned()).filter(|n| !n.is_empty());
+        secret.metadata.namespace = Some(namespace.to_owned()).filter(|n| !n.is_empty());
         Ok(secret)
     }
 
@@ -533,8 +532,8 @@ impl kube::Resource for SealedSecretObject {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
     use crate::resource::SecretText;
+    use crate::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
     use crate::test_keys;
 
     fn secret(yaml: &str) -> Secret {
@@ -642,7 +641,9 @@ stringData:
         ];
         assert_eq!(sealed.unseal(&keys).unwrap().data.len(), 3);
         let wrong = [test_keys::rsa_1024_other().clone()];
-        assert!(matches!(sealed.unseal(&wrong), Err(ResourceError::Open { errors, .. }) if errors.len() == 3));
+        assert!(
+            matches!(sealed.unseal(&wrong), Err(ResourceError::Open { errors, .. }) if errors.len() == 3)
+        );
     }
 
     #[test]
@@ -838,11 +839,12 @@ stringData:
         for (k, v) in &rotated.spec.encrypted_data {
             assert_ne!(v, &ss.spec.encrypted_data[k], "{k} re-sealed");
         }
-        let back = rotated
-            .unseal_without_template(&[new_key.clone()])
-            .unwrap();
+        let back = rotated.unseal_without_template(&[new_key.clone()]).unwrap();
         assert_eq!(back.data["password"].as_bytes(), b"new");
-        assert!(rotated.verify(&keys()).is_err(), "only the new key opens it");
+        assert!(
+            rotated.verify(&keys()).is_err(),
+            "only the new key opens it"
+        );
     }
 
     #[test]
@@ -855,7 +857,11 @@ stringData:
             ss.verify(&keys()).unwrap();
             // Renamed: only a strict value is bound to the name.
             ss.metadata.name = Some("renamed".into());
-            assert_eq!(ss.verify(&keys()).is_ok(), scope != Scope::Strict, "{scope}");
+            assert_eq!(
+                ss.verify(&keys()).is_ok(),
+                scope != Scope::Strict,
+                "{scope}"
+            );
             // Moved to another namespace: only a cluster-wide value follows.
             ss.metadata.namespace = Some("elsewhere".into());
             assert_eq!(
@@ -872,7 +878,10 @@ stringData:
         ss.metadata.name = Some("renamed".into());
         let err = ss.verify(&keys()).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("encryptedData[password]") && text.contains("strict"), "{text}");
+        assert!(
+            text.contains("encryptedData[password]") && text.contains("strict"),
+            "{text}"
+        );
         assert!(!err.is_malformed());
         ss.spec.encrypted_data.insert("bad".into(), "%%%".into());
         assert!(ss.verify(&keys()).unwrap_err().is_malformed());
