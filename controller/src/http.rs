@@ -3,7 +3,6 @@
 //! (`/api/v1/namespaces/NS/services/http:NAME:/proxy/v1/cert.pem`); metrics
 //! are on a port of their own.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,11 +14,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::crd::SealedSecret;
+use enseal_sealing::{PrivateKey, SealedSecret};
+
 use crate::keystore::KeyStore;
 use crate::metrics::Metrics;
-use crate::sealing;
-use crate::unseal;
 
 #[derive(Clone)]
 pub struct Shared {
@@ -115,15 +113,15 @@ fn parse(body: &[u8]) -> Result<SealedSecret, Box<Response>> {
     })
 }
 
-/// 200 when every value of the posted SealedSecret opens with this
-/// controller's keys under its scope, 409 otherwise.
+/// 200 when every value of the posted SealedSecret opens with this controller's keys under its
+/// scope, 409 otherwise (Sealed Secrets' `AttemptUnseal`: templates are not rendered).
 async fn verify(State(s): State<Shared>, body: Bytes) -> Response {
     let ss = match parse(&body) {
         Ok(ss) => ss,
         Err(r) => return *r,
     };
-    let keys = s.keys.keys();
-    let result = tokio::task::spawn_blocking(move || unseal::unseal(&ss, &keys).map(drop)).await;
+    let keys = private_keys(&s);
+    let result = tokio::task::spawn_blocking(move || ss.verify(&keys)).await;
     match result {
         Ok(Ok(())) => text(StatusCode::OK, ""),
         Ok(Err(e)) => text(StatusCode::CONFLICT, e.to_string()),
@@ -131,44 +129,22 @@ async fn verify(State(s): State<Shared>, body: Bytes) -> Response {
     }
 }
 
-/// Re-seals every value of the posted SealedSecret with the newest key
-/// (same scope), for moving old objects onto a new key.
+/// Re-seals every value of the posted SealedSecret with the newest key (same scope), for moving
+/// old objects onto a new key: `SealedSecret::rotate`, the same call as `seal --re-encrypt`.
 async fn rotate(State(s): State<Shared>, body: Bytes) -> Response {
-    let mut ss = match parse(&body) {
+    let ss = match parse(&body) {
         Ok(ss) => ss,
         Err(r) => return *r,
     };
-    let keys = s.keys.keys();
-    let Some(newest) = keys.first().cloned() else {
+    let Some(newest) = s.keys.keys().first().cloned() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "no sealing key loaded yet");
     };
+    let keys = private_keys(&s);
     let result = tokio::task::spawn_blocking(move || {
-        let namespace = ss.metadata.namespace.clone().unwrap_or_default();
-        let name = ss.metadata.name.clone().unwrap_or_default();
-        let label = ss.scope().label(&namespace, &name);
-        let privs: Vec<&sealing::PrivateKey> = keys.iter().map(|k| &k.private).collect();
-        let mut resealed = BTreeMap::new();
-        for (key, value) in &ss.spec.encrypted_data {
-            let Some(value) = value.as_str() else {
-                return Err(format!("encryptedData[{key}] is not a string"));
-            };
-            let plain = sealing::open_value(&privs, &label, value)
-                .map_err(|e| format!("encryptedData[{key}]: {e}"))?;
-            let sealed = sealing::seal_value(&newest.public, &label, &plain)
-                .map_err(|e| format!("encryptedData[{key}]: {e}"))?;
-            resealed.insert(key.clone(), serde_json::Value::String(sealed));
-        }
-        if let Some(blob) = ss.spec.data.clone().filter(|b| !b.is_empty()) {
-            let plain = sealing::open_value(&privs, &label, &blob)
-                .map_err(|e| format!("spec.data: {e}"))?;
-            ss.spec.data = Some(
-                sealing::seal_value(&newest.public, &label, &plain)
-                    .map_err(|e| format!("spec.data: {e}"))?,
-            );
-        }
-        ss.spec.encrypted_data = resealed;
-        ss.status = None;
-        serde_json::to_vec(&ss).map_err(|e| e.to_string())
+        let rotated = ss
+            .rotate(&keys, &newest.public)
+            .map_err(|e| e.to_string())?;
+        serde_json::to_vec(&rotated).map_err(|e| e.to_string())
     })
     .await;
     match result {
@@ -181,4 +157,9 @@ async fn rotate(State(s): State<Shared>, body: Bytes) -> Response {
         Ok(Err(msg)) => text(StatusCode::CONFLICT, msg),
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rotation failed"),
     }
+}
+
+/// The private keys, newest first (the order unseal tries them in).
+fn private_keys(s: &Shared) -> Vec<PrivateKey> {
+    s.keys.keys().iter().map(|k| k.private.clone()).collect()
 }

@@ -20,7 +20,8 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::sync::watch;
 
-use crate::sealing::{self, PrivateKey, PublicKey};
+use enseal_sealing::keys::{self as sealing_keys, KeyError as PemError};
+use enseal_sealing::{KeyPair, PrivateKey, PublicKey};
 
 /// The label (with value `active`) that makes a Secret a sealing key.
 pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
@@ -123,10 +124,7 @@ pub enum KeyError {
     #[error("key Secret {0} has no tls.crt")]
     MissingCert(String),
     #[error("key Secret {name}: {source}")]
-    Parse {
-        name: String,
-        source: sealing::SealingError,
-    },
+    Parse { name: String, source: PemError },
 }
 
 /// Reads one key Secret; never logs or returns its contents.
@@ -139,10 +137,14 @@ pub fn key_from_secret(secret: &Secret) -> Result<Key, KeyError> {
     let cert = data
         .and_then(|d| d.get("tls.crt"))
         .ok_or_else(|| KeyError::MissingCert(name.clone()))?;
-    let private = sealing::parse_private_key_pem(&key_pem.0).map_err(|source| KeyError::Parse {
-        name: name.clone(),
-        source,
-    })?;
+    // The first RSA private key in the PEM (PKCS#1 as Sealed Secrets writes it, or PKCS#8);
+    // parse_private_keys_pem never returns an empty list.
+    let private = sealing_keys::parse_private_keys_pem(&key_pem.0)
+        .map(|mut keys| keys.swap_remove(0))
+        .map_err(|source| KeyError::Parse {
+            name: name.clone(),
+            source,
+        })?;
     let created = secret
         .metadata
         .creation_timestamp
@@ -268,12 +270,18 @@ pub enum CreateKeyError {
 /// Makes a key pair and stores it as a new key Secret; returns the key.
 pub async fn create_key(api: &Api<Secret>, policy: &KeyPolicy) -> Result<Arc<Key>, CreateKeyError> {
     let bits = policy.bits;
-    let cn = policy.common_name.clone();
+    let cn = match policy.common_name.as_str() {
+        "" => sealing_keys::DEFAULT_COMMON_NAME.to_owned(),
+        cn => cn.to_owned(),
+    };
     let validity = policy.cert_validity;
-    let generated = tokio::task::spawn_blocking(move || sealing::generate_key(bits, &cn, validity))
-        .await
-        .map_err(|e| CreateKeyError::Generate(e.to_string()))?
-        .map_err(|e| CreateKeyError::Generate(e.to_string()))?;
+    let (private_key_pem, cert_pem) = tokio::task::spawn_blocking(move || {
+        let pair = KeyPair::generate(bits, &cn, validity)?;
+        Ok::<_, PemError>((pair.private_key_pem()?, pair.certificate_pem))
+    })
+    .await
+    .map_err(|e| CreateKeyError::Generate(e.to_string()))?
+    .map_err(|e| CreateKeyError::Generate(e.to_string()))?;
     let secret = Secret {
         metadata: ObjectMeta {
             generate_name: Some(policy.prefix.clone()),
@@ -287,11 +295,11 @@ pub async fn create_key(api: &Api<Secret>, policy: &KeyPolicy) -> Result<Arc<Key
         data: Some(BTreeMap::from([
             (
                 "tls.key".to_owned(),
-                ByteString(generated.private_key_pem.as_bytes().to_vec()),
+                ByteString(private_key_pem.as_bytes().to_vec()),
             ),
             (
                 "tls.crt".to_owned(),
-                ByteString(generated.cert_pem.as_bytes().to_vec()),
+                ByteString(cert_pem.as_bytes().to_vec()),
             ),
         ])),
         ..Secret::default()

@@ -749,15 +749,27 @@ fn fetching_the_certificate_without_a_cluster_configuration_says_so() {
     }
 }
 
+/// Without --private-key, --validate and --re-encrypt ask the controller (its /v1/verify and
+/// /v1/rotate through the API server, as kubeseal does): without a cluster configuration that
+/// is what the message says. The answers of a real controller are checked in
+/// controller_operations.rs.
 #[test]
-fn controller_features_say_they_are_not_available_yet() {
+fn validate_and_re_encrypt_without_private_keys_ask_the_controller() {
     let sb = Sandbox::new();
-    let args = ["seal", "--validate", "-f", "x.json"];
-    let out = sb.enseal(args);
-    assert!(!out.success(), "{args:?}");
-    assert!(
-        out.stderr_str().contains("not available yet"),
-        "{args:?}: {}",
-        out.stderr_str()
-    );
+    sb.write("db.yaml", db_secret(None));
+    let sealed = sb.enseal(["seal", "--cert", s(&demo_cert()), "-f", "db.yaml"]);
+    sealed.assert_success("enseal seal");
+    sb.write("ss.json", sealed.stdout_str());
+    for args in [
+        ["seal", "--validate", "-f", "ss.json"],
+        ["seal", "--re-encrypt", "-f", "ss.json"],
+    ] {
+        let out = sb.enseal(args);
+        assert!(!out.success(), "{args:?}");
+        assert!(
+            out.stderr_str().contains("no Kubernetes configuration"),
+            "{args:?}: {}",
+            out.stderr_str()
+        );
+    }
 }

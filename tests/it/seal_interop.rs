@@ -164,6 +164,36 @@ async fn fetching_through_the_api_server_names_a_missing_service_or_one_without_
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 
+    // --validate and --re-encrypt without --private-key ask the controller the same way.
+    sb.write(
+        "ss.json",
+        serde_json::json!({"kind": "SealedSecret", "apiVersion": "bitnami.com/v1alpha1",
+            "metadata": {"name": "x", "namespace": n},
+            "spec": {"encryptedData": {"a": "AgB="}}})
+        .to_string(),
+    );
+    for mode in ["--validate", "--re-encrypt"] {
+        let out = sb.enseal([
+            "seal",
+            mode,
+            "-f",
+            "ss.json",
+            "--kubeconfig",
+            kubeconfig,
+            "--controller-namespace",
+            n,
+            "--controller-name",
+            "no-such-controller",
+        ]);
+        assert!(!out.success(), "{mode}");
+        let err = out.stderr_str();
+        assert!(
+            err.contains(&format!("the Service {n}/no-such-controller was not found")),
+            "{mode}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{mode}");
+    }
+
     // KUBECONFIG is honoured as kubeseal honours it.
     let mut env_sb = sandbox();
     env_sb.env("KUBECONFIG", kubeconfig);

@@ -19,8 +19,6 @@ use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::{self, read_input, Input};
 
-const NEEDS_CONTROLLER: &str = "not available yet: needs the controller";
-
 fn fail(message: impl Into<String>) -> Failure {
     Failure::new(exit::GENERIC, message)
 }
@@ -64,6 +62,10 @@ pub fn seal(a: &SealArgs) -> Result<()> {
         .unwrap_or_default();
     if a.validate {
         return validate(a);
+    }
+    if a.re_encrypt && a.private_key.is_empty() {
+        // The controller re-seals with its newest key: no certificate needed.
+        return re_encrypt_by_controller(a, format);
     }
     let cert = load_cert(a.cert.as_deref(), &a.controller)?;
     if a.raw {
@@ -162,16 +164,6 @@ fn read_private_keys(files: &[PathBuf]) -> Result<Vec<PrivateKey>> {
     Ok(all)
 }
 
-fn require_private_keys(a: &SealArgs, what: &str) -> Result<Vec<PrivateKey>> {
-    if a.private_key.is_empty() {
-        return Err(fail(format!(
-            "{what} without --private-key asks the controller, which is {NEEDS_CONTROLLER}; \
-             pass --private-key FILE to do it offline"
-        )));
-    }
-    read_private_keys(&a.private_key)
-}
-
 /// Reads Secrets, decrypting an enseal/sops-encrypted file in memory first.
 fn read_secrets(file: Option<&Path>) -> Result<Vec<Secret>> {
     let input = read_input(file, None)?;
@@ -261,11 +253,12 @@ fn read_sealed(file: Option<&Path>) -> Result<(Input, Vec<SealedSecret>)> {
     Ok((input, sealed))
 }
 
+/// `--re-encrypt --private-key`: offline, for `--cert`.
 fn re_encrypt(a: &SealArgs, format: ManifestFormat, cert: &SealingCertificate) -> Result<()> {
-    let keys = require_private_keys(a, "--re-encrypt")?;
+    let keys = read_private_keys(&a.private_key)?;
     let (input, mut sealed) = read_sealed(a.secret_file.as_deref())?;
     for (index, s) in sealed.iter_mut().enumerate() {
-        s.reseal(&keys, &cert.public_key).map_err(|e| {
+        *s = s.rotate(&keys, &cert.public_key).map_err(|e| {
             fail(format!("document {index} ({}): {e}", s.metadata.name())).in_file(&input.name)
         })?;
     }
@@ -273,11 +266,70 @@ fn re_encrypt(a: &SealArgs, format: ManifestFormat, cert: &SealingCertificate) -
     write_output(a.sealed_secret_file.as_deref(), text.as_bytes(), false)
 }
 
-fn validate(a: &SealArgs) -> Result<()> {
-    let keys = require_private_keys(a, "--validate")?;
+/// `--re-encrypt` without private keys: the controller's `/v1/rotate` re-seals each object
+/// with its newest key, as kubeseal does.
+fn re_encrypt_by_controller(a: &SealArgs, format: ManifestFormat) -> Result<()> {
     let (input, sealed) = read_sealed(a.secret_file.as_deref())?;
+    let answers = ask_controller(a, "/v1/rotate", &sealed).map_err(|(index, e)| match e {
+        fetch::ControllerError::Conflict(m) => fail(format!(
+            "unable to rotate document {index} ({}): {m}",
+            sealed[index].metadata.name()
+        ))
+        .in_file(&input.name),
+        fetch::ControllerError::Other(m) => fail(format!("cannot re-encrypt: {m}")),
+    })?;
+    let mut rotated = Vec::with_capacity(answers.len());
+    for (index, answer) in answers.into_iter().enumerate() {
+        let doc: Value = serde_json::from_slice(&answer).map_err(|_| {
+            fail(format!(
+                "the controller's /v1/rotate answer for document {index} is not JSON"
+            ))
+        })?;
+        rotated.push(
+            manifest::decode::<SealedSecret>(index, doc, "SealedSecret")
+                .map_err(|e| fail(format!("the controller's /v1/rotate answer: {e}")))?,
+        );
+    }
+    let text = manifest::write_documents(&rotated, format).map_err(|e| fail(e.to_string()))?;
+    write_output(a.sealed_secret_file.as_deref(), text.as_bytes(), false)
+}
+
+/// Posts every SealedSecret to the controller's `path`; on failure, the document's index.
+fn ask_controller(
+    a: &SealArgs,
+    path: &'static str,
+    sealed: &[SealedSecret],
+) -> std::result::Result<Vec<Vec<u8>>, (usize, fetch::ControllerError)> {
+    let mut bodies = Vec::with_capacity(sealed.len());
     for (index, s) in sealed.iter().enumerate() {
-        s.open_values(&keys).map_err(|e| {
+        let body = serde_json::to_vec(s)
+            .map_err(|e| (index, fetch::ControllerError::Other(e.to_string())))?;
+        bodies.push(body);
+    }
+    fetch::post_to_controller(&a.controller, path, bodies)
+}
+
+/// `--validate`: every value of every SealedSecret opens, checked with `--private-key`
+/// offline, else by the controller's `/v1/verify` (200 opens, 409 does not), as kubeseal does.
+fn validate(a: &SealArgs) -> Result<()> {
+    let (input, sealed) = read_sealed(a.secret_file.as_deref())?;
+    if a.private_key.is_empty() {
+        return ask_controller(a, "/v1/verify", &sealed)
+            .map(drop)
+            .map_err(|(index, e)| match e {
+                fetch::ControllerError::Conflict(m) => fail(format!(
+                    "unable to decrypt sealed secret: document {index} ({}): {m}",
+                    sealed[index].metadata.name()
+                ))
+                .in_file(&input.name),
+                fetch::ControllerError::Other(m) => {
+                    fail(format!("cannot validate sealed secret: {m}"))
+                }
+            });
+    }
+    let keys = read_private_keys(&a.private_key)?;
+    for (index, s) in sealed.iter().enumerate() {
+        s.verify(&keys).map_err(|e| {
             fail(format!(
                 "unable to decrypt sealed secret: document {index} ({}): {e}",
                 s.metadata.name()
@@ -425,8 +477,9 @@ mod fetch {
     const READ_TIMEOUT: Duration = Duration::from_secs(30);
     /// A bound on the whole fetch (name resolution, TLS, redirects of the proxy included).
     const TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
-    /// Certificates are a few KiB; anything far larger is not one.
-    const MAX_CERT_BYTES: usize = 1 << 20;
+    /// Certificates are a few KiB and SealedSecrets at most the API's 1.5 MiB object limit;
+    /// anything far larger is neither.
+    const MAX_ANSWER_BYTES: usize = 4 << 20;
     const CERT_PATH: &str = "/v1/cert.pem";
 
     pub fn is_url(cert: &str) -> bool {
@@ -451,33 +504,96 @@ mod fetch {
             .map_or("/".to_string(), |p| p.as_str().to_string());
         let mut config = Config::new(origin);
         bound(&mut config);
-        run(async move {
+        let pem = run(async move {
             let client = Client::try_from(config).map_err(|e| e.to_string())?;
             get(&client, &path).await.map_err(|e| match e {
                 kube::Error::Api(s) => format!("the server answered {} {}", s.code, s.message),
                 other => chain(&other),
             })
-        })
+        })??;
+        limit(pem)
     }
 
     /// `/v1/cert.pem` of the controller's Service through the API server, as kubeseal asks for
     /// it: the Service's first port by name, scheme http.
     pub fn from_controller(c: &ControllerArgs) -> Result<Vec<u8>, String> {
-        let (ns, name) = (&c.controller_namespace, &c.controller_name);
-        for (what, value) in [("--controller-namespace", ns), ("--controller-name", name)] {
-            if !is_dns_label(value) {
-                return Err(format!("{what} {value:?} is not a valid Kubernetes name"));
-            }
-        }
-        let service = format!("{ns}/{name}");
-        let hint = "set --controller-name and --controller-namespace to where the sealing \
-                    controller runs, or pass --cert FILE|URL";
         let c = c.clone();
-        run(async move {
-            let config = cluster_config(&c).await?;
+        let pem = run(async move {
+            let proxy = ControllerProxy::connect(&c).await?;
+            let request = http::Request::get(proxy.path(CERT_PATH))
+                .header(http::header::ACCEPT, "application/x-pem-file, */*")
+                .body(Vec::new());
+            proxy.send(CERT_PATH, request).await.map_err(|e| match e {
+                ControllerError::Conflict(m) | ControllerError::Other(m) => m,
+            })
+        })??;
+        limit(pem)
+    }
+
+    /// The controller's answer to a POST that it refused with 409 Conflict (the object does
+    /// not open), or any other failure.
+    pub enum ControllerError {
+        Conflict(String),
+        Other(String),
+    }
+
+    /// POSTs each body (a SealedSecret in JSON) to the controller's `path` through the API
+    /// server, as kubeseal's --validate (`/v1/verify`) and --re-encrypt (`/v1/rotate`) do;
+    /// answers in order, stopping at the first failure (with the index of its body).
+    pub fn post_to_controller(
+        c: &ControllerArgs,
+        path: &'static str,
+        bodies: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, (usize, ControllerError)> {
+        let c = c.clone();
+        let answers = run(async move {
+            let proxy = ControllerProxy::connect(&c)
+                .await
+                .map_err(|e| (0, ControllerError::Other(e)))?;
+            let mut answers = Vec::with_capacity(bodies.len());
+            for (index, body) in bodies.into_iter().enumerate() {
+                let request = http::Request::post(proxy.path(path))
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(http::header::ACCEPT, "application/json, */*")
+                    .body(body);
+                let answer = proxy.send(path, request).await.map_err(|e| (index, e))?;
+                answers.push(limit(answer).map_err(|e| (index, ControllerError::Other(e)))?);
+            }
+            Ok(answers)
+        });
+        run_result(answers)
+    }
+
+    fn run_result<T>(
+        r: Result<Result<T, (usize, ControllerError)>, String>,
+    ) -> Result<T, (usize, ControllerError)> {
+        r.map_err(|e| (0, ControllerError::Other(e)))?
+    }
+
+    /// The controller's Service, found through the API server.
+    struct ControllerProxy {
+        client: Client,
+        service: String,
+        namespace: String,
+        name: String,
+        port: String,
+    }
+
+    impl ControllerProxy {
+        async fn connect(c: &ControllerArgs) -> Result<ControllerProxy, String> {
+            let (ns, name) = (&c.controller_namespace, &c.controller_name);
+            for (what, value) in [("--controller-namespace", ns), ("--controller-name", name)] {
+                if !is_dns_label(value) {
+                    return Err(format!("{what} {value:?} is not a valid Kubernetes name"));
+                }
+            }
+            let service = format!("{ns}/{name}");
+            let hint = "set --controller-name and --controller-namespace to where the sealing \
+                        controller runs, or pass --cert FILE|URL";
+            let config = cluster_config(c).await?;
             let client = Client::try_from(config)
                 .map_err(|e| format!("cannot make a Kubernetes client: {e}"))?;
-            let svc = get(&client, &service_path(ns_of(&c), name_of(&c)))
+            let svc = get(&client, &service_path(ns_of(c), name_of(c)))
                 .await
                 .map_err(|e| match e {
                     kube::Error::Api(s) if s.code == 404 => {
@@ -489,25 +605,51 @@ mod fetch {
                     other => format!("cannot reach the API server: {}", chain(&other)),
                 })?;
             let port = first_port_name(&svc).map_err(|e| format!("the Service {service}: {e}"))?;
-            let path = proxy_path(ns_of(&c), name_of(&c), &port, CERT_PATH);
-            get(&client, &path).await.map_err(|e| match e {
-                kube::Error::Api(s) if s.code == 503 || s.message.contains("no endpoints") => {
-                    format!(
-                        "the Service {service} has no ready endpoints (is the sealing \
-                         controller running?): {}",
-                        s.message
-                    )
-                }
-                kube::Error::Api(s) => format!(
-                    "fetching {CERT_PATH} through the Service {service}: {} {}",
-                    s.code, s.message
-                ),
-                other => format!(
-                    "fetching {CERT_PATH} through the Service {service}: {}",
-                    chain(&other)
-                ),
+            Ok(ControllerProxy {
+                client,
+                service,
+                namespace: ns.clone(),
+                name: name.clone(),
+                port,
             })
-        })
+        }
+
+        fn path(&self, path: &str) -> String {
+            proxy_path(&self.namespace, &self.name, &self.port, path)
+        }
+
+        async fn send(
+            &self,
+            what: &str,
+            request: Result<http::Request<Vec<u8>>, http::Error>,
+        ) -> Result<Vec<u8>, ControllerError> {
+            let service = &self.service;
+            let request = request
+                .map_err(|e| ControllerError::Other(format!("cannot build the request: {e}")))?;
+            let text = self
+                .client
+                .request_text(request)
+                .await
+                .map_err(|e| match e {
+                    kube::Error::Api(s) if s.code == 409 => ControllerError::Conflict(s.message),
+                    kube::Error::Api(s) if s.code == 503 || s.message.contains("no endpoints") => {
+                        ControllerError::Other(format!(
+                            "the Service {service} has no ready endpoints (is the sealing \
+                         controller running?): {}",
+                            s.message
+                        ))
+                    }
+                    kube::Error::Api(s) => ControllerError::Other(format!(
+                        "{what} through the Service {service}: {} {}",
+                        s.code, s.message
+                    )),
+                    other => ControllerError::Other(format!(
+                        "{what} through the Service {service}: {}",
+                        chain(&other)
+                    )),
+                })?;
+            Ok(text.into_bytes())
+        }
     }
 
     fn ns_of(c: &ControllerArgs) -> &str {
@@ -572,8 +714,8 @@ mod fetch {
                 .map_err(|e| format!("kubeconfig: {e}"))?,
             (None, None) => Config::infer().await.map_err(|e| {
                 format!(
-                    "no Kubernetes configuration (kubeconfig or in-cluster) to fetch the \
-                     certificate with: {e}; pass --kubeconfig or --cert FILE|URL"
+                    "no Kubernetes configuration (kubeconfig or in-cluster) to reach the \
+                     sealing controller with: {e}; pass --kubeconfig or --cert FILE|URL"
                 )
             })?,
         };
@@ -614,22 +756,26 @@ mod fetch {
         Ok(text.into_bytes())
     }
 
-    fn run<F>(work: F) -> Result<Vec<u8>, String>
+    /// Runs `work` on a small runtime of its own, bounded by [`TOTAL_TIMEOUT`].
+    fn run<F, T>(work: F) -> Result<T, String>
     where
-        F: std::future::Future<Output = Result<Vec<u8>, String>>,
+        F: std::future::Future<Output = T>,
     {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-        let bytes = runtime.block_on(async {
+        runtime.block_on(async {
             tokio::time::timeout(TOTAL_TIMEOUT, work)
                 .await
-                .map_err(|_| format!("no answer within {}s", TOTAL_TIMEOUT.as_secs()))?
-        })?;
-        if bytes.len() > MAX_CERT_BYTES {
+                .map_err(|_| format!("no answer within {}s", TOTAL_TIMEOUT.as_secs()))
+        })
+    }
+
+    fn limit(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+        if bytes.len() > MAX_ANSWER_BYTES {
             return Err(format!(
-                "the answer ({} bytes) is too large to be a certificate",
+                "the answer ({} bytes) is too large to be a certificate or a SealedSecret",
                 bytes.len()
             ));
         }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use enseal_sealing::manifest::{self, ManifestFormat};
 use enseal_sops::stores::{self, Format};
-use serde_json::{json, Map, Value};
+use enseal_sops_secret::{SopsSecret, SopsSecretSpec};
 
 use crate::args::SopsSecretArgs;
 use crate::exit::{self, Failure, Result};
@@ -38,7 +38,7 @@ pub fn build(
     bytes: &[u8],
     name: Option<&str>,
     namespace: Option<&str>,
-) -> Result<Value> {
+) -> Result<SopsSecret> {
     let shown = path.display();
     let format = Format::from_path(path);
     let parsed = stores::store_for(format)
@@ -68,25 +68,21 @@ pub fn build(
             )
         })?,
     };
-    let mut metadata = Map::new();
-    metadata.insert("name".into(), json!(name));
-    if let Some(ns) = namespace {
-        metadata.insert("namespace".into(), json!(ns));
-    }
-    let mut spec = Map::new();
-    spec.insert("format".into(), json!(format.name()));
-    if format == Format::Binary {
-        if let Some(file_name) = path.file_name().and_then(|f| f.to_str()) {
-            spec.insert("key".into(), json!(file_name));
-        }
-    }
-    spec.insert("encrypted".into(), json!(encrypted));
-    Ok(json!({
-        "apiVersion": "enseal.dev/v1alpha1",
-        "kind": "SopsSecret",
-        "metadata": metadata,
-        "spec": spec,
-    }))
+    // For binary files the Secret key is the file's name (what `kubectl create secret
+    // --from-file` would use).
+    let key = (format == Format::Binary)
+        .then(|| path.file_name().and_then(|f| f.to_str()).map(str::to_owned))
+        .flatten();
+    let mut object = SopsSecret::new(
+        &name,
+        SopsSecretSpec {
+            format: format.into(),
+            encrypted: encrypted.to_owned(),
+            key,
+        },
+    );
+    object.metadata.namespace = namespace.map(str::to_owned);
+    Ok(object)
 }
 
 /// The file stem as a DNS-1123 name: lower case, other characters as `-`.
@@ -121,6 +117,10 @@ mod tests {
             Some("ns"),
         )
         .unwrap();
+        let m = serde_json::to_value(m).unwrap();
+        assert_eq!(m["apiVersion"], "enseal.dev/v1alpha1");
+        assert_eq!(m["kind"], "SopsSecret");
+        assert!(m.get("status").is_none(), "{m}");
         assert_eq!(m["metadata"]["name"], "my-app-enc");
         assert_eq!(m["metadata"]["namespace"], "ns");
         assert_eq!(m["spec"]["format"], "yaml");

@@ -3,7 +3,10 @@
 //!
 //! - [`sealed_value`]: one value (RSA-OAEP-wrapped session key + AES-256-GCM).
 //! - [`scope`]: strict / namespace-wide / cluster-wide and the OAEP label each implies.
-//! - [`resource`]: the SealedSecret and Secret objects and the conversions between them.
+//! - [`sealed_secret`]: the SealedSecret and the one seal/unseal/verify/rotate (kube
+//!   `Resource` impl behind the `kube` feature).
+//! - [`resource`]: the Secret and the object metadata.
+//! - [`template`]: `spec.template.data` rendering.
 //! - [`keys`]: the controller's RSA key pairs and certificates, PEM and key-Secret backups.
 //! - [`manifest`]: reading and writing Kubernetes YAML/JSON streams.
 
@@ -11,6 +14,7 @@ pub mod keys;
 pub mod manifest;
 pub mod resource;
 pub mod scope;
+pub mod sealed_secret;
 pub mod sealed_value;
 pub mod template;
 
@@ -19,7 +23,10 @@ mod test_keys;
 
 pub use keys::{KeyError, KeyPair, SealingCertificate};
 pub use manifest::{ManifestError, ManifestFormat};
-pub use resource::{ResourceError, SealedSecret, Secret};
+pub use resource::{Metadata, ObjectMeta, Secret};
 pub use rsa::{PrivateKey, PublicKey};
 pub use scope::Scope;
+#[cfg(feature = "kube")]
+pub use sealed_secret::SealedSecretObject;
+pub use sealed_secret::{ResourceError, SealedSecret};
 pub use sealed_value::{open, open_base64, open_indexed, seal, seal_base64, SealError};

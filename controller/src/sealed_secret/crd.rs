@@ -1,155 +1,16 @@
-//! The `bitnami.com/v1alpha1` SealedSecret resource as the API server stores it
-//! (deploy/crds/bitnami.com_sealedsecrets.yaml). Kept field-for-field with
-//! Sealed Secrets' Go types so objects written by either controller read back
-//! unchanged; unknown fields are carried along rather than dropped.
-
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-
-pub use enseal_sealing::Scope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use serde::{Deserialize, Serialize};
-
-pub const GROUP: &str = "bitnami.com";
-pub const VERSION: &str = "v1alpha1";
-pub const KIND: &str = "SealedSecret";
-pub const API_VERSION: &str = "bitnami.com/v1alpha1";
-pub const PLURAL: &str = "sealedsecrets";
-
-pub const ANN_MANAGED: &str = "sealedsecrets.bitnami.com/managed";
-pub const ANN_PATCH: &str = "sealedsecrets.bitnami.com/patch";
-pub const ANN_SKIP_OWNER_REFS: &str = "sealedsecrets.bitnami.com/skip-set-owner-references";
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecret {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: SealedSecretSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<SealedSecretStatus>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecretSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<SecretTemplate>,
-    /// Sealed values by key. A map of strings in practice; the CRD
-    /// preserves unknown fields here, so anything else is reported as
-    /// malformed rather than failing the whole list decode.
-    #[serde(default)]
-    pub encrypted_data: BTreeMap<String, serde_json::Value>,
-    /// Deprecated single-blob form: the whole Secret, JSON, sealed as one value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretTemplate {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<TemplateMetadata>,
-    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub type_: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub immutable: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TemplateMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finalizers: Option<Vec<String>>,
-    #[serde(flatten)]
-    pub other: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SealedSecretStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditions: Option<Vec<Condition>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_update_time: Option<Time>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<Time>,
-}
-
-impl kube::Resource for SealedSecret {
-    type DynamicType = ();
-    type Scope = k8s_openapi::NamespaceResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(KIND)
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(GROUP)
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(VERSION)
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(PLURAL)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
-impl SealedSecret {
-    /// The scope this object was sealed for, from its own annotations.
-    pub fn scope(&self) -> Scope {
-        self.metadata
-            .annotations
-            .as_ref()
-            .map(Scope::from_annotations)
-            .unwrap_or_default()
-    }
-
-    /// Annotations of the Secret template, where the Secret-side flags live.
-    pub fn template_annotation_is_true(&self, key: &str) -> bool {
-        self.spec
-            .template
-            .as_ref()
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get(key))
-            .is_some_and(|v| v == "true")
-    }
-}
+//! The `bitnami.com/v1alpha1` SealedSecret's CRD (deploy/crds/bitnami.com_sealedsecrets.yaml) is
+//! Sealed Secrets' own schema, written by hand, so it cannot be generated from the Rust type
+//! (enseal_sealing's `SealedSecret`). The tests here check the two agree: every field the type
+//! writes is declared (the API server would prune anything else), and every declared field is
+//! known to the type (or the controller would drop it when writing an object back).
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::collections::BTreeMap;
+
+    use enseal_sealing::sealed_secret::*;
+    use enseal_sealing::{ObjectMeta, Scope, SealedSecretObject as SealedSecret};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta as ApiObjectMeta;
 
     #[test]
     fn scope_comes_from_the_objects_own_annotations() {
@@ -180,11 +41,10 @@ mod tests {
                                           "labels":{"x":"y"}},"type":"Opaque"}}}"#;
         let ss: SealedSecret = serde_json::from_str(json).unwrap();
         assert_eq!(ss.spec.encrypted_data.len(), 1);
-        let t = ss.spec.template.unwrap();
+        let t = ss.spec.template;
         assert_eq!(t.type_.as_deref(), Some("Opaque"));
-        let m = t.metadata.unwrap();
-        assert_eq!(m.labels.unwrap()["x"], "y");
-        assert!(m.other.contains_key("name"));
+        assert_eq!(t.metadata.labels["x"], "y");
+        assert_eq!(t.metadata.name(), "s");
     }
 
     use serde_json::{json, Value};
@@ -200,10 +60,13 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let crd: Value = serde_norway::from_str(&text).unwrap();
         let versions = crd["spec"]["versions"].as_array().unwrap();
-        assert_eq!(crd["spec"]["group"], GROUP);
-        assert_eq!(crd["spec"]["names"]["kind"], KIND);
-        assert_eq!(crd["spec"]["names"]["plural"], PLURAL);
-        let v = versions.iter().find(|v| v["name"] == VERSION).unwrap();
+        assert_eq!(crd["spec"]["group"], SEALED_SECRET_GROUP);
+        assert_eq!(crd["spec"]["names"]["kind"], SEALED_SECRET_KIND);
+        assert_eq!(crd["spec"]["names"]["plural"], SEALED_SECRET_PLURAL);
+        let v = versions
+            .iter()
+            .find(|v| v["name"] == SEALED_SECRET_VERSION)
+            .unwrap();
         assert_eq!(v["served"], true);
         // The controller patches status through the subresource.
         assert!(v["subresources"]["status"].is_object(), "{v}");
@@ -213,43 +76,46 @@ mod tests {
     /// Every value the Rust types can write, filled in. Struct literals without `..Default` so
     /// that a field added to a type fails to compile here until it is added to the sample.
     fn everything() -> SealedSecret {
-        let time: Time = serde_json::from_value(json!("2026-01-02T03:04:05Z")).unwrap();
-        let map = |k: &str, v: &str| Some(BTreeMap::from([(k.to_owned(), v.to_owned())]));
+        let time = "2026-01-02T03:04:05Z".to_owned();
+        let map = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
         SealedSecret {
-            api_version: Some(API_VERSION.to_owned()),
-            kind: Some(KIND.to_owned()),
-            metadata: ObjectMeta {
+            api_version: SEALED_SECRET_API_VERSION.to_owned(),
+            kind: SEALED_SECRET_KIND.to_owned(),
+            metadata: ApiObjectMeta {
                 name: Some("s".to_owned()),
-                ..ObjectMeta::default()
+                ..ApiObjectMeta::default()
             },
             spec: SealedSecretSpec {
-                template: Some(SecretTemplate {
-                    metadata: Some(TemplateMetadata {
+                template: SecretTemplate {
+                    metadata: ObjectMeta {
+                        // What kubeseal writes into the template besides labels and
+                        // annotations.
+                        name: Some("s".to_owned()),
+                        generate_name: None,
+                        namespace: Some("n".to_owned()),
                         labels: map("l", "v"),
                         annotations: map("a", "v"),
-                        finalizers: Some(vec!["f".to_owned()]),
-                        // What kubeseal writes into the template besides the three above.
-                        other: BTreeMap::from([
-                            ("name".to_owned(), json!("s")),
-                            ("namespace".to_owned(), json!("n")),
-                        ]),
-                    }),
+                        other: serde_json::Map::from_iter([(
+                            "finalizers".to_owned(),
+                            json!(["f"]),
+                        )]),
+                    },
                     type_: Some("Opaque".to_owned()),
                     immutable: Some(true),
-                    data: map("k", "{{ .k }}"),
-                }),
-                encrypted_data: BTreeMap::from([("k".to_owned(), json!("AgB="))]),
+                    data: BTreeMap::from([("k".to_owned(), Some("{{ .k }}".to_owned()))]),
+                },
+                encrypted_data: map("k", "AgB="),
                 data: Some("AgB=".to_owned()),
             },
             status: Some(SealedSecretStatus {
-                conditions: Some(vec![Condition {
+                conditions: vec![SealedSecretCondition {
                     type_: "Synced".to_owned(),
                     status: "True".to_owned(),
                     reason: Some("Unsealed".to_owned()),
                     message: Some("ok".to_owned()),
                     last_update_time: Some(time.clone()),
                     last_transition_time: Some(time),
-                }]),
+                }],
                 observed_generation: Some(1),
             }),
         }

@@ -5,76 +5,56 @@
 //! Every failure is reported on the object and retried later; none stops the controller.
 //! Messages name keys, documents and master keys, never values.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use enseal_sops_secret::{Condition, SopsSecret, SopsSecretStatus, API_VERSION, KIND};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ObjectMeta, PartialObjectMeta, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, ObjectMeta, PartialObjectMeta, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 
-use crate::metrics::Metrics;
-use crate::sops_crd::{self, Condition, SopsSecret, SopsSecretStatus};
-use crate::sops_keys::SopsKeys;
-use crate::sops_render::{self, DesiredSecret, SopsError};
+use super::keys::SopsKeys;
+use super::render::{self, DesiredSecret, SopsError};
+use crate::status::{
+    self, api_message, controlled_by, Cluster, Failure, PreviousCondition, ReconcileError, Synced,
+};
 
 pub const EVENT_DECRYPTED: &str = "Decrypted";
+const ACTION: &str = "Decrypt";
 
 pub struct Context {
-    pub client: Client,
+    pub cluster: Cluster,
     pub keys: Arc<SopsKeys>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    pub field_manager: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error("SopsSecret has no name or namespace")]
-    NoName,
-    #[error("writing the status of {0}: {1}")]
-    Status(String, #[source] kube::Error),
-}
-
-struct Failure {
-    reason: &'static str,
-    message: String,
-    retry: Duration,
-}
-
-impl From<SopsError> for Failure {
-    fn from(e: SopsError) -> Self {
-        Failure {
-            reason: e.reason(),
-            message: e.to_string(),
-            // A new key triggers a pass over every SopsSecret anyway; the retry covers KMS
-            // outages and credentials that appear later.
-            retry: if e.is_key_failure() {
-                Duration::from_secs(60)
-            } else {
-                Duration::from_secs(300)
-            },
-        }
+fn decrypt_failed(e: SopsError) -> Failure {
+    let reason = e.reason();
+    Failure {
+        // The Event says what went wrong, like the condition.
+        event_reason: reason,
+        reason,
+        message: e.to_string(),
+        // A new key triggers a pass over every SopsSecret anyway; the retry covers KMS
+        // outages and credentials that appear later.
+        retry: if e.is_key_failure() {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(300)
+        },
     }
 }
 
 fn api_failure(reason: &'static str, message: String) -> Failure {
-    Failure {
-        reason,
-        message,
-        retry: Duration::from_secs(30),
-    }
+    status::api_failure(reason, reason, message)
 }
 
 pub async fn reconcile(obj: Arc<SopsSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let (Some(namespace), Some(name)) = (obj.namespace(), obj.metadata.name.clone()) else {
-        return Err(ReconcileError::NoName);
+        return Err(ReconcileError::NoName { kind: KIND });
     };
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
@@ -83,35 +63,46 @@ pub async fn reconcile(obj: Arc<SopsSecret>, ctx: Arc<Context>) -> Result<Action
         Ok((changed, names)) => {
             if changed {
                 let note = format!("decrypted into Secret(s) {}", names.join(", "));
-                publish(&ctx, &obj, EventType::Normal, EVENT_DECRYPTED, &note).await;
+                let recorder = &ctx.cluster.recorder;
+                status::publish(
+                    recorder,
+                    &*obj,
+                    ACTION,
+                    EventType::Normal,
+                    EVENT_DECRYPTED,
+                    &note,
+                )
+                .await;
                 tracing::info!(namespace = %namespace, name = %name, secrets = ?names, "SopsSecret decrypted");
             }
             write_status(&ctx, &obj, &namespace, &name, Ok(names)).await?;
             Ok(Action::await_change())
         }
         Err(f) => {
-            ctx.metrics.error(f.reason);
+            ctx.cluster.metrics.error(f.reason);
             tracing::warn!(namespace = %namespace, name = %name, reason = f.reason, message = %f.message, "SopsSecret not synced");
-            publish(&ctx, &obj, EventType::Warning, f.reason, &f.message).await;
+            let recorder = &ctx.cluster.recorder;
+            status::publish(
+                recorder,
+                &*obj,
+                ACTION,
+                EventType::Warning,
+                f.event_reason,
+                &f.message,
+            )
+            .await;
             write_status(&ctx, &obj, &namespace, &name, Err((f.reason, &f.message))).await?;
             Ok(Action::requeue(f.retry))
         }
     };
-    ctx.metrics.reconciled(started.elapsed());
+    ctx.cluster.metrics.reconciled(started.elapsed());
     result
 }
 
 pub fn error_policy(obj: Arc<SopsSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error("ApiError");
+    ctx.cluster.metrics.error("ApiError");
     tracing::warn!(name = %obj.name_any(), error = %err, "SopsSecret reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
-}
-
-fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true) && r.uid == uid)
 }
 
 /// Decrypts and applies; `Ok((changed, secret names))`.
@@ -127,12 +118,13 @@ async fn sync(
     let own_name = name.to_owned();
     // Age and KMS unwrapping is blocking work (KMS is a blocking HTTP call through its own runtime).
     let desired = tokio::task::spawn_blocking(move || {
-        sops_render::decrypt(&spec, &own_name, keys.age(), || keys.kms())
+        render::decrypt(&spec, &own_name, keys.age(), || keys.kms())
     })
     .await
-    .map_err(|e| api_failure("Internal", format!("decryption task failed: {e}")))??;
+    .map_err(|e| api_failure("Internal", format!("decryption task failed: {e}")))?
+    .map_err(decrypt_failed)?;
 
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
     // Check every target first, so that one foreign Secret leaves all of them untouched.
     let mut existing = Vec::new();
     for d in &desired {
@@ -164,7 +156,7 @@ async fn sync(
             name,
             d,
             before.as_ref(),
-            &ctx.field_manager,
+            &ctx.cluster.field_manager,
         )
         .await?;
         names.push(secret_name);
@@ -182,8 +174,6 @@ async fn apply(
     before: Option<&PartialObjectMeta<Secret>>,
     field_manager: &str,
 ) -> Result<bool, Failure> {
-    let name = d.name.clone();
-    let keys: Vec<String> = d.data.keys().cloned().collect();
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(d.name),
@@ -191,8 +181,8 @@ async fn apply(
             labels: (!d.labels.is_empty()).then_some(d.labels),
             annotations: (!d.annotations.is_empty()).then_some(d.annotations),
             owner_references: Some(vec![OwnerReference {
-                api_version: sops_crd::API_VERSION.to_owned(),
-                kind: sops_crd::KIND.to_owned(),
+                api_version: API_VERSION.to_owned(),
+                kind: KIND.to_owned(),
                 name: owner_name.to_owned(),
                 uid: obj.metadata.uid.clone().unwrap_or_default(),
                 controller: Some(true),
@@ -204,36 +194,8 @@ async fn apply(
         data: Some(d.data),
         ..Secret::default()
     };
-    let applied = secrets
-        .patch(
-            &name,
-            &PatchParams::apply(field_manager).force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .map_err(|e| api_failure("UpdateFailed", api_message(&name, &e)))?;
-    let mut after = applied.metadata.resource_version.clone();
-    // Apply never removes fields other managers own: keys added by hand are dropped here, so
-    // the Secret holds exactly the file's keys.
-    let extra: BTreeMap<&String, serde_json::Value> = applied
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, _)| k)
-        .filter(|k| !keys.contains(k))
-        .map(|k| (k, serde_json::Value::Null))
-        .collect();
-    if !extra.is_empty() {
-        let patched = secrets
-            .patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "data": extra })),
-            )
-            .await
-            .map_err(|e| api_failure("UpdateFailed", api_message(&name, &e)))?;
-        after = patched.metadata.resource_version;
-    }
+    // The Secret holds exactly the file's keys.
+    let after = status::apply_secret(secrets, &secret, field_manager, true, "UpdateFailed").await?;
     Ok(before.and_then(|b| b.metadata.resource_version.clone()) != after)
 }
 
@@ -272,30 +234,6 @@ async fn prune(secrets: &Api<Secret>, obj: &SopsSecret, uid: &str, current: &[St
     changed
 }
 
-fn api_message(name: &str, e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.message.contains("immutable") => format!(
-            "Secret {name:?} is immutable and its data differs: delete it to let it be recreated"
-        ),
-        // The API server's own message names fields, not values.
-        kube::Error::Api(s) => format!("updating Secret {name:?}: {} ({})", s.message, s.reason),
-        other => format!("updating Secret {name:?}: {other}"),
-    }
-}
-
-async fn publish(ctx: &Context, obj: &SopsSecret, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Decrypt".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(name = %obj.name_any(), error = %e, "could not publish an Event");
-    }
-}
-
 async fn write_status(
     ctx: &Context,
     obj: &SopsSecret,
@@ -304,54 +242,52 @@ async fn write_status(
     outcome: Result<Vec<String>, (&str, &str)>,
 ) -> Result<(), ReconcileError> {
     let previous_status = obj.status.clone().unwrap_or_default();
-    let (status_str, reason, message, secrets) = match &outcome {
-        Ok(names) => ("True", "Decrypted", "", names.clone()),
+    let (synced, secrets) = match &outcome {
+        Ok(names) => (
+            Synced {
+                ok: true,
+                reason: "Decrypted",
+                message: "",
+            },
+            names.clone(),
+        ),
         // The Secrets of the last good sync are left in place (as Sealed Secrets does).
-        Err((reason, message)) => ("False", *reason, *message, previous_status.secrets.clone()),
+        Err((reason, message)) => (
+            Synced {
+                ok: false,
+                reason,
+                message,
+            },
+            previous_status.secrets.clone(),
+        ),
     };
     let previous = previous_status
         .conditions
         .iter()
-        .find(|c| c.type_ == "Synced");
-    let unchanged = previous.is_some_and(|p| {
-        p.status == status_str
-            && p.reason.as_deref() == Some(reason)
-            && p.message.as_deref().unwrap_or_default() == message
-    }) && previous_status.observed_generation == obj.metadata.generation
-        && previous_status.secrets == secrets;
-    if unchanged {
+        .find(|c| c.type_ == "Synced")
+        .map(|c| PreviousCondition {
+            status: &c.status,
+            reason: c.reason.as_deref(),
+            message: c.message.as_deref(),
+            last_transition_time: c.last_transition_time.as_deref(),
+        });
+    if synced.is_unchanged(previous.as_ref())
+        && previous_status.observed_generation == obj.metadata.generation
+        && previous_status.secrets == secrets
+    {
         return Ok(());
     }
-    let transition = match previous {
-        Some(p) if p.status == status_str => p.last_transition_time.clone(),
-        _ => None,
-    }
-    .unwrap_or_else(|| Timestamp::now().to_string());
     let status = SopsSecretStatus {
         conditions: vec![Condition {
             type_: "Synced".to_owned(),
-            status: status_str.to_owned(),
-            reason: Some(reason.to_owned()),
-            message: (!message.is_empty()).then(|| message.to_owned()),
-            last_transition_time: Some(transition),
+            status: synced.status().to_owned(),
+            reason: Some(synced.reason.to_owned()),
+            message: synced.message(),
+            last_transition_time: Some(synced.transition_time(previous.as_ref(), &status::now())),
         }],
         observed_generation: obj.metadata.generation,
         secrets,
     };
-    let api: Api<SopsSecret> = Api::namespaced(ctx.client.clone(), namespace);
-    // A merge patch would keep list entries that are gone; the whole status is replaced.
-    let mut body = serde_json::to_value(&status).unwrap_or_default();
-    if let Some(map) = body.as_object_mut() {
-        for key in ["conditions", "secrets"] {
-            map.entry(key).or_insert(json!([]));
-        }
-    }
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": body })),
-    )
-    .await
-    .map_err(|e| ReconcileError::Status(name.to_owned(), e))?;
-    Ok(())
+    let api: Api<SopsSecret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
+    status::patch_status(&api, name, &status, &["conditions", "secrets"]).await
 }

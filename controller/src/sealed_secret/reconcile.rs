@@ -5,83 +5,79 @@
 //! later; none stops the controller or affects other objects. Messages name
 //! keys and reasons, never values.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use enseal_sealing::sealed_secret::{
+    MANAGED_ANNOTATION, PATCH_ANNOTATION, SEALED_SECRET_API_VERSION, SEALED_SECRET_KIND,
+    SKIP_SET_OWNER_REFERENCES_ANNOTATION,
+};
+use enseal_sealing::{ResourceError, SealedSecretObject as SealedSecret};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{ObjectMeta, PartialObjectMeta, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::ByteString;
+use kube::api::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 
-use crate::crd::{self, Condition, SealedSecret, SealedSecretStatus};
 use crate::keystore::KeyStore;
-use crate::metrics::Metrics;
-use crate::unseal::{self, DesiredSecret, UnsealError};
+use crate::status::{
+    self, api_failure, Cluster, Failure, PreviousCondition, ReconcileError, Synced,
+};
+use enseal_sealing::sealed_secret::{SealedSecretCondition, SealedSecretStatus};
 
 pub const EVENT_UNSEALED: &str = "Unsealed";
 pub const EVENT_UNSEAL_FAILED: &str = "ErrUnsealFailed";
 pub const EVENT_UPDATE_FAILED: &str = "ErrUpdateFailed";
+const ACTION: &str = "Unseal";
 
 pub struct Context {
-    pub client: Client,
+    pub cluster: Cluster,
     pub keys: Arc<KeyStore>,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    pub field_manager: String,
     /// Last successful sync per (namespace, name); see [`LastSync`].
     pub synced: std::sync::Mutex<std::collections::HashMap<(String, String), LastSync>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error("SealedSecret has no name or namespace")]
-    NoName,
-    #[error("writing the status of {0}: {1}")]
-    Status(String, #[source] kube::Error),
+/// The status reason (and metrics label) of an unseal failure.
+fn unseal_reason(e: &ResourceError) -> &'static str {
+    match e {
+        ResourceError::Template { .. } => "TemplateFailed",
+        e if e.is_malformed() => "MalformedValue",
+        _ => "DecryptFailed",
+    }
 }
 
-/// Why a sync did not produce the Secret; becomes the condition and Event.
-struct Failure {
-    event_reason: &'static str,
-    reason: &'static str,
-    message: String,
-    retry: Duration,
+fn unseal_failed(e: &ResourceError) -> Failure {
+    Failure {
+        event_reason: EVENT_UNSEAL_FAILED,
+        reason: unseal_reason(e),
+        message: format!("Failed to unseal: {e}"),
+        // Only a new key can change the outcome, and new keys trigger a pass over every
+        // object anyway.
+        retry: Duration::from_secs(300),
+    }
 }
 
-impl From<UnsealError> for Failure {
-    fn from(e: UnsealError) -> Self {
-        Failure {
-            event_reason: EVENT_UNSEAL_FAILED,
-            reason: e.reason(),
-            message: format!("Failed to unseal: {e}"),
-            // Only a new key can change the outcome, and new keys trigger
-            // a pass over every object anyway.
-            retry: match e {
-                UnsealError::NoKeys => Duration::from_secs(2),
-                _ => Duration::from_secs(300),
-            },
-        }
+fn no_keys() -> Failure {
+    Failure {
+        event_reason: EVENT_UNSEAL_FAILED,
+        reason: "NoKeys",
+        message: "Failed to unseal: no sealing keys are loaded yet".to_owned(),
+        retry: Duration::from_secs(2),
     }
 }
 
 fn update_failed(reason: &'static str, message: String) -> Failure {
-    Failure {
-        event_reason: EVENT_UPDATE_FAILED,
-        reason,
-        message,
-        retry: Duration::from_secs(30),
-    }
+    api_failure(EVENT_UPDATE_FAILED, reason, message)
 }
 
 pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
     let (Some(namespace), Some(name)) = (ss.namespace(), ss.metadata.name.clone()) else {
-        return Err(ReconcileError::NoName);
+        return Err(ReconcileError::NoName {
+            kind: SEALED_SECRET_KIND,
+        });
     };
     if ss.metadata.deletion_timestamp.is_some() {
         // The garbage collector removes the Secret through its ownerReference.
@@ -91,9 +87,10 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
     let result = match outcome {
         Ok(changed) => {
             if changed {
-                publish(
-                    &ctx,
-                    &ss,
+                status::publish(
+                    &ctx.cluster.recorder,
+                    &*ss,
+                    ACTION,
                     EventType::Normal,
                     EVENT_UNSEALED,
                     "SealedSecret unsealed successfully",
@@ -101,24 +98,43 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
                 .await;
                 tracing::info!(namespace = %namespace, name = %name, "unsealed");
             }
-            write_status(&ctx, &ss, &namespace, &name, true, "Unsealed", "").await?;
+            let synced = Synced {
+                ok: true,
+                reason: "Unsealed",
+                message: "",
+            };
+            write_status(&ctx, &ss, &namespace, &name, synced).await?;
             Ok(Action::await_change())
         }
         Err(f) => {
             ctx.forget_sync(&(namespace.clone(), name.clone()));
-            ctx.metrics.error(f.reason);
+            ctx.cluster.metrics.error(f.reason);
             tracing::warn!(namespace = %namespace, name = %name, reason = f.reason, message = %f.message, "not synced");
-            publish(&ctx, &ss, EventType::Warning, f.event_reason, &f.message).await;
-            write_status(&ctx, &ss, &namespace, &name, false, f.reason, &f.message).await?;
+            let recorder = &ctx.cluster.recorder;
+            status::publish(
+                recorder,
+                &*ss,
+                ACTION,
+                EventType::Warning,
+                f.event_reason,
+                &f.message,
+            )
+            .await;
+            let synced = Synced {
+                ok: false,
+                reason: f.reason,
+                message: &f.message,
+            };
+            write_status(&ctx, &ss, &namespace, &name, synced).await?;
             Ok(Action::requeue(f.retry))
         }
     };
-    ctx.metrics.reconciled(started.elapsed());
+    ctx.cluster.metrics.reconciled(started.elapsed());
     result
 }
 
 pub fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics.error("ApiError");
+    ctx.cluster.metrics.error("ApiError");
     tracing::warn!(name = %ss.name_any(), error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
@@ -141,12 +157,7 @@ fn decide(
         return Ok(Ownership::Own);
     };
     let uid = ss.metadata.uid.as_deref().unwrap_or_default();
-    let controlled = existing
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true) && r.uid == uid);
+    let controlled = status::controlled_by(&existing.metadata, uid);
     let ann = |k: &str| {
         existing
             .metadata
@@ -157,19 +168,22 @@ fn decide(
     };
     // With skip-set-owner-references there is no ownerReference to recognise
     // our own Secret by; the field manager entry we left on it stands in.
-    let applied_by_us_without_owner = ss.template_annotation_is_true(crd::ANN_SKIP_OWNER_REFS)
+    let applied_by_us_without_owner = ss
+        .spec
+        .template
+        .annotation_is_true(SKIP_SET_OWNER_REFERENCES_ANNOTATION)
         && existing
             .metadata
             .managed_fields
             .iter()
             .flatten()
             .any(|m| m.manager.as_deref() == Some(field_manager));
-    if ann(crd::ANN_PATCH) {
+    if ann(PATCH_ANNOTATION) {
         return Ok(Ownership::Patch {
-            set_owner: ann(crd::ANN_MANAGED),
+            set_owner: ann(MANAGED_ANNOTATION),
         });
     }
-    if controlled || applied_by_us_without_owner || ann(crd::ANN_MANAGED) {
+    if controlled || applied_by_us_without_owner || ann(MANAGED_ANNOTATION) {
         return Ok(Ownership::Own);
     }
     Err(update_failed(
@@ -188,7 +202,7 @@ async fn sync(
     namespace: &str,
     name: &str,
 ) -> Result<bool, Failure> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
     let existing = secrets
         .get_metadata_opt(name)
         .await
@@ -201,53 +215,40 @@ async fn sync(
     }
 
     let keys = ctx.keys.keys();
+    if keys.is_empty() {
+        return Err(no_keys());
+    }
     let owned_ss = ss.clone();
     // RSA private-key operations are CPU work; keep them off the reactor.
-    let desired = tokio::task::spawn_blocking(move || unseal::unseal(&owned_ss, &keys))
-        .await
-        .map_err(|e| update_failed("Internal", format!("unseal task failed: {e}")))??;
-    let ownership = decide(existing.as_ref(), ss, &ctx.field_manager)?;
+    let desired = tokio::task::spawn_blocking(move || {
+        let private: Vec<_> = keys.iter().map(|k| k.private.clone()).collect();
+        owned_ss.unseal(&private)
+    })
+    .await
+    .map_err(|e| update_failed("Internal", format!("unseal task failed: {e}")))?
+    .map_err(|e| unseal_failed(&e))?;
+    let ownership = decide(existing.as_ref(), ss, &ctx.cluster.field_manager)?;
     let before = existing
         .as_ref()
         .and_then(|m| m.metadata.resource_version.clone());
 
     let set_owner = match ownership {
-        Ownership::Own => !ss.template_annotation_is_true(crd::ANN_SKIP_OWNER_REFS),
+        Ownership::Own => !ss
+            .spec
+            .template
+            .annotation_is_true(SKIP_SET_OWNER_REFERENCES_ANNOTATION),
         Ownership::Patch { set_owner } => set_owner,
     };
-    let desired_keys: Vec<String> = desired.data.keys().cloned().collect();
     let secret = build_secret(ss, desired, namespace, name, set_owner, &ownership);
-    let params = PatchParams::apply(&ctx.field_manager).force();
-    let applied = secrets
-        .patch(name, &params, &Patch::Apply(&secret))
-        .await
-        .map_err(|e| update_failed("UpdateFailed", apply_error_message(name, &e)))?;
-
-    let mut after = applied.metadata.resource_version.clone();
-    if ownership == Ownership::Own {
-        // Apply never removes fields other managers own, so keys added by
-        // hand would survive; an owned Secret holds exactly the sealed keys.
-        let extra: BTreeMap<&String, serde_json::Value> = applied
-            .data
-            .iter()
-            .flatten()
-            .map(|(k, _)| k)
-            .chain(applied.string_data.iter().flatten().map(|(k, _)| k))
-            .filter(|k| !desired_keys.contains(k))
-            .map(|k| (k, serde_json::Value::Null))
-            .collect();
-        if !extra.is_empty() {
-            let patched = secrets
-                .patch(
-                    name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "data": extra })),
-                )
-                .await
-                .map_err(|e| update_failed("UpdateFailed", apply_error_message(name, &e)))?;
-            after = patched.metadata.resource_version;
-        }
-    }
+    // An owned Secret holds exactly the sealed keys; a patched one keeps its own.
+    let after = status::apply_secret(
+        &secrets,
+        &secret,
+        &ctx.cluster.field_manager,
+        ownership == Ownership::Own,
+        EVENT_UPDATE_FAILED,
+    )
+    .await?;
     let mut applied_meta = PartialObjectMeta::<Secret>::default();
     applied_meta.metadata.resource_version = after.clone();
     ctx.remember_sync(cache_key, LastSync::of(ss, Some(&applied_meta)));
@@ -306,20 +307,9 @@ impl Context {
     }
 }
 
-fn apply_error_message(name: &str, e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if s.message.contains("immutable") => format!(
-            "Secret {name:?} is immutable and its data differs: delete it to let it be recreated"
-        ),
-        // The API server's own message names fields, not values.
-        kube::Error::Api(s) => format!("updating Secret {name:?}: {} ({})", s.message, s.reason),
-        other => format!("updating Secret {name:?}: {other}"),
-    }
-}
-
 fn build_secret(
     ss: &SealedSecret,
-    desired: DesiredSecret,
+    desired: enseal_sealing::Secret,
     namespace: &str,
     name: &str,
     set_owner: bool,
@@ -327,8 +317,8 @@ fn build_secret(
 ) -> Secret {
     let owner = set_owner.then(|| {
         vec![OwnerReference {
-            api_version: crd::API_VERSION.to_owned(),
-            kind: crd::KIND.to_owned(),
+            api_version: SEALED_SECRET_API_VERSION.to_owned(),
+            kind: SEALED_SECRET_KIND.to_owned(),
             name: name.to_owned(),
             uid: ss.metadata.uid.clone().unwrap_or_default(),
             controller: Some(true),
@@ -336,12 +326,25 @@ fn build_secret(
         }]
     });
     let patching = matches!(ownership, Ownership::Patch { .. });
+    let meta = desired.metadata;
+    // stringData (only a legacy blob has it) wins over data, as the API server merges them.
+    let data = desired
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
+        .chain(
+            desired
+                .string_data
+                .iter()
+                .map(|(k, v)| (k.clone(), ByteString(v.0.as_bytes().to_vec()))),
+        )
+        .collect();
     Secret {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             namespace: Some(namespace.to_owned()),
-            labels: (!desired.labels.is_empty()).then_some(desired.labels),
-            annotations: (!desired.annotations.is_empty()).then_some(desired.annotations),
+            labels: (!meta.labels.is_empty()).then_some(meta.labels),
+            annotations: (!meta.annotations.is_empty()).then_some(meta.annotations),
             owner_references: owner,
             ..ObjectMeta::default()
         },
@@ -353,21 +356,8 @@ fn build_secret(
             Some(desired.type_.unwrap_or_else(|| "Opaque".to_owned()))
         },
         immutable: desired.immutable,
-        data: Some(desired.data),
+        data: Some(data),
         ..Secret::default()
-    }
-}
-
-async fn publish(ctx: &Context, ss: &SealedSecret, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Unseal".to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &ss.object_ref(&())).await {
-        tracing::warn!(name = %ss.name_any(), error = %e, "could not publish an Event");
     }
 }
 
@@ -376,50 +366,37 @@ async fn write_status(
     ss: &SealedSecret,
     namespace: &str,
     name: &str,
-    synced: bool,
-    reason: &str,
-    message: &str,
+    synced: Synced<'_>,
 ) -> Result<(), ReconcileError> {
-    let status_str = if synced { "True" } else { "False" };
     let generation = ss.metadata.generation;
-    let previous = ss
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Synced"));
-    let unchanged = previous.is_some_and(|p| {
-        p.status == status_str
-            && p.reason.as_deref() == Some(reason)
-            && p.message.as_deref().unwrap_or_default() == message
-    }) && ss.status.as_ref().and_then(|s| s.observed_generation) == generation;
-    if unchanged {
+    let status = ss.status.clone().unwrap_or_default();
+    let previous = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Synced")
+        .map(|c| PreviousCondition {
+            status: &c.status,
+            reason: c.reason.as_deref(),
+            message: c.message.as_deref(),
+            last_transition_time: c.last_transition_time.as_deref(),
+        });
+    if synced.is_unchanged(previous.as_ref()) && status.observed_generation == generation {
         return Ok(());
     }
-    let now = Time(Timestamp::now());
-    let transition = match previous {
-        Some(p) if p.status == status_str => p.last_transition_time.clone().unwrap_or(now.clone()),
-        _ => now.clone(),
-    };
+    let now = status::now();
     let status = SealedSecretStatus {
-        conditions: Some(vec![Condition {
+        conditions: vec![SealedSecretCondition {
             type_: "Synced".to_owned(),
-            status: status_str.to_owned(),
-            reason: Some(reason.to_owned()),
-            message: (!message.is_empty()).then(|| message.to_owned()),
+            status: synced.status().to_owned(),
+            reason: Some(synced.reason.to_owned()),
+            message: synced.message(),
+            last_transition_time: Some(synced.transition_time(previous.as_ref(), &now)),
             last_update_time: Some(now),
-            last_transition_time: Some(transition),
-        }]),
+        }],
         observed_generation: generation,
     };
-    let api: Api<SealedSecret> = Api::namespaced(ctx.client.clone(), namespace);
-    api.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "status": status })),
-    )
-    .await
-    .map_err(|e| ReconcileError::Status(name.to_owned(), e))?;
-    Ok(())
+    let api: Api<SealedSecret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
+    status::patch_status(&api, name, &status, &[]).await
 }
 
 #[cfg(test)]
@@ -470,9 +447,9 @@ mod tests {
         let f = decide(Some(&foreign), &ss, "fm").unwrap_err();
         assert_eq!(f.event_reason, EVENT_UPDATE_FAILED);
         assert!(f.message.contains("not managed by SealedSecret"));
-        let managed = secret_meta(&[(crd::ANN_MANAGED, "true")], None);
+        let managed = secret_meta(&[(MANAGED_ANNOTATION, "true")], None);
         assert_eq!(decide(Some(&managed), &ss, "fm").ok(), Some(Ownership::Own));
-        let patch = secret_meta(&[(crd::ANN_PATCH, "true")], None);
+        let patch = secret_meta(&[(PATCH_ANNOTATION, "true")], None);
         assert_eq!(
             decide(Some(&patch), &ss, "fm").ok(),
             Some(Ownership::Patch { set_owner: false })
@@ -482,15 +459,11 @@ mod tests {
     #[test]
     fn without_owner_references_our_field_manager_marks_the_secret_ours() {
         let mut ss = ss_with_uid("u1");
-        ss.spec.template = Some(crd::SecretTemplate {
-            metadata: Some(crd::TemplateMetadata {
-                annotations: Some(
-                    [(crd::ANN_SKIP_OWNER_REFS.to_owned(), "true".to_owned())].into(),
-                ),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        ss.spec.template.metadata.annotations = [(
+            SKIP_SET_OWNER_REFERENCES_ANNOTATION.to_owned(),
+            "true".to_owned(),
+        )]
+        .into();
         let mut m = secret_meta(&[], None);
         assert!(decide(Some(&m), &ss, "fm").is_err());
         m.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
@@ -498,5 +471,28 @@ mod tests {
             ..Default::default()
         }]);
         assert_eq!(decide(Some(&m), &ss, "fm").ok(), Some(Ownership::Own));
+    }
+
+    #[test]
+    fn no_keys_is_its_own_failure_and_is_retried_soon() {
+        let f = no_keys();
+        assert_eq!(f.reason, "NoKeys");
+        assert_eq!(f.event_reason, EVENT_UNSEAL_FAILED);
+        assert!(f.retry < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unseal_failures_are_sorted_into_malformed_wrong_key_and_template() {
+        use enseal_sealing::{Scope, SealError};
+        let open = |e: SealError| ResourceError::Open {
+            scope: Scope::Strict,
+            errors: vec![("k".into(), e)],
+        };
+        assert_eq!(unseal_reason(&open(SealError::NoKeyOpens)), "DecryptFailed");
+        assert_eq!(unseal_reason(&open(SealError::Base64)), "MalformedValue");
+        assert_eq!(
+            unseal_reason(&ResourceError::LegacyWithEncryptedData),
+            "MalformedValue"
+        );
     }
 }

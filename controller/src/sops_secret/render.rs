@@ -15,7 +15,7 @@ use enseal_sops::keys::KmsService;
 use enseal_sops::stores::{self, Format, WriteOptions};
 use k8s_openapi::ByteString;
 
-use crate::sops_crd::{SopsFormat, SopsSecretSpec};
+use enseal_sops_secret::{SopsFormat, SopsSecretSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SopsError {

@@ -9,6 +9,8 @@
 //! stored and returned exactly, so the MAC verifies what the author encrypted and any change to a
 //! value, key or order is refused. The CRD at deploy/crds/enseal.dev_sopssecrets.yaml is
 //! generated from this type (see the test at the bottom; `ENSEAL_UPDATE_CRDS=1` rewrites it).
+//!
+//! The controller reconciles these objects; `enseal sops-secret` writes them.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -55,6 +57,19 @@ pub enum SopsFormat {
     Dotenv,
     Ini,
     Binary,
+}
+
+impl From<enseal_sops::stores::Format> for SopsFormat {
+    fn from(format: enseal_sops::stores::Format) -> SopsFormat {
+        use enseal_sops::stores::Format;
+        match format {
+            Format::Yaml => SopsFormat::Yaml,
+            Format::Json => SopsFormat::Json,
+            Format::Dotenv => SopsFormat::Dotenv,
+            Format::Ini => SopsFormat::Ini,
+            Format::Binary => SopsFormat::Binary,
+        }
+    }
 }
 
 impl SopsFormat {
@@ -105,8 +120,8 @@ pub fn crd_yaml() -> String {
     let crd = serde_json::to_value(SopsSecret::crd()).unwrap_or_default();
     let yaml = serde_norway::to_string(&crd).unwrap_or_default();
     format!(
-        "# Generated from controller/src/sops_crd.rs (SopsSecret); do not edit by hand.\n\
-         # Rewrite with: ENSEAL_UPDATE_CRDS=1 cargo test -p enseal-controller crd_file\n{yaml}"
+        "# Generated from shared/sops-secret/src/lib.rs (SopsSecret); do not edit by hand.\n\
+         # Rewrite with: ENSEAL_UPDATE_CRDS=1 cargo test -p enseal-sops-secret crd_file\n{yaml}"
     )
 }
 
@@ -116,7 +131,7 @@ mod tests {
 
     fn repo_file() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
+            .join("../..")
             .join(CRD_PATH)
     }
 
@@ -130,7 +145,7 @@ mod tests {
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             have == want,
-            "{CRD_PATH} is stale: run ENSEAL_UPDATE_CRDS=1 cargo test -p enseal-controller crd_file"
+            "{CRD_PATH} is stale: run ENSEAL_UPDATE_CRDS=1 cargo test -p enseal-sops-secret crd_file"
         );
     }
 

@@ -1,0 +1,6 @@
+//! SopsSecret (enseal.dev/v1alpha1): an enseal/sops-encrypted file decrypted into Secrets. The
+//! resource type is the enseal-sops-secret crate's (the CLI writes these objects too).
+
+pub mod keys;
+pub mod reconcile;
+pub mod render;

@@ -1,0 +1,276 @@
+//! What both reconcilers (SealedSecret, SopsSecret) share: the context they run with, the
+//! failure that becomes a `Synced=False` condition, an Event and a retry, the one reconcile
+//! error, the rules for rewriting the `Synced` condition, Events, and applying a Secret so that
+//! it holds exactly the keys asked for.
+//!
+//! Messages name keys, documents and master keys, never values.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::metrics::Metrics;
+
+/// The cluster side of a reconciler's context: the same for every resource kind.
+pub struct Cluster {
+    pub client: Client,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub field_manager: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("{kind} has no name or namespace")]
+    NoName { kind: &'static str },
+    #[error("writing the status of {name}: {source}")]
+    Status {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Why a sync did not produce the Secret(s); becomes the condition, an Event and a retry.
+pub struct Failure {
+    /// The Event's reason (Sealed Secrets uses its own, e.g. `ErrUnsealFailed`).
+    pub event_reason: &'static str,
+    /// The condition's reason and the metrics label.
+    pub reason: &'static str,
+    pub message: String,
+    pub retry: Duration,
+}
+
+/// A failure talking to the API server (reading or writing a Secret): retried soon.
+pub fn api_failure(event_reason: &'static str, reason: &'static str, message: String) -> Failure {
+    Failure {
+        event_reason,
+        reason,
+        message,
+        retry: Duration::from_secs(30),
+    }
+}
+
+/// The `Synced` condition to write after a sync.
+pub struct Synced<'a> {
+    pub ok: bool,
+    pub reason: &'a str,
+    pub message: &'a str,
+}
+
+/// The fields of the previous `Synced` condition this module compares (both resource kinds
+/// keep them under the same names).
+pub struct PreviousCondition<'a> {
+    pub status: &'a str,
+    pub reason: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub last_transition_time: Option<&'a str>,
+}
+
+impl Synced<'_> {
+    pub fn status(&self) -> &'static str {
+        if self.ok {
+            "True"
+        } else {
+            "False"
+        }
+    }
+
+    /// Same status, reason and message as before: nothing to write (writing would trigger
+    /// another reconcile of the object for nothing).
+    pub fn is_unchanged(&self, previous: Option<&PreviousCondition<'_>>) -> bool {
+        previous.is_some_and(|p| {
+            p.status == self.status()
+                && p.reason == Some(self.reason)
+                && p.message.unwrap_or_default() == self.message
+        })
+    }
+
+    /// When the status last changed: kept while it stays the same, else now.
+    pub fn transition_time(&self, previous: Option<&PreviousCondition<'_>>, now: &str) -> String {
+        match previous {
+            Some(p) if p.status == self.status() => p.last_transition_time.unwrap_or(now),
+            _ => now,
+        }
+        .to_owned()
+    }
+
+    pub fn message(&self) -> Option<String> {
+        (!self.message.is_empty()).then(|| self.message.to_owned())
+    }
+}
+
+/// Now, as the API writes times (RFC 3339, whole seconds).
+pub fn now() -> String {
+    serde_json::to_value(Time(Timestamp::now()))
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| Timestamp::now().to_string())
+}
+
+/// Replaces the object's status through the status subresource. `empty_lists` are written as
+/// `[]` when absent: a merge patch would otherwise keep list entries that are gone.
+pub async fn patch_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+    empty_lists: &[&str],
+) -> Result<(), ReconcileError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut body = serde_json::to_value(status).unwrap_or_default();
+    if let Some(map) = body.as_object_mut() {
+        for key in empty_lists {
+            map.entry(*key).or_insert(json!([]));
+        }
+    }
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": body })),
+    )
+    .await
+    .map_err(|source| ReconcileError::Status {
+        name: name.to_owned(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
+pub async fn publish<K>(
+    recorder: &Recorder,
+    obj: &K,
+    action: &str,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(name = %obj.name_any(), error = %e, "could not publish an Event");
+    }
+}
+
+/// Whether `meta` has a controller ownerReference to the object with `uid`.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// A message for a failed Secret write. The API server's own message names fields, not values.
+pub fn api_message(name: &str, e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if s.message.contains("immutable") => format!(
+            "Secret {name:?} is immutable and its data differs: delete it to let it be recreated"
+        ),
+        kube::Error::Api(s) => format!("updating Secret {name:?}: {} ({})", s.message, s.reason),
+        other => format!("updating Secret {name:?}: {other}"),
+    }
+}
+
+/// Server-side applies `secret`; with `exact_keys`, then removes data keys it does not hold:
+/// apply never removes fields other managers own, so keys added by hand would survive.
+/// Returns the Secret's resourceVersion afterwards.
+pub async fn apply_secret(
+    secrets: &Api<Secret>,
+    secret: &Secret,
+    field_manager: &str,
+    exact_keys: bool,
+    event_reason: &'static str,
+) -> Result<Option<String>, Failure> {
+    let name = secret.metadata.name.as_deref().unwrap_or_default();
+    let failed = |e: kube::Error| api_failure(event_reason, "UpdateFailed", api_message(name, &e));
+    let applied = secrets
+        .patch(
+            name,
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(secret),
+        )
+        .await
+        .map_err(failed)?;
+    let mut after = applied.metadata.resource_version.clone();
+    if exact_keys {
+        let wanted = secret.data.as_ref();
+        let extra: BTreeMap<&String, serde_json::Value> = applied
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .chain(applied.string_data.iter().flatten().map(|(k, _)| k))
+            .filter(|k| !wanted.is_some_and(|w| w.contains_key(*k)))
+            .map(|k| (k, serde_json::Value::Null))
+            .collect();
+        if !extra.is_empty() {
+            let patched = secrets
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({ "data": extra })),
+                )
+                .await
+                .map_err(failed)?;
+            after = patched.metadata.resource_version;
+        }
+    }
+    Ok(after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prev<'a>(status: &'a str, reason: &'a str, t: &'a str) -> PreviousCondition<'a> {
+        PreviousCondition {
+            status,
+            reason: Some(reason),
+            message: None,
+            last_transition_time: Some(t),
+        }
+    }
+
+    #[test]
+    fn the_transition_time_moves_only_when_the_status_changes() {
+        let ok = Synced {
+            ok: true,
+            reason: "Unsealed",
+            message: "",
+        };
+        let before = prev("True", "Unsealed", "t0");
+        assert!(ok.is_unchanged(Some(&before)));
+        assert_eq!(ok.transition_time(Some(&before), "t1"), "t0");
+        let failed = Synced {
+            ok: false,
+            reason: "DecryptFailed",
+            message: "m",
+        };
+        assert!(!failed.is_unchanged(Some(&before)));
+        assert_eq!(failed.transition_time(Some(&before), "t1"), "t1");
+        assert_eq!(failed.transition_time(None, "t1"), "t1");
+    }
+
+    #[test]
+    fn now_is_whole_seconds_utc() {
+        let t = now();
+        assert!(t.ends_with('Z') && !t.contains('.'), "{t}");
+    }
+}
