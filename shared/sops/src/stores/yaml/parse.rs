@@ -118,6 +118,9 @@ pub enum SItem {
         /// The `#`; the text runs from the next byte to `end`.
         hash: usize,
         end: usize,
+        /// After other content on its line. Only the parse-shape tests read it (they pin which
+        /// comments the parser took as inline); the tree placement already used it.
+        #[cfg_attr(not(test), allow(dead_code))]
         inline: bool,
     },
 }
@@ -126,11 +129,8 @@ impl SItem {
     pub fn start(&self) -> usize {
         match self {
             SItem::Pair { start, .. } | SItem::Entry { start, .. } => *start,
-            SItem::Comment { hash, inline, .. } => {
-                // An inline comment is physically after the item it precedes in the tree.
-                let _ = inline;
-                *hash
-            }
+            // An inline comment starts at its `#`, after the item it follows on its line.
+            SItem::Comment { hash, .. } => *hash,
         }
     }
 
@@ -637,7 +637,7 @@ impl<'t> Builder<'t> {
             Event::DocumentEnd => {
                 let end = s.max(self.last_end).min(self.text.len());
                 self.root_to_map()?;
-                self.gap(end, None);
+                self.gap(end);
                 self.last_end = self.last_end.max(end);
                 self.finish_doc()?;
             }
@@ -646,7 +646,7 @@ impl<'t> Builder<'t> {
                     Some(n) => n.clone(),
                     None => return Err(self.err_at(s, "unknown alias")),
                 };
-                self.gap(s, Some(s));
+                self.gap(s);
                 self.last_end = e;
                 let node = SNode {
                     start: s,
@@ -688,7 +688,7 @@ impl<'t> Builder<'t> {
                 }
                 self.begin_item(pos);
                 if flow {
-                    self.gap(pos, Some(pos));
+                    self.gap(pos);
                     self.last_end = pos + 1;
                 }
                 let indent = pos - line_start(self.text, pos);
@@ -732,7 +732,7 @@ impl<'t> Builder<'t> {
                 if flow {
                     // `}` / `]`: the token is the last char of the span.
                     let close = e.saturating_sub(1).max(s);
-                    self.gap(close, Some(close));
+                    self.gap(close);
                     self.last_end = close + 1;
                 }
                 let Some(frame) = self.stack.pop() else {
@@ -874,7 +874,7 @@ impl<'t> Builder<'t> {
         } else {
             (start, end)
         };
-        self.gap(start, Some(start));
+        self.gap(start);
         if let Some(info) = &block {
             // A comment after the header (`key: | # note`) precedes the pair, as in sops.
             let hdr_rest = info.header.1;
@@ -1014,7 +1014,6 @@ impl<'t> Builder<'t> {
             None => -1,
         };
         let mut pos = next_line(self.text, header_line_end);
-        let content_start = pos;
         let mut content_indent = explicit.map(|d| (parent_indent.max(0) as usize) + d);
         let mut last_nonblank_end = None;
         let mut last_end = None;
@@ -1042,7 +1041,6 @@ impl<'t> Builder<'t> {
         let content_indent = content_indent
             .filter(|_| end > header_line_end)
             .unwrap_or((parent_indent + 1).max(0) as usize);
-        let _ = content_start;
         Ok((
             end,
             BlockInfo {
@@ -1213,9 +1211,9 @@ impl<'t> Builder<'t> {
         Ok(())
     }
 
-    /// Looks for comments between the last token and `to`; `token` is the next token's position
-    /// (`None` at the end of a document).
-    fn gap(&mut self, to: usize, token: Option<usize>) {
+    /// Looks for comments between the last token and `to` (the next token's position, or the
+    /// end of the document).
+    fn gap(&mut self, to: usize) {
         let from = self.last_end;
         if to > from {
             let b = self.text.as_bytes();
@@ -1234,7 +1232,6 @@ impl<'t> Builder<'t> {
                 i += 1;
             }
         }
-        let _ = token;
         self.depth_at_token = self.stack.len();
         self.min_depth = self.stack.len();
     }
