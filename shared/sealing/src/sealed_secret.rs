@@ -795,7 +795,7 @@ stringData:
             rotated.spec.encrypted_data.keys().collect::<Vec<_>>(),
             ["a", "b"]
         );
-        let back = rotated.unseal(&[new_key.clone()]).unwrap();
+        let back = rotated.unseal(std::slice::from_ref(new_key)).unwrap();
         assert_eq!(back.data["a"].as_bytes(), b"a");
         assert_eq!(back.data["b"].as_bytes(), b"b");
         assert_eq!(back.metadata.labels["from"], "blob");
@@ -839,7 +839,9 @@ stringData:
         for (k, v) in &rotated.spec.encrypted_data {
             assert_ne!(v, &ss.spec.encrypted_data[k], "{k} re-sealed");
         }
-        let back = rotated.unseal_without_template(&[new_key.clone()]).unwrap();
+        let back = rotated
+            .unseal_without_template(std::slice::from_ref(new_key))
+            .unwrap();
         assert_eq!(back.data["password"].as_bytes(), b"new");
         assert!(
             rotated.verify(&keys()).is_err(),
