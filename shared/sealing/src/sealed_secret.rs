@@ -256,12 +256,7 @@ impl SealedSecret<ObjectMeta> {
         }
         let label = scope.label(meta.namespace(), meta.name());
         let mut encrypted_data = BTreeMap::new();
-        let values = secret
-            .data
-            .iter()
-            .map(|(k, v)| (k, v.as_bytes()))
-            .chain(secret.string_data.iter().map(|(k, v)| (k, v.0.as_bytes())));
-        for (key, plain) in values {
+        for (key, plain) in secret.values() {
             encrypted_data.insert(key.clone(), seal_one(public_key, &label, key, plain)?);
         }
         let mut annotations = BTreeMap::new();
