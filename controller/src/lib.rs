@@ -181,7 +181,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
             leader_rx.clone(),
             changed_rx,
             sops_reconcile::reconcile,
-            sops_reconcile::error_policy,
+            status::error_policy,
         ))
     });
     let controllers = tokio::spawn(reconcile_while_leader(
@@ -193,7 +193,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         leader_rx,
         keys_changed,
         sealed_reconcile::reconcile,
-        sealed_reconcile::error_policy,
+        status::error_policy,
     ));
 
     tokio::select! {

@@ -146,6 +146,75 @@ where
     Ok(())
 }
 
+/// kube's error policy for both kinds: a failed API call (the status write) is retried soon.
+pub fn error_policy<K, C>(
+    obj: Arc<K>,
+    err: &ReconcileError,
+    ctx: Arc<C>,
+) -> kube::runtime::controller::Action
+where
+    K: Resource<DynamicType = ()>,
+    C: AsRef<Cluster>,
+{
+    let cluster: &Cluster = (*ctx).as_ref();
+    cluster.metrics.error("ApiError");
+    let kind = K::kind(&());
+    tracing::warn!(%kind, name = %obj.name_any(), error = %err, "reconcile failed; retrying");
+    kube::runtime::controller::Action::requeue(Duration::from_secs(5))
+}
+
+/// What a sync did, for [`report`]: a Normal Event `(reason, note)` when it changed something.
+pub type Outcome<T> = Result<(T, Option<(&'static str, String)>), Failure>;
+
+/// Reports a sync's outcome the same way for every kind: on success the Event (when something
+/// changed); on failure the metric, a warning log line and a Warning Event. Returns what to
+/// requeue after; the caller then writes its status condition.
+pub async fn report<K, T>(
+    cluster: &Cluster,
+    obj: &K,
+    action: &str,
+    outcome: &Outcome<T>,
+) -> kube::runtime::controller::Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    use kube::runtime::controller::Action;
+    let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let kind = K::kind(&());
+    match outcome {
+        Ok((_, changed)) => {
+            if let Some((reason, note)) = changed {
+                publish(
+                    &cluster.recorder,
+                    obj,
+                    action,
+                    EventType::Normal,
+                    reason,
+                    note,
+                )
+                .await;
+                tracing::info!(%kind, namespace = %namespace, name = %name, %note, "synced");
+            }
+            Action::await_change()
+        }
+        Err(f) => {
+            cluster.metrics.error(f.reason);
+            tracing::warn!(%kind, namespace = %namespace, name = %name, reason = f.reason, message = %f.message, "not synced");
+            let (reason, note) = (f.event_reason, &f.message);
+            publish(
+                &cluster.recorder,
+                obj,
+                action,
+                EventType::Warning,
+                reason,
+                note,
+            )
+            .await;
+            Action::requeue(f.retry)
+        }
+    }
+}
+
 /// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
 pub async fn publish<K>(
     recorder: &Recorder,

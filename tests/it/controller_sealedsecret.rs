@@ -416,3 +416,90 @@ async fn malformed_values_are_reported_and_other_objects_still_reconcile() {
         "a secret value was logged:\n{log}"
     );
 }
+
+/// The deprecated single-blob `spec.data` (the whole Secret sealed as one value): the
+/// controller and `enseal unseal` of a backup give the same Secret, because both go through
+/// enseal_sealing's one unseal; and both refuse `spec.data` beside `encryptedData`, as Sealed
+/// Secrets does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_blob_unseals_the_same_in_the_cli_and_the_controller() {
+    use enseal_sealing::{keys, manifest, Scope};
+    let (ns, client, key, _ctl) = adopted_key_and_controller("ctl-legacy").await;
+    let n = ns.name();
+    let cert = keys::parse_certificate_pem(key.cert_pem.as_bytes()).unwrap();
+    let blob_for = |name: &str| {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": n, "labels": {"from": "blob"}},
+            "type": "Opaque", "data": {"a": "eA=="}, "stringData": {"b": "y"}});
+        enseal_sealing::seal_base64(
+            &cert.public_key,
+            &Scope::Strict.label(n, name),
+            secret.to_string().as_bytes(),
+        )
+        .unwrap()
+    };
+    let legacy = json!({"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "legacy", "namespace": n},
+        // The CRD requires encryptedData; empty, the blob is read.
+        "spec": {"data": blob_for("legacy"), "encryptedData": {}}});
+    let both = json!({"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "both", "namespace": n},
+        "spec": {"data": blob_for("both"),
+                 "encryptedData": kubeseal(&key.cert_path(), "strict",
+                     &secret_json(n, "both", &[("c", "z")]))["spec"]["encryptedData"]}});
+    create_ss(&client, n, &legacy).await;
+    create_ss(&client, n, &both).await;
+
+    let in_cluster = wait_secret(&client, n, "legacy", |s| {
+        value(s, "a").as_deref() == Some("x")
+    })
+    .await
+    .expect("the controller unseals a legacy blob");
+    let cluster_values: std::collections::BTreeMap<String, String> = ["a", "b"]
+        .iter()
+        .map(|k| (k.to_string(), value(&in_cluster, k).unwrap_or_default()))
+        .collect();
+    assert_eq!(in_cluster.metadata.labels.as_ref().unwrap()["from"], "blob");
+    let cond = wait_synced(&client, n, "both", "False")
+        .await
+        .expect("Synced=False for spec.data beside encryptedData");
+    assert_eq!(cond["reason"], "MalformedValue", "{cond}");
+
+    let sb = enseal_tests::cli::Sandbox::new();
+    let key_path = key.key_path();
+    let key_path = key_path.to_str().unwrap();
+    sb.write("legacy.json", legacy.to_string());
+    let out = sb.enseal(["unseal", "--private-key", key_path, "legacy.json"]);
+    out.assert_success("enseal unseal of a legacy blob");
+    let doc = manifest::parse_documents(&out.stdout).unwrap().remove(0);
+    let from_cli: enseal_sealing::Secret = manifest::decode(0, doc, "Secret").unwrap();
+    // The API server merges stringData into data; the CLI prints the Secret as sealed.
+    let cli_values: std::collections::BTreeMap<String, String> = from_cli
+        .data
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .chain(
+            from_cli
+                .string_data
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.to_string())),
+        )
+        .collect();
+    assert_eq!(cli_values, cluster_values, "CLI and controller agree");
+    assert_eq!(from_cli.metadata.labels["from"], "blob");
+    assert_eq!(from_cli.metadata.name.as_deref(), Some("legacy"));
+
+    sb.write("both.json", both.to_string());
+    let out = sb.enseal(["unseal", "--private-key", key_path, "both.json"]);
+    assert!(!out.success());
+    assert!(
+        out.stderr_str().contains("cannot be used at the same time"),
+        "{}",
+        out.stderr_str()
+    );
+}

@@ -192,8 +192,9 @@ fn the_deployment_is_hardened_and_probed() {
 fn the_deployment_args_are_flags_the_controller_knows() {
     let docs = kustomize_base();
     let c = &of_kind(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
-    let main = std::fs::read_to_string(peers::repo_root().join("controller/src/main.rs"))
-        .expect("reading controller/src/main.rs");
+    // The flags (and the environment variables they read) are declared in flags.rs.
+    let main = std::fs::read_to_string(peers::repo_root().join("controller/src/flags.rs"))
+        .expect("reading controller/src/flags.rs");
     let help = Command::new(enseal_tests::deploy::controller_bin())
         .arg("--help")
         .output()

@@ -372,12 +372,7 @@ fn merge_into(
             .in_file(target));
         }
     }
-    let values = secret
-        .data
-        .iter()
-        .map(|(k, v)| (k, v.as_bytes()))
-        .chain(secret.string_data.iter().map(|(k, v)| (k, v.0.as_bytes())));
-    for (key, plain) in values {
+    for (key, plain) in secret.values() {
         orig.insert_value(&cert.public_key, key, plain)
             .map_err(|e| fail(e.to_string()))?;
     }

@@ -18,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, PartialObjectMeta};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use crate::keystore::KeyStore;
@@ -83,60 +82,37 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
         // The garbage collector removes the Secret through its ownerReference.
         return Ok(Action::await_change());
     }
-    let outcome = sync(&ss, &ctx, &namespace, &name).await;
-    let result = match outcome {
-        Ok(changed) => {
-            if changed {
-                status::publish(
-                    &ctx.cluster.recorder,
-                    &*ss,
-                    ACTION,
-                    EventType::Normal,
-                    EVENT_UNSEALED,
-                    "SealedSecret unsealed successfully",
-                )
-                .await;
-                tracing::info!(namespace = %namespace, name = %name, "unsealed");
-            }
-            let synced = Synced {
-                ok: true,
-                reason: "Unsealed",
-                message: "",
-            };
-            write_status(&ctx, &ss, &namespace, &name, synced).await?;
-            Ok(Action::await_change())
-        }
+    let outcome = sync(&ss, &ctx, &namespace, &name).await.map(|changed| {
+        let event = changed.then(|| (EVENT_UNSEALED, "SealedSecret unsealed successfully".into()));
+        ((), event)
+    });
+    let action = status::report(&ctx.cluster, &*ss, ACTION, &outcome).await;
+    let synced = match &outcome {
+        Ok(_) => Synced {
+            ok: true,
+            reason: "Unsealed",
+            message: "",
+        },
         Err(f) => {
             ctx.forget_sync(&(namespace.clone(), name.clone()));
-            ctx.cluster.metrics.error(f.reason);
-            tracing::warn!(namespace = %namespace, name = %name, reason = f.reason, message = %f.message, "not synced");
-            let recorder = &ctx.cluster.recorder;
-            status::publish(
-                recorder,
-                &*ss,
-                ACTION,
-                EventType::Warning,
-                f.event_reason,
-                &f.message,
-            )
-            .await;
-            let synced = Synced {
+            Synced {
                 ok: false,
                 reason: f.reason,
                 message: &f.message,
-            };
-            write_status(&ctx, &ss, &namespace, &name, synced).await?;
-            Ok(Action::requeue(f.retry))
+            }
         }
     };
+    let result = write_status(&ctx, &ss, &namespace, &name, synced)
+        .await
+        .map(|()| action);
     ctx.cluster.metrics.reconciled(started.elapsed());
     result
 }
 
-pub fn error_policy(ss: Arc<SealedSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.cluster.metrics.error("ApiError");
-    tracing::warn!(name = %ss.name_any(), error = %err, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+impl AsRef<Cluster> for Context {
+    fn as_ref(&self) -> &Cluster {
+        &self.cluster
+    }
 }
 
 /// How the Secret of this name relates to the SealedSecret.
@@ -326,19 +302,12 @@ fn build_secret(
         }]
     });
     let patching = matches!(ownership, Ownership::Patch { .. });
-    let meta = desired.metadata;
     // stringData (only a legacy blob has it) wins over data, as the API server merges them.
     let data = desired
-        .data
-        .iter()
-        .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
-        .chain(
-            desired
-                .string_data
-                .iter()
-                .map(|(k, v)| (k.clone(), ByteString(v.0.as_bytes().to_vec()))),
-        )
+        .values()
+        .map(|(k, v)| (k.clone(), ByteString(v.to_vec())))
         .collect();
+    let meta = desired.metadata;
     Secret {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),

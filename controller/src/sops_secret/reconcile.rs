@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ObjectMeta, PartialObjectMeta, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::keys::SopsKeys;
@@ -59,50 +58,28 @@ pub async fn reconcile(obj: Arc<SopsSecret>, ctx: Arc<Context>) -> Result<Action
     if obj.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let result = match sync(&obj, &ctx, &namespace, &name).await {
-        Ok((changed, names)) => {
-            if changed {
-                let note = format!("decrypted into Secret(s) {}", names.join(", "));
-                let recorder = &ctx.cluster.recorder;
-                status::publish(
-                    recorder,
-                    &*obj,
-                    ACTION,
-                    EventType::Normal,
-                    EVENT_DECRYPTED,
-                    &note,
-                )
-                .await;
-                tracing::info!(namespace = %namespace, name = %name, secrets = ?names, "SopsSecret decrypted");
-            }
-            write_status(&ctx, &obj, &namespace, &name, Ok(names)).await?;
-            Ok(Action::await_change())
-        }
-        Err(f) => {
-            ctx.cluster.metrics.error(f.reason);
-            tracing::warn!(namespace = %namespace, name = %name, reason = f.reason, message = %f.message, "SopsSecret not synced");
-            let recorder = &ctx.cluster.recorder;
-            status::publish(
-                recorder,
-                &*obj,
-                ACTION,
-                EventType::Warning,
-                f.event_reason,
-                &f.message,
-            )
-            .await;
-            write_status(&ctx, &obj, &namespace, &name, Err((f.reason, &f.message))).await?;
-            Ok(Action::requeue(f.retry))
-        }
+    let outcome = sync(&obj, &ctx, &namespace, &name)
+        .await
+        .map(|(changed, names)| {
+            let note = format!("decrypted into Secret(s) {}", names.join(", "));
+            (names, changed.then_some((EVENT_DECRYPTED, note)))
+        });
+    let action = status::report(&ctx.cluster, &*obj, ACTION, &outcome).await;
+    let written = match &outcome {
+        Ok((names, _)) => Ok(names.clone()),
+        Err(f) => Err((f.reason, f.message.as_str())),
     };
+    let result = write_status(&ctx, &obj, &namespace, &name, written)
+        .await
+        .map(|()| action);
     ctx.cluster.metrics.reconciled(started.elapsed());
     result
 }
 
-pub fn error_policy(obj: Arc<SopsSecret>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.cluster.metrics.error("ApiError");
-    tracing::warn!(name = %obj.name_any(), error = %err, "SopsSecret reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+impl AsRef<Cluster> for Context {
+    fn as_ref(&self) -> &Cluster {
+        &self.cluster
+    }
 }
 
 /// Decrypts and applies; `Ok((changed, secret names))`.

@@ -206,6 +206,18 @@ pub struct Secret {
     pub string_data: BTreeMap<String, SecretText>,
 }
 
+impl Secret {
+    /// Every value as bytes: `data` (decoded), then `stringData` (UTF-8), so that inserting
+    /// them in order lets `stringData` win over a `data` key of the same name, as the API
+    /// server merges them.
+    pub fn values(&self) -> impl Iterator<Item = (&String, &[u8])> {
+        self.data
+            .iter()
+            .map(|(k, v)| (k, v.as_bytes()))
+            .chain(self.string_data.iter().map(|(k, v)| (k, v.0.as_bytes())))
+    }
+}
+
 impl Default for Secret {
     fn default() -> Secret {
         Secret {

@@ -256,12 +256,7 @@ impl SealedSecret<ObjectMeta> {
         }
         let label = scope.label(meta.namespace(), meta.name());
         let mut encrypted_data = BTreeMap::new();
-        let values = secret
-            .data
-            .iter()
-            .map(|(k, v)| (k, v.as_bytes()))
-            .chain(secret.string_data.iter().map(|(k, v)| (k, v.0.as_bytes())));
-        for (key, plain) in values {
+        for (key, plain) in secret.values() {
             encrypted_data.insert(key.clone(), seal_one(public_key, &label, key, plain)?);
         }
         let mut annotations = BTreeMap::new();
@@ -795,7 +790,7 @@ stringData:
             rotated.spec.encrypted_data.keys().collect::<Vec<_>>(),
             ["a", "b"]
         );
-        let back = rotated.unseal(&[new_key.clone()]).unwrap();
+        let back = rotated.unseal(std::slice::from_ref(new_key)).unwrap();
         assert_eq!(back.data["a"].as_bytes(), b"a");
         assert_eq!(back.data["b"].as_bytes(), b"b");
         assert_eq!(back.metadata.labels["from"], "blob");
@@ -839,7 +834,9 @@ stringData:
         for (k, v) in &rotated.spec.encrypted_data {
             assert_ne!(v, &ss.spec.encrypted_data[k], "{k} re-sealed");
         }
-        let back = rotated.unseal_without_template(&[new_key.clone()]).unwrap();
+        let back = rotated
+            .unseal_without_template(std::slice::from_ref(new_key))
+            .unwrap();
         assert_eq!(back.data["password"].as_bytes(), b"new");
         assert!(
             rotated.verify(&keys()).is_err(),
