@@ -46,10 +46,12 @@ pub struct SealArgs {
     /// Add (or replace) the Secret's keys in this existing SealedSecret file, in place.
     #[arg(long, value_name = "FILE")]
     pub merge_into: Option<PathBuf>,
-    /// Seal the values of the input SealedSecrets again for --cert (needs --private-key).
+    /// Seal the values of the input SealedSecrets again: for --cert with --private-key, else by
+    /// the controller (its /v1/rotate, as kubeseal does).
     #[arg(long)]
     pub re_encrypt: bool,
-    /// Check that every value of the input SealedSecrets opens (needs --private-key).
+    /// Check that every value of the input SealedSecrets opens: with --private-key, else by the
+    /// controller (its /v1/verify, as kubeseal does).
     #[arg(long)]
     pub validate: bool,
     /// Private keys (PEM, or a backup of the controller's key Secrets) for --re-encrypt,

@@ -674,19 +674,33 @@ mod fetch {
             .ok_or("it has no ports to reach the controller on")?;
         let name = port.get("name").and_then(Value::as_str).unwrap_or("");
         // The name goes into a URL path: accept what Kubernetes allows for port names only.
-        if !name.is_empty() && !is_dns_label(name) {
+        if !name.is_empty() && !is_port_name(name) {
             return Err(format!("unexpected port name {name:?}"));
         }
         Ok(name.to_string())
     }
 
+    /// A DNS-1123 label, what Kubernetes requires of namespace and Service names: 1 to 63
+    /// lowercase letters, digits and `-`, starting and ending with a letter or digit. (Not the
+    /// subdomain rule: a `.` has no place in either name.)
     pub(super) fn is_dns_label(s: &str) -> bool {
-        !s.is_empty()
-            && s.len() <= 253
+        (1..=63).contains(&s.len())
             && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && !s.starts_with(['-', '.'])
-            && !s.ends_with(['-', '.'])
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    }
+
+    /// A Service port name (IANA_SVC_NAME in Kubernetes' validation): 1 to 15 lowercase
+    /// letters, digits and `-`, at least one letter, no `-` at either end and no `--`.
+    pub(super) fn is_port_name(s: &str) -> bool {
+        (1..=15).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes().any(|b| b.is_ascii_lowercase())
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+            && !s.contains("--")
     }
 
     /// The usual kubeconfig lookup: `--kubeconfig`, else KUBECONFIG and ~/.kube/config, else
@@ -821,8 +835,20 @@ mod fetch {
         fn names_that_could_escape_the_url_path_are_refused() {
             assert!(is_dns_label("sealed-secrets-controller"));
             assert!(is_dns_label("kube-system"));
-            for bad in ["", "a/b", "..", "-a", "A", "a b", "a?x", "a%2f"] {
+            assert!(is_dns_label(&"a".repeat(63)));
+            for bad in ["", "a/b", "..", "-a", "A", "a b", "a?x", "a%2f", "a.b", "a-"] {
                 assert!(!is_dns_label(bad), "{bad:?}");
+            }
+            assert!(!is_dns_label(&"a".repeat(64)), "64 characters");
+        }
+
+        #[test]
+        fn port_names_follow_the_service_port_rule() {
+            for good in ["http", "https", "a1", "web-2"] {
+                assert!(is_port_name(good), "{good:?}");
+            }
+            for bad in ["", "8080", "a--b", "-a", "a-", "Http", "a.b", "a/b", "abcdefghijklmnop"] {
+                assert!(!is_port_name(bad), "{bad:?}");
             }
         }
 
