@@ -88,7 +88,7 @@ impl Unverified {
     }
 
     /// [`Unverified::verify_while`], or `prepare` alone when `mac` says to ignore the MAC.
-    pub fn finish<T, E>(
+    pub fn verify_or_ignore<T, E>(
         self,
         mac: Mac,
         prepare: impl FnOnce(&Decrypted) -> Result<T, E>,
@@ -184,8 +184,10 @@ pub fn decrypt_bytes(
         Some(output) if output != format => (output, Layout::Canonical),
         _ => (format, Layout::Keep),
     };
-    decrypt_with(bytes, format, keyring, options.mac, |d| d.plaintext(output, layout))?
-        .map_err(FileError::Store)
+    decrypt_with(bytes, format, keyring, options.mac, |d| {
+        d.plaintext(output, layout)
+    })?
+    .map_err(FileError::Store)
 }
 
 /// [`decrypt_bytes`] with the output made by `render` from the decrypted file (a subtree for
@@ -199,7 +201,7 @@ pub fn decrypt_with<T, E>(
     render: impl FnOnce(&Decrypted) -> Result<T, E>,
 ) -> Result<Result<T, E>, FileError> {
     let parsed = stores::store_for(format).parse_owned(bytes.into())?;
-    open(parsed, keyring, &OpenOptions::default())?.finish(mac, render)
+    open(parsed, keyring, &OpenOptions::default())?.verify_or_ignore(mac, render)
 }
 
 /// Which layout a file is written in.

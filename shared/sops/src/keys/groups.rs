@@ -299,8 +299,8 @@ fn open_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::age as agekeys;
     use crate::config::crypt_rule::CryptRule;
+    use crate::keys::age as agekeys;
 
     fn identity() -> (String, AgeRecipient) {
         let (secret, recipient) = agekeys::generate();
