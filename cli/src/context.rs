@@ -90,9 +90,7 @@ fn open_with(input: &Input, format: Format, mac: Mac, options: &OpenOptions) -> 
     let unverified =
         file::open(parsed, &keyring(), options).map_err(|e| file_error(&input.name, e))?;
     match mac {
-        Mac::Verify => unverified
-            .verify()
-            .map_err(|e| file_error(&input.name, e)),
+        Mac::Verify => unverified.verify().map_err(|e| file_error(&input.name, e)),
         Mac::Ignore => Ok(unverified.ignore_mac()),
     }
 }

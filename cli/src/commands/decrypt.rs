@@ -41,7 +41,13 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>, extract: Option<&str>) -> Res
             })?;
             let node = tree_path::get(doc, &steps).map_err(|f| f.in_file(name))?;
             let out_store = context::store(out_format);
-            render_extract(node, out_format, out_store.as_ref(), &WriteOptions::default(), name)
+            render_extract(
+                node,
+                out_format,
+                out_store.as_ref(),
+                &WriteOptions::default(),
+                name,
+            )
         })
         .map_err(|e| context::file_error(name, e))??,
     };

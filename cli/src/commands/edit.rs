@@ -165,7 +165,7 @@ pub fn run(g: &GlobalOptions, file: &Path) -> Result<()> {
         write: &WriteOptions::default(),
     };
     let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options)
-    .map_err(|e| context::file_error(file, e))?;
+        .map_err(|e| context::file_error(file, e))?;
     write_atomic(file, &bytes)
 }
 

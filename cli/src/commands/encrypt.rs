@@ -47,6 +47,6 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
         write: &plan.write,
     };
     let bytes = file::encrypt(out_store.as_ref(), parsed, &key, &mut metadata, &options)
-    .map_err(|e| context::file_error(&input.name, e))?;
+        .map_err(|e| context::file_error(&input.name, e))?;
     dest.write(&bytes)
 }

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use enseal_sops::file::Layout;
 use enseal_sops::format::tree::{Item, Node};
-use enseal_sops::stores::WriteOptions;
 use zeroize::Zeroizing;
 
 use crate::args::{ExecEnvArgs, ExecFileArgs, GlobalOptions};
@@ -68,13 +68,14 @@ pub fn exec_file(g: &GlobalOptions, a: &ExecFileArgs) -> Result<i32> {
     let in_format = g.input_format(&input.name);
     let out_format = g.output_format(in_format);
     let opened = context::open(&input, in_format, context::mac(g))?;
-    let store = context::store(out_format);
-    let layout = (in_format == out_format).then_some(&opened.parsed);
-    let plain = Zeroizing::new(
-        store
-            .write(&opened.parsed.tree, None, layout, &WriteOptions::default())
-            .map_err(|e| exit::store_error(&input.name, e))?,
-    );
+    let layout = if in_format == out_format {
+        Layout::Keep
+    } else {
+        Layout::Canonical
+    };
+    let plain = opened
+        .plaintext(out_format, layout)
+        .map_err(|e| exit::store_error(&input.name, e))?;
     drop(opened);
     let fail =
         |e: std::io::Error| Failure::new(exit::CANNOT_WRITE_OUTPUT, format!("temporary file: {e}"));

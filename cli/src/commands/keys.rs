@@ -85,7 +85,7 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
         write: &WriteOptions::default(),
     };
     let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options)
-    .map_err(|e| context::file_error(&input.name, e))?;
+        .map_err(|e| context::file_error(&input.name, e))?;
     dest.write(&bytes)
 }
 

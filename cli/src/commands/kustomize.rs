@@ -209,9 +209,13 @@ fn decrypt(root: &Root, file: &str) -> Result<Decrypted> {
     let mut input = read_input(Some(&real), Some(Path::new(file)))?;
     let format = Format::from_path(Path::new(file));
     let bytes = std::mem::take(&mut *input.bytes);
-    let plaintext =
-        decrypt_bytes(bytes, format, &context::keyring(), &DecryptOptions::default())
-            .map_err(|e| context::file_error(&input.name, e))?;
+    let plaintext = decrypt_bytes(
+        bytes,
+        format,
+        &context::keyring(),
+        &DecryptOptions::default(),
+    )
+    .map_err(|e| context::file_error(&input.name, e))?;
     Ok(Decrypted { format, plaintext })
 }
 

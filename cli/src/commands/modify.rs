@@ -87,7 +87,7 @@ fn write_back(format: enseal_sops::stores::Format, opened: Decrypted, input: &In
         write: &WriteOptions::default(),
     };
     let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options)
-    .map_err(|e| context::file_error(&input.name, e))?;
+        .map_err(|e| context::file_error(&input.name, e))?;
     let path = input.path.as_deref().unwrap_or(&input.name);
     write_atomic(path, &bytes)
 }

@@ -836,7 +836,9 @@ mod fetch {
             assert!(is_dns_label("sealed-secrets-controller"));
             assert!(is_dns_label("kube-system"));
             assert!(is_dns_label(&"a".repeat(63)));
-            for bad in ["", "a/b", "..", "-a", "A", "a b", "a?x", "a%2f", "a.b", "a-"] {
+            for bad in [
+                "", "a/b", "..", "-a", "A", "a b", "a?x", "a%2f", "a.b", "a-",
+            ] {
                 assert!(!is_dns_label(bad), "{bad:?}");
             }
             assert!(!is_dns_label(&"a".repeat(64)), "64 characters");
@@ -847,7 +849,17 @@ mod fetch {
             for good in ["http", "https", "a1", "web-2"] {
                 assert!(is_port_name(good), "{good:?}");
             }
-            for bad in ["", "8080", "a--b", "-a", "a-", "Http", "a.b", "a/b", "abcdefghijklmnop"] {
+            for bad in [
+                "",
+                "8080",
+                "a--b",
+                "-a",
+                "a-",
+                "Http",
+                "a.b",
+                "a/b",
+                "abcdefghijklmnop",
+            ] {
                 assert!(!is_port_name(bad), "{bad:?}");
             }
         }

@@ -88,7 +88,7 @@ impl Unverified {
     }
 
     /// [`Unverified::verify_while`], or `prepare` alone when `mac` says to ignore the MAC.
-    pub fn finish<T, E>(
+    pub fn verify_or_ignore<T, E>(
         self,
         mac: Mac,
         prepare: impl FnOnce(&Decrypted) -> Result<T, E>,
@@ -184,8 +184,10 @@ pub fn decrypt_bytes(
         Some(output) if output != format => (output, Layout::Canonical),
         _ => (format, Layout::Keep),
     };
-    decrypt_with(bytes, format, keyring, options.mac, |d| d.plaintext(output, layout))?
-        .map_err(FileError::Store)
+    decrypt_with(bytes, format, keyring, options.mac, |d| {
+        d.plaintext(output, layout)
+    })?
+    .map_err(FileError::Store)
 }
 
 /// [`decrypt_bytes`] with the output made by `render` from the decrypted file (a subtree for
@@ -199,7 +201,7 @@ pub fn decrypt_with<T, E>(
     render: impl FnOnce(&Decrypted) -> Result<T, E>,
 ) -> Result<Result<T, E>, FileError> {
     let parsed = stores::store_for(format).parse_owned(bytes.into())?;
-    open(parsed, keyring, &OpenOptions::default())?.finish(mac, render)
+    open(parsed, keyring, &OpenOptions::default())?.verify_or_ignore(mac, render)
 }
 
 /// Which layout a file is written in.
@@ -241,4 +243,106 @@ pub fn encrypt(
         Layout::Canonical => None,
     };
     Ok(store.write(&tree, Some(&node), layout, options.write)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::crypt_rule::CryptRule;
+    use crate::keys::age::{self as agekeys, AgeIdentities};
+    use crate::keys::groups::GroupRecipients;
+
+    const PLAIN: &str = "# db\npassword: s3cret # keep me\nport: 5432\n";
+
+    /// `PLAIN` encrypted as YAML, and a keyring that opens it.
+    fn encrypted() -> (Vec<u8>, Keyring<'static>) {
+        let (secret, recipient) = agekeys::generate();
+        let key = DataKey::generate();
+        let group = GroupRecipients {
+            age: vec![recipient.parse().unwrap()],
+            kms: vec![],
+        };
+        let (groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
+        let mut metadata = Metadata::new(groups, CryptRule::default());
+        let store = stores::store_for(Format::Yaml);
+        let options = EncryptOptions {
+            layout: Layout::Keep,
+            unchanged: None,
+            write: &WriteOptions::default(),
+        };
+        let plain = store.parse(PLAIN.as_bytes()).unwrap();
+        let bytes = encrypt(store.as_ref(), plain, &key, &mut metadata, &options).unwrap();
+        let keyring = Keyring::new(AgeIdentities::parse("test", &secret).unwrap());
+        (bytes, keyring)
+    }
+
+    #[test]
+    fn decrypt_bytes_gives_back_the_plaintext_file_with_its_layout() {
+        let (bytes, keyring) = encrypted();
+        let out = decrypt_bytes(bytes, Format::Yaml, &keyring, &DecryptOptions::default()).unwrap();
+        assert_eq!(std::str::from_utf8(&out).unwrap(), PLAIN);
+    }
+
+    #[test]
+    fn a_dropped_value_gives_no_output_unless_the_mac_is_ignored() {
+        let (bytes, keyring) = encrypted();
+        let text = String::from_utf8(bytes).unwrap();
+        let dropped: String = text
+            .lines()
+            .filter(|l| !l.starts_with("port:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let err = decrypt_bytes(
+            dropped.as_str(),
+            Format::Yaml,
+            &keyring,
+            &DecryptOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, FileError::Encryption(EncryptionError::MacMismatch)),
+            "{err}"
+        );
+        let ignoring = DecryptOptions {
+            mac: Mac::Ignore,
+            output: None,
+        };
+        let out = decrypt_bytes(dropped, Format::Yaml, &keyring, &ignoring).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "# db\npassword: s3cret # keep me\n"
+        );
+    }
+
+    #[test]
+    fn ignoring_the_mac_opens_a_file_whose_mac_does_not_decrypt_as_sops_does() {
+        let (bytes, keyring) = encrypted();
+        let text = String::from_utf8(bytes).unwrap();
+        let mac_line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("mac: ENC["))
+            .unwrap();
+        let broken = text.replace(
+            mac_line,
+            "    mac: ENC[AES256_GCM,data:AAAA,iv:AAAA,tag:AAAA,type:str]",
+        );
+        let parsed = stores::store_for(Format::Yaml)
+            .parse(broken.as_bytes())
+            .unwrap();
+        let unverified = open(parsed, &keyring, &OpenOptions::default()).unwrap();
+        assert_eq!(unverified.metadata().key_groups.len(), 1);
+        let prepared = unverified.verify_while(|d| Ok::<_, ()>(d.tree().documents.len()));
+        assert!(matches!(
+            prepared,
+            Err(FileError::Encryption(EncryptionError::MacUndecryptable(_)))
+        ));
+        let parsed = stores::store_for(Format::Yaml)
+            .parse(broken.as_bytes())
+            .unwrap();
+        let decrypted = open(parsed, &keyring, &OpenOptions::default())
+            .unwrap()
+            .ignore_mac();
+        let out = decrypted.plaintext(Format::Yaml, Layout::Keep).unwrap();
+        assert_eq!(std::str::from_utf8(&out).unwrap(), PLAIN);
+    }
 }

@@ -117,7 +117,7 @@ fn encrypt_with_iv(
     iv: &[u8; IV_LEN],
 ) -> String {
     let cipher = key.cipher();
-    let sealed = cipher
+    let ciphertext = cipher
         .encrypt(
             iv.into(),
             Payload {
@@ -126,7 +126,7 @@ fn encrypt_with_iv(
             },
         )
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-    let (data, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+    let (data, tag) = ciphertext.split_at(ciphertext.len() - TAG_LEN);
     format!(
         "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{}]",
         B64.encode(data),
@@ -138,11 +138,11 @@ fn encrypt_with_iv(
 
 /// Encrypts `plaintext` to one base64 token (IV || ciphertext || tag) with no `]` or `,` in it,
 /// for data that rides after an `ENC[...]` value (sops ignores what follows the `]`).
-pub fn seal_token(plaintext: &[u8], key: &DataKey, aad: &[u8]) -> String {
+pub fn encrypt_token(plaintext: &[u8], key: &DataKey, aad: &[u8]) -> String {
     let mut iv = [0u8; IV_LEN];
     rand::thread_rng().fill_bytes(&mut iv);
     let cipher = key.cipher();
-    let sealed = cipher
+    let ciphertext = cipher
         .encrypt(
             (&iv).into(),
             Payload {
@@ -152,11 +152,11 @@ pub fn seal_token(plaintext: &[u8], key: &DataKey, aad: &[u8]) -> String {
         )
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
     let mut out = iv.to_vec();
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(&ciphertext);
     B64.encode(out)
 }
 
-/// Opens a [`seal_token`] token.
+/// Opens an [`encrypt_token`] token.
 pub fn open_token(
     token: &str,
     key: &DataKey,
@@ -168,10 +168,16 @@ pub fn open_token(
     if raw.len() < IV_LEN + TAG_LEN {
         return Err(CipherError::Malformed("token is too short"));
     }
-    let (iv, sealed) = raw.split_at(IV_LEN);
+    let (iv, ciphertext) = raw.split_at(IV_LEN);
     let cipher = key.cipher();
     cipher
-        .decrypt(iv.into(), Payload { msg: sealed, aad })
+        .decrypt(
+            iv.into(),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map(zeroize::Zeroizing::new)
         .map_err(|_| CipherError::Authentication)
 }

@@ -61,7 +61,7 @@ impl CiphertextMemory {
     }
 }
 
-/// Marks the sealed layout of a value, right after its `ENC[...]` (see [`Scalar::layout`]).
+/// Marks the encrypted layout of a value, right after its `ENC[...]` (see [`Scalar::layout`]).
 /// sops' pattern for encrypted values is not anchored at the end, so sops reads such a value and
 /// ignores the token; enseal uses it to give back the exact source text.
 const LAYOUT_MARK: &str = "~";
@@ -147,7 +147,7 @@ pub fn encrypt_tree(
                         let mut enc = cipher::encrypt(&plain, ty, key, aad.as_bytes());
                         if let Some(l) = layout {
                             enc.push_str(LAYOUT_MARK);
-                            enc.push_str(&cipher::seal_token(
+                            enc.push_str(&cipher::encrypt_token(
                                 l.as_bytes(),
                                 key,
                                 &layout_aad(&aad, &plain),
@@ -195,8 +195,10 @@ pub struct OpenOptions {
 }
 
 /// Decrypts the values of `tree` and returns the MAC check still to be made (see
-/// [`MacCheck`]), with the memory of ciphertexts when `options` asks for it.
-pub fn decrypt_tree(
+/// [`MacCheck`]), with the memory of ciphertexts when `options` asks for it. Crate-private: a
+/// library user decrypts through [`crate::file::open`], whose types hold the tree back until the
+/// MAC is verified.
+pub(crate) fn decrypt_tree(
     tree: &mut Tree,
     key: &DataKey,
     metadata: &Metadata,
@@ -211,7 +213,7 @@ pub fn decrypt_tree(
 /// memory) meanwhile. The stored MAC is decrypted only by `verify`, so that a caller who ignores
 /// the MAC (sops' `--ignore-mac`) opens a file whose MAC is missing or undecryptable, as sops does.
 #[must_use = "a decrypted tree may only be used once its MAC is verified"]
-pub struct MacCheck {
+pub(crate) struct MacCheck {
     /// The bytes hashed into the MAC (plaintext values among them).
     hashed: zeroize::Zeroizing<Vec<u8>>,
     /// The `mac` field of the metadata, `ENC[...]` under the data key.
@@ -223,11 +225,11 @@ pub struct MacCheck {
 
 impl MacCheck {
     /// Whether the check is worth another thread (hashing takes ~1 ms per 600 KB here).
-    pub fn is_large(&self) -> bool {
+    pub(crate) fn is_large(&self) -> bool {
         self.hashed.len() > 256 * 1024
     }
 
-    pub fn verify(self) -> Result<(), EncryptionError> {
+    pub(crate) fn verify(self) -> Result<(), EncryptionError> {
         let aad = self.aad?;
         let (stored, _) = cipher::decrypt(&self.stored, &self.key, aad.as_bytes())
             .map_err(EncryptionError::MacUndecryptable)?;
@@ -281,11 +283,11 @@ fn decrypt_values(
                     return Ok(());
                 }
                 let job = match opened.peek() {
-                    Some((sealed, _)) if encrypted && sealed.leaf == this_leaf => opened.next(),
+                    Some((taken, _)) if encrypted && taken.leaf == this_leaf => opened.next(),
                     _ => None,
                 };
-                if let Some((sealed, result)) = job {
-                    let Sealed { enc, aad, .. } = sealed;
+                if let Some((taken, result)) = job {
+                    let Taken { enc, aad, .. } = taken;
                     let (mut plain, kind) = result.map_err(|source| EncryptionError::Value {
                         path: path(),
                         source,
@@ -387,7 +389,7 @@ fn decrypt_values(
 
 /// An encrypted value taken out of the tree to be opened: the index of its leaf in walk order,
 /// its `ENC[...]` text (with any layout token) and its AAD.
-struct Sealed {
+struct Taken {
     leaf: usize,
     enc: String,
     aad: String,
@@ -404,8 +406,8 @@ fn open_values(
     tree: &mut Tree,
     key: &DataKey,
     rule: &crate::format::crypt_rule::CryptRule,
-) -> impl Iterator<Item = (Sealed, Opened)> {
-    let mut jobs: Vec<Sealed> = Vec::new();
+) -> impl Iterator<Item = (Taken, Opened)> {
+    let mut jobs: Vec<Taken> = Vec::new();
     let mut leaf_index = 0usize;
     let _ = walk_leaves::<()>(tree, &mut |leaf, place: &Place<'_>| {
         let this_leaf = leaf_index;
@@ -418,7 +420,7 @@ fn open_values(
             && rule.should_encrypt(place.path, place.comments, false);
         if candidate {
             match String::from_utf8(std::mem::take(&mut scalar.value)) {
-                Ok(enc) => jobs.push(Sealed {
+                Ok(enc) => jobs.push(Taken {
                     leaf: this_leaf,
                     enc,
                     aad: place.aad(),
@@ -429,7 +431,7 @@ fn open_values(
         }
         Ok(())
     });
-    let open = |job: &Sealed| -> Opened {
+    let open = |job: &Taken| -> Opened {
         cipher::decrypt(split_layout(&job.enc).0, key, job.aad.as_bytes())
             .map(|(p, t)| (p, Kind::from_sops_name(t).ok_or_else(|| t.to_string())))
     };
@@ -592,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sealed_layout_comes_back_and_cannot_be_moved() {
+    fn an_encrypted_layout_comes_back_and_cannot_be_moved() {
         let key = DataKey::generate();
         let mut m = metadata();
         let folded = |text: &str, layout: &str| {

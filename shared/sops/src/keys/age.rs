@@ -140,11 +140,7 @@ impl Recipient for AgeRecipient {
         self.to_string()
     }
 
-    fn wrap(
-        &self,
-        secret: &[u8],
-        _: &KeyAccess<'_>,
-    ) -> Result<Stanza, WrapError> {
+    fn wrap(&self, secret: &[u8], _: &KeyAccess<'_>) -> Result<Stanza, WrapError> {
         let enc = wrap(secret, self).map_err(|e| WrapError::Failed(e.to_string()))?;
         Ok(Stanza::Age(AgeStanza {
             recipient: self.to_string(),

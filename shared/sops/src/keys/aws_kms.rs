@@ -301,11 +301,7 @@ impl Recipient for KmsStanza {
         self.arn.clone()
     }
 
-    fn wrap(
-        &self,
-        secret: &[u8],
-        access: &KeyAccess<'_>,
-    ) -> Result<Stanza, WrapError> {
+    fn wrap(&self, secret: &[u8], access: &KeyAccess<'_>) -> Result<Stanza, WrapError> {
         let kms = access.kms.ok_or(WrapError::NoAccess)?;
         kms.encrypt(self, secret)
             .map(Stanza::Kms)
