@@ -733,3 +733,46 @@ fn bools_read_from_a_sops_file_print_as_sops_prints_them() {
         "a: true\nb: false\nc: true\nd:\n    - true\n    - false\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// quoting of decrypted values
+
+/// Strings that YAML 1.1 readers (kubectl, PyYAML) would take as booleans or numbers when bare
+/// (`no`, `off`, `y`, `0:0`): sops prints them double-quoted, and so must enseal when it
+/// decrypts a sops file, block and flow values alike. Compared byte for byte, not as data.
+#[test]
+fn decrypting_a_sops_file_quotes_yaml_1_1_booleans_and_base_60_numbers_as_sops_does() {
+    let sb = sandbox_with_key_a();
+    sb.write(
+        "plain.yaml",
+        "a: \"no\"\nb: \"off\"\nc: \"0:0\"\nd: \"yes\"\ne: plain\nl: [\"y\", \"N\", x]\n",
+    );
+    let enc = sb.sops(["encrypt", "--age", &peers::recipient("a"), "plain.yaml"]);
+    enc.assert_success("sops encrypt");
+    sb.write("enc.yaml", &enc.stdout);
+    let by_sops = sb.sops(["decrypt", "enc.yaml"]);
+    by_sops.assert_success("sops decrypt");
+    let by_enseal = sb.enseal(["decrypt", "enc.yaml"]);
+    by_enseal.assert_success("enseal decrypt");
+    assert_eq!(by_enseal.stdout_str(), by_sops.stdout_str());
+    assert!(by_enseal.stdout_str().contains("a: \"no\"\n"));
+}
+
+/// `set` writes a new value without source text; decrypted, it is quoted as sops quotes it,
+/// while a value that was plain in the original file stays plain (enseal's lossless promise).
+#[test]
+fn a_value_set_to_a_yaml_1_1_boolean_string_decrypts_quoted_and_untouched_plain_text_stays() {
+    let sb = sandbox_with_key_a();
+    sb.write("plain.yaml", "a: yes\nb: 1\n");
+    let enc = sb.enseal(["encrypt", "--age", &peers::recipient("a"), "plain.yaml"]);
+    enc.assert_success("enseal encrypt");
+    sb.write("enc.yaml", &enc.stdout);
+    sb.enseal(["set", "enc.yaml", r#"["b"]"#, r#""off""#])
+        .assert_success("enseal set");
+    let by_enseal = sb.enseal(["decrypt", "enc.yaml"]);
+    by_enseal.assert_success("enseal decrypt");
+    assert_eq!(by_enseal.stdout_str(), "a: yes\nb: \"off\"\n");
+    let by_sops = sb.sops(["decrypt", "enc.yaml"]);
+    by_sops.assert_success("sops decrypt");
+    assert_eq!(by_sops.stdout_str(), "a: \"yes\"\nb: \"off\"\n");
+}

@@ -961,7 +961,13 @@ impl<'t> Builder<'t> {
     ) -> Option<String> {
         let src = self.text.get(start..end)?;
         match (style, block) {
-            (Style::Plain, _) => src.contains('\n').then(|| src.to_string()),
+            // A plain `yes` or `1:20` is a string to go-yaml v3 (and sops), but a value written
+            // in place of an `ENC[...]` is quoted as go-yaml quotes it, so the plain spelling
+            // travels with the value.
+            (Style::Plain, _) => (src.contains('\n')
+                || resolve::is_old_bool(value)
+                || resolve::is_base60_float(value))
+            .then(|| src.to_string()),
             (Style::Single, _) => (src != emit::single_quoted(value)).then(|| src.to_string()),
             (Style::Double, _) => (src != emit::double_quoted(value)).then(|| src.to_string()),
             (Style::Literal | Style::Folded, Some(b)) => {

@@ -345,7 +345,7 @@ impl Splicer<'_> {
                 Style::Single
                     if in_flow
                         && orig.scalar_bytes(self.text).is_some_and(is_enc)
-                        && emit::plain_ok_lossless(value, true) =>
+                        && emit::plain_ok(value, true) =>
                 {
                     value.to_string()
                 }
@@ -355,11 +355,16 @@ impl Splicer<'_> {
                 _ if value.contains('\n') && !in_flow => self
                     .plain_to_literal(orig, value, ctx)
                     .unwrap_or_else(|| emit::double_quoted(value)),
-                _ if emit::plain_ok_lossless(value, in_flow)
-                    || (s.str_tag && emit::plain_syntax_ok(value, in_flow)) =>
-                {
-                    value.to_string()
+                // A value that replaces an `ENC[...]` without its source text (a sops file, or a
+                // value changed by `set`/`edit`) is written as go-yaml writes it, which quotes
+                // YAML 1.1 booleans and base-60 numbers (`"no"`, `"0:0"`): kubectl and PyYAML
+                // would read them bare as a bool or a number. Text that was plain in the
+                // original stays plain (the lossless promise).
+                _ if s.str_tag && emit::plain_syntax_ok(value, in_flow) => value.to_string(),
+                _ if orig.scalar_bytes(self.text).is_some_and(is_enc) => {
+                    emit::inline_scalar(new, in_flow)
                 }
+                _ if emit::plain_ok_lossless(value, in_flow) => value.to_string(),
                 _ if in_flow && value.starts_with("ENC[") => emit::single_quoted(value),
                 _ => emit::inline_scalar(new, in_flow),
             }
