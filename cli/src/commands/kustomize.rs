@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use enseal_sealing::manifest::{self, ManifestFormat};
-use enseal_sops::file::{decrypt_bytes, DecryptOptions};
-use enseal_sops::format::tree::{Item, Node};
+use enseal_sops::file::{decrypt_bytes, decrypt_with, DecryptOptions, Layout, Mac};
+use enseal_sops::format::tree::{Item, Node, Tree};
 use enseal_sops::stores::{self, Format};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -197,26 +197,25 @@ impl Root {
     }
 }
 
-/// An encrypted file decrypted as `enseal decrypt` decrypts it (the same library call).
-struct Decrypted {
-    format: Format,
-    plaintext: Zeroizing<Vec<u8>>,
-}
-
-fn decrypt(root: &Root, file: &str) -> Result<Decrypted> {
-    let real = root.resolve(file)?;
-    // Messages name the file as the config wrote it.
-    let mut input = read_input(Some(&real), Some(Path::new(file)))?;
-    let format = Format::from_path(Path::new(file));
-    let bytes = std::mem::take(&mut *input.bytes);
+/// The plaintext of an encrypted file, as `enseal decrypt` gives it (the same library call).
+fn decrypt(root: &Root, file: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let (name, format, bytes) = read_encrypted(root, file)?;
     let plaintext = decrypt_bytes(
         bytes,
         format,
         &context::keyring(),
         &DecryptOptions::default(),
     )
-    .map_err(|e| context::file_error(&input.name, e))?;
-    Ok(Decrypted { format, plaintext })
+    .map_err(|e| context::file_error(&name, e))?;
+    Ok(plaintext)
+}
+
+/// The file's name as the config wrote it (messages use it), its format and its bytes.
+fn read_encrypted(root: &Root, file: &str) -> Result<(PathBuf, Format, Vec<u8>)> {
+    let real = root.resolve(file)?;
+    let mut input = read_input(Some(&real), Some(Path::new(file)))?;
+    let bytes = std::mem::take(&mut *input.bytes);
+    Ok((input.name, Format::from_path(Path::new(file)), bytes))
 }
 
 /// The resources a ksops/Decrypt config asks for: every resource of each of `files`, in order,
@@ -292,8 +291,8 @@ fn resources_of(root: &Root, file: &str) -> Result<Vec<Value>> {
              binary or other file use secretFrom (envs, files, binaryFiles)"
         )));
     }
-    let decrypted = decrypt(root, file)?;
-    let docs = manifest::parse_documents(&decrypted.plaintext)
+    let plaintext = decrypt(root, file)?;
+    let docs = manifest::parse_documents(&plaintext)
         .map_err(|e| Failure::new(exit::CANNOT_READ_INPUT, format!("{file}: {e}")))?;
     for (i, doc) in docs.iter().enumerate() {
         let has = |field: &str| {
@@ -341,10 +340,10 @@ fn secret_from_entry(root: &Root, index: usize, entry: &Value) -> Result<Value> 
     let mut keys = Keys::default();
     for spec in field("files")? {
         let (key, file) = key_and_path(&spec).map_err(&at)?;
-        let d = decrypt(root, file)?;
+        let plaintext = decrypt(root, file)?;
         // Text goes to stringData as ksops puts it; bytes that are not UTF-8 cannot be a YAML
         // string, so they go to data (base64), which means the same to the API server.
-        match String::from_utf8(d.plaintext.to_vec()) {
+        match String::from_utf8(plaintext.to_vec()) {
             Ok(text) => keys.insert(key, Entry::Text(Zeroizing::new(text))),
             Err(e) => keys.insert(key, Entry::Bytes(Zeroizing::new(e.into_bytes()))),
         }
@@ -352,12 +351,11 @@ fn secret_from_entry(root: &Root, index: usize, entry: &Value) -> Result<Value> 
     }
     for spec in field("binaryFiles")? {
         let (key, file) = key_and_path(&spec).map_err(&at)?;
-        let d = decrypt(root, file)?;
-        keys.insert(key, Entry::Bytes(d.plaintext)).map_err(&at)?;
+        let plaintext = decrypt(root, file)?;
+        keys.insert(key, Entry::Bytes(plaintext)).map_err(&at)?;
     }
     for file in field("envs")? {
-        let d = decrypt(root, &file)?;
-        for (key, value) in top_level_values(&d, &file)? {
+        for (key, value) in env_values(root, &file)? {
             keys.insert(key, Entry::Text(value)).map_err(&at)?;
         }
     }
@@ -402,18 +400,28 @@ fn key_and_path(spec: &str) -> std::result::Result<(String, &str), String> {
     Ok((key, path))
 }
 
-/// The top-level values of a decrypted dotenv file (or a flat YAML/JSON/INI mapping), as text,
-/// read from the plaintext as ksops reads the output of sops' `decrypt.Data`. A binary file (an
+/// The top-level values of an encrypted dotenv file (or a flat YAML/JSON/INI mapping), as text,
+/// taken from the verified tree rather than from its plaintext parsed again. A binary file (an
 /// unknown extension) is read as dotenv text, as ksops reads its envs.
-fn top_level_values(d: &Decrypted, file: &str) -> Result<Vec<(String, Zeroizing<String>)>> {
-    let format = match d.format {
-        Format::Binary => Format::Dotenv,
-        other => other,
-    };
-    let tree = stores::store_for(format)
-        .parse(&d.plaintext)
-        .map_err(|e| exit::store_error(Path::new(file), e))?
-        .tree;
+fn env_values(root: &Root, file: &str) -> Result<Vec<(String, Zeroizing<String>)>> {
+    let (name, format, bytes) = read_encrypted(root, file)?;
+    decrypt_with(bytes, format, &context::keyring(), Mac::Verify, |d| {
+        if format != Format::Binary {
+            return top_level_values(d.tree(), file);
+        }
+        let plaintext = d
+            .plaintext(Format::Binary, Layout::Keep)
+            .map_err(|e| exit::store_error(Path::new(file), e))?;
+        let tree = stores::store_for(Format::Dotenv)
+            .parse(&plaintext)
+            .map_err(|e| exit::store_error(Path::new(file), e))?
+            .tree;
+        top_level_values(&tree, file)
+    })
+    .map_err(|e| context::file_error(&name, e))?
+}
+
+fn top_level_values(tree: &Tree, file: &str) -> Result<Vec<(String, Zeroizing<String>)>> {
     let mut out = Vec::new();
     for doc in &tree.documents {
         let Node::Map(items) = doc else {
