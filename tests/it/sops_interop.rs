@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use enseal_tests::cli::{Output, Sandbox};
+use enseal_tests::data::{enc_type_counts, parse, secret_strings, Data};
 use enseal_tests::peers;
-use saphyr::{LoadableYamlNode, ScalarOwned, YamlOwned};
+use enseal_tests::peers::SopsRelease;
 
 // ---------------------------------------------------------------------------------------------
 // Fixture cases
@@ -170,129 +171,6 @@ fn read(path: &std::path::Path) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parsed data, compared across the two tools
-
-#[derive(Debug, Clone, PartialEq)]
-enum Data {
-    Null,
-    Bool(bool),
-    /// Numbers compare numerically: sops reads JSON numbers as float64 and prints `1.0` as `1`.
-    Num(f64),
-    Str(String),
-    List(Vec<Data>),
-    /// In document order: both tools keep the order of keys.
-    Map(Vec<(String, Data)>),
-    Bytes(Vec<u8>),
-}
-
-fn parse(format: &str, bytes: &[u8], what: &str) -> Data {
-    let text = || {
-        std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{what}: output is not UTF-8: {e}"))
-    };
-    match format {
-        "yaml" => {
-            let docs = YamlOwned::load_from_str(text())
-                .unwrap_or_else(|e| panic!("{what}: not YAML: {e}\n{}", text()));
-            Data::List(docs.iter().map(from_yaml).collect())
-        }
-        "json" => {
-            let value: serde_json::Value = serde_json::from_slice(bytes)
-                .unwrap_or_else(|e| panic!("{what}: not JSON: {e}\n{}", text()));
-            from_json(&value)
-        }
-        "dotenv" => Data::Map(
-            text()
-                .lines()
-                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-                .map(|l| match l.split_once('=') {
-                    Some((k, v)) => (k.to_string(), Data::Str(v.to_string())),
-                    None => panic!("{what}: dotenv line without '=': {l:?}"),
-                })
-                .collect(),
-        ),
-        "ini" => {
-            let mut sections: Vec<(String, Data)> = Vec::new();
-            for line in text().lines().map(str::trim) {
-                if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
-                    continue;
-                }
-                if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                    sections.push((name.to_string(), Data::Map(Vec::new())));
-                    continue;
-                }
-                let (k, v) = line
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("{what}: ini line without '=': {line:?}"));
-                if sections.is_empty() {
-                    sections.push(("DEFAULT".into(), Data::Map(Vec::new())));
-                }
-                if let Some((_, Data::Map(entries))) = sections.last_mut() {
-                    entries.push((k.trim().to_string(), Data::Str(v.trim().to_string())));
-                }
-            }
-            Data::Map(sections)
-        }
-        "binary" => Data::Bytes(bytes.to_vec()),
-        other => panic!("unknown format {other}"),
-    }
-}
-
-fn from_yaml(y: &YamlOwned) -> Data {
-    match y {
-        YamlOwned::Value(s) => match s {
-            ScalarOwned::Null => Data::Null,
-            ScalarOwned::Boolean(b) => Data::Bool(*b),
-            ScalarOwned::Integer(i) => Data::Num(*i as f64),
-            ScalarOwned::FloatingPoint(f) => Data::Num(f.into_inner()),
-            ScalarOwned::String(s) => Data::Str(s.clone()),
-        },
-        YamlOwned::Representation(s, _, _) => Data::Str(s.clone()),
-        YamlOwned::Sequence(items) => Data::List(items.iter().map(from_yaml).collect()),
-        YamlOwned::Mapping(map) => Data::Map(
-            map.iter()
-                .map(|(k, v)| (key_text(&from_yaml(k)), from_yaml(v)))
-                .collect(),
-        ),
-        YamlOwned::Tagged(_, inner) => from_yaml(inner),
-        other => panic!("unexpected YAML node {other:?}"),
-    }
-}
-
-fn key_text(key: &Data) -> String {
-    match key {
-        Data::Str(s) => s.clone(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn from_json(v: &serde_json::Value) -> Data {
-    match v {
-        serde_json::Value::Null => Data::Null,
-        serde_json::Value::Bool(b) => Data::Bool(*b),
-        serde_json::Value::Number(n) => Data::Num(
-            n.to_string()
-                .parse::<f64>()
-                .unwrap_or_else(|e| panic!("JSON number {n}: {e}")),
-        ),
-        serde_json::Value::String(s) => Data::Str(s.clone()),
-        serde_json::Value::Array(items) => Data::List(items.iter().map(from_json).collect()),
-        serde_json::Value::Object(map) => {
-            Data::Map(map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
-        }
-    }
-}
-
-/// Every string leaf of `data` that is long enough not to occur in an error message by chance.
-fn secret_strings(data: &Data, out: &mut Vec<String>) {
-    match data {
-        Data::Str(s) if s.len() >= 8 => out.push(s.clone()),
-        Data::List(items) => items.iter().for_each(|d| secret_strings(d, out)),
-        Data::Map(entries) => entries.iter().for_each(|(_, d)| secret_strings(d, out)),
-        _ => {}
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The age stanzas of an encrypted file
 
 /// (recipient, armored age file) for every age key entry of the `sops` metadata, in any store.
@@ -389,51 +267,68 @@ fn key_name_of(recipient: &str) -> &'static str {
         .unwrap_or_else(|| panic!("recipient {recipient} is not one of the test keys"))
 }
 
-/// Counts of `ENC[...]` values per `type:` in an encrypted file.
-fn enc_type_counts(encrypted: &[u8]) -> BTreeMap<String, usize> {
-    let text = String::from_utf8_lossy(encrypted);
-    let mut counts = BTreeMap::new();
-    for piece in text.split("ENC[AES256_GCM,").skip(1) {
-        let ty = piece
-            .split_once("type:")
-            .map(|(_, rest)| rest.split(']').next().unwrap_or("").to_string())
-            .unwrap_or_else(|| "<no type>".into());
-        *counts.entry(ty).or_insert(0) += 1;
-    }
-    counts
-}
-
 // ---------------------------------------------------------------------------------------------
 // Per-case checks
 
-fn enseal_decrypts_sops_file(name: &str) {
+/// The file the given sops release made of the case's plaintext: for 3.11 the committed fixture
+/// (pins the format as 3.11 wrote it); for 3.13 sops 3.13.3 encrypts it now with the same flags.
+fn sops_made_file(case: &Case, sb: &Sandbox, release: SopsRelease) -> PathBuf {
+    match release {
+        SopsRelease::V3_11 => case.enc_path(),
+        SopsRelease::V3_13 => {
+            let input = format!("input.{}", case.ext());
+            sb.write(&input, case.plaintext());
+            // sops' legacy top-level form, as scripts/make-sops-fixtures.sh makes the 3.11
+            // fixtures: the `encrypt` subcommand of sops lacks some of the flags the cases use
+            // (`--mac-only-encrypted`, the comment regexes, `--config`).
+            let mut args = case.encrypt_args(&input);
+            args[0] = "--encrypt".into();
+            let out = sb.sops_of(release, args);
+            out.assert_success(&format!("{}: sops {} encrypt", case.name, release.name()));
+            sb.write(&format!("sops.enc.{}", case.ext()), &out.stdout)
+        }
+    }
+}
+
+fn enseal_decrypts_sops_file(name: &str, release: SopsRelease) {
     let case = case(name);
     let sb = case.sandbox();
-    let enc = case.enc_path().display().to_string();
-    let by_sops = sb.sops(case.decrypt_args(&enc));
-    by_sops.assert_success(&format!("{name}: sops decrypt of its own fixture"));
+    let enc = sops_made_file(&case, &sb, release).display().to_string();
+    let by_sops = sb.sops_of(release, case.decrypt_args(&enc));
+    by_sops.assert_success(&format!(
+        "{name}: sops {} decrypt of its own file",
+        release.name()
+    ));
     let by_enseal = sb.enseal(case.decrypt_args(&enc));
-    by_enseal.assert_success(&format!("{name}: enseal decrypt of the sops fixture"));
+    by_enseal.assert_success(&format!(
+        "{name}: enseal decrypt of the sops {} file",
+        release.name()
+    ));
     assert_eq!(
         parse(&case.format, &by_enseal.stdout, "enseal decrypt"),
         parse(&case.format, &by_sops.stdout, "sops decrypt"),
-        "{name}: enseal and sops decrypt the sops-made file to different data"
+        "{name}: enseal and sops {} decrypt the sops-made file to different data",
+        release.name()
     );
 }
 
-fn sops_decrypts_enseal_file(name: &str) {
+fn sops_decrypts_enseal_file(name: &str, release: SopsRelease) {
     let case = case(name);
     let sb = case.sandbox();
     let enc = case.enseal_encrypt(&sb);
-    let by_sops = sb.sops(case.decrypt_args(&enc));
-    by_sops.assert_success(&format!("{name}: sops decrypt of enseal's file"));
+    let by_sops = sb.sops_of(release, case.decrypt_args(&enc));
+    by_sops.assert_success(&format!(
+        "{name}: sops {} decrypt of enseal's file",
+        release.name()
+    ));
     let by_enseal = sb.enseal(case.decrypt_args(&enc));
     by_enseal.assert_success(&format!("{name}: enseal decrypt of its own file"));
     let enseal_data = parse(&case.format, &by_enseal.stdout, "enseal decrypt");
     assert_eq!(
         parse(&case.format, &by_sops.stdout, "sops decrypt"),
         enseal_data,
-        "{name}: sops and enseal decrypt enseal's file to different data"
+        "{name}: sops {} and enseal decrypt enseal's file to different data",
+        release.name()
     );
     assert_eq!(
         enseal_data,
@@ -442,15 +337,27 @@ fn sops_decrypts_enseal_file(name: &str) {
     );
 }
 
-fn enseal_encrypts_same_values_as_sops(name: &str) {
+fn enseal_encrypts_same_values_as_sops(name: &str, release: SopsRelease) {
     let case = case(name);
     let sb = case.sandbox();
     let enc = case.enseal_encrypt(&sb);
+    let by_sops = sops_made_file(&case, &sb, release);
+    let counts = |bytes: &[u8]| {
+        let mut counts = enc_type_counts(bytes);
+        if case.format == "json" && release == SopsRelease::V3_11 {
+            // sops 3.11 types every JSON number float; enseal types integers int, as 3.13 does
+            // (and 3.11 reads them so).
+            let ints = counts.remove("int").unwrap_or(0);
+            *counts.entry("float".into()).or_insert(0) += ints;
+        }
+        counts
+    };
     assert_eq!(
-        enc_type_counts(&sb.read(&enc)),
-        enc_type_counts(&read(&case.enc_path())),
-        "{name}: with the same crypt rule, enseal and sops encrypt different values \
-         (counts of ENC[...] per type)"
+        counts(&sb.read(&enc)),
+        counts(&read(&by_sops)),
+        "{name}: with the same crypt rule, enseal and sops {} encrypt different values \
+         (counts of ENC[...] per type)",
+        release.name()
     );
 }
 
@@ -524,17 +431,37 @@ macro_rules! fixture_cases {
         const COVERED: &[&str] = &[$(stringify!($name)),*];
         $(
             mod $name {
-                #[test]
-                fn enseal_decrypts_sops_file_to_same_data_as_sops() {
-                    super::enseal_decrypts_sops_file(stringify!($name));
+                use enseal_tests::peers::SopsRelease;
+
+                mod sops_3_11 {
+                    use super::SopsRelease::V3_11 as R;
+                    #[test]
+                    fn enseal_decrypts_sops_file_to_same_data_as_sops() {
+                        super::super::enseal_decrypts_sops_file(stringify!($name), R);
+                    }
+                    #[test]
+                    fn sops_decrypts_enseal_file_to_same_data_as_enseal() {
+                        super::super::sops_decrypts_enseal_file(stringify!($name), R);
+                    }
+                    #[test]
+                    fn enseal_encrypts_same_values_as_sops() {
+                        super::super::enseal_encrypts_same_values_as_sops(stringify!($name), R);
+                    }
                 }
-                #[test]
-                fn sops_decrypts_enseal_file_to_same_data_as_enseal() {
-                    super::sops_decrypts_enseal_file(stringify!($name));
-                }
-                #[test]
-                fn enseal_encrypts_same_values_as_sops() {
-                    super::enseal_encrypts_same_values_as_sops(stringify!($name));
+                mod sops_3_13 {
+                    use super::SopsRelease::V3_13 as R;
+                    #[test]
+                    fn enseal_decrypts_sops_file_to_same_data_as_sops() {
+                        super::super::enseal_decrypts_sops_file(stringify!($name), R);
+                    }
+                    #[test]
+                    fn sops_decrypts_enseal_file_to_same_data_as_enseal() {
+                        super::super::sops_decrypts_enseal_file(stringify!($name), R);
+                    }
+                    #[test]
+                    fn enseal_encrypts_same_values_as_sops() {
+                        super::super::enseal_encrypts_same_values_as_sops(stringify!($name), R);
+                    }
                 }
                 #[test]
                 fn age_cli_opens_every_data_key_stanza() {
@@ -629,16 +556,21 @@ fn enseal_shamir_file_opens_with_sops_given_any_two_of_three_keys() {
     let mut sb = case.sandbox();
     let enc = case.enseal_encrypt(&sb);
     let plain = parse("yaml", &case.plaintext(), "plaintext");
-    for pair in KEY_PAIRS {
+    for (release, pair) in SopsRelease::ALL
+        .into_iter()
+        .flat_map(|r| KEY_PAIRS.map(|p| (r, p)))
+    {
         sb.use_identities(&pair);
-        let out = sb.sops(case.decrypt_args(&enc));
+        let out = sb.sops_of(release, case.decrypt_args(&enc));
         out.assert_success(&format!(
-            "sops decrypt of enseal's 2-of-3 file with keys {pair:?}"
+            "sops {} decrypt of enseal's 2-of-3 file with keys {pair:?}",
+            release.name()
         ));
         assert_eq!(
             parse("yaml", &out.stdout, "sops decrypt"),
             plain,
-            "keys {pair:?}"
+            "sops {}, keys {pair:?}",
+            release.name()
         );
     }
 }
@@ -647,19 +579,23 @@ fn enseal_shamir_file_opens_with_sops_given_any_two_of_three_keys() {
 fn enseal_opens_sops_shamir_file_given_any_two_of_three_keys() {
     let case = case("yaml_shamir_2_of_3");
     let mut sb = case.sandbox();
-    let enc = case.enc_path().display().to_string();
     let plain = parse("yaml", &case.plaintext(), "plaintext");
-    for pair in KEY_PAIRS {
-        sb.use_identities(&pair);
-        let out = sb.enseal(case.decrypt_args(&enc));
-        out.assert_success(&format!(
-            "enseal decrypt of sops' 2-of-3 file with keys {pair:?}"
-        ));
-        assert_eq!(
-            parse("yaml", &out.stdout, "enseal decrypt"),
-            plain,
-            "keys {pair:?}"
-        );
+    for release in SopsRelease::ALL {
+        let enc = sops_made_file(&case, &sb, release).display().to_string();
+        for pair in KEY_PAIRS {
+            sb.use_identities(&pair);
+            let out = sb.enseal(case.decrypt_args(&enc));
+            out.assert_success(&format!(
+                "enseal decrypt of sops {}' 2-of-3 file with keys {pair:?}",
+                release.name()
+            ));
+            assert_eq!(
+                parse("yaml", &out.stdout, "enseal decrypt"),
+                plain,
+                "sops {}, keys {pair:?}",
+                release.name()
+            );
+        }
     }
 }
 
@@ -670,8 +606,11 @@ fn shamir_file_with_one_of_three_keys_fails_like_sops_with_no_output() {
     let enseal_made = case.enseal_encrypt(&sb);
     let sops_made = case.enc_path().display().to_string();
     sb.use_identities(&["b"]);
-    for file in [&enseal_made, &sops_made] {
-        let by_sops = sb.sops(case.decrypt_args(file));
+    for (release, file) in SopsRelease::ALL
+        .into_iter()
+        .flat_map(|r| [(r, &enseal_made), (r, &sops_made)])
+    {
+        let by_sops = sb.sops_of(release, case.decrypt_args(file));
         let by_enseal = sb.enseal(case.decrypt_args(file));
         assert_eq!(
             by_sops.code,
@@ -787,32 +726,60 @@ fn tampered_file_is_refused_like_sops(case_name: &str, how: Tamper, expected: i3
     let case = case(case_name);
     let sb = case.sandbox();
     let enseal_made = String::from_utf8(sb.read(&case.enseal_encrypt(&sb))).expect("UTF-8");
-    let sops_made = String::from_utf8(read(&case.enc_path())).expect("UTF-8");
     let mut secrets = Vec::new();
     secret_strings(
         &parse(&case.format, &case.plaintext(), "plaintext"),
         &mut secrets,
     );
-    for (producer, original) in [("enseal", enseal_made), ("sops", sops_made)] {
-        let name = format!("tampered-by-{producer}.{}", case.ext());
-        sb.write(&name, tamper(&original, how));
-        let by_sops = sb.sops(case.decrypt_args(&name));
-        let by_enseal = sb.enseal(case.decrypt_args(&name));
-        let what = format!("{case_name}, {how:?}, {producer}-made file");
-        assert_eq!(
-            by_sops.code,
-            Some(expected),
-            "sops on {what}: {}",
-            by_sops.stderr_str()
-        );
-        assert_eq!(
-            by_enseal.code,
-            by_sops.code,
-            "enseal exits differently from sops on {what}: {}",
-            by_enseal.stderr_str()
-        );
-        assert_no_plaintext(&by_enseal, &secrets, &what);
+    for release in SopsRelease::ALL {
+        let sops_made =
+            String::from_utf8(read(&sops_made_file(&case, &sb, release))).expect("UTF-8");
+        for (producer, original) in [("enseal", &enseal_made), ("sops", &sops_made)] {
+            tampered_is_refused_like(
+                &case,
+                &sb,
+                release,
+                (producer, original),
+                how,
+                expected,
+                &secrets,
+            );
+        }
     }
+}
+
+/// One tampered file: sops `release` exits `expected`, enseal exits the same, without plaintext.
+fn tampered_is_refused_like(
+    case: &Case,
+    sb: &Sandbox,
+    release: SopsRelease,
+    (producer, original): (&str, &str),
+    how: Tamper,
+    expected: i32,
+    secrets: &[String],
+) {
+    let case_name = &case.name;
+    let name = format!("tampered-by-{producer}.{}", case.ext());
+    sb.write(&name, tamper(original, how));
+    let by_sops = sb.sops_of(release, case.decrypt_args(&name));
+    let by_enseal = sb.enseal(case.decrypt_args(&name));
+    let what = format!(
+        "{case_name}, {how:?}, {producer}-made file, sops {}",
+        release.name()
+    );
+    assert_eq!(
+        by_sops.code,
+        Some(expected),
+        "sops on {what}: {}",
+        by_sops.stderr_str()
+    );
+    assert_eq!(
+        by_enseal.code,
+        by_sops.code,
+        "enseal exits differently from sops on {what}: {}",
+        by_enseal.stderr_str()
+    );
+    assert_no_plaintext(&by_enseal, secrets, &what);
 }
 
 fn assert_no_plaintext(out: &Output, secrets: &[String], what: &str) {

@@ -243,6 +243,15 @@ impl Sandbox {
         self.run(peers::sops(), args)
     }
 
+    /// Runs `sops ARGS` of the given release and waits for it.
+    pub fn sops_of<I, S>(&self, release: peers::SopsRelease, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.run(release.bin(), args)
+    }
+
     /// Runs `program ARGS` with no standard input.
     pub fn run<I, S>(&self, program: impl AsRef<OsStr>, args: I) -> Output
     where

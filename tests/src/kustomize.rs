@@ -4,7 +4,6 @@
 //! (also v5.5.0), which has no `--enable-exec` and so runs only legacy exec plugins.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::peers;
@@ -23,27 +22,7 @@ pub fn kustomize() -> PathBuf {
             );
             return p;
         }
-        let script = peers::repo_root().join("tests/tools/kustomize.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        if !out.status.success() {
-            panic!(
-                "{} failed (it builds kustomize with Go through the Go module proxy; install Go \
-                 or set ENSEAL_KUSTOMIZE_BIN to a kustomize v5 binary):\n{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        assert!(
-            path.is_file(),
-            "{} printed {}, which is not a file",
-            script.display(),
-            path.display()
-        );
-        path
+        peers::built_by_script("tests/tools/kustomize.sh", "ENSEAL_KUSTOMIZE_BIN")
     })
     .clone()
 }

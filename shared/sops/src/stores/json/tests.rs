@@ -234,13 +234,24 @@ fn metadata_is_appended_in_the_document_style() {
     );
 }
 
+/// Typed as sops 3.13.2+ types them: integers within int64 are `int` (so 9007199254740993
+/// stays exact for sops 3.13, which would otherwise read ...992), everything else `float`.
 #[test]
-fn numbers_are_floats_that_keep_their_text() {
-    let p = parse("{\"n\": 9007199254740993, \"f\": 1.50, \"e\": -2E+3}");
+fn numbers_keep_their_text_and_integers_within_int64_are_ints() {
+    let p = parse(
+        "{\"n\": 9007199254740993, \"f\": 1.50, \"e\": -2E+3, \"big\": 99999999999999999999}",
+    );
     let doc = &p.tree.documents[0];
     assert_eq!(
         doc.get("n"),
-        Some(&Node::Scalar(Scalar::new(Kind::Float, "9007199254740993")))
+        Some(&Node::Scalar(Scalar::new(Kind::Int, "9007199254740993")))
+    );
+    assert_eq!(
+        doc.get("big"),
+        Some(&Node::Scalar(Scalar::new(
+            Kind::Float,
+            "99999999999999999999"
+        )))
     );
     assert_eq!(
         doc.get("f"),
@@ -260,7 +271,7 @@ fn changed_strings_are_escaped_minimally_and_added_keys_go_last() {
     let tree = Tree {
         documents: vec![Node::Map(vec![
             Item::Pair("a".into(), Node::str("new \"q\" <é>\n")),
-            Item::Pair("c".into(), Node::Scalar(Scalar::new(Kind::Float, "3"))),
+            Item::Pair("c".into(), Node::Scalar(Scalar::new(Kind::Int, "3"))),
             Item::Pair(
                 "d".into(),
                 Node::Map(vec![Item::Pair("x".into(), Node::str("y"))]),
