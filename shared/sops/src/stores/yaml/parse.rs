@@ -317,11 +317,101 @@ pub fn parse(bytes: Vec<u8>) -> Result<Source, StoreError> {
         Some(mask) => match Builder::new(&text, Some(&mask)).run() {
             Ok((docs, true)) => docs,
             // A guess of the mask was wrong, or the text has an error to place exactly.
-            _ => Builder::new(&text, None).run()?.0,
+            _ => unmasked(&text)?,
         },
-        None => Builder::new(&text, None).run()?.0,
+        None => unmasked(&text)?,
     };
     Ok(Source { text, docs, nl })
+}
+
+/// Reads `text` without masking. Lines of flow collections that saphyr refuses for their
+/// indentation (and go-yaml accepts) are indented for it, one line per retry: such lines are
+/// rare (a closing `]` at its key's column), and a file without them is read once.
+fn unmasked(text: &str) -> Result<Vec<DocSource>, StoreError> {
+    let b = Builder::new(text, None);
+    let first = match b.run_keeping_fix() {
+        Ok(docs) => return Ok(docs),
+        Err((e, None)) => return Err(e),
+        Err((e, Some(fix))) => (e, fix),
+    };
+    let (first_error, mut fix) = first;
+    let mut indented = Indented::of(text);
+    // Each retry fixes one more line; a bound keeps a pathological file from reading forever.
+    for _ in 0..10_000 {
+        indented.insert(text, fix.0, fix.1);
+        match Builder::reading(text, None, Some(&indented)).run_keeping_fix() {
+            Ok(docs) => return Ok(docs),
+            Err((e, None)) => return Err(e),
+            Err((_, Some(next))) => fix = next,
+        }
+    }
+    Err(first_error)
+}
+
+/// A line saphyr needs indented: (start of the line in the original text, spaces to add).
+type LineFix = (usize, usize);
+
+/// A text with spaces inserted at the start of some lines, and the way back to the original
+/// positions.
+pub(crate) struct Indented {
+    text: String,
+    /// (position in the original text, spaces inserted there), sorted.
+    inserts: Vec<(usize, usize)>,
+}
+
+impl Indented {
+    fn of(text: &str) -> Indented {
+        Indented {
+            text: text.to_string(),
+            inserts: Vec::new(),
+        }
+    }
+
+    /// Spaces already inserted at original position `at`.
+    fn inserted_at(&self, at: usize) -> usize {
+        self.inserts
+            .iter()
+            .filter(|(p, _)| *p == at)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Inserts `n` more spaces at original position `at` (a line start) and rebuilds the text.
+    fn insert(&mut self, original: &str, at: usize, n: usize) {
+        match self.inserts.iter_mut().find(|(p, _)| *p == at) {
+            Some((_, k)) => *k += n,
+            None => {
+                self.inserts.push((at, n));
+                self.inserts.sort_unstable();
+            }
+        }
+        let mut out = String::with_capacity(original.len() + self.inserts.len() * 4);
+        let mut copied = 0;
+        for &(p, k) in &self.inserts {
+            out.push_str(&original[copied..p]);
+            out.extend(std::iter::repeat_n(' ', k));
+            copied = p;
+        }
+        out.push_str(&original[copied..]);
+        self.text = out;
+    }
+
+    /// The original position of byte `pos` of the indented text (inserted spaces map to the
+    /// start of their line).
+    fn original(&self, pos: usize) -> usize {
+        let mut shift = 0;
+        for &(p, k) in &self.inserts {
+            let at = p + shift;
+            if pos < at {
+                break;
+            }
+            if pos < at + k {
+                return p;
+            }
+            shift += k;
+        }
+        pos - shift
+    }
 }
 
 /// The documents of `text` read without masking, and read with masking when anything is masked
@@ -383,12 +473,25 @@ impl Frame {
 }
 
 /// A comment at a column at least this belongs to the collection when the collection ends right
-/// after it (a foot comment); a sequence's comments must be deeper than its `-` (checked with
-/// sops 3.11: `# foot` at the `-` column after the last item goes to the parent).
-fn threshold(node: &SNode) -> usize {
+/// after it (a foot comment). A sequence indented under its key keeps comments at its `-`
+/// column; one written at its key's column (go-yaml's indentless sequence, which opens no
+/// indentation level of its own) only deeper ones (checked with sops 3.11 and 3.13: `# foot` at
+/// the `-` column after the last item goes to the parent there, to the sequence otherwise).
+fn threshold(node: &SNode, parent: Option<&SNode>) -> usize {
     match &node.body {
         SBody::Map(c) if !c.flow => c.indent,
-        SBody::Seq(c) if !c.flow => c.indent + 1,
+        SBody::Seq(c) if !c.flow => {
+            let indentless = parent.and_then(SNode::coll).is_some_and(|p| {
+                !p.flow
+                    && matches!(parent.map(|n| &n.body), Some(SBody::Map(_)))
+                    && p.indent == c.indent
+            });
+            if indentless {
+                c.indent + 1
+            } else {
+                c.indent
+            }
+        }
         _ => 0,
     }
 }
@@ -398,6 +501,12 @@ struct Builder<'t> {
     nl: &'static str,
     /// What saphyr reads instead of `text`, when values are masked (see [`super::mask`]).
     mask: Option<&'t Masked>,
+    /// What saphyr reads instead of `text` when lines of flow collections were indented for it
+    /// (see [`Indented`]); never together with `mask`.
+    indented: Option<&'t Indented>,
+    /// Set when saphyr stopped at a line of a flow collection that is not indented past the
+    /// block collection around it.
+    flow_line_fix: Option<LineFix>,
     /// Masked values that came back whole.
     unmasked: usize,
     /// The masked value last looked up.
@@ -427,7 +536,15 @@ enum Placement {
 
 impl<'t> Builder<'t> {
     fn new(text: &'t str, mask: Option<&'t Masked>) -> Self {
-        let read = mask.map_or(text, |m| m.text.as_str());
+        Self::reading(text, mask, None)
+    }
+
+    fn reading(text: &'t str, mask: Option<&'t Masked>, indented: Option<&'t Indented>) -> Self {
+        let read = match (mask, indented) {
+            (Some(m), _) => m.text.as_str(),
+            (None, Some(i)) => i.text.as_str(),
+            (None, None) => text,
+        };
         let char_bytes = if read.is_ascii() {
             None
         } else {
@@ -443,6 +560,8 @@ impl<'t> Builder<'t> {
             text,
             nl,
             mask,
+            indented,
+            flow_line_fix: None,
             unmasked: 0,
             run_hint: std::cell::Cell::new(0),
             char_bytes,
@@ -461,15 +580,33 @@ impl<'t> Builder<'t> {
     /// The byte of the original text at saphyr's `char_index`.
     fn byte(&self, char_index: usize) -> usize {
         let read = self.read_byte(char_index);
-        match self.mask {
-            None => read,
-            Some(m) => m.original(read, &self.run_hint).min(self.text.len()),
+        match (self.mask, self.indented) {
+            (Some(m), _) => m.original(read, &self.run_hint).min(self.text.len()),
+            (None, Some(i)) => i.original(read).min(self.text.len()),
+            (None, None) => read,
+        }
+    }
+
+    /// Whether the node being read is inside a flow collection.
+    fn in_flow(&self) -> bool {
+        self.stack
+            .last()
+            .and_then(|f| f.node().coll())
+            .is_some_and(|c| c.flow)
+    }
+
+    /// The text saphyr reads.
+    fn read_text(&self) -> &'t str {
+        match (self.mask, self.indented) {
+            (Some(m), _) => m.text.as_str(),
+            (None, Some(i)) => i.text.as_str(),
+            (None, None) => self.text,
         }
     }
 
     /// The byte at saphyr's `char_index` in the text it reads.
     fn read_byte(&self, char_index: usize) -> usize {
-        let len = self.mask.map_or(self.text.len(), |m| m.text.len());
+        let len = self.read_text().len();
         match &self.char_bytes {
             None => char_index.min(len),
             Some(v) => v.get(char_index).map_or(len, |&b| b as usize),
@@ -509,7 +646,7 @@ impl<'t> Builder<'t> {
     /// The documents, and whether every masked value came back whole (when it did not, the
     /// documents are not those of the original text).
     fn run(mut self) -> Result<(Vec<DocSource>, bool), StoreError> {
-        let read = self.mask.map_or(self.text, |m| m.text.as_str());
+        let read = self.read_text();
         // A masked (encrypted) text's simple leading lines are read by the fast reader; an
         // error anywhere sends the text back to a reading by saphyr-parser alone (see
         // `parse`), which also gives it its exact line and column.
@@ -530,6 +667,17 @@ impl<'t> Builder<'t> {
         Ok((self.docs, whole))
     }
 
+    /// [`Builder::run`] without a mask, giving back on an error the line fix saphyr would need
+    /// (see [`Builder::note_flow_line`]).
+    fn run_keeping_fix(self) -> Result<Vec<DocSource>, (StoreError, Option<LineFix>)> {
+        let mut me = self;
+        let read = me.read_text();
+        match me.read_with_saphyr(read, 0) {
+            Ok(()) => Ok(me.docs),
+            Err(e) => Err((e, me.flow_line_fix)),
+        }
+    }
+
     /// Feeds saphyr-parser's events for `read[from..]`. From a top-level key (`from > 0`, where
     /// the fast reader stopped with the root mapping open) the rest is parsed as a stream of its
     /// own, whose stream, document and mapping starts are already behind; positions are moved
@@ -542,6 +690,14 @@ impl<'t> Builder<'t> {
                 Ok(x) => x,
                 Err(e) => {
                     let m = e.marker();
+                    if e.info().starts_with("invalid indentation") {
+                        self.note_flow_line(m.index() + from);
+                    }
+                    if self.indented.is_some() {
+                        // Columns of the text as written, not as indented for saphyr.
+                        let (line, column) = line_col(self.text, self.byte(m.index() + from));
+                        return Err(syntax(Some(line), Some(column), e.info()));
+                    }
                     return Err(syntax(Some(m.line()), Some(m.col() + 1), e.info()));
                 }
             };
@@ -575,6 +731,45 @@ impl<'t> Builder<'t> {
             }
         }
         Ok(())
+    }
+
+    /// When saphyr refused the line at `char_index` for its indentation while a flow collection
+    /// is open, records how many spaces would make it acceptable: go-yaml (and so sops) reads a
+    /// flow collection's lines at any indentation (`key: [` ... `]` at the key's column), while
+    /// saphyr wants them past the enclosing block collection's indentation, as YAML 1.2 says.
+    fn note_flow_line(&mut self, char_index: usize) {
+        let pos = self.byte(char_index);
+        let ls = line_start(self.text, pos);
+        // saphyr looks ahead of the events it has given (a `[` may start a key), so the open
+        // flow collection may not be on the stack yet: the text tells too. A line in a flow
+        // collection closes it, or follows a line that opened it or ended an entry.
+        let first = self.text[ls..]
+            .trim_start_matches([' ', '\t'])
+            .as_bytes()
+            .first()
+            .copied();
+        let before = self.text[..ls].trim_end();
+        let in_flow = self
+            .stack
+            .iter()
+            .any(|f| f.node().coll().is_some_and(|c| c.flow))
+            || matches!(first, Some(b']' | b'}'))
+            || before.ends_with(['[', '{', ',']);
+        if !in_flow {
+            return;
+        }
+        let block_indent = self
+            .stack
+            .iter()
+            .rev()
+            .filter_map(|f| f.node().coll())
+            .find(|c| !c.flow)
+            .map_or(0, |c| c.indent);
+        let col = self.text[ls..pos].chars().count();
+        let shown = self.indented.map_or(0, |i| i.inserted_at(ls));
+        if col + shown <= block_indent {
+            self.flow_line_fix = Some((ls, block_indent + 1 - col - shown));
+        }
     }
 
     /// Skips whitespace, comments and node properties (anchors, tags) from `pos`.
@@ -627,12 +822,17 @@ impl<'t> Builder<'t> {
             Event::StreamStart | Event::Nothing => {}
             Event::StreamEnd => return Ok(false),
             Event::DocumentStart(explicit) => {
-                self.doc_content_start = if explicit { e } else { self.last_end };
-                self.last_end = self.last_end.max(self.doc_content_start);
                 self.root = None;
                 self.orphans.clear();
                 self.depth_at_token = 0;
                 self.min_depth = 0;
+                if explicit {
+                    // Comments before the first `---` head the document (go-yaml's document
+                    // head comment, which sops lists first in the root mapping).
+                    self.gap(s.max(self.last_end));
+                }
+                self.doc_content_start = if explicit { e } else { self.last_end };
+                self.last_end = self.last_end.max(self.doc_content_start);
             }
             Event::DocumentEnd => {
                 let end = s.max(self.last_end).min(self.text.len());
@@ -730,8 +930,14 @@ impl<'t> Builder<'t> {
                     _ => false,
                 });
                 if flow {
-                    // `}` / `]`: the token is the last char of the span.
-                    let close = e.saturating_sub(1).max(s);
+                    // `}` / `]`: the token starts the span (which may run on over blanks and a
+                    // comment after the bracket), else ends it.
+                    let b = self.text.as_bytes();
+                    let close = if matches!(b.get(s), Some(b']' | b'}')) {
+                        s
+                    } else {
+                        e.saturating_sub(1).max(s)
+                    };
                     self.gap(close);
                     self.last_end = close + 1;
                 }
@@ -968,7 +1174,11 @@ impl<'t> Builder<'t> {
                 || resolve::is_old_bool(value)
                 || resolve::is_base60_float(value))
             .then(|| src.to_string()),
-            (Style::Single, _) => (src != emit::single_quoted(value)).then(|| src.to_string()),
+            // In a flow collection an `ENC[...]` is written double-quoted (its commas and
+            // brackets need quotes), so a single-quoted value could not come back as it was.
+            (Style::Single, _) => {
+                (src != emit::single_quoted(value) || self.in_flow()).then(|| src.to_string())
+            }
             (Style::Double, _) => (src != emit::double_quoted(value)).then(|| src.to_string()),
             (Style::Literal | Style::Folded, Some(b)) => {
                 let header = self.text.get(b.header.0..b.header.1)?;
@@ -1269,7 +1479,7 @@ impl<'t> Builder<'t> {
                 }
             }
             let mut chain = Vec::new();
-            self.closed_chain(surviving, closed, |n| chain.push(on_line(n, ls)));
+            self.closed_chain(surviving, closed, true, |n, _| chain.push(on_line(n, ls)));
             for (j, p) in chain.into_iter().enumerate() {
                 if let Some(p) = p {
                     found.push((None, j, p));
@@ -1294,9 +1504,16 @@ impl<'t> Builder<'t> {
         let col = hash - ls;
         // `- # note`: the column says nothing, the note heads the item that follows.
         let after_dash = self.text[ls..hash].contains('-');
-        if closed > 0 && !after_dash {
+        // go-yaml splits a run of comment lines where one is less indented than the one before
+        // (and than the current block): the part after the split heads what follows instead of
+        // closing what came before (checked with sops 3.13: `# foot in item` at the item's
+        // column, then `# foot list` at the `-` column, gives the second to the parent).
+        let split_from_deeper = self.previous_comment_column(ls).is_some_and(|c| c > col);
+        if closed > 0 && !after_dash && !split_from_deeper {
             let mut thresholds = Vec::new();
-            self.closed_chain(surviving, closed, |n| thresholds.push(threshold(n)));
+            self.closed_chain(surviving, closed, false, |n, parent| {
+                thresholds.push(threshold(n, parent))
+            });
             if let Some(j) = thresholds.iter().rposition(|&t| t <= col) {
                 self.with_closed(surviving, j, |n| {
                     if let Some(c) = n.coll_mut() {
@@ -1339,21 +1556,41 @@ impl<'t> Builder<'t> {
         self.stack[target].items_mut().push(comment);
     }
 
-    /// Calls `f` on each collection closed since the last token, outermost first.
-    fn closed_chain(&self, surviving: usize, closed: usize, mut f: impl FnMut(&SNode)) {
-        let mut node = if surviving == 0 {
-            self.root.as_ref()
-        } else {
-            self.stack
-                .get(surviving - 1)
-                .and_then(|fr| last_value(fr.node()))
+    /// The column of the comment alone on the line just before the line starting at `ls`.
+    fn previous_comment_column(&self, ls: usize) -> Option<usize> {
+        let before = self.text[..ls].strip_suffix('\n')?;
+        let before = before.strip_suffix('\r').unwrap_or(before);
+        let start = before.rfind('\n').map_or(0, |p| p + 1);
+        let line = &before[start..];
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        trimmed.starts_with('#').then(|| line.len() - trimmed.len())
+    }
+
+    /// Calls `f` on each collection closed since the last token, outermost first, with its
+    /// parent. `with_flow`: also on a flow collection (an inline comment after its bracket may
+    /// be its own); without, the chain stops at one.
+    fn closed_chain(
+        &self,
+        surviving: usize,
+        closed: usize,
+        with_flow: bool,
+        mut f: impl FnMut(&SNode, Option<&SNode>),
+    ) {
+        let mut parent = surviving.checked_sub(1).map(|d| self.stack[d].node());
+        let mut node = match parent {
+            None => self.root.as_ref(),
+            Some(p) => last_value(p),
         };
         for _ in 0..closed {
             let Some(n) = node else { return };
-            if n.coll().is_none() {
+            // A flow collection ends at its bracket: go-yaml gives the comment lines that follow
+            // it to the enclosing block collections, never to the flow collection (`key: []`
+            // and a comment line below it: the comment is the mapping's).
+            if n.coll().is_none_or(|c| c.flow && !with_flow) {
                 return;
             }
-            f(n);
+            f(n, parent);
+            parent = Some(n);
             node = last_value(n);
         }
     }

@@ -1092,3 +1092,105 @@ fn generated_documents_read_the_same_through_the_fast_reader() {
     assert!(fast_part > 300, "{fast_part}");
     assert!(masked_used > 1000, "{masked_used}");
 }
+
+/// Every comment of a tree with the AAD path sops encrypts it under (its parent mapping's or
+/// list's path), in document order.
+fn comment_paths(node: &Node, path: &str, out: &mut Vec<(String, String)>) {
+    match node {
+        Node::Map(items) => {
+            for item in items {
+                match item {
+                    Item::Comment(c) => out.push((c.clone(), format!("{path}:"))),
+                    Item::Pair(k, v) => {
+                        let child = if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}:{k}")
+                        };
+                        comment_paths(v, &child, out);
+                    }
+                }
+            }
+        }
+        Node::Seq(items) => {
+            for item in items {
+                match item {
+                    Node::Comment(c) => out.push((c.clone(), format!("{path}:"))),
+                    other => comment_paths(other, path, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Where sops 3.13.3 (and 3.11) puts comments that real files have, read off sops' own tree
+/// (stores/yaml LoadPlainFile) for each of these documents: a comment's AAD is its parent's
+/// path, so a comment placed elsewhere is one the other tool cannot decrypt.
+#[test]
+fn comments_next_to_flow_collections_sequences_and_document_starts_sit_where_sops_puts_them() {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        // A comment line after an empty flow collection belongs to the mapping around it.
+        ("a: {}\n# c\nb: 1\n", &[(" c", ":")]),
+        ("n: [\n  \"a\"\n]\n# after\nm: 1\n", &[(" after", ":")]),
+        // An inline comment after a flow collection is the collection's own first item.
+        ("s:\n  a: []  # inline\n  b: 1\n", &[(" inline", "s:a:")]),
+        // At the `-` column of a sequence indented under its key: the sequence's.
+        ("a:\n  - 1\n  # c\nb: 1\n", &[(" c", "a:")]),
+        (
+            "h:\n  claims:\n    - name: data\n      size: 1\n    # - name: wal\n  x: 1\n",
+            &[(" - name: wal", "h:claims:")],
+        ),
+        // At the `-` column of a sequence written at its key's column: the parent's.
+        ("a:\n- 1\n# c\nb: 1\n", &[(" c", ":")]),
+        // Before the first `---`: the document's.
+        ("# header\n---\na: 1\n", &[(" header", ":")]),
+    ];
+    for (text, want) in cases {
+        let p = parse(text);
+        let mut got = Vec::new();
+        for doc in &p.tree.documents {
+            comment_paths(doc, "", &mut got);
+        }
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(c, p)| (c.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(got, want, "comments of {text:?}");
+        assert_round_trip(text);
+    }
+}
+
+/// go-yaml (so sops) reads a flow collection's lines at any indentation, a closing bracket at
+/// its key's column included; saphyr-parser wants them deeper, so enseal indents them for it.
+#[test]
+fn flow_collections_with_lines_at_the_key_column_are_read_and_kept() {
+    for text in [
+        "n: [\n  \"a\"\n]\n",
+        "b:\n  c: {\n  x: 1,\n  y: [1,\n2]\n  }\n",
+        "h:\n  - [\n    1\n  ]\n  - []\n",
+    ] {
+        assert_round_trip(text);
+    }
+    let p = parse("n: [\n  \"a\"\n]\nm: 1\n");
+    assert_eq!(
+        p.tree.documents[0].get("n"),
+        Some(&Node::Seq(vec![Node::str("a")]))
+    );
+    // Not a flow collection: still refused, at its own line and column.
+    let Err(err) = store().parse(b"a:\n  b: 1\n c: 2\n") else {
+        panic!("a mis-indented block mapping was read");
+    };
+    let err = err.to_string();
+    assert!(err.contains("line 3"), "{err}");
+}
+
+/// A single-quoted value in a flow collection is encrypted double-quoted (its `ENC[...]`
+/// needs quotes there), so its source text travels with it and it comes back single-quoted.
+#[test]
+fn single_quoted_values_in_flow_collections_come_back_single_quoted() {
+    let text = "a: ['x', 'it''s', plain, \"dq\"]\nb:\n  - ['q']\n";
+    let (encrypted, decrypted) = encrypt_then_decrypt(text);
+    assert!(encrypted.contains("ENC["), "{encrypted}");
+    assert_eq!(decrypted, text);
+}
