@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use enseal_sops::file::{self, Decrypted, FileError, Mac, OpenOptions};
-use enseal_sops::format::metadata::MetadataError;
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::aws_kms::AwsKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
@@ -47,9 +46,6 @@ pub fn file_error(name: &Path, e: FileError) -> Failure {
     match e {
         FileError::Store(e) => exit::store_error(name, e),
         FileError::NotEncrypted => Failure::new(exit::GENERIC, e.to_string()).in_file(name),
-        FileError::Metadata(MetadataError::Missing("mac")) => {
-            Failure::new(exit::MAC_NOT_FOUND, e.to_string()).in_file(name)
-        }
         FileError::Metadata(e) => Failure::new(exit::GENERIC, e.to_string()).in_file(name),
         FileError::KeyGroup(e) => key_group_error(name, e),
         FileError::Encryption(e) => exit::encryption_error(name, e),

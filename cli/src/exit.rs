@@ -20,6 +20,7 @@ pub const MAC_MISMATCH: i32 = 51;
 pub const MAC_NOT_FOUND: i32 = 52;
 pub const CONFIG_NOT_FOUND: i32 = 61;
 pub const INVALID_TREE_PATH: i32 = 91;
+pub const NEED_AT_LEAST_ONE_DOCUMENT: i32 = 92;
 pub const NO_FILE: i32 = 100;
 pub const NO_ENCRYPTION_KEY: i32 = 111;
 pub const COULD_NOT_RETRIEVE_KEY: i32 = 128;
@@ -67,7 +68,9 @@ pub fn store_error(file: &Path, e: StoreError) -> Failure {
 
 pub fn encryption_error(file: &Path, e: EncryptionError) -> Failure {
     let code = match e {
-        EncryptionError::MacMismatch | EncryptionError::MacUndecryptable(_) => MAC_MISMATCH,
+        EncryptionError::MacMismatch
+        | EncryptionError::MacUndecryptable(_)
+        | EncryptionError::MacMissing => MAC_MISMATCH,
         EncryptionError::LastModified(_) => MAC_MISMATCH,
         EncryptionError::CommentMatchesUnencryptedRegex { .. } => ERROR_ENCRYPTING_TREE,
         _ => ERROR_DECRYPTING_TREE,

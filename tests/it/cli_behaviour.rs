@@ -776,3 +776,136 @@ fn a_value_set_to_a_yaml_1_1_boolean_string_decrypts_quoted_and_untouched_plain_
     by_sops.assert_success("sops decrypt");
     assert_eq!(by_sops.stdout_str(), "a: \"yes\"\nb: \"off\"\n");
 }
+
+/// The command lines scripts and tools type (helm-secrets: `sops --decrypt --input-type yaml
+/// --output-type yaml FILE`), run with enseal and both sops releases: same exit code, same
+/// output (decrypt, extract), same file (set, then decrypted), same data after rotate.
+#[test]
+fn sops_top_level_forms_work_as_with_both_sops_releases() {
+    let sb = sandbox_with_key_a();
+    let enc = encrypt_with_enseal(&sb, "secrets.enc.yaml", PLAIN_YAML);
+    let forms: [&[&str]; 4] = [
+        &["-d", &enc],
+        &[
+            "--decrypt",
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            &enc,
+        ],
+        &["-d", "--extract", r#"["database"]["password"]"#, &enc],
+        &["--decrypt", "--extract", r#"["database"]"#, &enc],
+    ];
+    for release in peers::SopsRelease::ALL {
+        for args in forms {
+            let by_sops = sb.sops_of(release, args);
+            by_sops.assert_success(&format!("sops {} {args:?}", release.name()));
+            let by_enseal = sb.enseal(args);
+            by_enseal.assert_success(&format!("enseal {args:?}"));
+            assert_eq!(
+                by_enseal.stdout_str(),
+                by_sops.stdout_str().replace("    ", "  "),
+                "{args:?}: enseal prints other text than sops {}",
+                release.name()
+            );
+        }
+    }
+    // --set and -r -i change the file; both tools then decrypt it to the same text.
+    for (tool, file) in [("enseal", "by-enseal.yaml"), ("sops", "by-sops.yaml")] {
+        sb.write(file, sb.read(&enc));
+        let set = ["--set", r#"["database"]["password"] "new pass""#, file];
+        let rotate = ["-r", "-i", file];
+        for args in [&set[..], &rotate[..]] {
+            let out = if tool == "enseal" {
+                sb.enseal(args)
+            } else {
+                sb.sops(args)
+            };
+            out.assert_success(&format!("{tool} {args:?}"));
+        }
+    }
+    for file in ["by-enseal.yaml", "by-sops.yaml"] {
+        let out = sb.sops(["-d", file]);
+        out.assert_success(&format!("sops -d {file}"));
+        assert!(
+            out.stdout_str().contains("password: new pass"),
+            "{file}: {}",
+            out.stdout_str()
+        );
+    }
+    // `-e -i`: encrypted in place, and sops opens it.
+    sb.write("plain.yaml", PLAIN_YAML);
+    let recipient = peers::recipient("a");
+    sb.enseal(["-e", "-i", "--age", &recipient, "plain.yaml"])
+        .assert_success("enseal -e -i");
+    sb.sops(["-d", "plain.yaml"])
+        .assert_success("sops -d of enseal -e -i");
+}
+
+#[test]
+fn two_top_level_actions_and_a_set_without_a_value_exit_like_sops() {
+    let sb = sandbox_with_key_a();
+    let enc = encrypt_with_enseal(&sb, "s.enc.yaml", PLAIN_YAML);
+    same_code_as_sops(
+        &sb,
+        &["--set", r#"["database"]"#, &enc],
+        INVALID_SET_FORMAT,
+        "--set without a value",
+    );
+    let by_enseal = sb.enseal(["-d", "-e", &enc]);
+    assert_eq!(
+        by_enseal.code,
+        Some(CONFLICTING_PARAMETERS),
+        "{}",
+        by_enseal.stderr_str()
+    );
+}
+
+/// A file whose `mac` entry was removed: sops (3.11 and 3.13) exits 51 ("File has no MAC"),
+/// and `--ignore-mac` recovers the values.
+#[test]
+fn a_file_without_mac_exits_51_and_opens_with_ignore_mac_like_sops() {
+    let sb = sandbox_with_key_a();
+    let enc = encrypt_with_enseal(&sb, "s.enc.yaml", PLAIN_YAML);
+    let text = String::from_utf8(sb.read(&enc)).expect("UTF-8");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("mac:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    sb.write("nomac.yaml", without);
+    for release in peers::SopsRelease::ALL {
+        let by_sops = sb.sops_of(release, ["decrypt", "nomac.yaml"]);
+        assert_eq!(by_sops.code, Some(51), "sops {}", release.name());
+        let with_ignore = sb.sops_of(release, ["decrypt", "--ignore-mac", "nomac.yaml"]);
+        with_ignore.assert_success("sops --ignore-mac");
+    }
+    let by_enseal = sb.enseal(["decrypt", "nomac.yaml"]);
+    assert_eq!(by_enseal.code, Some(51), "{}", by_enseal.stderr_str());
+    assert!(by_enseal.stdout.is_empty());
+    assert!(by_enseal.stderr_str().contains("nomac.yaml"));
+    let recovered = sb.enseal(["decrypt", "--ignore-mac", "nomac.yaml"]);
+    recovered.assert_success("enseal --ignore-mac");
+    assert_eq!(recovered.stdout_str(), PLAIN_YAML);
+}
+
+/// sops refuses an empty file (exit 92) and a YAML file of comments only (exit 2); enseal
+/// used to write an empty encrypted file, losing the comments.
+#[test]
+fn empty_and_comment_only_files_are_refused_like_sops() {
+    let sb = sandbox_with_key_a();
+    let recipient = peers::recipient("a");
+    sb.write("empty.yaml", "");
+    sb.write("comments.yaml", "# only\n# comments\n");
+    for (file, code) in [("empty.yaml", 92), ("comments.yaml", CANNOT_READ_INPUT)] {
+        let args = ["encrypt", "--age", recipient.as_str(), file];
+        let (_, by_enseal) = same_code_as_sops(&sb, &args, code, file);
+        assert!(by_enseal.stdout.is_empty());
+        assert!(
+            by_enseal.stderr_str().contains(file),
+            "{}",
+            by_enseal.stderr_str()
+        );
+    }
+}

@@ -68,7 +68,7 @@ mod tests {
                 super::super::Cli::try_parse_from(plugin_argv(argv.iter().map(OsString::from)))
                     .unwrap();
             match cli.command {
-                super::super::Command::Kustomize(a) => assert_eq!(a.config, want),
+                Some(super::super::Command::Kustomize(a)) => assert_eq!(a.config, want),
                 other => panic!("parsed as {other:?}"),
             }
         }

@@ -36,13 +36,48 @@ pub use sops_secret::SopsSecretArgs;
                   keys, in the sops 3.11 file format (sops reads what enseal writes and the other \
                   way round). Files keep their layout: comments, quoting and key order survive \
                   encryption, and decrypting gives the original bytes back.",
-    propagate_version = true
+    propagate_version = true,
+    arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+/// sops' top-level forms, which scripts, CI and tools still type (helm-secrets runs
+/// `sops --decrypt --input-type yaml --output-type yaml FILE`): `-d`, `-e`, `-r`, `--set`,
+/// `--extract`, and a bare `FILE` to edit. Each means the same as the subcommand.
+#[derive(Args, Debug, Default)]
+pub struct LegacyArgs {
+    /// Decrypt FILE (as `enseal decrypt`).
+    #[arg(short = 'd', long)]
+    pub decrypt: bool,
+    /// Encrypt FILE (as `enseal encrypt`).
+    #[arg(short = 'e', long)]
+    pub encrypt: bool,
+    /// Encrypt FILE again with a new data key (as `enseal rotate`).
+    #[arg(short = 'r', long)]
+    pub rotate: bool,
+    /// Set a value: 'PATH VALUE', e.g. '["db"]["password"] "secret"' (as `enseal set`).
+    #[arg(long, value_name = "PATH VALUE")]
+    pub set: Option<String>,
+    /// With --decrypt: print only the value at this path.
+    #[arg(long, value_name = "PATH")]
+    pub extract: Option<String>,
+    /// With --rotate: add these age recipients.
+    #[arg(long, value_name = "RECIPIENTS")]
+    pub add_age: Option<String>,
+    /// With --rotate: remove these age recipients.
+    #[arg(long, value_name = "RECIPIENTS")]
+    pub rm_age: Option<String>,
+    /// The file: decrypted, encrypted, rotated or set as the flags say, else opened in the
+    /// editor (as `enseal edit`).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 /// Options accepted before or after the subcommand, as sops accepts them.
@@ -290,7 +325,10 @@ impl Cli {
     /// checked them before they were checked here.
     pub fn validate(self) -> Result<Invocation> {
         let g = self.global;
-        Ok(match self.command {
+        let Some(command) = self.command else {
+            return self.legacy.validate(g);
+        };
+        Ok(match command {
             Command::Encrypt(a) => Invocation::Encrypt(g.validate()?, a.file),
             Command::Decrypt(a) => Invocation::Decrypt(g.validate()?, a),
             Command::Edit(a) => {
@@ -325,6 +363,85 @@ impl Cli {
     }
 }
 
+impl LegacyArgs {
+    /// The subcommand the top-level flags stand for. sops takes one action per run: two of
+    /// them are conflicting parameters (exit 8), as are flags of another action.
+    fn validate(self, g: GlobalArgs) -> Result<Invocation> {
+        let actions = [self.decrypt, self.encrypt, self.rotate, self.set.is_some()];
+        if actions.iter().filter(|a| **a).count() > 1 {
+            return Err(Failure::new(
+                exit::CONFLICTING_PARAMETERS,
+                "give one of --decrypt, --encrypt, --rotate and --set",
+            ));
+        }
+        if self.extract.is_some() && !self.decrypt {
+            return Err(Failure::new(
+                exit::CONFLICTING_PARAMETERS,
+                "--extract goes with --decrypt",
+            ));
+        }
+        if (self.add_age.is_some() || self.rm_age.is_some()) && !self.rotate {
+            return Err(Failure::new(
+                exit::CONFLICTING_PARAMETERS,
+                "--add-age and --rm-age go with --rotate",
+            ));
+        }
+        let file = self.file;
+        if self.decrypt {
+            return Ok(Invocation::Decrypt(
+                g.validate()?,
+                DecryptArgs {
+                    file,
+                    extract: self.extract,
+                },
+            ));
+        }
+        if self.encrypt {
+            return Ok(Invocation::Encrypt(g.validate()?, file));
+        }
+        if self.rotate {
+            return Ok(Invocation::Rotate(
+                g.validate()?,
+                RotateArgs {
+                    file,
+                    add_age: self.add_age,
+                    rm_age: self.rm_age,
+                },
+            ));
+        }
+        let file = file.ok_or_else(|| Failure::new(exit::NO_FILE, "no file given"))?;
+        if let Some(set) = self.set {
+            let (path, value) = split_set(&set)?;
+            let a = SetArgs {
+                file,
+                path,
+                value: Some(value),
+                value_stdin: false,
+                value_file: None,
+                idempotent: false,
+            }
+            .validate()?;
+            return Ok(Invocation::Set(g.validate()?, a));
+        }
+        Ok(Invocation::Edit(g.validate()?, file))
+    }
+}
+
+/// sops' `--set 'PATH VALUE'`: the path ends at the first `] ` (as sops' extractSetArguments
+/// splits it); the rest is the JSON value.
+fn split_set(set: &str) -> Result<(String, String)> {
+    let pos = set.find("] ").ok_or_else(|| {
+        Failure::new(
+            exit::INVALID_SET_FORMAT,
+            "invalid --set: give the path, a space and the JSON value, e.g. '[\"a\"] \"v\"'",
+        )
+    })?;
+    Ok((
+        set[..=pos].trim_end().to_string(),
+        set[pos + 2..].to_string(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +469,81 @@ mod tests {
                 other => panic!("parsed as {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn sops_top_level_forms_mean_the_subcommands() {
+        match parse_args(&["enseal", "-d", "--extract", r#"["a"]"#, "f.yaml"]).unwrap() {
+            Invocation::Decrypt(_, a) => {
+                assert_eq!(a.file.as_deref(), Some(Path::new("f.yaml")));
+                assert_eq!(a.extract.as_deref(), Some(r#"["a"]"#));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        // helm-secrets' form.
+        match parse_args(&[
+            "enseal",
+            "--decrypt",
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            "f",
+        ])
+        .unwrap()
+        {
+            Invocation::Decrypt(g, a) => {
+                assert_eq!(g.input_type, Some(Format::Yaml));
+                assert_eq!(a.file.as_deref(), Some(Path::new("f")));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse_args(&["enseal", "-e", "-i", "f.yaml"]).unwrap() {
+            Invocation::Encrypt(g, f) => {
+                assert!(g.in_place);
+                assert_eq!(f.as_deref(), Some(Path::new("f.yaml")));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(matches!(
+            parse_args(&["enseal", "-r", "--add-age", "age1x", "f.yaml"]).unwrap(),
+            Invocation::Rotate(
+                _,
+                RotateArgs {
+                    add_age: Some(_),
+                    ..
+                }
+            )
+        ));
+        assert!(matches!(
+            parse_args(&["enseal", "f.yaml"]).unwrap(),
+            Invocation::Edit(_, _)
+        ));
+        match parse_args(&["enseal", "--set", r#"["a"]["b c"] "v w""#, "f.yaml"]).unwrap() {
+            Invocation::Set(_, a) => {
+                assert_eq!(a.path, [Step::Key("a".into()), Step::Key("b c".into())]);
+                assert!(
+                    matches!(a.value, ValueSource::Argument(ref v) if v.as_str() == r#""v w""#)
+                );
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sops_top_level_forms_refuse_two_actions_and_a_set_without_a_value() {
+        assert_eq!(
+            failure(&["enseal", "-d", "-e", "f"]).code,
+            exit::CONFLICTING_PARAMETERS
+        );
+        assert_eq!(
+            failure(&["enseal", "--extract", r#"["a"]"#, "f"]).code,
+            exit::CONFLICTING_PARAMETERS
+        );
+        assert_eq!(
+            failure(&["enseal", "--set", r#"["a"]"#, "f"]).code,
+            exit::INVALID_SET_FORMAT
+        );
     }
 
     #[test]

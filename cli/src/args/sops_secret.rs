@@ -41,7 +41,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.global.output.as_deref(), Some(Path::new("out.json")));
         match cli.command {
-            Command::SopsSecret(a) => assert_eq!(a.format, "json"),
+            Some(Command::SopsSecret(a)) => assert_eq!(a.format, "json"),
             other => panic!("parsed as {other:?}"),
         }
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 use enseal_sops::crypto::data_key::DataKey;
 use enseal_sops::file::{self, EncryptOptions, Layout};
 use enseal_sops::format::metadata::Metadata;
+use enseal_sops::stores::Format;
 
 use crate::args::GlobalOptions;
 use crate::context;
@@ -17,6 +18,23 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     let in_format = g.input_format(&input.name);
     let out_format = g.output_format(in_format);
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
+    // As sops: an empty file has no document to encrypt (exit 92), and a YAML stream of
+    // comments only is refused when read (go-yaml finds no document: exit 2), rather than
+    // encrypted to a file that has lost its comments.
+    if input.bytes.is_empty() {
+        return Err(Failure::new(
+            exit::NEED_AT_LEAST_ONE_DOCUMENT,
+            "the file is empty: it must hold at least one document",
+        )
+        .in_file(&input.name));
+    }
+    if in_format == Format::Yaml && only_comments(&input.bytes) {
+        return Err(Failure::new(
+            exit::CANNOT_READ_INPUT,
+            "the file holds only comments: there is no YAML document to encrypt",
+        )
+        .in_file(&input.name));
+    }
     let in_store = context::store(in_format);
     let parsed = in_store
         .parse(&input.bytes)
@@ -49,4 +67,12 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     let bytes = file::encrypt(out_store.as_ref(), parsed, &key, &mut metadata, &options)
         .map_err(|e| context::file_error(&input.name, e))?;
     dest.write(&bytes)
+}
+
+/// Whether a YAML text has nothing but comments, blank lines and document markers.
+fn only_comments(bytes: &[u8]) -> bool {
+    String::from_utf8_lossy(bytes).lines().all(|line| {
+        let t = line.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    })
 }

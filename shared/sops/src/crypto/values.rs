@@ -35,6 +35,8 @@ pub enum EncryptionError {
     MacMismatch,
     #[error("cannot decrypt the MAC: {0}")]
     MacUndecryptable(CipherError),
+    #[error("MAC mismatch: the file has no MAC (decrypt with --ignore-mac to recover its values)")]
+    MacMissing,
     #[error("invalid lastmodified {0:?}")]
     LastModified(String),
 }
@@ -230,6 +232,9 @@ impl MacCheck {
     }
 
     pub(crate) fn verify(self) -> Result<(), EncryptionError> {
+        if self.stored.is_empty() {
+            return Err(EncryptionError::MacMissing);
+        }
         let aad = self.aad?;
         let (stored, _) = cipher::decrypt(&self.stored, &self.key, aad.as_bytes())
             .map_err(EncryptionError::MacUndecryptable)?;
