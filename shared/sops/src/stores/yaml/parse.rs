@@ -1056,6 +1056,20 @@ impl<'t> Builder<'t> {
                 (start, end, Some(info))
             }
         };
+        // A block scalar that ends the file without a line break has no final line break to
+        // keep: go-yaml (and sops) read `a: |` + `  text` at EOF as "text"; saphyr adds "\n".
+        let trimmed;
+        let last_line = &self.text[line_start(self.text, b.len())..];
+        let value = if block.is_some()
+            && end >= b.len()
+            && !last_line.trim().is_empty()
+            && value.ends_with('\n')
+        {
+            trimmed = &value[..value.len() - 1];
+            trimmed
+        } else {
+            value
+        };
         let (start, end) = if start == usize::MAX {
             // An empty plain scalar (`key:` or `-` with nothing after it): it sits right after
             // its indicator, which is where a new value will be written.
@@ -1197,8 +1211,15 @@ impl<'t> Builder<'t> {
                 let folds = style == Style::Folded && value.trim_end_matches('\n').contains('\n');
                 let needs_digit =
                     value.starts_with([' ', '\n']) && !header.chars().any(|c| c.is_ascii_digit());
-                (folds || needs_digit || content != expected || !emit::literal_ok(value))
-                    .then(|| format!("{header}{content}"))
+                // A clip or keep header over a value without a final line break (a block
+                // scalar ending the file) is not the header a writer would choose for it.
+                let unusual_chomp = !value.ends_with('\n') && !header.contains('-');
+                (folds
+                    || needs_digit
+                    || unusual_chomp
+                    || content != expected
+                    || !emit::literal_ok(value))
+                .then(|| format!("{header}{content}"))
             }
             _ => None,
         }

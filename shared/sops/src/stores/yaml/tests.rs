@@ -1194,3 +1194,24 @@ fn single_quoted_values_in_flow_collections_come_back_single_quoted() {
     assert!(encrypted.contains("ENC["), "{encrypted}");
     assert_eq!(decrypted, text);
 }
+
+/// A block scalar that ends the file without a line break has no final line break to keep
+/// (go-yaml, so sops, reads "line1\nline2"); it used to gain "\n" (and sops then saw `|-`).
+#[test]
+fn a_block_scalar_ending_the_file_without_a_line_break_has_none_in_its_value() {
+    for (text, want) in [
+        ("a: |\n  line1\n  line2", "line1\nline2"),
+        ("a: |+\n  line1\n  line2", "line1\nline2"),
+        ("a: >\n  line1\n  line2", "line1 line2"),
+        ("a: |\n  line1\n  line2\n", "line1\nline2\n"),
+    ] {
+        let p = parse(text);
+        let value = p.tree.documents[0].get("a").and_then(Node::as_scalar);
+        assert_eq!(
+            value.map(|s| &s.value[..]),
+            Some(want.as_bytes()),
+            "{text:?}"
+        );
+        assert_round_trip(text);
+    }
+}
