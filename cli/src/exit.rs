@@ -17,7 +17,6 @@ pub const CONFLICTING_PARAMETERS: i32 = 8;
 pub const ERROR_ENCRYPTING_TREE: i32 = 23;
 pub const ERROR_DECRYPTING_TREE: i32 = 25;
 pub const MAC_MISMATCH: i32 = 51;
-pub const MAC_NOT_FOUND: i32 = 52;
 pub const CONFIG_NOT_FOUND: i32 = 61;
 pub const INVALID_TREE_PATH: i32 = 91;
 pub const NEED_AT_LEAST_ONE_DOCUMENT: i32 = 92;
