@@ -930,14 +930,12 @@ impl<'t> Builder<'t> {
                     _ => false,
                 });
                 if flow {
-                    // `}` / `]`: the token starts the span (which may run on over blanks and a
-                    // comment after the bracket), else ends it.
-                    let b = self.text.as_bytes();
-                    let close = if matches!(b.get(s), Some(b']' | b'}')) {
-                        s
-                    } else {
-                        e.saturating_sub(1).max(s)
-                    };
+                    // `}` / `]`: saphyr's span for it may start after it or run on over blanks
+                    // and a comment, so it is looked for: only blanks and comments can come
+                    // between the last token and the closing bracket.
+                    let close = self
+                        .closing_bracket(self.last_end)
+                        .unwrap_or_else(|| e.saturating_sub(1).max(s));
                     self.gap(close);
                     self.last_end = close + 1;
                 }
@@ -960,6 +958,9 @@ impl<'t> Builder<'t> {
                 }
                 if flow {
                     node.end = self.last_end;
+                    // Up to date now: the next `-` of an enclosing sequence is looked for from
+                    // an item's extent (an empty `{}` item's would stop at its `{`).
+                    node.extent = node.extent.max(node.end);
                 } else {
                     node.end = node
                         .coll()
@@ -1575,6 +1576,23 @@ impl<'t> Builder<'t> {
             self.stack.len() - 1
         };
         self.stack[target].items_mut().push(comment);
+    }
+
+    /// The first `]` or `}` at or after `from` that is not inside a comment.
+    fn closing_bracket(&self, from: usize) -> Option<usize> {
+        let b = self.text.as_bytes();
+        let mut i = from;
+        while i < b.len() {
+            match b[i] {
+                b']' | b'}' => return Some(i),
+                b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r') => {
+                    i = line_end(self.text, i);
+                }
+                b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// The column of the comment alone on the line just before the line starting at `ls`.

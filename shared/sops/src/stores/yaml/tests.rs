@@ -1215,3 +1215,23 @@ fn a_block_scalar_ending_the_file_without_a_line_break_has_none_in_its_value() {
         assert_round_trip(text);
     }
 }
+
+/// sops writes a comment in a list as an `- ENC[...,type:comment]` item; decrypted, it is a
+/// comment line, also right after an item that ends with a flow collection (it came back as
+/// `- # c`, a null item, after `- x: {}`).
+#[test]
+fn a_sops_comment_item_after_a_flow_collection_item_comes_back_as_a_comment_line() {
+    let text = format!(
+        "a:\n    - x: {{}}\n    - {}\n    - y: 2\n",
+        fake_enc(b" c", "comment")
+    );
+    let p = parse(&text);
+    let mut tree = p.tree.clone();
+    for doc in &mut tree.documents {
+        decrypt_node(doc);
+    }
+    assert_eq!(
+        write(&tree, None, Some(&p)),
+        "a:\n    - x: {}\n    # c\n    - y: 2\n"
+    );
+}
