@@ -868,7 +868,15 @@ impl<'t> Builder<'t> {
                 let is_map = matches!(event, Event::MappingStart(..));
                 let mut pos = self.skip_props(s);
                 let b = self.text.as_bytes();
-                if !is_map && b.get(pos).is_none_or(|&c| c != b'-' && c != b'[') {
+                // A flow collection's start token is its bracket; a block collection's is an
+                // empty mark (saphyr's roll_indent), which for a sequence written at its key's
+                // column sits on the first item's content: `- [a, b]` starts a block sequence
+                // at `[`, not a flow one.
+                let empty_mark = e <= s;
+                if !is_map
+                    && b.get(pos)
+                        .is_none_or(|&c| c != b'-' && (c != b'[' || empty_mark))
+                {
                     // saphyr marks a sequence whose first item is empty after its `-`.
                     let mut p = pos.min(b.len());
                     while p > 0 && matches!(b[p - 1], b' ' | b'\t' | b'\r' | b'\n') {
@@ -878,11 +886,12 @@ impl<'t> Builder<'t> {
                         pos = p - 1;
                     }
                 }
-                let flow = self
-                    .text
-                    .as_bytes()
-                    .get(pos)
-                    .is_some_and(|&c| c == b'{' || c == b'[');
+                let flow = !empty_mark
+                    && self
+                        .text
+                        .as_bytes()
+                        .get(pos)
+                        .is_some_and(|&c| c == b'{' || c == b'[');
                 if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
                     return Err(self.err_at(pos, "complex mapping keys are not supported"));
                 }

@@ -1235,3 +1235,20 @@ fn a_sops_comment_item_after_a_flow_collection_item_comes_back_as_a_comment_line
         "a:\n    - x: {}\n    # c\n    - y: 2\n"
     );
 }
+
+/// A sequence written at its key's column whose items are flow sequences (ansible's
+/// changelogs/config.yaml): saphyr marks the block sequence's start on the first `[`, which was
+/// taken for a flow sequence, and writing the `sops` entry after it panicked.
+#[test]
+fn an_indentless_sequence_of_flow_sequences_is_a_block_sequence() {
+    let text = "a: 1\nsections:\n- ['x', 'y']\n- [z, w]\n";
+    let p = parse(text);
+    let Some(Node::Seq(items)) = p.tree.documents[0].get("sections") else {
+        panic!("sections is not a sequence");
+    };
+    assert_eq!(items.len(), 2);
+    assert!(matches!(&items[0], Node::Seq(inner) if inner.len() == 2));
+    let (encrypted, decrypted) = encrypt_then_decrypt(text);
+    assert!(encrypted.contains("sops:"), "{encrypted}");
+    assert_eq!(decrypted, text);
+}
