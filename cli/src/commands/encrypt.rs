@@ -69,10 +69,11 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     dest.write(&bytes)
 }
 
-/// Whether a YAML text has nothing but comments, blank lines and document markers.
+/// Whether a YAML text has nothing but comments and blank lines. With a `---` it has an
+/// (empty) document, which sops encrypts: its comments are encrypted.
 fn only_comments(bytes: &[u8]) -> bool {
     String::from_utf8_lossy(bytes).lines().all(|line| {
         let t = line.trim();
-        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+        t.is_empty() || t.starts_with('#')
     })
 }
