@@ -628,6 +628,16 @@ impl Splicer<'_> {
         self.insert_new(c, &matched, new.len(), |em, from, to| {
             em.seq(&new[from..to], c.indent, false)
         });
+        if !has_items && !c.flow && !c.items.is_empty() {
+            // A list of comments only (sops writes `key: [] # c` as `key:` + `- ENC[...]`):
+            // its comment lines alone under `key:` would read as null, so the empty list is
+            // spelled out where it began.
+            match ctx {
+                Ctx::MapValue { colon, .. } => self.edit(colon, colon, " []".into()),
+                Ctx::SeqItem { dash, .. } => self.edit(dash + 1, dash + 1, " []".into()),
+                Ctx::Root | Ctx::Flow => {}
+            }
+        }
     }
 
     /// Splicing keeps the original order, so the matched items must come in it; a flow

@@ -1252,3 +1252,26 @@ fn an_indentless_sequence_of_flow_sequences_is_a_block_sequence() {
     assert!(encrypted.contains("sops:"), "{encrypted}");
     assert_eq!(decrypted, text);
 }
+
+/// sops writes `a: [] # c` as a list holding only an encrypted comment; decrypted, the list
+/// must stay a list (`a: []` and the comment), not become null (`a:` and a comment line).
+#[test]
+fn a_sops_list_of_comments_only_decrypts_to_an_empty_list() {
+    let text = format!(
+        "s:\n    a:\n        - {}\n    b: 1\n",
+        fake_enc(b" inline", "comment")
+    );
+    let p = parse(&text);
+    let mut tree = p.tree.clone();
+    for doc in &mut tree.documents {
+        decrypt_node(doc);
+    }
+    let out = write(&tree, None, Some(&p));
+    assert_eq!(out, "s:\n    a: []\n        # inline\n    b: 1\n");
+    // Read again (as sops reads that text), the comment line belongs to `s`; `a` is a list.
+    let again = parse(&out);
+    assert_eq!(
+        again.tree.documents[0].get("s").and_then(|s| s.get("a")),
+        Some(&Node::Seq(vec![]))
+    );
+}
