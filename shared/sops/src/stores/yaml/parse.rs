@@ -967,15 +967,16 @@ impl<'t> Builder<'t> {
                 }
                 if flow {
                     node.end = self.last_end;
-                    // Up to date now: the next `-` of an enclosing sequence is looked for from
-                    // an item's extent (an empty `{}` item's would stop at its `{`).
-                    node.extent = node.extent.max(node.end);
                 } else {
                     node.end = node
                         .coll()
                         .and_then(|c| c.items.iter().map(SItem::end).max())
                         .unwrap_or(node.start);
                 }
+                // Up to date now (fix_extent completes it when the document ends): the next `-`
+                // of an enclosing sequence is looked for from an item's extent, which must not
+                // stop inside the item (at the `{` of `{}`, or at the first key of a mapping).
+                node.extent = node.extent.max(node.end);
                 if anchor != 0 {
                     self.anchors.insert(anchor, node.to_node(self.text));
                 }

@@ -1275,3 +1275,23 @@ fn a_sops_list_of_comments_only_decrypts_to_an_empty_list() {
         Some(&Node::Seq(vec![]))
     );
 }
+
+/// The same after an item that ends in a nested mapping (GitHub workflow steps): the item's
+/// extent stopped at its first key until the document ended, so the `-` of the comment item
+/// was not found either.
+#[test]
+fn a_sops_comment_item_after_an_item_ending_in_a_nested_mapping_comes_back_as_a_comment_line() {
+    let c = fake_enc(b" c", "comment");
+    let text = format!(
+        "steps:\n    - name: a\n      with:\n        x: 1\n    - {c}\n    - {c}\n    - name: b\n"
+    );
+    let p = parse(&text);
+    let mut tree = p.tree.clone();
+    for doc in &mut tree.documents {
+        decrypt_node(doc);
+    }
+    assert_eq!(
+        write(&tree, None, Some(&p)),
+        "steps:\n    - name: a\n      with:\n        x: 1\n    # c\n    # c\n    - name: b\n"
+    );
+}
