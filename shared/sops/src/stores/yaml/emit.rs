@@ -337,6 +337,11 @@ pub fn inline_scalar(s: &Scalar, in_flow: bool) -> String {
         // a bool written `True` in a file enseal encrypted comes back through its layout.
         Kind::Bool if s.value == b"True" => return "true".to_string(),
         Kind::Bool if s.value == b"False" => return "false".to_string(),
+        // Go formats these floats as NaN and ±Inf (the plaintext sops encrypts); go-yaml prints
+        // them as YAML spells them, which a plain `NaN` is not (YAML 1.2 reads it as a string).
+        Kind::Float if s.value == b"NaN" => return ".nan".to_string(),
+        Kind::Float if s.value == b"+Inf" || s.value == b"Inf" => return ".inf".to_string(),
+        Kind::Float if s.value == b"-Inf" => return "-.inf".to_string(),
         _ => return String::from_utf8_lossy(&s.value).into_owned(),
     }
     let text = match s.text() {

@@ -348,6 +348,20 @@ fn unmasked(text: &str) -> Result<Vec<DocSource>, StoreError> {
     Err(first_error)
 }
 
+/// Whether a typed scalar written `text` comes back as `text` from its encrypted form: the
+/// plaintext sops encrypts for it, read back and written as the writer writes a value.
+fn written_back_as_is(kind: Kind, text: &str, in_flow: bool) -> bool {
+    let scalar = Scalar::new(kind, text);
+    let Ok(plain) = crate::format::scalar_text::plaintext(&scalar) else {
+        return false;
+    };
+    if *plain == *text.as_bytes() {
+        return true;
+    }
+    crate::format::scalar_text::from_plaintext(kind, plain.into_owned())
+        .is_ok_and(|back| emit::inline_scalar(&back, in_flow) == text)
+}
+
 /// A line saphyr needs indented: (start of the line in the original text, spaces to add).
 type LineFix = (usize, usize);
 
@@ -1145,6 +1159,13 @@ impl<'t> Builder<'t> {
         } else if kind == Kind::Bool && !matches!(value, "true" | "false") {
             // A bool is encrypted as sops spells it (`True`/`False`) and written back as sops
             // prints it (`true`/`false`); any other spelling travels in the layout.
+            layout = Some(value.to_string());
+        } else if matches!(kind, Kind::Int | Kind::Float | Kind::Time)
+            && !written_back_as_is(kind, value, self.in_flow())
+        {
+            // The plaintext sops encrypts is the value's canonical spelling (`0o17` -> 15,
+            // `2024-01-01` -> 2024-01-01T00:00:00Z, `.nan` -> NaN): any other spelling travels
+            // in the layout, so that decrypting gives the text back as it was.
             layout = Some(value.to_string());
         }
         if anchor != 0 {

@@ -1295,3 +1295,29 @@ fn a_sops_comment_item_after_an_item_ending_in_a_nested_mapping_comes_back_as_a_
         "steps:\n    - name: a\n      with:\n        x: 1\n    # c\n    # c\n    - name: b\n"
     );
 }
+
+/// sops encrypts a typed value's canonical spelling (0o17 -> 15, 2024-01-01 ->
+/// 2024-01-01T00:00:00Z, .nan -> NaN); enseal's own files give back the spelling written.
+#[test]
+fn typed_values_come_back_spelled_as_written() {
+    let text = "a: 0o17\nb: 2024-01-01\nc: +1\nd: .nan\ne: -.inf\nf: 0x1F\ng: 1_000\nh: 017\n\
+                i: 15\nj: 1.5\nk: 1e3\nl: [0o17, 2024-01-01]\nm: 2024-01-01T10:00:00Z\n";
+    let (encrypted, decrypted) = encrypt_then_decrypt(text);
+    assert_eq!(decrypted, text);
+    // Canonical spellings need no layout: their ciphertext is a plain ENC[...].
+    for line in encrypted.lines().filter(|l| l.starts_with(['i', 'j', 'm'])) {
+        assert!(!line.contains('~'), "{line}");
+    }
+}
+
+/// A float sops decrypts to NaN or ±Inf is written as YAML spells it (a plain `NaN` is a
+/// string in YAML 1.2).
+#[test]
+fn nan_and_infinities_from_sops_are_written_as_yaml_spells_them() {
+    for (plain, want) in [("NaN", ".nan"), ("+Inf", ".inf"), ("-Inf", "-.inf")] {
+        assert_eq!(
+            emit::inline_scalar(&Scalar::new(Kind::Float, plain), false),
+            want
+        );
+    }
+}
