@@ -215,6 +215,14 @@ impl SNode {
     pub fn to_node(&self, text: &str) -> Node {
         match &self.body {
             SBody::Scalar(_) => Node::Scalar(self.scalar_value(text).unwrap_or_else(Scalar::null)),
+            // An alias to a scalar is encrypted as a copy of the value (sops expands aliases: an
+            // alias to an encrypted value could not be decrypted under its own path); its text
+            // (`*name`) travels in the layout, so decrypting writes the alias back.
+            SBody::Alias(Node::Scalar(value)) => {
+                let mut value = value.clone();
+                value.layout = text.get(self.start..self.end).map(str::to_string);
+                Node::Scalar(value)
+            }
             SBody::Alias(n) => n.clone(),
             SBody::Map(c) => {
                 // Sized up front: a large mapping would otherwise be copied as it grows.

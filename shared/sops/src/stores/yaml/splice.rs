@@ -168,8 +168,10 @@ impl Splicer<'_> {
                     self.scalar(orig, s, ns, ctx);
                 }
             }
-            (SBody::Alias(v), n) => {
-                if v != n {
+            (SBody::Alias(_), n) => {
+                // Unchanged when it is the alias as read (an alias to a scalar carries its
+                // `*name` text in its layout).
+                if orig.to_node(self.text) != *n {
                     self.replace(orig, n, ctx);
                 }
             }

@@ -1321,3 +1321,13 @@ fn nan_and_infinities_from_sops_are_written_as_yaml_spells_them() {
         );
     }
 }
+
+/// An alias to a scalar is encrypted as a copy of the value (what sops reads), and comes back
+/// as the alias: `port: *containerPortName` in Helm values stayed expanded before.
+#[test]
+fn aliases_to_scalars_come_back_as_aliases() {
+    let text = "a: &p http\nb: *p\nl:\n  - &q 'x y'\n  - *q\n";
+    let (encrypted, decrypted) = encrypt_then_decrypt(text);
+    assert!(!encrypted.contains("*p"), "{encrypted}");
+    assert_eq!(decrypted, text);
+}
