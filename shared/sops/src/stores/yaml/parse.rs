@@ -899,13 +899,11 @@ impl<'t> Builder<'t> {
                     && b.get(pos)
                         .is_none_or(|&c| c != b'-' && (c != b'[' || empty_mark))
                 {
-                    // saphyr marks a sequence whose first item is empty after its `-`.
-                    let mut p = pos.min(b.len());
-                    while p > 0 && matches!(b[p - 1], b' ' | b'\t' | b'\r' | b'\n') {
-                        p -= 1;
-                    }
-                    if p > 0 && b[p - 1] == b'-' {
-                        pos = p - 1;
+                    // saphyr marks a block sequence on its first item's content, which may
+                    // be lines after its `-` (`-  # note` then a mapping): the `-` is found
+                    // back over blanks and comments.
+                    if let Some(dash) = self.dash_before(pos.min(b.len())) {
+                        pos = dash;
                     }
                 }
                 let flow = !empty_mark
@@ -1615,6 +1613,28 @@ impl<'t> Builder<'t> {
             self.stack.len() - 1
         };
         self.stack[target].items_mut().push(comment);
+    }
+
+    /// The `-` before `pos` with only blanks and comments between, not before the last token.
+    fn dash_before(&self, mut pos: usize) -> Option<usize> {
+        let b = self.text.as_bytes();
+        loop {
+            while pos > self.last_end && matches!(b[pos - 1], b' ' | b'\t' | b'\r' | b'\n') {
+                pos -= 1;
+            }
+            if pos <= self.last_end {
+                return None;
+            }
+            if b[pos - 1] == b'-' {
+                return Some(pos - 1);
+            }
+            // A comment ends this line: look before its `#`.
+            let ls = line_start(self.text, pos - 1);
+            let line = &b[ls..pos];
+            let hash = (0..line.len())
+                .find(|&i| line[i] == b'#' && (i == 0 || matches!(line[i - 1], b' ' | b'\t')))?;
+            pos = ls + hash;
+        }
     }
 
     /// The first `]` or `}` at or after `from` that is not inside a comment.

@@ -1331,3 +1331,12 @@ fn aliases_to_scalars_come_back_as_aliases() {
     assert!(!encrypted.contains("*p"), "{encrypted}");
     assert_eq!(decrypted, text);
 }
+
+/// A sequence at its key's column whose first item starts on the line after its `-` and a
+/// comment (`-  # note` then a mapping): the sequence's column is the `-`'s, not the
+/// mapping's, so a folded scalar item after it keeps its content lines (they were left behind
+/// and the encrypted file did not parse).
+#[test]
+fn a_sequence_whose_first_item_follows_a_commented_dash_has_the_dash_column() {
+    assert_round_trip("\"alpha 2\":\n-  # tag\n      url7: {}\n- >\n   gamma yes\nx: 1\n");
+}
