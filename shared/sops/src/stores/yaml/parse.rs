@@ -60,8 +60,8 @@ pub struct SNode {
 
 pub enum SBody {
     Scalar(SScalar),
-    /// An alias, resolved: `value` is the anchored node's value.
-    Alias(Node),
+    /// An alias, resolved: the anchored node's value, and where the anchored node is.
+    Alias(Node, std::ops::Range<usize>),
     Map(SColl),
     Seq(SColl),
 }
@@ -218,12 +218,12 @@ impl SNode {
             // An alias to a scalar is encrypted as a copy of the value (sops expands aliases: an
             // alias to an encrypted value could not be decrypted under its own path); its text
             // (`*name`) travels in the layout, so decrypting writes the alias back.
-            SBody::Alias(Node::Scalar(value)) => {
+            SBody::Alias(Node::Scalar(value), _) => {
                 let mut value = value.clone();
                 value.layout = text.get(self.start..self.end).map(str::to_string);
                 Node::Scalar(value)
             }
-            SBody::Alias(n) => n.clone(),
+            SBody::Alias(n, _) => n.clone(),
             SBody::Map(c) => {
                 // Sized up front: a large mapping would otherwise be copied as it grows.
                 let mut items = Vec::with_capacity(c.items.len());
@@ -537,7 +537,8 @@ struct Builder<'t> {
     /// count chars).
     char_bytes: Option<Vec<u32>>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes by id: their value, and where they are.
+    anchors: HashMap<usize, (Node, std::ops::Range<usize>)>,
     docs: Vec<DocSource>,
     root: Option<SNode>,
     /// Comments met before a document's root exists (a document of comments only).
@@ -864,8 +865,8 @@ impl<'t> Builder<'t> {
                 self.finish_doc()?;
             }
             Event::Alias(id) => {
-                let value = match self.anchors.get(&id) {
-                    Some(n) => n.clone(),
+                let (value, anchored) = match self.anchors.get(&id) {
+                    Some((n, at)) => (n.clone(), at.clone()),
                     None => return Err(self.err_at(s, "unknown alias")),
                 };
                 self.gap(s);
@@ -874,7 +875,7 @@ impl<'t> Builder<'t> {
                     start: s,
                     end: e,
                     extent: e,
-                    body: SBody::Alias(value),
+                    body: SBody::Alias(value, anchored),
                 };
                 self.add_node(node, s)?;
             }
@@ -998,7 +999,8 @@ impl<'t> Builder<'t> {
                 // stop inside the item (at the `{` of `{}`, or at the first key of a mapping).
                 node.extent = node.extent.max(node.end);
                 if anchor != 0 {
-                    self.anchors.insert(anchor, node.to_node(self.text));
+                    self.anchors
+                        .insert(anchor, (node.to_node(self.text), node.start..node.end));
                 }
                 let start = node.start;
                 self.attach(node, start)?;
@@ -1177,7 +1179,8 @@ impl<'t> Builder<'t> {
         if anchor != 0 {
             let mut scalar = Scalar::new(kind, value);
             scalar.layout = layout.clone();
-            self.anchors.insert(anchor, Node::Scalar(scalar));
+            self.anchors
+                .insert(anchor, (Node::Scalar(scalar), start..end));
         }
         let in_text = self.text.get(start..end) == Some(value);
         let scalar = Scalar {
@@ -1341,7 +1344,7 @@ impl<'t> Builder<'t> {
                     Ok(key) => key,
                     Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
                 },
-                SBody::Alias(Node::Scalar(s)) => String::from_utf8_lossy(&s.value).into_owned(),
+                SBody::Alias(Node::Scalar(s), _) => String::from_utf8_lossy(&s.value).into_owned(),
                 _ => return Err(self.err_at(pos, "complex mapping keys are not supported")),
             };
             let b = self.text.as_bytes();

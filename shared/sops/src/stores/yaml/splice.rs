@@ -148,6 +148,14 @@ fn orig_slots(c: &SColl) -> Vec<Option<Slot<'_>>> {
 }
 
 impl Splicer<'_> {
+    /// Whether an edit so far falls in `range` (anchors come before their aliases, and the
+    /// writer goes through a document in order).
+    fn touched(&self, range: &std::ops::Range<usize>) -> bool {
+        self.edits
+            .iter()
+            .any(|e| e.start < range.end && e.end.max(e.start + 1) > range.start)
+    }
+
     fn edit(&mut self, start: usize, end: usize, text: String) {
         self.edits.push(Edit { start, end, text });
     }
@@ -168,10 +176,12 @@ impl Splicer<'_> {
                     self.scalar(orig, s, ns, ctx);
                 }
             }
-            (SBody::Alias(_), n) => {
-                // Unchanged when it is the alias as read (an alias to a scalar carries its
-                // `*name` text in its layout).
-                if orig.to_node(self.text) != *n {
+            (SBody::Alias(_, anchored), n) => {
+                // Kept when it is the alias as read (an alias to a scalar carries its `*name`
+                // text in its layout) and its anchored node is written as it was: an alias
+                // left in a clear region to an anchor whose values were encrypted would read
+                // back as ciphertext (and fail the MAC).
+                if orig.to_node(self.text) != *n || self.touched(anchored) {
                     self.replace(orig, n, ctx);
                 }
             }

@@ -834,7 +834,7 @@ fn dump(docs: &[parse::DocSource], text: &str) -> String {
                 )),
                 ()
             )),
-            SBody::Alias(v) => out.push_str(&format!(" alias {v:?}>")),
+            SBody::Alias(v, _) => out.push_str(&format!(" alias {v:?}>")),
             SBody::Map(c) | SBody::Seq(c) => {
                 out.push_str(&format!(" {} {} [", c.flow, c.indent));
                 for item in &c.items {
@@ -1339,4 +1339,23 @@ fn aliases_to_scalars_come_back_as_aliases() {
 #[test]
 fn a_sequence_whose_first_item_follows_a_commented_dash_has_the_dash_column() {
     assert_round_trip("\"alpha 2\":\n-  # tag\n      url7: {}\n- >\n   gamma yes\nx: 1\n");
+}
+
+/// An alias in a region left in the clear (`_unencrypted`) to an anchor whose values are
+/// encrypted cannot stay an alias: it would read back as the ciphertext (a MAC mismatch, and
+/// sops would see ENC[...] text as the value).
+#[test]
+fn an_alias_in_a_clear_region_to_an_encrypted_anchor_is_written_out() {
+    let text = "a: &a9\n  g: x\nb:\n  n_unencrypted:\n    <<: *a9\n";
+    let (encrypted, decrypted) = encrypt_then_decrypt(text);
+    assert!(!encrypted.contains("*a9"), "{encrypted}");
+    let p = parse(&decrypted);
+    assert_eq!(
+        p.tree.documents[0]
+            .get("b")
+            .and_then(|b| b.get("n_unencrypted"))
+            .and_then(|n| n.get("<<"))
+            .and_then(|m| m.get("g")),
+        Some(&Node::str("x"))
+    );
 }
