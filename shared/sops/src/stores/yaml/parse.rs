@@ -896,14 +896,12 @@ impl<'t> Builder<'t> {
                 // column sits on the first item's content: `- [a, b]` starts a block sequence
                 // at `[`, not a flow one.
                 let empty_mark = e <= s;
-                if !is_map
-                    && b.get(pos)
-                        .is_none_or(|&c| c != b'-' && (c != b'[' || empty_mark))
-                {
-                    // saphyr marks a block sequence on its first item's content, which may
-                    // be lines after its `-` (`-  # note` then a mapping): the `-` is found
-                    // back over blanks and comments.
-                    if let Some(dash) = self.dash_before(pos.min(b.len())) {
+                if !is_map && empty_mark && b.get(s) != Some(&b'-') {
+                    // saphyr marks a block sequence at its `-`, or (an indentless sequence,
+                    // or a first item that is empty after its `-`) after it, on the first
+                    // item's content, which may be lines later (`-  # note` then a mapping,
+                    // `-` then a nested `- x`): the `-` is found back over blanks and comments.
+                    if let Some(dash) = self.dash_before(s.min(b.len())) {
                         pos = dash;
                     }
                 }
@@ -1301,8 +1299,13 @@ impl<'t> Builder<'t> {
             let spaces = line.len() - line.trim_start_matches(' ').len();
             let blank = line.trim_matches(|c| c == ' ' || c == '\t').is_empty();
             if !blank {
+                // The line that ends the scalar does not set its indentation (`- |+`, a blank
+                // line, then `- x` at the sequence's column: the content is empty).
+                if (spaces as isize) <= parent_indent {
+                    break;
+                }
                 let ci = *content_indent.get_or_insert(spaces);
-                if (spaces as isize) <= parent_indent || spaces < ci {
+                if spaces < ci {
                     break;
                 }
                 last_nonblank_end = Some(le);

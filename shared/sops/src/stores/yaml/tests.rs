@@ -1359,3 +1359,14 @@ fn an_alias_in_a_clear_region_to_an_encrypted_anchor_is_written_out() {
         Some(&Node::str("x"))
     );
 }
+
+/// Found by the generated documents: enseal wrote encrypted files it could not read back.
+/// A keep block scalar holding only a blank line, followed by the next item (the next item's
+/// line set the scalar's indentation); a sequence at its key's column whose first item is a
+/// nested sequence (its column was taken from the nested `-`), then a folded item.
+#[test]
+fn block_scalars_next_to_sequence_items_keep_their_content() {
+    assert_round_trip("a:\n  - |+\n\n  - x\n");
+    assert_round_trip("a:\n-\n  - e: 1\n- >-\n  key\n");
+    assert_round_trip("a:\n- - x\n  - y\n- >\n  z\n");
+}
