@@ -896,13 +896,31 @@ impl<'t> Builder<'t> {
                 // column sits on the first item's content: `- [a, b]` starts a block sequence
                 // at `[`, not a flow one.
                 let empty_mark = e <= s;
-                if !is_map && empty_mark && b.get(s) != Some(&b'-') {
+                if !is_map && empty_mark {
                     // saphyr marks a block sequence at its `-`, or (an indentless sequence,
                     // or a first item that is empty after its `-`) after it, on the first
                     // item's content, which may be lines later (`-  # note` then a mapping,
                     // `-` then a nested `- x`): the `-` is found back over blanks and comments.
-                    if let Some(dash) = self.dash_before(s.min(b.len())) {
-                        pos = dash;
+                    // `key:` then `- - x`: both sequences are marked at the inner `-`; the one
+                    // that is the key's value starts at the line's first `-`.
+                    let ls = line_start(self.text, s.min(b.len()));
+                    let prefix = &self.text[ls..s.min(b.len())];
+                    let value_of_key = matches!(
+                        self.stack.last(),
+                        Some(Frame::Map {
+                            pending: Some(_),
+                            ..
+                        })
+                    );
+                    if b.get(s) != Some(&b'-') {
+                        if let Some(dash) = self.dash_before(s.min(b.len())) {
+                            pos = dash;
+                        }
+                    } else if value_of_key
+                        && prefix.contains('-')
+                        && prefix.bytes().all(|c| c == b' ' || c == b'-')
+                    {
+                        pos = ls + prefix.find('-').unwrap_or(0);
                     }
                 }
                 let flow = !empty_mark
