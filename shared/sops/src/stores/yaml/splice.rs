@@ -167,6 +167,39 @@ impl Splicer<'_> {
             return;
         };
         self.map(&doc.root, c, &all, Ctx::Root, doc.sops_item);
+        if metadata.is_some() && doc.sops_item.is_none() {
+            self.keep_last_block_value(c);
+        }
+    }
+
+    /// A block scalar left in the clear that ends the file without a line break has no final
+    /// line break in its value; the `sops` entry written after it would give it one (and the
+    /// MAC would not match): its chomping becomes strip, which keeps the value.
+    fn keep_last_block_value(&mut self, c: &SColl) {
+        if self.text.ends_with('\n') {
+            return;
+        }
+        let Some(SItem::Pair { value, .. }) = c
+            .items
+            .iter()
+            .rev()
+            .find(|i| !matches!(i, SItem::Comment { .. }))
+        else {
+            return;
+        };
+        let SBody::Scalar(SScalar { block: Some(b), .. }) = &value.body else {
+            return;
+        };
+        if value.end < self.text.len() || self.touched(&(value.start..value.end)) {
+            return;
+        }
+        let header = &self.text[b.header.0..b.header.1];
+        if header.contains('-') {
+            return;
+        }
+        let stripped: String = header.replace('+', "");
+        let (indicator, rest) = stripped.split_at(1);
+        self.edit(b.header.0, b.header.1, format!("{indicator}-{rest}"));
     }
 
     fn node(&mut self, orig: &SNode, new: &Node, ctx: Ctx) {
@@ -330,6 +363,11 @@ impl Splicer<'_> {
                 (None, false) => {
                     let prefix = if empty_orig { " " } else { "" };
                     self.edit(start, orig.end, format!("{prefix}{layout}"));
+                    return;
+                }
+                // An alias whose copy was written as a block scalar in the encrypted file.
+                (Some(b), false) if layout.starts_with('*') => {
+                    self.edit(b.header.0, orig.end, layout.to_string());
                     return;
                 }
                 _ => {}

@@ -1370,3 +1370,28 @@ fn block_scalars_next_to_sequence_items_keep_their_content() {
     assert_round_trip("a:\n-\n  - e: 1\n- >-\n  key\n");
     assert_round_trip("a:\n- - x\n  - y\n- >\n  z\n");
 }
+
+/// A clear block scalar ending the file without a line break: the `sops` entry written after
+/// it would give its value a final line break (the MAC then failed, exit 51, found by the
+/// generated documents): its chomping becomes strip in the encrypted file.
+#[test]
+fn a_clear_block_scalar_ending_the_file_keeps_its_value_when_sops_follows() {
+    let text = "replicas_unencrypted: >+\n  replicas y";
+    let p = parse(text);
+    let out = write(&p.tree, Some(&metadata()), Some(&p));
+    let again = parse(&out);
+    assert_eq!(
+        again.tree.documents[0].get("replicas_unencrypted"),
+        p.tree.documents[0]
+            .get("replicas_unencrypted")
+            .map(|n| match n {
+                Node::Scalar(s) => Node::Scalar(Scalar::str(String::from_utf8_lossy(&s.value))),
+                other => other.clone(),
+            })
+            .as_ref()
+    );
+    assert!(
+        out.starts_with("replicas_unencrypted: >-\n  replicas y\n"),
+        "{out}"
+    );
+}
