@@ -499,7 +499,11 @@ impl Frame {
 /// column; one written at its key's column (go-yaml's indentless sequence, which opens no
 /// indentation level of its own) only deeper ones (checked with sops 3.11 and 3.13: `# foot` at
 /// the `-` column after the last item goes to the parent there, to the sequence otherwise).
-fn threshold(node: &SNode, parent: Option<&SNode>) -> usize {
+///
+/// In a file with CRLF line breaks go-yaml keeps a comment at an indentless sequence's `-`
+/// column in the sequence when its last item is a scalar (its comment scanner counts the
+/// `\r`; checked with sops 3.13: after a mapping item it still goes to the parent).
+fn threshold(node: &SNode, parent: Option<&SNode>, crlf: bool) -> usize {
     match &node.body {
         SBody::Map(c) if !c.flow => c.indent,
         SBody::Seq(c) if !c.flow => {
@@ -508,7 +512,8 @@ fn threshold(node: &SNode, parent: Option<&SNode>) -> usize {
                     && matches!(parent.map(|n| &n.body), Some(SBody::Map(_)))
                     && p.indent == c.indent
             });
-            if indentless {
+            let scalar_last = last_value(node).is_some_and(|v| v.coll().is_none());
+            if indentless && !(crlf && scalar_last) {
                 c.indent + 1
             } else {
                 c.indent
@@ -1594,8 +1599,9 @@ impl<'t> Builder<'t> {
         let split_from_deeper = self.previous_comment_column(ls).is_some_and(|c| c > col);
         if closed > 0 && !after_dash && !split_from_deeper {
             let mut thresholds = Vec::new();
+            let crlf = self.nl == "\r\n";
             self.closed_chain(surviving, closed, false, |n, parent| {
-                thresholds.push(threshold(n, parent))
+                thresholds.push(threshold(n, parent, crlf))
             });
             if let Some(j) = thresholds.iter().rposition(|&t| t <= col) {
                 self.with_closed(surviving, j, |n| {

@@ -1141,8 +1141,13 @@ fn comments_next_to_flow_collections_sequences_and_document_starts_sit_where_sop
             "h:\n  claims:\n    - name: data\n      size: 1\n    # - name: wal\n  x: 1\n",
             &[(" - name: wal", "h:claims:")],
         ),
-        // At the `-` column of a sequence written at its key's column: the parent's.
+        // At the `-` column of a sequence written at its key's column: the parent's, but the
+        // sequence's in a file with CRLF line breaks.
         ("a:\n- 1\n# c\nb: 1\n", &[(" c", ":")]),
+        (
+            "x:\r\n  a:\r\n  - 1\r\n  # c\r\n  b: 1\r\n",
+            &[(" c", "x:a:")],
+        ),
         // Before the first `---`: the document's.
         ("# header\n---\na: 1\n", &[(" header", ":")]),
     ];
