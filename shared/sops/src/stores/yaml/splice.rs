@@ -193,6 +193,13 @@ impl Splicer<'_> {
         if value.end < self.text.len() || self.touched(&(value.start..value.end)) {
             return;
         }
+        // Without content the value is empty either way.
+        if self.text[b.header_line_end.min(value.end)..value.end]
+            .trim()
+            .is_empty()
+        {
+            return;
+        }
         let header = &self.text[b.header.0..b.header.1];
         if header.contains('-') {
             return;

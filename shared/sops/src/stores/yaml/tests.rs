@@ -1221,6 +1221,16 @@ fn a_block_scalar_ending_the_file_without_a_line_break_has_none_in_its_value() {
     }
 }
 
+/// `text` (sops-made, fake ciphertexts) decrypted and written back over itself.
+fn write_decrypted(text: &str) -> String {
+    let p = parse(text);
+    let mut tree = p.tree.clone();
+    for doc in &mut tree.documents {
+        decrypt_node(doc);
+    }
+    write(&tree, None, Some(&p))
+}
+
 /// sops writes a comment in a list as an `- ENC[...,type:comment]` item; decrypted, it is a
 /// comment line, also right after an item that ends with a flow collection (it came back as
 /// `- # c`, a null item, after `- x: {}`).
@@ -1230,13 +1240,8 @@ fn a_sops_comment_item_after_a_flow_collection_item_comes_back_as_a_comment_line
         "a:\n    - x: {{}}\n    - {}\n    - y: 2\n",
         fake_enc(b" c", "comment")
     );
-    let p = parse(&text);
-    let mut tree = p.tree.clone();
-    for doc in &mut tree.documents {
-        decrypt_node(doc);
-    }
     assert_eq!(
-        write(&tree, None, Some(&p)),
+        write_decrypted(&text),
         "a:\n    - x: {}\n    # c\n    - y: 2\n"
     );
 }
@@ -1266,12 +1271,7 @@ fn a_sops_list_of_comments_only_decrypts_to_an_empty_list() {
         "s:\n    a:\n        - {}\n    b: 1\n",
         fake_enc(b" inline", "comment")
     );
-    let p = parse(&text);
-    let mut tree = p.tree.clone();
-    for doc in &mut tree.documents {
-        decrypt_node(doc);
-    }
-    let out = write(&tree, None, Some(&p));
+    let out = write_decrypted(&text);
     assert_eq!(out, "s:\n    a: []\n        # inline\n    b: 1\n");
     // Read again (as sops reads that text), the comment line belongs to `s`; `a` is a list.
     let again = parse(&out);
@@ -1290,13 +1290,8 @@ fn a_sops_comment_item_after_an_item_ending_in_a_nested_mapping_comes_back_as_a_
     let text = format!(
         "steps:\n    - name: a\n      with:\n        x: 1\n    - {c}\n    - {c}\n    - name: b\n"
     );
-    let p = parse(&text);
-    let mut tree = p.tree.clone();
-    for doc in &mut tree.documents {
-        decrypt_node(doc);
-    }
     assert_eq!(
-        write(&tree, None, Some(&p)),
+        write_decrypted(&text),
         "steps:\n    - name: a\n      with:\n        x: 1\n    # c\n    # c\n    - name: b\n"
     );
 }
