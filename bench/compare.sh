@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Compares enseal with the real sops 3.11 on a small secret file and on a ~1 MB Kubernetes
-# Secret with 20,000 keys: mean wall time of encrypt and decrypt (hyperfine when available,
-# else a timed loop) and peak RSS (/usr/bin/time -v). Run by hand, not in CI:
+# Compares enseal with the real sops in the same run, the current release first (3.13.3, built
+# from Go source by tests/tools/sops.sh, cached) and 3.11 (PyPI), on a small secret file and on
+# a ~1 MB Kubernetes Secret with 20,000 keys: mean wall time of encrypt and decrypt (hyperfine
+# when available, else a timed loop) and peak RSS (/usr/bin/time -v). Run by hand, not in CI:
 #
 #   bash bench/compare.sh [RUNS]      # RUNS: timed runs per measurement (default 10)
 #   ENSEAL_BIN=path/to/enseal bash bench/compare.sh   # measure a given binary, no build
@@ -10,8 +11,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 runs=${1:-10}
 
-sops=${ENSEAL_SOPS_BIN:-$root/.venv/bin/sops}
-[[ -x $sops ]] || { echo "sops not found at $sops: run bash scripts/test.sh once" >&2; exit 1; }
+sops311=${ENSEAL_SOPS_BIN:-$root/.venv/bin/sops}
+[[ -x $sops311 ]] || { echo "sops 3.11 not found at $sops311: run bash scripts/test.sh once" >&2; exit 1; }
+sops313=${ENSEAL_SOPS_313_BIN:-$(bash tests/tools/sops.sh)}
 
 apt_get() { [[ $(id -u) == 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1; }
 if ! command -v hyperfine >/dev/null; then
@@ -50,7 +52,7 @@ with open(sys.argv[1], "w") as f:
         f.write(f"  SECRET_{i:05d}: {value}\n")
 PY
 for size in small large; do
-	"$sops" encrypt --age "$recipient" "$work/$size.yaml" >"$work/$size.sops.yaml"
+	"$sops313" encrypt --age "$recipient" "$work/$size.yaml" >"$work/$size.sops.yaml"
 done
 echo "inputs: small $(wc -c <"$work/small.yaml") B, large $(wc -c <"$work/large.yaml") B" >&2
 
@@ -78,24 +80,29 @@ peak_kb() {
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.1fx' % (a/b) if b else 'n/a')" "$1" "$2"; }
 
-printf '\n%-16s %12s %12s %8s %12s %12s %8s\n' "case" "sops ms" "enseal ms" "ratio" "sops KiB" "enseal KiB" "ratio"
-printf '%s\n' "------------------------------------------------------------------------------------"
-for size in small large; do
-	for op in encrypt decrypt; do
-		if [[ $op == encrypt ]]; then
-			sops_cmd=("$sops" encrypt --age "$recipient" "$work/$size.yaml")
-			enseal_cmd=("$enseal" encrypt --age "$recipient" "$work/$size.yaml")
-		else
-			sops_cmd=("$sops" decrypt "$work/$size.sops.yaml")
-			enseal_cmd=("$enseal" decrypt "$work/$size.sops.yaml")
-		fi
-		"${enseal_cmd[@]}" >/dev/null || { echo "enseal $op $size failed" >&2; exit 1; }
-		st=$(mean_ms "${sops_cmd[@]}")
-		et=$(mean_ms "${enseal_cmd[@]}")
-		sm=$(peak_kb "${sops_cmd[@]}")
-		em=$(peak_kb "${enseal_cmd[@]}")
-		printf '%-16s %12s %12s %8s %12s %12s %8s\n' "$op $size" "$st" "$et" "$(ratio "$st" "$et")" \
-			"$sm" "$em" "$(ratio "$sm" "$em")"
+for release in 3.13 3.11; do
+	if [[ $release == 3.13 ]]; then sops=$sops313; else sops=$sops311; fi
+	echo
+	echo "against $("$sops" --version --disable-version-check | head -1)"
+	printf '%-16s %12s %12s %8s %12s %12s %8s\n' "case" "sops ms" "enseal ms" "ratio" "sops KiB" "enseal KiB" "ratio"
+	printf '%s\n' "------------------------------------------------------------------------------------"
+	for size in small large; do
+		for op in encrypt decrypt; do
+			if [[ $op == encrypt ]]; then
+				sops_cmd=("$sops" encrypt --age "$recipient" "$work/$size.yaml")
+				enseal_cmd=("$enseal" encrypt --age "$recipient" "$work/$size.yaml")
+			else
+				sops_cmd=("$sops" decrypt "$work/$size.sops.yaml")
+				enseal_cmd=("$enseal" decrypt "$work/$size.sops.yaml")
+			fi
+			"${enseal_cmd[@]}" >/dev/null || { echo "enseal $op $size failed" >&2; exit 1; }
+			st=$(mean_ms "${sops_cmd[@]}")
+			et=$(mean_ms "${enseal_cmd[@]}")
+			sm=$(peak_kb "${sops_cmd[@]}")
+			em=$(peak_kb "${enseal_cmd[@]}")
+			printf '%-16s %12s %12s %8s %12s %12s %8s\n' "$op $size" "$st" "$et" "$(ratio "$st" "$et")" \
+				"$sm" "$em" "$(ratio "$sm" "$em")"
+		done
 	done
 done
 echo

@@ -425,6 +425,27 @@ fn decrypt_of_encrypt_is_byte_identical(name: &str) {
     );
 }
 
+/// The tests of one fixture case against one sops release.
+macro_rules! release_tests {
+    ($name:ident, $module:ident, $release:ident) => {
+        mod $module {
+            use super::SopsRelease::$release as R;
+            #[test]
+            fn enseal_decrypts_sops_file_to_same_data_as_sops() {
+                super::super::enseal_decrypts_sops_file(stringify!($name), R);
+            }
+            #[test]
+            fn sops_decrypts_enseal_file_to_same_data_as_enseal() {
+                super::super::sops_decrypts_enseal_file(stringify!($name), R);
+            }
+            #[test]
+            fn enseal_encrypts_same_values_as_sops() {
+                super::super::enseal_encrypts_same_values_as_sops(stringify!($name), R);
+            }
+        }
+    };
+}
+
 macro_rules! fixture_cases {
     ($($name:ident),* $(,)?) => {
         /// The cases that have tests below; checked against cases.tsv.
@@ -433,36 +454,8 @@ macro_rules! fixture_cases {
             mod $name {
                 use enseal_tests::peers::SopsRelease;
 
-                mod sops_3_11 {
-                    use super::SopsRelease::V3_11 as R;
-                    #[test]
-                    fn enseal_decrypts_sops_file_to_same_data_as_sops() {
-                        super::super::enseal_decrypts_sops_file(stringify!($name), R);
-                    }
-                    #[test]
-                    fn sops_decrypts_enseal_file_to_same_data_as_enseal() {
-                        super::super::sops_decrypts_enseal_file(stringify!($name), R);
-                    }
-                    #[test]
-                    fn enseal_encrypts_same_values_as_sops() {
-                        super::super::enseal_encrypts_same_values_as_sops(stringify!($name), R);
-                    }
-                }
-                mod sops_3_13 {
-                    use super::SopsRelease::V3_13 as R;
-                    #[test]
-                    fn enseal_decrypts_sops_file_to_same_data_as_sops() {
-                        super::super::enseal_decrypts_sops_file(stringify!($name), R);
-                    }
-                    #[test]
-                    fn sops_decrypts_enseal_file_to_same_data_as_enseal() {
-                        super::super::sops_decrypts_enseal_file(stringify!($name), R);
-                    }
-                    #[test]
-                    fn enseal_encrypts_same_values_as_sops() {
-                        super::super::enseal_encrypts_same_values_as_sops(stringify!($name), R);
-                    }
-                }
+                release_tests!($name, sops_3_11, V3_11);
+                release_tests!($name, sops_3_13, V3_13);
                 #[test]
                 fn age_cli_opens_every_data_key_stanza() {
                     super::age_cli_opens_every_data_key_stanza(stringify!($name));

@@ -51,7 +51,11 @@ pub fn parse(format: &str, bytes: &[u8], what: &str) -> Data {
     };
     match format {
         "yaml" => {
+            // go-yaml (so sops) writes a flow collection's closing bracket at its key's column
+            // (`a: {` ... `}`), which saphyr's strict reading refuses; such lines are indented
+            // for it (only blanks change, not the data).
             let docs = YamlOwned::load_from_str(text())
+                .or_else(|_| YamlOwned::load_from_str(&closing_brackets_indented(text())))
                 .unwrap_or_else(|e| panic!("{what}: not YAML: {e}\n{}", text()));
             Data::List(docs.iter().map(from_yaml).collect())
         }
@@ -95,6 +99,25 @@ pub fn parse(format: &str, bytes: &[u8], what: &str) -> Data {
         "binary" => Data::Bytes(bytes.to_vec()),
         other => panic!("unknown format {other}"),
     }
+}
+
+fn closing_brackets_indented(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut previous = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with([']', '}']) {
+            // At the column of the line before (inside the flow collection): deep enough.
+            out.push_str(&" ".repeat(previous));
+            out.push_str(trimmed);
+        } else {
+            if !trimmed.trim().is_empty() {
+                previous = line.len() - trimmed.len();
+            }
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 pub fn from_yaml(y: &YamlOwned) -> Data {

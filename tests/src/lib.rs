@@ -5,6 +5,8 @@ pub mod cluster;
 pub mod controller;
 pub mod data;
 pub mod deploy;
+pub mod differential;
+pub mod generate;
 pub mod kustomize;
 pub mod manifest;
 pub mod moto;
