@@ -909,3 +909,57 @@ fn empty_and_comment_only_files_are_refused_like_sops() {
         );
     }
 }
+
+/// Key sources are read lazily, as sops reads them: a malformed `SOPS_AGE_KEY`, a failing
+/// `SOPS_AGE_KEY_CMD` or a missing `SOPS_AGE_KEY_FILE` is no error when another source opens
+/// the file; with nothing else, decryption fails with 128 naming the broken source.
+#[test]
+fn a_broken_key_source_does_not_stop_another_like_sops() {
+    let mut sb = sandbox_with_key_a();
+    let enc = encrypt_with_enseal(&sb, "s.enc.yaml", PLAIN_YAML);
+    sb.env("SOPS_AGE_KEY", "AGE-SECRET-KEY-1BROKEN");
+    sb.env("SOPS_AGE_KEY_CMD", "false");
+    for release in peers::SopsRelease::ALL {
+        sb.sops_of(release, ["decrypt", &enc])
+            .assert_success(&format!("sops {} with one broken source", release.name()));
+    }
+    let out = sb.enseal(["decrypt", &enc]);
+    out.assert_success("enseal with a broken SOPS_AGE_KEY and SOPS_AGE_KEY_CMD");
+    assert_eq!(out.stdout_str(), PLAIN_YAML);
+
+    sb.env_remove("SOPS_AGE_KEY_FILE");
+    let by_enseal = sb.enseal(["decrypt", &enc]);
+    assert_eq!(
+        by_enseal.code,
+        Some(COULD_NOT_RETRIEVE_KEY),
+        "{}",
+        by_enseal.stderr_str()
+    );
+    assert!(by_enseal.stdout.is_empty());
+    let err = by_enseal.stderr_str();
+    assert!(err.contains("SOPS_AGE_KEY (unusable:"), "{err}");
+    assert!(!err.contains("BROKEN"), "the key text is not shown: {err}");
+    let by_sops = sb.sops(["decrypt", &enc]);
+    assert_eq!(by_sops.code, Some(COULD_NOT_RETRIEVE_KEY));
+}
+
+/// sops 3.13 reads several keys from one `SOPS_AGE_KEY`, separated by blanks.
+#[test]
+fn sops_age_key_with_several_keys_opens_the_file_like_sops_3_13() {
+    let mut sb = sandbox_with_key_a();
+    let enc = encrypt_with_enseal(&sb, "s.enc.yaml", PLAIN_YAML);
+    let key = |name: &str| {
+        peers::identities(&[name])
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .expect("key line")
+            .to_string()
+    };
+    sb.env_remove("SOPS_AGE_KEY_FILE");
+    sb.env("SOPS_AGE_KEY", format!("{} {}", key("b"), key("a")));
+    sb.sops_of(peers::SopsRelease::V3_13, ["decrypt", &enc])
+        .assert_success("sops 3.13 with two keys on one line");
+    let out = sb.enseal(["decrypt", &enc]);
+    out.assert_success("enseal with two keys on one SOPS_AGE_KEY line");
+    assert_eq!(out.stdout_str(), PLAIN_YAML);
+}

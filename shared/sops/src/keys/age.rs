@@ -309,28 +309,34 @@ impl AgeIdentities {
     }
 
     /// Like [`Self::from_env`] but reads variables through `env`, so tests need not touch the
-    /// process environment. Every configured source is read; a source that is set but cannot
-    /// be read or holds a malformed line is an error (sops would only mention it if decryption
-    /// then failed). A missing default key file is not an error.
+    /// process environment. Every configured source is read, lazily as sops reads them: a
+    /// source that is set but cannot be read, fails (`SOPS_AGE_KEY_CMD`) or holds a malformed
+    /// line adds nothing and is listed as unusable, with why, in the "looked in" list that a
+    /// failed decryption shows; another source (or a KMS key) may still open the file. A
+    /// missing default key file is not a problem. `SOPS_AGE_KEY` may hold several keys on a
+    /// line, separated by blanks (sops 3.13).
     ///
-    /// SSH keys: `SOPS_AGE_SSH_PRIVATE_KEY_FILE` is a configured source like the others (an
-    /// unreadable or unsupported key there is an error). `~/.ssh/id_ed25519` and `~/.ssh/id_rsa`
-    /// are picked up when present, and one that is not a usable key is skipped with a note in
-    /// the "looked in" list, as sops notes it, so a stray file there never blocks age keys.
+    /// SSH keys: `SOPS_AGE_SSH_PRIVATE_KEY_FILE` is a configured source like the others.
+    /// `~/.ssh/id_ed25519` and `~/.ssh/id_rsa` are picked up when present, and one that is not a
+    /// usable key is skipped with a note, as sops notes it, so a stray file there never blocks
+    /// age keys.
     pub fn from_sources(env: &dyn Fn(&str) -> Option<OsString>) -> Result<AgeIdentities, KeyError> {
         let mut ids = AgeIdentities::default();
 
         if let Some(path) = env(SOPS_AGE_SSH_PRIVATE_KEY_FILE) {
             let path = PathBuf::from(path);
             let name = format!("{SOPS_AGE_SSH_PRIVATE_KEY_FILE} ({})", path.display());
-            let bytes = read_key_file(&path, &name)?;
-            ids.add_ssh_key(&path, &bytes).map_err(|reason| {
-                KeyError::IdentitySourceUnreadable {
-                    source_name: name.clone(),
-                    reason,
-                }
-            })?;
-            ids.searched.push(name);
+            ids.try_source(&name, |ids| {
+                let bytes = read_key_file(&path, &name)?;
+                ids.add_ssh_key(&path, &bytes).map_err(|reason| {
+                    KeyError::IdentitySourceUnreadable {
+                        source_name: name.clone(),
+                        reason,
+                    }
+                })?;
+                ids.searched.push(name.clone());
+                Ok(())
+            });
         }
 
         // Go's os.UserHomeDir on Unix: $HOME, and nothing when it is empty.
@@ -356,42 +362,67 @@ impl AgeIdentities {
         }
 
         if let Some(text) = env(SOPS_AGE_KEY) {
-            let text = Zeroizing::new(os_to_string(text, SOPS_AGE_KEY)?);
-            ids.add_text(SOPS_AGE_KEY, &text)?;
+            ids.try_source(SOPS_AGE_KEY, |ids| {
+                let text = Zeroizing::new(os_to_string(text, SOPS_AGE_KEY)?);
+                ids.add_text(SOPS_AGE_KEY, &text, true)
+            });
         }
 
         if let Some(path) = env(SOPS_AGE_KEY_FILE) {
             let path = PathBuf::from(path);
             let name = format!("{SOPS_AGE_KEY_FILE} ({})", path.display());
-            let bytes = read_key_file(&path, &name)?;
-            ids.add_bytes(&name, &bytes)?;
+            ids.try_source(&name, |ids| {
+                let bytes = read_key_file(&path, &name)?;
+                ids.add_bytes(&name, &bytes)
+            });
         }
 
         if let Some(cmd) = env(SOPS_AGE_KEY_CMD) {
-            let cmd = os_to_string(cmd, SOPS_AGE_KEY_CMD)?;
-            let out = run_key_command(&cmd)?;
-            ids.add_bytes(SOPS_AGE_KEY_CMD, &out)?;
+            ids.try_source(SOPS_AGE_KEY_CMD, |ids| {
+                let cmd = os_to_string(cmd, SOPS_AGE_KEY_CMD)?;
+                let out = run_key_command(&cmd)?;
+                ids.add_bytes(SOPS_AGE_KEY_CMD, &out)
+            });
         }
 
         if let Some(path) = default_key_file(env) {
             let name = path.display().to_string();
             match std::fs::metadata(&path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => ids.searched.push(name),
-                _ => {
+                _ => ids.try_source(&name, |ids| {
                     let bytes = read_key_file(&path, &name)?;
-                    ids.add_bytes(&name, &bytes)?;
-                }
+                    ids.add_bytes(&name, &bytes)
+                }),
             }
         }
 
         Ok(ids)
     }
 
+    /// Loads one source into a scratch set and keeps it only when it loads whole (sops drops a
+    /// source with a malformed line entirely); otherwise notes it, with why, as unusable.
+    fn try_source(
+        &mut self,
+        name: &str,
+        load: impl FnOnce(&mut AgeIdentities) -> Result<(), KeyError>,
+    ) {
+        let mut loaded = AgeIdentities::default();
+        match load(&mut loaded) {
+            Ok(()) => {
+                self.identities.append(&mut loaded.identities);
+                self.ssh.append(&mut loaded.ssh);
+                self.ssh_encrypted.append(&mut loaded.ssh_encrypted);
+                self.searched.append(&mut loaded.searched);
+            }
+            Err(e) => self.searched.push(format!("{name} (unusable: {e})")),
+        }
+    }
+
     /// Parses identities from key text (a keys.txt, or a Kubernetes Secret's value).
     /// `source_name` names the text in errors.
     pub fn parse(source_name: &str, text: &str) -> Result<AgeIdentities, KeyError> {
         let mut ids = AgeIdentities::default();
-        ids.add_text(source_name, text)?;
+        ids.add_text(source_name, text, false)?;
         Ok(ids)
     }
 
@@ -442,12 +473,18 @@ impl AgeIdentities {
             line: line_of_offset(bytes, e.valid_up_to()),
             reason: "not UTF-8 text".to_owned(),
         })?;
-        self.add_text(source_name, text)
+        self.add_text(source_name, text, false)
     }
 
-    /// One identity per line; empty lines and lines starting with `#` are skipped, exactly the
-    /// lines sops skips (a line of spaces is an error in sops too).
-    fn add_text(&mut self, source_name: &str, text: &str) -> Result<(), KeyError> {
+    /// One identity per line (with `several_per_line`, as sops reads `SOPS_AGE_KEY`: any
+    /// number, separated by blanks); empty lines and lines starting with `#` are skipped,
+    /// exactly the lines sops skips (a line of spaces is an error in sops too).
+    fn add_text(
+        &mut self,
+        source_name: &str,
+        text: &str,
+        several_per_line: bool,
+    ) -> Result<(), KeyError> {
         self.searched.push(source_name.to_owned());
         if text.starts_with("age-encryption") || text.starts_with("-----BEGIN AGE") {
             return Err(KeyError::EncryptedIdentityFile {
@@ -463,16 +500,23 @@ impl AgeIdentities {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            if line.starts_with("AGE-PLUGIN-") {
-                return Err(malformed("age plugin identities are not supported"));
+            let keys: Vec<&str> = if several_per_line {
+                line.split_whitespace().collect()
+            } else {
+                vec![line]
+            };
+            for key in keys {
+                if key.starts_with("AGE-PLUGIN-") {
+                    return Err(malformed("age plugin identities are not supported"));
+                }
+                if !key.starts_with("AGE-SECRET-KEY-1") {
+                    return Err(malformed(
+                        "unknown identity type (expected AGE-SECRET-KEY-1...)",
+                    ));
+                }
+                let identity = age::x25519::Identity::from_str(key).map_err(malformed)?;
+                self.identities.push(identity);
             }
-            if !line.starts_with("AGE-SECRET-KEY-1") {
-                return Err(malformed(
-                    "unknown identity type (expected AGE-SECRET-KEY-1...)",
-                ));
-            }
-            let identity = age::x25519::Identity::from_str(line).map_err(malformed)?;
-            self.identities.push(identity);
         }
         Ok(())
     }
@@ -885,34 +929,79 @@ mod tests {
         assert_eq!(ids.len(), 2);
     }
 
+    /// What a failed decryption says when `env`'s sources give no identity (they are read
+    /// lazily, as sops reads them: a broken source is an error only if nothing else opens).
+    fn failure_with(env: &[(&str, &str)]) -> String {
+        let ids = AgeIdentities::from_sources(&env_of(env)).expect("sources are read lazily");
+        assert!(ids.is_empty(), "{ids:?}");
+        let err = unwrap("not read", &ids).unwrap_err();
+        assert!(matches!(err, KeyError::NoIdentities { .. }), "{err}");
+        err.to_string()
+    }
+
     #[test]
-    fn malformed_key_file_error_names_file_and_line_not_the_key() {
+    fn malformed_key_file_is_named_with_its_line_not_the_key_when_nothing_opens() {
         let dir = temp_dir("bad");
         let path = dir.join("keys.txt");
         let secret_looking = "AGE-SECRET-KEY-1NOTREALLYAKEYBUTITLOOKSLIKEONE";
         std::fs::write(&path, format!("# created\n\n{secret_looking}\n")).unwrap();
-        let err =
-            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_FILE, path.to_str().unwrap())]))
-                .unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, KeyError::MalformedIdentity { line: 3, .. }));
+        let msg = failure_with(&[(SOPS_AGE_KEY_FILE, path.to_str().unwrap())]);
         assert!(msg.contains(path.to_str().unwrap()), "{msg}");
         assert!(msg.contains("line 3"), "{msg}");
         assert!(!msg.contains("NOTREALLY"), "{msg}");
 
         std::fs::write(&path, "   \n").unwrap();
-        assert!(matches!(
-            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_FILE, path.to_str().unwrap())])),
-            Err(KeyError::MalformedIdentity { line: 1, .. })
-        ));
+        let msg = failure_with(&[(SOPS_AGE_KEY_FILE, path.to_str().unwrap())]);
+        assert!(msg.contains("line 1"), "{msg}");
 
         let missing = dir.join("nope.txt");
-        let err =
-            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_FILE, missing.to_str().unwrap())]))
-                .unwrap_err();
-        assert!(matches!(err, KeyError::IdentitySourceUnreadable { .. }));
-        assert!(err.to_string().contains("nope.txt"));
+        let msg = failure_with(&[(SOPS_AGE_KEY_FILE, missing.to_str().unwrap())]);
+        assert!(msg.contains("nope.txt"), "{msg}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A malformed `SOPS_AGE_KEY`, a failing `SOPS_AGE_KEY_CMD` or a missing
+    /// `SOPS_AGE_KEY_FILE` does not stop another source from opening the file, as in sops.
+    #[test]
+    fn a_broken_source_does_not_stop_a_working_one() {
+        let dir = temp_dir("lazy");
+        let (k, r) = generate();
+        let good = dir.join("keys.txt");
+        std::fs::write(&good, k.as_str()).unwrap();
+        let missing = dir.join("missing.txt");
+        let ids = AgeIdentities::from_sources(&env_of(&[
+            (SOPS_AGE_KEY, "AGE-SECRET-KEY-1BROKEN"),
+            (SOPS_AGE_KEY_CMD, "false"),
+            (SOPS_AGE_KEY_FILE, good.to_str().unwrap()),
+        ]))
+        .unwrap();
+        let enc = wrap(&[5u8; 32], &r.parse().unwrap()).unwrap();
+        assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[5u8; 32]);
+        let ids = AgeIdentities::from_sources(&env_of(&[
+            (SOPS_AGE_KEY, k.as_str()),
+            (SOPS_AGE_KEY_FILE, missing.to_str().unwrap()),
+        ]))
+        .unwrap();
+        assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[5u8; 32]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// sops 3.13 reads several keys from one `SOPS_AGE_KEY` line, separated by blanks.
+    #[test]
+    fn sops_age_key_may_hold_several_keys_on_a_line() {
+        let (k1, _) = generate();
+        let (k2, r2) = generate();
+        let key = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+                .unwrap()
+                .to_string()
+        };
+        let line = format!("{} {}", key(&k1), key(&k2));
+        let ids = AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY, &line)])).unwrap();
+        assert_eq!(ids.len(), 2);
+        let enc = wrap(&[6u8; 32], &r2.parse().unwrap()).unwrap();
+        assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[6u8; 32]);
     }
 
     #[test]
@@ -978,11 +1067,11 @@ mod tests {
     }
 
     #[test]
-    fn failing_key_command_is_an_error() {
-        let err = AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_CMD, "false")])).unwrap_err();
-        assert!(matches!(err, KeyError::KeyCommand { .. }));
-        let err = AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_CMD, "  ")])).unwrap_err();
-        assert!(matches!(err, KeyError::KeyCommand { .. }));
+    fn a_failing_key_command_is_named_when_nothing_opens() {
+        for cmd in ["false", "  "] {
+            let msg = failure_with(&[(SOPS_AGE_KEY_CMD, cmd)]);
+            assert!(msg.contains("SOPS_AGE_KEY_CMD (unusable:"), "{msg}");
+        }
     }
 
     #[test]
@@ -1108,34 +1197,20 @@ mod tests {
     }
 
     #[test]
-    fn bad_ssh_key_files_error_by_name_or_are_skipped_at_the_default_path() {
+    fn bad_ssh_key_files_are_named_or_skipped_at_the_default_path() {
         let dir = temp_dir("ssh-bad");
         let bad = dir.join("not_a_key");
         let secret_looking = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETSTUFF\n";
         std::fs::write(&bad, secret_looking).unwrap();
-        let err = AgeIdentities::from_sources(&env_of(&[(
-            SOPS_AGE_SSH_PRIVATE_KEY_FILE,
-            bad.to_str().unwrap(),
-        )]))
-        .unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            matches!(err, KeyError::IdentitySourceUnreadable { .. }),
-            "{msg}"
-        );
+        let msg = failure_with(&[(SOPS_AGE_SSH_PRIVATE_KEY_FILE, bad.to_str().unwrap())]);
         assert!(
             msg.contains(SOPS_AGE_SSH_PRIVATE_KEY_FILE) && msg.contains("not_a_key"),
             "{msg}"
         );
         assert!(!msg.contains("SECRETSTUFF"), "{msg}");
         let missing = dir.join("missing");
-        assert!(matches!(
-            AgeIdentities::from_sources(&env_of(&[(
-                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
-                missing.to_str().unwrap()
-            )])),
-            Err(KeyError::IdentitySourceUnreadable { .. })
-        ));
+        let msg = failure_with(&[(SOPS_AGE_SSH_PRIVATE_KEY_FILE, missing.to_str().unwrap())]);
+        assert!(msg.contains("missing"), "{msg}");
 
         // At the default path a broken or unsupported file is skipped (sops only mentions it if
         // decryption then fails), so age keys elsewhere still work.
