@@ -963,3 +963,26 @@ fn sops_age_key_with_several_keys_opens_the_file_like_sops_3_13() {
     out.assert_success("enseal with two keys on one SOPS_AGE_KEY line");
     assert_eq!(out.stdout_str(), PLAIN_YAML);
 }
+
+/// A YAML file decrypted to dotenv prints its typed values as sops does (`stores.ValToString`:
+/// `true`, `1.2345678905E+09`, `3.0`, `<nil>`), with both releases.
+#[test]
+fn yaml_decrypted_to_dotenv_prints_values_as_sops_does() {
+    let sb = sandbox_with_key_a();
+    let plain = "a: true\nb: false\nc: null\nd: 1234567890.5\ne: 1.5\nf: 3\ng: 3.0\n\
+                 h: 0.00001\ni: str\nj: 0x1F\n";
+    let enc = encrypt_with_enseal(&sb, "t.enc.yaml", plain);
+    let args = ["decrypt", "--output-type", "dotenv", enc.as_str()];
+    let by_enseal = sb.enseal(args);
+    by_enseal.assert_success("enseal decrypt to dotenv");
+    for release in peers::SopsRelease::ALL {
+        let by_sops = sb.sops_of(release, args);
+        by_sops.assert_success(&format!("sops {} decrypt to dotenv", release.name()));
+        assert_eq!(
+            by_enseal.stdout_str(),
+            by_sops.stdout_str(),
+            "sops {}",
+            release.name()
+        );
+    }
+}

@@ -343,6 +343,67 @@ fn is_rfc3339(t: &str) -> bool {
         && canonical_time(t).is_ok()
 }
 
+/// A value as the flat stores (dotenv, INI) write it, as sops' `stores.ValToString` does:
+/// bools `true`/`false`, floats by Go's `FormatFloat(v, 'G', -1, 64)` with at least one
+/// decimal digit (`3.0`, `1.5`, `1.2345678905E+09`), integers in decimal, a null as Go
+/// prints nil (`<nil>`), strings and times as they are.
+pub fn flat_text(scalar: &Scalar) -> String {
+    let text = || String::from_utf8_lossy(&scalar.value).into_owned();
+    match scalar.kind {
+        Kind::Null => "<nil>".to_string(),
+        Kind::Bool => match parse_bool(&text()) {
+            Ok(b) => b.to_string(),
+            Err(_) => text(),
+        },
+        Kind::Int => parse_go_int(&text()).map_or_else(|_| text(), |i| i.to_string()),
+        Kind::Float => parse_float(&text()).map_or_else(|_| text(), go_format_g),
+        Kind::Str | Kind::Bytes | Kind::Time => text(),
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'G', -1, 64)` followed by ValToString's rule that a result
+/// looking like an integer gets `.0`.
+fn go_format_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    // Rust's `{:e}` prints the shortest digits that read back as `v`, as Go's -1 precision.
+    let sci = format!("{:e}", v.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if v < 0.0 { "-" } else { "" };
+    // With the shortest precision Go switches to the exponent form from 1e6 and below 1e-4.
+    let out = if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let dot = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        format!("{first}{dot}E{esign}{:02}", exp.abs())
+    } else {
+        let dp = exp + 1;
+        let n = digits.len() as i32;
+        if dp <= 0 {
+            format!("0.{}{digits}", "0".repeat((-dp) as usize))
+        } else if dp >= n {
+            format!("{digits}{}.0", "0".repeat((dp - n) as usize))
+        } else {
+            let (int, frac) = digits.split_at(dp as usize);
+            format!("{int}.{frac}")
+        }
+    };
+    format!("{sign}{out}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +475,25 @@ mod tests {
         assert!(from_plaintext(Kind::Bool, b"yes".to_vec()).is_err());
         assert!(from_plaintext(Kind::Time, b"2024-13-01".to_vec()).is_err());
         assert!(from_plaintext(Kind::Float, b"1.5".to_vec()).is_ok());
+    }
+
+    #[test]
+    fn flat_text_is_sops_val_to_string() {
+        for (kind, text, want) in [
+            (Kind::Bool, "True", "true"),
+            (Kind::Null, "null", "<nil>"),
+            (Kind::Float, "1234567890.5", "1.2345678905E+09"),
+            (Kind::Float, "3.0", "3.0"),
+            (Kind::Float, "1.50", "1.5"),
+            (Kind::Float, "100000", "100000.0"),
+            (Kind::Float, "1e6", "1E+06"),
+            (Kind::Float, "0.00001", "1E-05"),
+            (Kind::Float, "0.0001", "0.0001"),
+            (Kind::Float, "-2.5e-7", "-2.5E-07"),
+            (Kind::Int, "0x1F", "31"),
+            (Kind::Str, "x y", "x y"),
+        ] {
+            assert_eq!(flat_text(&Scalar::new(kind, text)), want, "{text}");
+        }
     }
 }

@@ -9,7 +9,7 @@
 
 use super::flat;
 use super::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
-use crate::format::tree::{Item, Kind, Node, Tree};
+use crate::format::tree::{Item, Node, Tree};
 
 pub struct DotenvStore;
 
@@ -182,10 +182,7 @@ fn render(item: &Item) -> Result<String, StoreError> {
                     "key {key:?} holds a nested value (dotenv values are flat)"
                 )));
             };
-            let text = match scalar.kind {
-                Kind::Null => String::new(),
-                _ => String::from_utf8_lossy(&scalar.value).into_owned(),
-            };
+            let text = crate::format::scalar_text::flat_text(scalar);
             Ok(format!("{key}={}", encode_value(&text)))
         }
     }
@@ -246,6 +243,7 @@ fn lossless_lines(source: &Source, items: &[Item], rendered: &[String]) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::tree::Kind;
     use crate::format::tree::Scalar;
 
     fn parse(text: &str) -> Parsed {

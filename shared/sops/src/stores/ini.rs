@@ -27,7 +27,7 @@
 
 use super::flat;
 use super::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
-use crate::format::tree::{Item, Kind, Node, Scalar, Tree};
+use crate::format::tree::{Item, Node, Scalar, Tree};
 
 pub struct IniStore;
 
@@ -815,8 +815,7 @@ fn sections_of(tree: &Tree) -> Result<Vec<SectionRef<'_>>, StoreError> {
 
 fn value_text(node: &Node) -> String {
     match node {
-        Node::Scalar(s) if s.kind == Kind::Null => String::new(),
-        Node::Scalar(s) => String::from_utf8_lossy(&s.value).into_owned(),
+        Node::Scalar(s) => crate::format::scalar_text::flat_text(s),
         _ => String::new(),
     }
 }
