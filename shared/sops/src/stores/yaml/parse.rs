@@ -223,7 +223,19 @@ impl SNode {
                 value.layout = text.get(self.start..self.end).map(str::to_string);
                 Node::Scalar(value)
             }
-            SBody::Alias(n, _) => n.clone(),
+            // An alias to a mapping or sequence is encrypted as a copy too; its `*name` travels
+            // in the layout of the copy's first scalar that has a value (see [`ALIAS_MARK`]).
+            SBody::Alias(n, _) => {
+                let mut copy = n.clone();
+                let digest = content_digest(&copy);
+                if let Some((leaf, depth)) = first_valued_leaf(&mut copy, 0) {
+                    if leaf.layout.is_none() {
+                        let alias = text.get(self.start..self.end).unwrap_or_default();
+                        leaf.layout = Some(format!("{ALIAS_MARK}{depth}\u{0}{digest}\u{0}{alias}"));
+                    }
+                }
+                copy
+            }
             SBody::Map(c) => {
                 // Sized up front: a large mapping would otherwise be copied as it grows.
                 let mut items = Vec::with_capacity(c.items.len());
@@ -1814,6 +1826,94 @@ fn find_dash(text: &str, mut pos: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// Marks a layout that is not the scalar's own text but the `*name` of the alias whose copy
+/// the scalar starts (an alias to a collection cannot be kept in an encrypted file: sops could
+/// not decrypt the values it points at under the alias's path), with the scalar's depth below
+/// the alias, so that an enclosing collection that starts with the same scalar is not taken
+/// for the alias. A NUL cannot be in YAML text.
+pub const ALIAS_MARK: &str = "\u{0}alias\u{0}";
+
+/// The first scalar of `node`, depth first, that has a value (only those are encrypted and
+/// carry a layout), with its depth below `node`.
+pub fn first_valued_leaf(node: &mut Node, depth: usize) -> Option<(&mut Scalar, usize)> {
+    match node {
+        Node::Scalar(s) if s.kind != Kind::Null && !s.value.is_empty() => Some((s, depth)),
+        Node::Map(items) => items.iter_mut().find_map(|i| match i {
+            Item::Pair(_, v) => first_valued_leaf(v, depth + 1),
+            Item::Comment(_) => None,
+        }),
+        Node::Seq(items) => items
+            .iter_mut()
+            .find_map(|v| first_valued_leaf(v, depth + 1)),
+        _ => None,
+    }
+}
+
+/// The `*name` a collection was written as, when its first valued scalar carries it.
+pub fn alias_of(node: &Node) -> Option<&str> {
+    fn first(node: &Node, depth: usize) -> Option<(&Scalar, usize)> {
+        match node {
+            Node::Scalar(s) if s.kind != Kind::Null && !s.value.is_empty() => Some((s, depth)),
+            Node::Map(items) => items.iter().find_map(|i| match i {
+                Item::Pair(_, v) => first(v, depth + 1),
+                Item::Comment(_) => None,
+            }),
+            Node::Seq(items) => items.iter().find_map(|v| first(v, depth + 1)),
+            _ => None,
+        }
+    }
+    if !matches!(node, Node::Map(_) | Node::Seq(_)) {
+        return None;
+    }
+    let (leaf, depth) = first(node, 0)?;
+    let mark = leaf.layout.as_deref()?.strip_prefix(ALIAS_MARK)?;
+    let (at, rest) = mark.split_once('\u{0}')?;
+    let (digest, alias) = rest.split_once('\u{0}')?;
+    // Only an unchanged copy is the alias: one edited since (`set`, `edit`) is written out.
+    (at.parse::<usize>().ok()? == depth && digest == content_digest(node)).then_some(alias)
+}
+
+/// A digest of a collection's keys and values as sops reads them (comments and layouts left
+/// out), to tell whether an alias's copy is still what the alias stood for.
+fn content_digest(node: &Node) -> String {
+    use sha2::{Digest, Sha256};
+    fn feed(node: &Node, h: &mut Sha256) {
+        match node {
+            Node::Map(items) => {
+                h.update(b"{");
+                for item in items {
+                    if let Item::Pair(k, v) = item {
+                        h.update((k.len() as u64).to_le_bytes());
+                        h.update(k.as_bytes());
+                        feed(v, h);
+                    }
+                }
+                h.update(b"}");
+            }
+            Node::Seq(items) => {
+                h.update(b"[");
+                for item in items.iter().filter(|i| !matches!(i, Node::Comment(_))) {
+                    feed(item, h);
+                }
+                h.update(b"]");
+            }
+            // Nulls are not encrypted, and `~`, `null` and nothing are the same null.
+            Node::Scalar(s) if s.kind == Kind::Null => h.update(b"null"),
+            Node::Scalar(s) => {
+                h.update(s.kind.sops_name().as_bytes());
+                let bytes = crate::format::scalar_text::mac_bytes(s).ok().flatten();
+                let bytes = bytes.as_deref().unwrap_or(&s.value);
+                h.update((bytes.len() as u64).to_le_bytes());
+                h.update(bytes);
+            }
+            Node::Comment(_) => {}
+        }
+    }
+    let mut h = Sha256::new();
+    feed(node, &mut h);
+    hex::encode(&h.finalize()[..8])
 }
 
 pub fn is_enc_comment(value: &[u8]) -> bool {

@@ -13,7 +13,8 @@ use foldhash::fast::RandomState;
 
 use super::emit::{self, Emitter};
 use super::parse::{
-    line_end, line_start, DocSource, SBody, SColl, SItem, SNode, SScalar, Source, Style,
+    alias_of, line_end, line_start, DocSource, SBody, SColl, SItem, SNode, SScalar, Source, Style,
+    ALIAS_MARK,
 };
 use crate::format::tree::{Item, Kind, Node, Scalar};
 
@@ -225,6 +226,40 @@ impl Splicer<'_> {
                     self.replace(orig, n, ctx);
                 }
             }
+            (SBody::Map(_) | SBody::Seq(_), n) if alias_of(n).is_some() => {
+                // A copy of an alias, decrypted: the alias is written back in its place. Comments
+                // that follow the copy's last item were the file's, after the alias: they stay.
+                let alias = alias_of(n).unwrap_or_default();
+                let end = orig
+                    .coll()
+                    .filter(|c| !c.flow)
+                    .and_then(|c| {
+                        c.items
+                            .iter()
+                            .filter(|i| !matches!(i, SItem::Comment { .. }))
+                            .map(SItem::end)
+                            .max()
+                    })
+                    .unwrap_or(orig.end);
+                // A comment that followed the alias on its line was left on the key's line: it
+                // stays there (and is decrypted by its own edit).
+                let mut put_back = |at: usize| {
+                    let le = line_end(self.text, at);
+                    match self.text[at..le].find('#') {
+                        Some(h) if self.text[at..at + h].trim().is_empty() => {
+                            self.edit(at, at + h, format!(" {alias} "));
+                            self.edit(le, end.max(le), String::new());
+                        }
+                        _ => self.edit(at, end, format!(" {alias}")),
+                    }
+                };
+                match ctx {
+                    Ctx::MapValue { colon, .. } => put_back(colon),
+                    Ctx::SeqItem { dash, .. } => put_back(dash + 1),
+                    Ctx::Flow => self.edit(orig.start, orig.end, alias.to_string()),
+                    Ctx::Root => self.replace(orig, n, ctx),
+                }
+            }
             (SBody::Map(c), Node::Map(items)) => {
                 let items: Vec<&Item> = items.iter().collect();
                 self.map(orig, c, &items, ctx, None)
@@ -351,7 +386,7 @@ impl Splicer<'_> {
             Some(b) => b.header.0,
             None => orig.start,
         };
-        if let Some(layout) = new.layout.as_deref() {
+        if let Some(layout) = new.layout.as_deref().filter(|l| !l.starts_with(ALIAS_MARK)) {
             // The source text sealed with the value: written back as it was, when it is of
             // the same sort (block or not) as what it replaces.
             match (&s.block, layout.starts_with(['|', '>'])) {
