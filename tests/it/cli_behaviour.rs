@@ -986,3 +986,33 @@ fn yaml_decrypted_to_dotenv_prints_values_as_sops_does() {
         );
     }
 }
+
+/// A JSON object with a key given twice: sops keeps both (3.11 and 3.13), so does enseal; each
+/// reads the other's file, and enseal's round trip is exact.
+#[test]
+fn json_with_a_duplicate_key_goes_both_ways_like_sops() {
+    let sb = sandbox_with_key_a();
+    let plain = "{\n  \"a\": 1,\n  \"b\": \"x\",\n  \"a\": 2\n}\n";
+    let enc = encrypt_with_enseal(&sb, "d.enc.json", plain);
+    let back = sb.enseal(["decrypt", &enc]);
+    back.assert_success("enseal decrypt");
+    assert_eq!(back.stdout_str(), plain);
+    sb.write("d.json", plain);
+    let recipient = peers::recipient("a");
+    for release in peers::SopsRelease::ALL {
+        let by_sops = sb.sops_of(release, ["decrypt", enc.as_str()]);
+        by_sops.assert_success(&format!("sops {} decrypt of enseal's file", release.name()));
+        assert_eq!(
+            by_sops.stdout_str(),
+            plain.replace("  ", "\t"),
+            "sops {}",
+            release.name()
+        );
+        let sops_file = sb.sops_of(release, ["encrypt", "--age", &recipient, "d.json"]);
+        sops_file.assert_success("sops encrypt");
+        sb.write("s.enc.json", &sops_file.stdout);
+        let by_enseal = sb.enseal(["decrypt", "s.enc.json"]);
+        by_enseal.assert_success("enseal decrypt of sops' file");
+        assert_eq!(by_enseal.stdout_str(), plain.replace("  ", "\t"));
+    }
+}

@@ -327,9 +327,8 @@ impl<'a> Parser<'a> {
             let start = self.pos;
             let key = self.string()?;
             let key_end = self.pos;
-            if members.iter().any(|m| m.key == key) {
-                return Err(self.err(start, format!("duplicate key {key:?}")));
-            }
+            // A key given twice is kept twice, in order, as sops' token-by-token JSON reader
+            // keeps it (both values are encrypted and hashed into the MAC).
             self.skip_ws();
             self.expect(b':', "':'")?;
             self.skip_ws();
