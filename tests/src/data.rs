@@ -222,3 +222,18 @@ pub fn enc_type_counts(encrypted: &[u8]) -> BTreeMap<String, usize> {
     }
     counts
 }
+
+/// [`enc_type_counts`] as comparable with what sops `release` writes in `format`: sops 3.11
+/// types every JSON number float, where enseal (as 3.13) types integers int.
+pub fn enc_type_counts_as(
+    encrypted: &[u8],
+    format: &str,
+    release: peers::SopsRelease,
+) -> BTreeMap<String, usize> {
+    let mut counts = enc_type_counts(encrypted);
+    if format == "json" && release == peers::SopsRelease::V3_11 {
+        let ints = counts.remove("int").unwrap_or(0);
+        *counts.entry("float".into()).or_insert(0) += ints;
+    }
+    counts
+}

@@ -17,7 +17,7 @@
 use std::path::Path;
 
 use crate::cli::Sandbox;
-use crate::data::{enc_type_counts, parse, yaml11, Data};
+use crate::data::{enc_type_counts_as, parse, yaml11, Data};
 use crate::peers::{self, SopsRelease};
 
 /// The formats enseal and sops share a store for, as named by `--input-type`.
@@ -220,15 +220,7 @@ fn check_inner(
         }
 
         // 4. enseal reads sops' file, and both encrypt the same values.
-        let counts = |bytes: &[u8]| {
-            let mut counts = enc_type_counts(bytes);
-            if format == "json" && release == SopsRelease::V3_11 {
-                // sops 3.11 types every JSON number float; 3.13 types integers int, as enseal.
-                let ints = counts.remove("int").unwrap_or(0);
-                *counts.entry("float".into()).or_insert(0) += ints;
-            }
-            counts
-        };
+        let counts = |bytes: &[u8]| enc_type_counts_as(bytes, format, release);
         let (mut ce, mut cs) = (counts(&e), counts(&s));
         let (comments_e, comments_s) = (
             ce.remove("comment").unwrap_or(0),
