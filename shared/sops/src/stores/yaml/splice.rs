@@ -211,6 +211,39 @@ impl Splicer<'_> {
     }
 
     fn node(&mut self, orig: &SNode, new: &Node, ctx: Ctx) {
+        if let (Some(c), Some(alias)) = (orig.coll(), alias_of(new)) {
+            // A copy of an alias, decrypted: the alias is written back in its place. Comments
+            // that follow the copy's last item were the file's, after the alias: they stay.
+            let end = (!c.flow)
+                .then(|| {
+                    c.items
+                        .iter()
+                        .filter(|i| !matches!(i, SItem::Comment { .. }))
+                        .map(SItem::end)
+                        .max()
+                })
+                .flatten()
+                .unwrap_or(orig.end);
+            // A comment that followed the alias on its line was left on the key's line: it
+            // stays there (and is decrypted by its own edit).
+            let mut put_back = |at: usize| {
+                let le = line_end(self.text, at);
+                match self.text[at..le].find('#') {
+                    Some(h) if self.text[at..at + h].trim().is_empty() => {
+                        self.edit(at, at + h, format!(" {alias} "));
+                        self.edit(le, end.max(le), String::new());
+                    }
+                    _ => self.edit(at, end, format!(" {alias}")),
+                }
+            };
+            match ctx {
+                Ctx::MapValue { colon, .. } => put_back(colon),
+                Ctx::SeqItem { dash, .. } => put_back(dash + 1),
+                Ctx::Flow => self.edit(orig.start, orig.end, alias.to_string()),
+                Ctx::Root => self.replace(orig, new, ctx),
+            }
+            return;
+        }
         match (&orig.body, new) {
             (SBody::Scalar(s), Node::Scalar(ns)) => {
                 if !orig.holds_scalar(self.text, ns) {
@@ -224,40 +257,6 @@ impl Splicer<'_> {
                 // back as ciphertext (and fail the MAC).
                 if orig.to_node(self.text) != *n || self.touched(anchored) {
                     self.replace(orig, n, ctx);
-                }
-            }
-            (SBody::Map(_) | SBody::Seq(_), n) if alias_of(n).is_some() => {
-                // A copy of an alias, decrypted: the alias is written back in its place. Comments
-                // that follow the copy's last item were the file's, after the alias: they stay.
-                let alias = alias_of(n).unwrap_or_default();
-                let end = orig
-                    .coll()
-                    .filter(|c| !c.flow)
-                    .and_then(|c| {
-                        c.items
-                            .iter()
-                            .filter(|i| !matches!(i, SItem::Comment { .. }))
-                            .map(SItem::end)
-                            .max()
-                    })
-                    .unwrap_or(orig.end);
-                // A comment that followed the alias on its line was left on the key's line: it
-                // stays there (and is decrypted by its own edit).
-                let mut put_back = |at: usize| {
-                    let le = line_end(self.text, at);
-                    match self.text[at..le].find('#') {
-                        Some(h) if self.text[at..at + h].trim().is_empty() => {
-                            self.edit(at, at + h, format!(" {alias} "));
-                            self.edit(le, end.max(le), String::new());
-                        }
-                        _ => self.edit(at, end, format!(" {alias}")),
-                    }
-                };
-                match ctx {
-                    Ctx::MapValue { colon, .. } => put_back(colon),
-                    Ctx::SeqItem { dash, .. } => put_back(dash + 1),
-                    Ctx::Flow => self.edit(orig.start, orig.end, alias.to_string()),
-                    Ctx::Root => self.replace(orig, n, ctx),
                 }
             }
             (SBody::Map(c), Node::Map(items)) => {
