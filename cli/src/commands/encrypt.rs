@@ -28,7 +28,7 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
         )
         .in_file(&input.name));
     }
-    if in_format == Format::Yaml && only_comments(&input.bytes) {
+    if in_format == Format::Yaml && enseal_sops::stores::yaml::holds_only_comments(&input.bytes) {
         return Err(Failure::new(
             exit::CANNOT_READ_INPUT,
             "the file holds only comments: there is no YAML document to encrypt",
@@ -67,13 +67,4 @@ pub fn run(g: &GlobalOptions, file: Option<&Path>) -> Result<()> {
     let bytes = file::encrypt(out_store.as_ref(), parsed, &key, &mut metadata, &options)
         .map_err(|e| context::file_error(&input.name, e))?;
     dest.write(&bytes)
-}
-
-/// Whether a YAML text has nothing but comments and blank lines. With a `---` it has an
-/// (empty) document, which sops encrypts: its comments are encrypted.
-fn only_comments(bytes: &[u8]) -> bool {
-    String::from_utf8_lossy(bytes).lines().all(|line| {
-        let t = line.trim();
-        t.is_empty() || t.starts_with('#')
-    })
 }

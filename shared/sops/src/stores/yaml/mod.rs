@@ -23,6 +23,17 @@ use crate::stores::{Format, Layout, Parsed, Store, StoreError, WriteOptions};
 use emit::Emitter;
 pub(crate) use parse::Source;
 
+/// Whether a YAML text has nothing but comments and blank lines: go-yaml finds no document in
+/// it, and sops refuses to encrypt it. (With a `---` it has an empty document, whose comments
+/// sops encrypts.) enseal reads such a text as an empty mapping, which decrypting and editing
+/// need; encrypting asks this first.
+pub fn holds_only_comments(bytes: &[u8]) -> bool {
+    String::from_utf8_lossy(bytes).lines().all(|line| {
+        let t = line.trim();
+        t.is_empty() || t.starts_with('#')
+    })
+}
+
 /// sops' default indentation for YAML.
 const DEFAULT_INDENT: usize = 4;
 
