@@ -539,22 +539,32 @@ fn enseal_shamir_file_opens_with_sops_given_any_two_of_three_keys() {
     let case = case("yaml_shamir_2_of_3");
     let mut sb = case.sandbox();
     let enc = case.enseal_encrypt(&sb);
+    for release in SopsRelease::ALL {
+        let what = format!("sops {} decrypt of enseal's 2-of-3 file", release.name());
+        decrypts_with_any_two_keys(&mut sb, &case, &enc, &what, |sb, args| {
+            sb.sops_of(release, args)
+        });
+    }
+}
+
+/// Decrypts `file` of the Shamir case with each pair of the three keys, by `run`; each must
+/// give the plaintext's data.
+fn decrypts_with_any_two_keys(
+    sb: &mut Sandbox,
+    case: &Case,
+    file: &str,
+    what: &str,
+    run: impl Fn(&Sandbox, Vec<String>) -> Output,
+) {
     let plain = parse("yaml", &case.plaintext(), "plaintext");
-    for (release, pair) in SopsRelease::ALL
-        .into_iter()
-        .flat_map(|r| KEY_PAIRS.map(|p| (r, p)))
-    {
+    for pair in KEY_PAIRS {
         sb.use_identities(&pair);
-        let out = sb.sops_of(release, case.decrypt_args(&enc));
-        out.assert_success(&format!(
-            "sops {} decrypt of enseal's 2-of-3 file with keys {pair:?}",
-            release.name()
-        ));
+        let out = run(sb, case.decrypt_args(file));
+        out.assert_success(&format!("{what} with keys {pair:?}"));
         assert_eq!(
-            parse("yaml", &out.stdout, "sops decrypt"),
+            parse("yaml", &out.stdout, what),
             plain,
-            "sops {}, keys {pair:?}",
-            release.name()
+            "{what}, keys {pair:?}"
         );
     }
 }
@@ -563,23 +573,10 @@ fn enseal_shamir_file_opens_with_sops_given_any_two_of_three_keys() {
 fn enseal_opens_sops_shamir_file_given_any_two_of_three_keys() {
     let case = case("yaml_shamir_2_of_3");
     let mut sb = case.sandbox();
-    let plain = parse("yaml", &case.plaintext(), "plaintext");
     for release in SopsRelease::ALL {
         let enc = sops_made_file(&case, &sb, release).display().to_string();
-        for pair in KEY_PAIRS {
-            sb.use_identities(&pair);
-            let out = sb.enseal(case.decrypt_args(&enc));
-            out.assert_success(&format!(
-                "enseal decrypt of sops {}' 2-of-3 file with keys {pair:?}",
-                release.name()
-            ));
-            assert_eq!(
-                parse("yaml", &out.stdout, "enseal decrypt"),
-                plain,
-                "sops {}, keys {pair:?}",
-                release.name()
-            );
-        }
+        let what = format!("enseal decrypt of sops {}' 2-of-3 file", release.name());
+        decrypts_with_any_two_keys(&mut sb, &case, &enc, &what, |sb, args| sb.enseal(args));
     }
 }
 
