@@ -446,9 +446,8 @@ fn merge_into_keeps_existing_keys_and_the_file_scope() {
     }
 }
 
-#[test]
-fn merge_into_refuses_a_different_scope() {
-    let sb = Sandbox::new();
+/// db.yaml sealed by the real kubeseal for the demo certificate, into sealed.json.
+fn kubeseal_db_secret(sb: &Sandbox) {
     sb.write("db.yaml", db_secret(None));
     sb.kubeseal([
         "--cert",
@@ -459,6 +458,12 @@ fn merge_into_refuses_a_different_scope() {
         "sealed.json",
     ])
     .assert_success("kubeseal");
+}
+
+#[test]
+fn merge_into_refuses_a_different_scope() {
+    let sb = Sandbox::new();
+    kubeseal_db_secret(&sb);
     let before = sb.read("sealed.json");
     let out = sb.run_with_stdin(
         peers_enseal(),
@@ -480,16 +485,7 @@ fn merge_into_refuses_a_different_scope() {
 #[test]
 fn tampered_values_are_refused_by_both() {
     let sb = Sandbox::new();
-    sb.write("db.yaml", db_secret(None));
-    sb.kubeseal([
-        "--cert",
-        s(&demo_cert()),
-        "-f",
-        "db.yaml",
-        "-w",
-        "sealed.json",
-    ])
-    .assert_success("kubeseal");
+    kubeseal_db_secret(&sb);
     let mut sealed = one_sealed(&sb.read("sealed.json"));
     // Flip one character of the AES part (near the end, before any padding).
     let value = sealed.spec.encrypted_data.get_mut("password").unwrap();
