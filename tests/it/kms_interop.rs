@@ -295,21 +295,26 @@ fn named_aws_profile_is_used() {
     );
 }
 
-#[test]
-fn kms_down_is_a_clear_error_within_seconds() {
-    let moto = aws();
-    let arn = moto.create_key(REGION);
+/// Wraps a data key with a fresh moto key, then asks `endpoint` to unwrap it: the key's ARN and
+/// the error, printed with how long it took.
+fn decrypt_through(endpoint: &str, what: &str) -> (String, KmsError) {
+    let arn = aws().create_key(REGION);
     let wrapped = aws_kms()
         .encrypt_key(&stanza(&arn, &[]), &[8u8; 32])
         .unwrap();
-    let endpoint = format!("http://127.0.0.1:{}", moto::closed_port());
     let down = AwsKms::from_env()
         .unwrap()
-        .with_endpoint_url(endpoint.clone());
+        .with_endpoint_url(endpoint.to_string());
     let started = Instant::now();
     let err = down.decrypt_key(&wrapped).unwrap_err();
-    let elapsed = started.elapsed();
-    eprintln!("KMS down (connection refused): error after {elapsed:.2?}: {err}");
+    eprintln!("{what}: error after {:.2?}: {err}", started.elapsed());
+    (arn, err)
+}
+
+#[test]
+fn kms_down_is_a_clear_error_within_seconds() {
+    let endpoint = format!("http://127.0.0.1:{}", moto::closed_port());
+    let (arn, err) = decrypt_through(&endpoint, "KMS down (connection refused)");
     let text = err.to_string();
     assert!(
         matches!(
@@ -330,21 +335,10 @@ fn kms_down_is_a_clear_error_within_seconds() {
 
 #[test]
 fn kms_that_never_answers_is_a_clear_error_within_seconds() {
-    let moto = aws();
-    let arn = moto.create_key(REGION);
-    let wrapped = aws_kms()
-        .encrypt_key(&stanza(&arn, &[]), &[8u8; 32])
-        .unwrap();
     // Accepts connections and never answers: the attempt and operation timeouts must end it.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", silent.local_addr().unwrap());
-    let down = AwsKms::from_env()
-        .unwrap()
-        .with_endpoint_url(endpoint.clone());
-    let started = Instant::now();
-    let err = down.decrypt_key(&wrapped).unwrap_err();
-    let elapsed = started.elapsed();
-    eprintln!("KMS silent (no answer): error after {elapsed:.2?}: {err}");
+    let (arn, err) = decrypt_through(&endpoint, "KMS silent (no answer)");
     assert!(
         matches!(
             err,
