@@ -417,7 +417,7 @@ impl LegacyArgs {
                 path,
                 value: Some(value),
                 value_stdin: false,
-                value_file: None,
+                value_file: false,
                 idempotent: false,
             }
             .validate()?;
@@ -594,8 +594,8 @@ mod tests {
             "enseal",
             "set",
             "f.yaml",
-            r#"["a"][0]"#,
             "--value-file",
+            r#"["a"][0]"#,
             "v",
         ])
         .unwrap()

@@ -27,15 +27,16 @@ pub struct DecryptArgs {
 pub struct SetArgs {
     pub file: PathBuf,
     pub path: String,
-    /// The new value as JSON (a string needs quotes: '"secret"'). Read from standard input
-    /// with --value-stdin, or from a file with --value-file.
+    /// The new value as JSON (a string needs quotes: '"secret"'); with --value-file, the file
+    /// holding it; omitted with --value-stdin.
     pub value: Option<String>,
     /// Read the value from standard input.
     #[arg(long)]
     pub value_stdin: bool,
-    /// Read the value from this file.
-    #[arg(long, value_name = "FILE")]
-    pub value_file: Option<PathBuf>,
+    /// VALUE is a file to read the value from (keeps it out of process listings). A switch, as
+    /// in sops: `set --value-file FILE PATH VALUE_FILE`.
+    #[arg(long)]
+    pub value_file: bool,
     /// Do nothing (exit 0) when the value is already set to this.
     #[arg(long)]
     pub idempotent: bool,
@@ -146,9 +147,9 @@ impl SetArgs {
         let path = tree_path::parse(&self.path)?;
         let value =
             match (self.value, self.value_stdin, self.value_file) {
-                (Some(v), false, None) => ValueSource::Argument(Zeroizing::new(v)),
-                (None, true, None) => ValueSource::Stdin,
-                (None, false, Some(f)) => ValueSource::File(f),
+                (Some(v), false, false) => ValueSource::Argument(Zeroizing::new(v)),
+                (None, true, false) => ValueSource::Stdin,
+                (Some(f), false, true) => ValueSource::File(PathBuf::from(f)),
                 _ => return Err(Failure::new(
                     exit::CONFLICTING_PARAMETERS,
                     "give the value exactly once: as an argument, --value-stdin or --value-file",

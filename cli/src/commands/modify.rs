@@ -38,7 +38,7 @@ pub fn set(g: &GlobalOptions, a: &SetOptions) -> Result<()> {
         return Ok(());
     }
     tree_path::set(doc, steps, value).map_err(|f| f.in_file(&input.name))?;
-    write_back(format, opened, &input)
+    write_back(g, format, opened, &input)
 }
 
 pub fn unset(g: &GlobalOptions, a: &UnsetOptions) -> Result<()> {
@@ -55,7 +55,7 @@ pub fn unset(g: &GlobalOptions, a: &UnsetOptions) -> Result<()> {
                 .in_file(&input.name),
         );
     }
-    write_back(format, opened, &input)
+    write_back(g, format, opened, &input)
 }
 
 fn open(g: &GlobalOptions, input: &Input) -> Result<(enseal_sops::stores::Format, Decrypted)> {
@@ -73,8 +73,16 @@ fn first_document<'a>(opened: &'a mut Decrypted, input: &Input) -> Result<&'a mu
         .ok_or_else(|| Failure::new(exit::GENERIC, "the file has no document").in_file(&input.name))
 }
 
-fn write_back(format: enseal_sops::stores::Format, opened: Decrypted, input: &Input) -> Result<()> {
-    let store = context::store(format);
+/// Writes the file back in place, in `--output-type` when given (sops' `set --output-type yaml
+/// f.json` rewrites f.json as YAML); only a file kept in its own format keeps its layout.
+fn write_back(
+    g: &GlobalOptions,
+    format: enseal_sops::stores::Format,
+    opened: Decrypted,
+    input: &Input,
+) -> Result<()> {
+    let output = g.output_format(format);
+    let store = context::store(output);
     let Decrypted {
         parsed,
         mut metadata,
@@ -82,7 +90,11 @@ fn write_back(format: enseal_sops::stores::Format, opened: Decrypted, input: &In
         memory,
     } = opened;
     let options = EncryptOptions {
-        layout: Layout::Keep,
+        layout: if output == format {
+            Layout::Keep
+        } else {
+            Layout::Canonical
+        },
         unchanged: Some(&memory),
         write: &WriteOptions::default(),
     };
