@@ -17,11 +17,9 @@ pub const CONFLICTING_PARAMETERS: i32 = 8;
 pub const ERROR_ENCRYPTING_TREE: i32 = 23;
 pub const ERROR_DECRYPTING_TREE: i32 = 25;
 pub const MAC_MISMATCH: i32 = 51;
-pub const CONFIG_NOT_FOUND: i32 = 61;
 pub const INVALID_TREE_PATH: i32 = 91;
 pub const NEED_AT_LEAST_ONE_DOCUMENT: i32 = 92;
 pub const NO_FILE: i32 = 100;
-pub const NO_ENCRYPTION_KEY: i32 = 111;
 pub const COULD_NOT_RETRIEVE_KEY: i32 = 128;
 pub const FILE_NOT_MODIFIED: i32 = 200;
 pub const NO_EDITOR: i32 = 201;
@@ -32,6 +30,9 @@ pub const ALREADY_ENCRYPTED: i32 = 203;
 pub struct Failure {
     pub code: i32,
     pub message: String,
+    /// What enseal adds to a message whose text is sops' own (which file, which rule); not
+    /// printed when enseal speaks as sops.
+    pub detail: Option<String>,
 }
 
 pub type Result<T> = std::result::Result<T, Failure>;
@@ -41,7 +42,13 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Failure {
+        self.detail = Some(detail.into());
+        self
     }
 
     /// Prefixes the message with the file it is about.
@@ -80,7 +87,15 @@ pub fn encryption_error(file: &Path, e: EncryptionError) -> Failure {
 pub fn key_group_error(file: &Path, e: KeyGroupError) -> Failure {
     let code = match e {
         KeyGroupError::Unavailable { .. } => COULD_NOT_RETRIEVE_KEY,
-        KeyGroupError::NoKeys | KeyGroupError::EmptyGroup { .. } => NO_ENCRYPTION_KEY,
+        // sops' words and exit code (1) for a creation rule that names no keys, or a key group
+        // without keys: scripts and sops' functional tests match them.
+        KeyGroupError::NoKeys | KeyGroupError::EmptyGroup { .. } => {
+            return Failure::new(
+                GENERIC,
+                "Could not generate data key: [empty key group provided]",
+            )
+            .with_detail(format!("{}: {e}", file.display()));
+        }
         _ => GENERIC,
     };
     Failure::new(code, e.to_string()).in_file(file)

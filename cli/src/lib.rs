@@ -13,17 +13,21 @@ mod exit;
 mod file_io;
 mod plan;
 mod tree_path;
+mod voice;
 
 use std::ffi::OsString;
 
 /// Runs enseal with `argv` (the program name first, as `std::env::args_os`) and returns the
-/// process exit code. Failures are printed on standard error as `enseal: MESSAGE`; bad
-/// arguments print clap's usage message and exit the process, as clap does.
+/// process exit code. Failures are printed on standard error as `enseal: MESSAGE` (as sops
+/// prints them when run under the name `sops`: see `voice`); bad arguments print clap's usage
+/// message and exit the process, as clap does.
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> i32 {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    voice::choose(argv.first().map(OsString::as_os_str));
     match args::parse(argv).and_then(commands::run) {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("enseal: {}", failure.message);
+            voice::failure(&failure);
             failure.code
         }
     }

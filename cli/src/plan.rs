@@ -13,6 +13,7 @@ use enseal_sops::stores::{Format, WriteOptions};
 
 use crate::args::GlobalOptions;
 use crate::exit::{self, Failure, Result};
+use crate::voice;
 
 pub struct Plan {
     pub groups: Vec<GroupRecipients>,
@@ -89,17 +90,17 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         Some(p) => {
             let cfg = load_config(&p)?;
             for (key, at) in &cfg.unknown_keys {
-                eprintln!(
-                    "enseal: warning: {}: {at}: unknown key {key:?} ignored",
+                voice::warning(&format!(
+                    "{}: {at}: unknown key {key:?} ignored",
                     p.display()
-                );
+                ));
             }
             Some(cfg)
         }
         None => {
             if let Ok(cwd) = std::env::current_dir() {
                 if let Some(w) = config::lookup_config(&cwd).warning() {
-                    eprintln!("enseal: warning: {w}");
+                    voice::warning(&w.to_string());
                 }
             }
             None
@@ -127,9 +128,10 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
             write,
         });
     }
+    // sops 3.11 and 3.13 exit 1 here (not their ConfigFileNotFound code, 61).
     let no_config = || {
         Failure::new(
-            exit::CONFIG_NOT_FOUND,
+            exit::GENERIC,
             "config file not found, or has no creation rules, and no keys provided through \
              command line options (--age or SOPS_AGE_RECIPIENTS)",
         )

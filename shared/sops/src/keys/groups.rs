@@ -137,7 +137,7 @@ impl<'a, T, E> Deferred<'a, T, E> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyGroupError {
-    #[error("no master keys given: name age recipients (--age, SOPS_AGE_RECIPIENTS) or KMS keys, or add a creation rule to .sops.yaml")]
+    #[error("no master keys: the creation rule names none (and none were given with --age, SOPS_AGE_RECIPIENTS or --kms)")]
     NoKeys,
     #[error("key group {group} has no master keys")]
     EmptyGroup { group: usize },
