@@ -61,6 +61,14 @@ log "ensuring sops 3.13.3 (built from Go source once, then cached): the interop 
 ENSEAL_SOPS_313_BIN=$(bash tests/tools/sops.sh)
 export ENSEAL_SOPS_313_BIN
 
+if ! command -v gpg >/dev/null; then
+	log "installing gnupg (re-keys sops' functional-test files from their PGP key to age)"
+	apt_install gnupg
+fi
+log "ensuring sops' own functional tests (v3.13.3, from the Go module proxy; built once, then cached)"
+ENSEAL_SOPS_FUNCTIONAL_TESTS=$(bash tests/tools/sops-functional-tests.sh)
+export ENSEAL_SOPS_FUNCTIONAL_TESTS
+
 if [[ -f tests/cluster/ensure.sh ]]; then
 	log "ensuring the test Kubernetes control plane (cached after the first build)"
 	bash tests/cluster/ensure.sh

@@ -1016,3 +1016,125 @@ fn json_with_a_duplicate_key_goes_both_ways_like_sops() {
         assert_eq!(by_enseal.stdout_str(), plain.replace("  ", "\t"));
     }
 }
+
+/// A creation rule that names no keys (no key groups, `key_groups: []`, or an empty group):
+/// sops 3.11 and 3.13 exit 1 with "Could not generate data key: [empty key group provided]".
+/// Under the name `sops` enseal prints exactly that line (sops' functional tests compare it);
+/// as `enseal` it adds which file, and warns about the unknown `.sops.yaml` key sops ignores.
+#[test]
+fn a_creation_rule_without_keys_fails_with_sops_words_and_exit_code() {
+    let sb = sandbox_with_key_a();
+    sb.write(
+        ".sops.yaml",
+        "creation_rules:\n  - path_regex: none\\.yaml$\n  - path_regex: zero\\.yaml$\n    key_groups: []\n  \
+         - path_regex: empty\\.yaml$\n    key_groups:\n      - {}\n\
+         destination_rules:\n  - path_regex: x\n    reencryption_rule:\n      age: age1x\n",
+    );
+    let as_sops = sb.path().join("sops");
+    std::os::unix::fs::symlink(enseal_tests::cli::enseal_bin(), &as_sops).expect("link sops");
+    for name in ["none.yaml", "zero.yaml", "empty.yaml"] {
+        sb.write(name, "a: secret\n");
+        for release in peers::SopsRelease::ALL {
+            let by_sops = sb.sops_of(release, ["encrypt", name]);
+            assert_eq!(
+                by_sops.code,
+                Some(GENERIC_ERROR),
+                "sops {}: {name}",
+                release.name()
+            );
+            assert_eq!(
+                by_sops.stderr_str(),
+                "Could not generate data key: [empty key group provided]\n"
+            );
+        }
+        let named_sops = sb.run(&as_sops, ["encrypt", name]);
+        assert_eq!(named_sops.code, Some(GENERIC_ERROR), "{name}");
+        assert_eq!(
+            named_sops.stderr_str(),
+            "Could not generate data key: [empty key group provided]\n",
+            "{name}: enseal run as `sops` speaks as sops"
+        );
+        let named_enseal = sb.enseal(["encrypt", name]);
+        assert_eq!(named_enseal.code, Some(GENERIC_ERROR), "{name}");
+        let err = named_enseal.stderr_str();
+        assert!(
+            err.contains("unknown key \"reencryption_rule\" ignored")
+                && err.contains(&format!(
+                    "enseal: Could not generate data key: [empty key group provided] ({name}: "
+                )),
+            "{name}: enseal names the file and warns about the unknown key:\n{err}"
+        );
+        assert_eq!(sb.read(name), b"a: secret\n", "{name} is left as it was");
+    }
+}
+
+/// No `.sops.yaml` and no keys on the command line: sops exits 1 (not 61).
+#[test]
+fn no_config_and_no_keys_exits_1_as_sops() {
+    let sb = sandbox_with_key_a();
+    sb.write("s.yaml", PLAIN_YAML);
+    let (_, by_enseal) = same_code_as_sops(&sb, &["encrypt", "s.yaml"], GENERIC_ERROR, "no keys");
+    assert!(by_enseal
+        .stderr_str()
+        .contains("config file not found, or has no creation rules"));
+}
+
+/// `set --value-file` is a switch, as in sops: VALUE is then the file holding the JSON value.
+#[test]
+fn set_value_file_is_a_switch_naming_the_value_file() {
+    let sb = sandbox_with_key_a();
+    let recipient = peers::recipient("a");
+    sb.write("s.json", r#"{"a": 2, "b": "ba"}"#);
+    sb.enseal(["encrypt", "-i", "--age", &recipient, "s.json"])
+        .assert_success("encrypt");
+    sb.write("value.json", r#"{"cc": "ccc"}"#);
+    sb.enseal(["set", "--value-file", "s.json", r#"["c"]"#, "value.json"])
+        .assert_success("set --value-file");
+    let out = sb.enseal(["decrypt", "--extract", r#"["c"]["cc"]"#, "s.json"]);
+    assert_eq!(out.assert_success("extract").stdout_str(), "ccc");
+}
+
+/// `set --output-type yaml f.json` rewrites f.json as YAML, as sops does, keeping the
+/// ciphertext of the values that did not change.
+#[test]
+fn set_with_output_type_rewrites_the_file_in_that_format() {
+    let sb = sandbox_with_key_a();
+    let recipient = peers::recipient("a");
+    sb.write("s.json", r#"{"a": 2, "b": "ba"}"#);
+    sb.enseal(["encrypt", "-i", "--age", &recipient, "s.json"])
+        .assert_success("encrypt");
+    let before = String::from_utf8(sb.read("s.json")).unwrap();
+    sb.enseal([
+        "set",
+        "--output-type",
+        "yaml",
+        "s.json",
+        r#"["b"]"#,
+        r#""bb""#,
+    ])
+    .assert_success("set --output-type yaml");
+    let after = String::from_utf8(sb.read("s.json")).unwrap();
+    assert!(after.starts_with("a: ENC["), "written as YAML:\n{after}");
+    let a_before = before.split('"').find(|s| s.starts_with("ENC[")).unwrap();
+    assert!(
+        after.contains(a_before),
+        "the unchanged value keeps its ciphertext"
+    );
+    for release in peers::SopsRelease::ALL {
+        let out = sb.sops_of(
+            release,
+            [
+                "decrypt",
+                "--input-type",
+                "yaml",
+                "--output-type",
+                "yaml",
+                "s.json",
+            ],
+        );
+        assert_eq!(
+            out.assert_success("sops decrypt").stdout_str(),
+            "a: 2\nb: bb\n"
+        );
+    }
+}

@@ -20,6 +20,7 @@ mod kustomize_plugin;
 mod pre_commit_hook;
 mod real_world_corpus;
 mod seal_interop;
+mod sops_functional_tests;
 mod sops_interop;
 mod ssh_keys;
 mod updatekeys_tree;
