@@ -1138,3 +1138,36 @@ fn set_with_output_type_rewrites_the_file_in_that_format() {
         );
     }
 }
+
+/// INI converted to JSON or YAML holds ini.v1's `DEFAULT` section first, empty when the file
+/// has no keys before its first header: byte for byte what sops 3.11 and 3.13 print.
+#[test]
+fn ini_converts_to_json_and_yaml_with_the_default_section_as_sops() {
+    let sb = sandbox_with_key_a();
+    let recipient = peers::recipient("a");
+    sb.write("no-default.ini", "[s]\nk = v\n");
+    sb.write("with-default.ini", "top = 1\n[s]\nk = v\n");
+    for name in ["no-default.ini", "with-default.ini"] {
+        let enc = format!("enc-{name}");
+        let out = sb.enseal(["encrypt", "--age", &recipient, name]);
+        sb.write(&enc, out.assert_success("encrypt").stdout.clone());
+        for output_type in ["json", "yaml"] {
+            let args = ["decrypt", "--output-type", output_type, enc.as_str()];
+            let by_enseal = sb.enseal(args);
+            let by_enseal = by_enseal.assert_success("enseal decrypt").stdout_str();
+            assert!(
+                by_enseal.contains("DEFAULT"),
+                "{name} as {output_type}:\n{by_enseal}"
+            );
+            for release in peers::SopsRelease::ALL {
+                let by_sops = sb.sops_of(release, args);
+                assert_eq!(
+                    by_enseal,
+                    by_sops.assert_success("sops decrypt").stdout_str(),
+                    "{name} as {output_type}, sops {}",
+                    release.name()
+                );
+            }
+        }
+    }
+}

@@ -2,7 +2,8 @@
 //! with only `AllowNonUniqueSections`: stores/ini/store.go).
 //!
 //! Sections are top-level keys whose values are mappings; keys before the first header belong
-//! to the section `DEFAULT`. Every value is a string: the text after the first `=` or `:`, cut
+//! to the section `DEFAULT`, which comes first in the tree even when empty (as in ini.v1's, so a
+//! conversion to JSON or YAML prints `"DEFAULT": {}` as sops does; INI output leaves it out). Every value is a string: the text after the first `=` or `:`, cut
 //! at the first `#` or `;` (an inline comment), trimmed, and stripped of one pair of surrounding
 //! quotes (`"`, `'`, or a backtick / `"""` pair, which also protects `#` and `;` and may span
 //! lines). Comment lines gather until the next key or header; the gathered text (each line
@@ -718,10 +719,6 @@ impl Store for IniStore {
                     column: None,
                     message: format!("sops metadata: {e}"),
                 })?);
-                continue;
-            }
-            if n == 0 && section.entries.is_empty() {
-                // sops' tree has an empty DEFAULT here; an empty mapping changes nothing.
                 continue;
             }
             let entries = tree_order(section)
@@ -1476,7 +1473,7 @@ mod tests {
         // Every line keeps its place, indentation and markers; only the text is replaced.
         assert_eq!(
             data_part(&enc),
-            ";;;;;;;;ENC[AES256_GCM,data:d2,iv:i,tag:t,type:comment]\n;;; ENC[^]\n\n; ENC[^]\n[ENV]\n#### ENC[AES256_GCM,data:d4,iv:i,tag:t,type:comment]\n\t\t\t;ENC[^]\nk = ENC[AES256_GCM,data:d3,iv:i,tag:t,type:comment]\n; ENC[AES256_GCM,data:d6,iv:i,tag:t,type:comment]\n\n;   ENC[^]  \n\n; ENC[^]\nj = ENC[AES256_GCM,data:d5,iv:i,tag:t,type:comment]"
+            ";;;;;;;;ENC[AES256_GCM,data:d3,iv:i,tag:t,type:comment]\n;;; ENC[^]\n\n; ENC[^]\n[ENV]\n#### ENC[AES256_GCM,data:d5,iv:i,tag:t,type:comment]\n\t\t\t;ENC[^]\nk = ENC[AES256_GCM,data:d4,iv:i,tag:t,type:comment]\n; ENC[AES256_GCM,data:d7,iv:i,tag:t,type:comment]\n\n;   ENC[^]  \n\n; ENC[^]\nj = ENC[AES256_GCM,data:d6,iv:i,tag:t,type:comment]"
 
         );
     }
@@ -1491,11 +1488,11 @@ mod tests {
             panic!()
         };
         assert_eq!(slots.len(), 3);
-        assert_eq!(text, &fake_enc(3));
+        assert_eq!(text, &fake_enc(4));
         // ini.v1's reading of the same lines, as sops' stripCommentChar leaves it.
         assert_eq!(
             comment_text(&src.lines, slots),
-            format!("{}\n; ENC[^]\n; ENC[^]", fake_enc(3))
+            format!("{}\n; ENC[^]\n; ENC[^]", fake_enc(4))
         );
     }
 
@@ -1511,7 +1508,7 @@ mod tests {
             ["The number of seconds\n; Default Value: 10s\n;"]
         );
         let enc = seal_round_trip(text);
-        assert!(enc.contains("pm.process_idle_timeout = ENC[AES256_GCM,data:d2,iv:i,tag:t,type:comment];ENC[^]\n"), "{enc}");
+        assert!(enc.contains("pm.process_idle_timeout = ENC[AES256_GCM,data:d3,iv:i,tag:t,type:comment];ENC[^]\n"), "{enc}");
         assert_eq!(comments_of(&parse("[s]\nk = 10s;\n")), [""]);
         seal_round_trip("[s]\nk = 10s;\n");
     }
@@ -1527,11 +1524,11 @@ mod tests {
         let enc = seal_round_trip(text);
         let data = data_part(&enc);
         assert!(
-            data.contains("\n# ENC[AES256_GCM,data:d4,iv:i,tag:t,type:comment]\n[pbm] # ENC[@\n"),
+            data.contains("\n# ENC[AES256_GCM,data:d5,iv:i,tag:t,type:comment]\n[pbm] # ENC[@\n"),
             "{data}"
         );
         assert!(
-            data.contains("\n; ENC[AES256_GCM,data:d8,iv:i,tag:t,type:comment]\n[q] ; ENC[^\n"),
+            data.contains("\n; ENC[AES256_GCM,data:d9,iv:i,tag:t,type:comment]\n[q] ; ENC[^\n"),
             "{data}"
         );
         let e = parse(&enc);
@@ -1547,7 +1544,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(&e), names(&p));
-        assert_eq!(names(&p), ["a", "pbm", "q"]);
+        assert_eq!(names(&p), ["DEFAULT", "a", "pbm", "q"]);
     }
 
     /// `[*.[ch]]` is the section `*.[ch]` and `php_admin_value[error_log]` a key, for ini.v1
@@ -1560,7 +1557,9 @@ mod tests {
         let Node::Map(s) = &p.tree.documents[0] else {
             panic!()
         };
-        assert!(matches!(&s[0], Item::Pair(k, _) if k == "*.[ch]"));
+        // sops' tree starts with ini.v1's DEFAULT section, empty here.
+        assert!(matches!(&s[0], Item::Pair(k, Node::Map(m)) if k == "DEFAULT" && m.is_empty()));
+        assert!(matches!(&s[1], Item::Pair(k, _) if k == "*.[ch]"));
         assert_eq!(
             p.tree.documents[0]
                 .get("www")
@@ -1701,7 +1700,7 @@ mod tests {
         let Node::Map(sections) = &p.tree.documents[0] else {
             panic!()
         };
-        let Item::Pair(_, Node::Map(items)) = &sections[0] else {
+        let Item::Pair(_, Node::Map(items)) = &sections[1] else {
             panic!()
         };
         assert_eq!(items[2], Item::Comment("c1\n; c2".into()));
