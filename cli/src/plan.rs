@@ -48,6 +48,17 @@ fn cli_kms_keys(global: &GlobalOptions) -> Result<Vec<KmsStanza>> {
     }
 }
 
+/// The key group the command line names (`--age`, `--kms`): what `groups add` adds.
+pub fn cli_group(global: &GlobalOptions) -> Result<GroupRecipients> {
+    Ok(GroupRecipients {
+        age: match &global.age {
+            Some(list) => parse_recipients(list)?,
+            None => Vec::new(),
+        },
+        kms: cli_kms_keys(global)?,
+    })
+}
+
 fn cli_crypt_rule(global: &GlobalOptions) -> Result<Option<CryptRule>> {
     use CryptRuleKind::*;
     CryptRule::from_fields([

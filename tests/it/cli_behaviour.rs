@@ -1171,3 +1171,91 @@ fn ini_converts_to_json_and_yaml_with_the_default_section_as_sops() {
         }
     }
 }
+
+/// sops' `groups add` and `groups delete`: the data key is wrapped again for the new key groups
+/// (two groups: Shamir, threshold 2, as sops records it); the values keep their ciphertext. The
+/// real sops opens the result with exactly the keys the groups say.
+#[test]
+fn groups_add_and_delete_rewrap_the_data_key_as_sops_does() {
+    let mut sb = Sandbox::new();
+    let (a, b) = (peers::recipient("a"), peers::recipient("b"));
+    sb.use_identities(&["a"]);
+    sb.write("g.yaml", PLAIN_YAML);
+    let out = sb.enseal(["encrypt", "--age", &a, "g.yaml"]);
+    sb.write("g.yaml", out.assert_success("encrypt").stdout.clone());
+    let values = |sb: &Sandbox| -> Vec<String> {
+        String::from_utf8(sb.read("g.yaml"))
+            .unwrap()
+            .lines()
+            .take_while(|l| !l.starts_with("sops:"))
+            .map(str::to_string)
+            .collect()
+    };
+    let before = values(&sb);
+
+    sb.enseal(["groups", "add", "--file", "g.yaml", "-i", "--age", &b])
+        .assert_success("groups add");
+    let added = String::from_utf8(sb.read("g.yaml")).unwrap();
+    assert!(
+        added.contains("shamir_threshold: 2") && added.contains(&b),
+        "{added}"
+    );
+    assert_eq!(
+        values(&sb),
+        before,
+        "groups add leaves the values as they were"
+    );
+    for release in peers::SopsRelease::ALL {
+        sb.use_identities(&["a", "b"]);
+        let both = sb.sops_of(release, ["decrypt", "g.yaml"]);
+        // sops re-indents (4 spaces); the values are what matters.
+        let text = both.assert_success("sops, keys a and b").stdout_str();
+        assert!(text.contains("password: correct-horse-battery"), "{text}");
+        sb.use_identities(&["a"]);
+        let one = sb.sops_of(release, ["decrypt", "g.yaml"]);
+        assert!(
+            !one.success(),
+            "sops {}: one of two groups must not open it",
+            release.name()
+        );
+    }
+
+    sb.use_identities(&["a", "b"]);
+    let refused = sb.enseal(["groups", "delete", "--file", "g.yaml", "-i", "0"]);
+    assert_eq!(
+        refused.code,
+        Some(GENERIC_ERROR),
+        "threshold 2 with one group left"
+    );
+    assert_eq!(
+        String::from_utf8(sb.read("g.yaml")).unwrap(),
+        added,
+        "left untouched"
+    );
+    let out_of_range = sb.enseal(["groups", "delete", "--file", "g.yaml", "7"]);
+    assert_eq!(out_of_range.code, Some(GENERIC_ERROR));
+    sb.enseal([
+        "groups",
+        "delete",
+        "--file",
+        "g.yaml",
+        "-i",
+        "--shamir-secret-sharing-threshold",
+        "1",
+        "0",
+    ])
+    .assert_success("groups delete");
+    assert_eq!(
+        values(&sb),
+        before,
+        "groups delete leaves the values as they were"
+    );
+    let left = String::from_utf8(sb.read("g.yaml")).unwrap();
+    assert!(!left.contains(&a) && left.contains(&b), "{left}");
+    sb.use_identities(&["b"]);
+    for release in peers::SopsRelease::ALL {
+        let out = sb.sops_of(release, ["decrypt", "g.yaml"]);
+        let text = out.assert_success("sops, key b").stdout_str();
+        assert!(text.contains("password: correct-horse-battery"), "{text}");
+    }
+}

@@ -22,8 +22,9 @@ use crate::exit::{self, Failure, Result};
 pub use kustomize::KustomizeArgs;
 pub use seal::{CertArgs, ControllerArgs, SealArgs, UnsealArgs};
 pub use sops_file::{
-    CheckArgs, DecryptArgs, ExecEnvArgs, ExecFileArgs, FileArg, KeygenArgs, RotateArgs, SetArgs,
-    SetOptions, UnsetArgs, UnsetOptions, UpdateKeysArgs, ValueSource,
+    CheckArgs, DecryptArgs, ExecEnvArgs, ExecFileArgs, FileArg, GroupsAction, GroupsArgs,
+    KeygenArgs, RotateArgs, SetArgs, SetOptions, UnsetArgs, UnsetOptions, UpdateKeysArgs,
+    ValueSource,
 };
 pub use sops_secret::SopsSecretArgs;
 
@@ -84,23 +85,26 @@ pub struct LegacyArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct GlobalArgs {
     /// Comma-separated age recipients to encrypt for.
+    // Repeatable (the lists are joined), as sops' `groups add --age` is.
     #[arg(
         short = 'a',
         long,
         global = true,
         env = "SOPS_AGE_RECIPIENTS",
-        value_name = "RECIPIENTS"
+        value_name = "RECIPIENTS",
+        action = clap::ArgAction::Append
     )]
-    pub age: Option<String>,
+    pub age: Vec<String>,
     /// Comma-separated AWS KMS key ARNs to encrypt for; `ARN+ROLE_ARN` assumes that role.
     #[arg(
         short = 'k',
         long,
         global = true,
         env = "SOPS_KMS_ARN",
-        value_name = "ARNS"
+        value_name = "ARNS",
+        action = clap::ArgAction::Append
     )]
-    pub kms: Option<String>,
+    pub kms: Vec<String>,
     /// AWS profile for the KMS keys given with --kms.
     #[arg(long, global = true, value_name = "PROFILE")]
     pub aws_profile: Option<String>,
@@ -176,6 +180,8 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Wrap the data key for the keys the creation rules name now; values are untouched.
     Updatekeys(UpdateKeysArgs),
+    /// Add or delete a key group of a file (as sops groups); values are untouched.
+    Groups(GroupsArgs),
     /// Print whether a file is encrypted, as JSON: {"encrypted":true}.
     Filestatus(FileArg),
     /// Exit 1 listing the files a creation rule of .sops.yaml covers that are not encrypted
@@ -249,8 +255,8 @@ impl GlobalArgs {
         Ok(GlobalOptions {
             input_type: parse_format("--input-type", self.input_type)?,
             output_type: parse_format("--output-type", self.output_type)?,
-            age: self.age,
-            kms: self.kms,
+            age: joined(self.age),
+            kms: joined(self.kms),
             aws_profile: self.aws_profile,
             encryption_context: self.encryption_context,
             encrypted_regex: self.encrypted_regex,
@@ -268,6 +274,11 @@ impl GlobalArgs {
             in_place: self.in_place,
         })
     }
+}
+
+/// The values of a repeatable list flag as one comma-separated list (`None` when not given).
+fn joined(values: Vec<String>) -> Option<String> {
+    (!values.is_empty()).then(|| values.join(","))
 }
 
 /// A format flag's value. Checked here rather than by a clap value parser so that a wrong one
@@ -298,6 +309,7 @@ pub enum Invocation {
     Unset(GlobalOptions, UnsetOptions),
     Rotate(GlobalOptions, RotateArgs),
     Updatekeys(GlobalOptions, UpdateKeysArgs),
+    Groups(GlobalOptions, GroupsAction),
     Filestatus(GlobalOptions, Option<PathBuf>),
     Check(GlobalOptions, CheckArgs),
     ExecEnv(GlobalOptions, ExecEnvArgs),
@@ -347,6 +359,7 @@ impl Cli {
             }
             Command::Rotate(a) => Invocation::Rotate(g.validate()?, a),
             Command::Updatekeys(a) => Invocation::Updatekeys(g.validate()?, a),
+            Command::Groups(a) => Invocation::Groups(g.validate()?, a.action),
             Command::Filestatus(a) => Invocation::Filestatus(g.validate()?, a.file),
             Command::Check(a) => Invocation::Check(g.validate()?, a),
             Command::ExecEnv(a) => Invocation::ExecEnv(g.validate()?, a),

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use crate::exit::{self, Failure, Result};
@@ -75,6 +75,31 @@ pub struct UpdateKeysArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
     pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
+    #[command(subcommand)]
+    pub action: GroupsAction,
+}
+
+/// sops' `groups add` and `groups delete`: the data key is wrapped again for the new list of
+/// key groups; values, MAC and lastmodified stay as they are.
+#[derive(Subcommand, Debug)]
+pub enum GroupsAction {
+    /// Add a key group made of the keys given with --age and --kms (repeatable).
+    Add {
+        /// The encrypted file.
+        #[arg(short = 'f', long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Delete the key group at INDEX (0 is the first, as in sops).
+    Delete {
+        /// The encrypted file.
+        #[arg(short = 'f', long, value_name = "FILE")]
+        file: PathBuf,
+        index: usize,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -10,7 +10,7 @@ use enseal_sops::format::metadata::{KeyGroup, KmsStanza, Metadata};
 use enseal_sops::keys::groups::{self, GroupRecipients};
 use enseal_sops::stores::WriteOptions;
 
-use crate::args::{GlobalOptions, RotateArgs, UpdateKeysArgs};
+use crate::args::{GlobalOptions, GroupsAction, RotateArgs, UpdateKeysArgs};
 use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::{read_input, write_atomic, Destination};
@@ -326,16 +326,92 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
     let (wrapped, threshold) = plan.wrap(&key, &input.name)?;
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;
-    // Values, MAC and lastmodified stay as they are: only who can open the data key changed.
-    let bytes = store
-        .write(
-            &parsed.tree,
-            Some(&metadata.to_node()),
-            Some(&parsed),
-            &plan.write,
-        )
-        .map_err(|e| exit::store_error(&input.name, e))?;
+    let bytes = rewrapped(store.as_ref(), &parsed, &metadata, &plan.write, &input.name)?;
     write_atomic(file, &bytes)?;
     progress.line(&format!("{}: keys updated", input.name.display()));
     Ok(true)
+}
+
+/// The file again with new key groups in `metadata`. Values, MAC and lastmodified stay as they
+/// are: only who can open the data key changed (as in sops' updatekeys and groups).
+fn rewrapped(
+    store: &dyn enseal_sops::stores::Store,
+    parsed: &enseal_sops::stores::Parsed,
+    metadata: &Metadata,
+    write: &WriteOptions,
+    name: &Path,
+) -> Result<Vec<u8>> {
+    store
+        .write(&parsed.tree, Some(&metadata.to_node()), Some(parsed), write)
+        .map_err(|e| exit::store_error(name, e))
+}
+
+/// `groups add` / `groups delete`: the file's key groups with one added (the keys of --age and
+/// --kms) or one removed, the data key wrapped again for them. Written to standard output, or
+/// back to the file with -i, as sops does.
+pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
+    let file = match action {
+        GroupsAction::Add { file } | GroupsAction::Delete { file, .. } => file,
+    };
+    let input = read_input(Some(file), None)?;
+    let format = g.input_format(&input.name);
+    let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
+    let store = context::store(format);
+    let parsed = store
+        .parse(&input.bytes)
+        .map_err(|e| exit::store_error(&input.name, e))?;
+    let mut metadata: Metadata =
+        file::read_metadata(&parsed).map_err(|e| context::file_error(&input.name, e))?;
+    let mut groups = recipients_of(&metadata.key_groups)?;
+    match action {
+        GroupsAction::Add { .. } => {
+            let group = plan::cli_group(g)?;
+            if group.is_empty() {
+                return Err(Failure::new(
+                    exit::GENERIC,
+                    "groups add: name the new group's keys with --age or --kms",
+                ));
+            }
+            groups.push(group);
+        }
+        GroupsAction::Delete { index, .. } => {
+            if *index >= groups.len() {
+                return Err(Failure::new(
+                    exit::GENERIC,
+                    format!(
+                        "groups delete: there is no key group {index} (the file has {}, numbered from 0)",
+                        groups.len()
+                    ),
+                )
+                .in_file(&input.name));
+            }
+            groups.remove(*index);
+        }
+    }
+    let threshold = g
+        .shamir_secret_sharing_threshold
+        .or(metadata.shamir_threshold);
+    if let Some(t) = threshold.filter(|t| *t > groups.len()) {
+        return Err(Failure::new(
+            exit::GENERIC,
+            format!(
+                "the Shamir threshold is {t}, but the file would have only {} key groups",
+                groups.len()
+            ),
+        )
+        .in_file(&input.name));
+    }
+    let key = groups::unwrap(&metadata, &context::keyring())
+        .map_err(|e| context::key_group_error(&input.name, e))?;
+    let (wrapped, threshold) = plan::wrap_for(&key, &groups, threshold, &input.name)?;
+    metadata.key_groups = wrapped;
+    metadata.shamir_threshold = threshold;
+    let bytes = rewrapped(
+        store.as_ref(),
+        &parsed,
+        &metadata,
+        &WriteOptions::default(),
+        &input.name,
+    )?;
+    dest.write(&bytes)
 }

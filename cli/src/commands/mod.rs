@@ -28,6 +28,7 @@ pub fn run(invocation: Invocation) -> Result<i32> {
         Invocation::Unset(g, a) => modify::unset(&g, &a).map(|_| 0),
         Invocation::Rotate(g, a) => keys::rotate(&g, &a).map(|_| 0),
         Invocation::Updatekeys(g, a) => keys::updatekeys(&g, &a).map(|_| 0),
+        Invocation::Groups(g, a) => keys::groups(&g, &a).map(|_| 0),
         Invocation::Check(g, a) => check::run(&g, &a),
         Invocation::Filestatus(g, file) => decrypt::filestatus(&g, file.as_deref()).map(|_| 0),
         Invocation::ExecEnv(g, a) => exec::exec_env(&g, &a),
