@@ -1,5 +1,6 @@
 //! Exit codes (sops' numbers, so scripts written for sops keep working) and the error type the
-//! commands return.
+//! commands return. Where sops declares a code but returns 1 (a bad or missing .sops.yaml: sops
+//! 3.11 and 3.13 exit 1, not ErrorReadingConfig 5 or ConfigFileNotFound 61), enseal returns 1.
 
 use std::fmt;
 use std::path::Path;
@@ -11,7 +12,6 @@ use enseal_sops::stores::StoreError;
 pub const GENERIC: i32 = 1;
 pub const CANNOT_READ_INPUT: i32 = 2;
 pub const CANNOT_WRITE_OUTPUT: i32 = 3;
-pub const CONFIG_ERROR: i32 = 5;
 pub const INVALID_SET_FORMAT: i32 = 7;
 pub const CONFLICTING_PARAMETERS: i32 = 8;
 pub const ERROR_ENCRYPTING_TREE: i32 = 23;

@@ -86,7 +86,7 @@ pub fn config_path(global: &GlobalOptions) -> Option<PathBuf> {
 }
 
 pub fn load_config(path: &Path) -> Result<Config> {
-    config::load(path).map_err(|e| Failure::new(exit::CONFIG_ERROR, e.to_string()))
+    config::load(path).map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
 /// The plan for encrypting `name` (a new file, or `updatekeys`).
@@ -155,7 +155,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         Ok(rule) => rule,
         // sops treats a config without `creation_rules` as no config at all.
         Err(ConfigError::NoCreationRules { .. }) => return Err(no_config()),
-        Err(e) => return Err(Failure::new(exit::CONFIG_ERROR, e.to_string())),
+        Err(e) => return Err(Failure::new(exit::GENERIC, e.to_string())),
     };
     let mut groups = Vec::new();
     for spec in &rule.key_groups {
@@ -167,7 +167,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
                 names.push("pgp".into());
             }
             return Err(Failure::new(
-                exit::CONFIG_ERROR,
+                exit::GENERIC,
                 format!(
                     "{}: the creation rule names {} keys, which enseal does not support",
                     config.path.display(),
@@ -194,7 +194,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         Some(r) => r,
         None => match &rule.crypt_rule {
             Some(spec) => CryptRule::new(spec.kind, &spec.value)
-                .map_err(|e| Failure::new(exit::CONFIG_ERROR, e.to_string()))?,
+                .map_err(|e| Failure::new(exit::GENERIC, e.to_string()))?,
             None => CryptRule::default(),
         },
     };

@@ -1259,3 +1259,40 @@ fn groups_add_and_delete_rewrap_the_data_key_as_sops_does() {
         assert!(text.contains("password: correct-horse-battery"), "{text}");
     }
 }
+
+/// A broken `.sops.yaml` (bad YAML, a bad path_regex, a wrong type, two crypt rules in one
+/// creation rule): sops 3.11 and 3.13 exit 1 when encrypting, and so does enseal, naming the
+/// config file; the input is left alone.
+#[test]
+fn a_broken_config_fails_encryption_with_exit_1_as_sops() {
+    let sb = sandbox_with_key_a();
+    let a = peers::recipient("a");
+    sb.write("s.yaml", PLAIN_YAML);
+    for config in [
+        "creation_rules: [\n".to_string(),
+        format!("creation_rules:\n  - age: {a}\n    path_regex: '('\n"),
+        format!("creation_rules:\n  - age: {a}\n    shamir_threshold: x\n"),
+        format!(
+            "creation_rules:\n  - age: {a}\n    encrypted_regex: a\n    unencrypted_regex: b\n"
+        ),
+    ] {
+        sb.write(".sops.yaml", &config);
+        for release in peers::SopsRelease::ALL {
+            let by_sops = sb.sops_of(release, ["encrypt", "s.yaml"]);
+            assert_eq!(
+                by_sops.code,
+                Some(GENERIC_ERROR),
+                "sops {}: {config}",
+                release.name()
+            );
+        }
+        let by_enseal = sb.enseal(["encrypt", "-i", "s.yaml"]);
+        assert_eq!(by_enseal.code, Some(GENERIC_ERROR), "{config}");
+        assert!(
+            by_enseal.stderr_str().contains(".sops.yaml"),
+            "{}",
+            by_enseal.stderr_str()
+        );
+        assert_eq!(sb.read("s.yaml"), PLAIN_YAML.as_bytes());
+    }
+}

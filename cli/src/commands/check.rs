@@ -69,7 +69,7 @@ fn covering_rule(cfg: &Config, file: &Path) -> Result<Option<usize>> {
             .and_then(|rules| rules.iter().position(|r| std::ptr::eq(r, rule)))
             .map(|i| i + 1)),
         Err(ConfigError::NoMatchingRule { .. } | ConfigError::NoCreationRules { .. }) => Ok(None),
-        Err(e) => Err(Failure::new(exit::CONFIG_ERROR, e.to_string())),
+        Err(e) => Err(Failure::new(exit::GENERIC, e.to_string())),
     }
 }
 
