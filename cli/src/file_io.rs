@@ -146,9 +146,23 @@ fn replace(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     Ok(())
 }
 
+/// The process's umask: from /proc (Linux 4.7+), which reads it without changing it; else by
+/// setting and restoring it (enseal has no other thread creating files at that point).
 #[cfg(unix)]
 fn current_umask() -> u32 {
-    // There is no way to read the umask without setting it; 022 is the common default and a
-    // safe choice for encrypted output.
-    0o022
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let found = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok());
+        if let Some(mask) = found {
+            return mask;
+        }
+    }
+    // SAFETY: umask cannot fail; the old mask is put back at once.
+    unsafe {
+        let mask = libc::umask(0o077);
+        libc::umask(mask);
+        mask as u32
+    }
 }

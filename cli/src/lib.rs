@@ -12,6 +12,7 @@ mod context;
 mod exit;
 mod file_io;
 mod plan;
+mod private_dir;
 mod tree_path;
 mod voice;
 

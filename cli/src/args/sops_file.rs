@@ -118,7 +118,8 @@ pub struct ExecFileArgs {
     /// Name of the plaintext file inside the private directory.
     #[arg(long, value_name = "NAME")]
     pub filename: Option<String>,
-    /// Accepted for sops compatibility: enseal always uses a private regular file.
+    /// Write the plaintext to a private regular file instead of a FIFO (for a command that
+    /// seeks in it or reads it twice).
     #[arg(long)]
     pub no_fifo: bool,
 }

@@ -15,6 +15,7 @@ use crate::context;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::{read_input, write_atomic};
 use crate::plan;
+use crate::private_dir::{run_guarded, PrivateDir};
 
 /// `$SOPS_EDITOR`, then `$EDITOR`, then the first of vim, nano, vi on PATH (sops' order).
 fn find_editor() -> Result<String> {
@@ -41,18 +42,26 @@ fn find_editor() -> Result<String> {
 
 fn run_editor(editor: &str, path: &Path) -> Result<()> {
     // Through the shell so that EDITOR may carry arguments ("code --wait").
-    let status = std::process::Command::new("sh")
-        .arg("-c")
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
         .arg(format!("{editor} \"$1\""))
         .arg("sh")
-        .arg(path)
-        .status()
-        .map_err(|e| {
-            Failure::new(
-                exit::NO_EDITOR,
-                format!("cannot run editor {editor:?}: {e}"),
-            )
-        })?;
+        .arg(path);
+    // Ctrl-C, SIGTERM or SIGHUP while the editor runs: the editor gets it, and enseal returns
+    // (removing the plaintext's directory) instead of dying with it left behind.
+    let guarded = run_guarded(&mut cmd).map_err(|e| {
+        Failure::new(
+            exit::NO_EDITOR,
+            format!("cannot run editor {editor:?}: {e}"),
+        )
+    })?;
+    if let Some(signal) = guarded.signal {
+        return Err(Failure::new(
+            128 + signal,
+            format!("interrupted by signal {signal}; nothing was changed"),
+        ));
+    }
+    let status = guarded.status;
     if !status.success() {
         return Err(Failure::new(
             exit::GENERIC,
@@ -63,17 +72,14 @@ fn run_editor(editor: &str, path: &Path) -> Result<()> {
 }
 
 struct Scratch {
-    _dir: tempfile::TempDir,
+    _dir: PrivateDir,
     path: PathBuf,
 }
 
 fn scratch_file(name: &Path, contents: &[u8]) -> Result<Scratch> {
     let fail =
         |e: std::io::Error| Failure::new(exit::CANNOT_WRITE_OUTPUT, format!("temporary file: {e}"));
-    let dir = tempfile::Builder::new()
-        .prefix("enseal-edit-")
-        .tempdir()
-        .map_err(fail)?;
+    let dir = PrivateDir::new("enseal-edit-")?;
     let file_name = name
         .file_name()
         .map(PathBuf::from)
