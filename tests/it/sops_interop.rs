@@ -876,3 +876,56 @@ fn ignore_mac_decrypts_a_file_whose_mac_was_edited_like_sops() {
         parse("yaml", &by_sops.stdout, "sops")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// #12 class 1: comments go-yaml keeps with the last value before them (a foot of that token,
+// whatever their column), each cut down from a real values file of tests/corpus.
+
+/// Runs the differential checks (sops decrypts enseal's file without leaving `ENC[...]`, and
+/// the other way round) on a YAML text with both sops releases.
+fn yaml_agrees_with_sops(name: &str, yaml: &str) {
+    let sb = enseal_tests::differential::sandbox();
+    let report = enseal_tests::differential::check(
+        &sb,
+        name,
+        "yaml",
+        yaml.as_bytes(),
+        &[],
+        &SopsRelease::ALL,
+    );
+    assert!(
+        report.problems.is_empty(),
+        "{name}:\n{}",
+        report.problems.join("\n")
+    );
+}
+
+/// From kube-prometheus-stack and opentelemetry-kube-stack values.yaml (`kubeDns.service`):
+/// the comment is at `service`'s column, but the next key is less indented still, so go-yaml
+/// gives it to `skydns`.
+#[test]
+fn comment_at_a_closed_mappings_column_before_a_further_dedent_stays_with_the_innermost() {
+    yaml_agrees_with_sops(
+        "kubeDns.service",
+        "service:\n  dnsmasq:\n    port: 1\n  skydns:\n    port: 2\n  # selector:\nmon:\n  x: 1\n",
+    );
+}
+
+/// From aws-load-balancer-controller values.yaml (`certManager.rootCert`): a comment run
+/// between blank lines is ended by the dedent of the next key, not by the blank line.
+#[test]
+fn comment_run_between_blank_lines_before_a_dedent_stays_with_the_innermost() {
+    yaml_agrees_with_sops(
+        "certManager.rootCert",
+        "certManager:\n  rootCert:\n    duration: \"43800h0m0s\"  # 5 years\n\n  \
+         # Optional: custom issuer reference\n  # issuerRef:\n\nclusterName:\n",
+    );
+}
+
+/// With CRLF line breaks go-yaml's scanner sees a line break after every comment line, which
+/// ends a less indented comment right after the value as a blank line would: it goes by its
+/// column (to `a`), not to the innermost mapping.
+#[test]
+fn crlf_comment_at_a_closed_mappings_column_before_a_dedent_goes_by_its_column() {
+    yaml_agrees_with_sops("crlf dedent", "a:\r\n  b:\r\n    c: 1\r\n  # x\r\nd: 2\r\n");
+}

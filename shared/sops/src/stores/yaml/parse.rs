@@ -1533,13 +1533,27 @@ impl<'t> Builder<'t> {
         let from = self.last_end;
         if to > from {
             let b = self.text.as_bytes();
+            let foot_end = self.foot_of_last_token(from, to);
             let mut i = from;
             let mut prev_ws = from == 0 || matches!(b[from - 1], b' ' | b'\t' | b'\n' | b'\r');
             while i < to {
                 let c = b[i];
                 if c == b'#' && prev_ws {
                     let end = line_end(self.text, i);
-                    self.place_comment(i, end);
+                    match foot_end {
+                        Some((ref run, j)) if run.contains(&i) => {
+                            self.with_closed(self.min_depth.min(self.stack.len()), j, |n| {
+                                if let Some(c) = n.coll_mut() {
+                                    c.items.push(SItem::Comment {
+                                        hash: i,
+                                        end,
+                                        inline: false,
+                                    });
+                                }
+                            })
+                        }
+                        _ => self.place_comment(i, end),
+                    }
                     i = end;
                     prev_ws = false;
                     continue;
@@ -1550,6 +1564,115 @@ impl<'t> Builder<'t> {
         }
         self.depth_at_token = self.stack.len();
         self.min_depth = self.stack.len();
+    }
+
+    /// Where the comment lines that go-yaml keeps with the last token are, and the rank in the
+    /// closed chain of the innermost block collection that was open at that token, which gets
+    /// them; `None` when the comments between `from` and `to` are placed one by one.
+    ///
+    /// go-yaml's scanner reads the own-line comments after a token as one run
+    /// (`yaml_parser_scan_comments` in scannerc.go) and makes the run a foot of that token, so
+    /// of the innermost collection, whatever the run's columns, when it ends:
+    /// - at a line, comment or not, less indented than that collection's block and not at the
+    ///   run's first column (`column-1 < next_indent && column != start_mark.column`);
+    /// - at its first blank line, when no blank line came before the run and the run is not
+    ///   less indented than that block (a less indented one is placed by its column).
+    ///
+    /// The line break right after a comment line is never looked at (the scanner's look-ahead
+    /// restarts one byte past it), so only a blank line ends a run there. Checked with sops
+    /// 3.11 and 3.13: `a:` / `  b:` / `    c: 1` / `  # x` / `d: 2` gives `# x` to `a:b:`,
+    /// not to `a:` as its column alone would.
+    fn foot_of_last_token(
+        &self,
+        from: usize,
+        to: usize,
+    ) -> Option<(std::ops::Range<usize>, usize)> {
+        let closed = self.depth_at_token.saturating_sub(self.min_depth);
+        if closed == 0 {
+            return None;
+        }
+        let surviving = self.min_depth.min(self.stack.len());
+        let mut chain = Vec::new();
+        self.closed_chain(surviving, closed, false, |n, _| {
+            chain.push(n.coll().map_or(0, |c| c.indent))
+        });
+        // The chain stops before a flow collection (a foot never goes into one): its last
+        // collection is the innermost block collection that was open at the token.
+        let j = chain.len().checked_sub(1)?;
+        let next_indent = chain[j];
+        let text = self.text;
+        let b = text.as_bytes();
+        // The first own-line comment after the token (one on the token's line is its line
+        // comment, read apart).
+        let mut i = from;
+        let first = loop {
+            if i >= to {
+                return None;
+            }
+            if b[i] == b'#' && (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r')) {
+                let ls = line_start(text, i);
+                if text[ls..i].trim_matches([' ', '\t']).is_empty() {
+                    break i;
+                }
+                if text[ls..i].trim_matches([' ', '\t', '-']).is_empty() {
+                    // `- # note`: not a run after the token.
+                    return None;
+                }
+                i = line_end(text, i);
+                continue;
+            }
+            i += 1;
+        };
+        let first_ls = line_start(text, first);
+        let start_col = first - first_ls;
+        let breaks_before = text[from..first_ls].matches('\n').count();
+        // After `key:` the token is go-yaml's VALUE: a run on the next line is then no foot of
+        // it by position alone.
+        let after_value = {
+            let prev = text[..first_ls].trim_end();
+            let line = &prev[line_start(prev, prev.len())..];
+            let code = line.find(" #").map_or(line, |h| &line[..h]).trim_end();
+            code.ends_with(':')
+        };
+        let mut first_empty = breaks_before <= 1;
+        // The scanner's first line break after the run's start: a foot ends there, or none can
+        // end at a blank line any more.
+        let first_break = |first_empty: &mut bool| {
+            let foot =
+                *first_empty && ((breaks_before == 1 && !after_value) || start_col < next_indent);
+            *first_empty = false;
+            foot
+        };
+        let mut pos = next_line(text, line_end(text, first));
+        // In a file with CRLF line breaks the one byte skipped after a comment line is its `\r`,
+        // so the scanner does look at the `\n` (checked with sops 3.13 on a CRLF file).
+        if b.get(line_end(text, first)) == Some(&b'\r') && first_break(&mut first_empty) {
+            return (start_col >= next_indent).then_some((first..pos, j));
+        }
+        loop {
+            // The line of the next token is looked at too (its start may be the token's).
+            if pos > to || pos >= text.len() {
+                return None;
+            }
+            let le = line_end(text, pos);
+            let line = &text[pos..le];
+            let trimmed = line.trim_start_matches([' ', '\t']);
+            if trimmed.is_empty() || trimmed == "\r" {
+                if first_break(&mut first_empty) {
+                    return (start_col >= next_indent).then_some((first..pos, j));
+                }
+                pos = next_line(text, le);
+                continue;
+            }
+            let col = line.len() - trimmed.len();
+            if col < next_indent && col != start_col {
+                return Some((first..pos, j));
+            }
+            if !trimmed.starts_with('#') {
+                return None;
+            }
+            pos = next_line(text, le);
+        }
     }
 
     /// Puts the comment at `hash..end` where sops would (see the module docs): an inline comment
