@@ -239,7 +239,11 @@ impl MacCheck {
         let (stored, _) = cipher::decrypt(&self.stored, &self.key, aad.as_bytes())
             .map_err(EncryptionError::MacUndecryptable)?;
         let computed = hex::encode_upper(Sha512::digest(&self.hashed[..]));
-        if stored.as_slice() != computed.as_bytes() {
+        // In constant time: how much of a forged MAC matches must not show in the timing.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            stored.as_slice(),
+            computed.as_bytes(),
+        )) {
             return Err(EncryptionError::MacMismatch);
         }
         Ok(())
