@@ -581,3 +581,65 @@ fn the_example_in_deploy_examples_builds_with_the_demo_key() {
         "demo-only-session-secret"
     );
 }
+
+/// Files that decrypt and verify but are no Kubernetes objects a build can use, each holding a
+/// known plaintext: every way the build fails, the plaintext is on neither output. The first
+/// is the PR author's tag trick (issue 13, item 3): a tag put before `ENC[...]` made the
+/// decrypted text fail the manifest parser, whose message quoted the value.
+#[test]
+fn no_failed_build_prints_a_decrypted_value() {
+    let sb = sandbox();
+    let dir = app(&sb, KSOPS_GENERATOR);
+    let encrypt = |name: &str, plain: &str| {
+        sb.write(&format!("plain/{name}"), plain);
+        let out = sb.enseal([
+            "encrypt",
+            "--age",
+            &peers::recipient("a"),
+            &format!("plain/{name}"),
+        ]);
+        String::from_utf8(out.assert_success(name).stdout.clone()).unwrap()
+    };
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: enseal-pw-7Qx\n";
+    let tagged = encrypt("tagged.yaml", secret).replacen(
+        "password: ENC[",
+        "password: !<tag:yaml.org,2002:null> ENC[",
+        1,
+    );
+    let cases = [
+        ("tagged.enc.yaml", tagged),
+        (
+            "not-an-object.enc.yaml",
+            encrypt("n.yaml", "apiVersion: v1\nnotkind: enseal-pw-7Qx\n"),
+        ),
+        (
+            "nan.enc.yaml",
+            encrypt(
+                "nan.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  password: enseal-pw-7Qx\nratio: .nan\n",
+            ),
+        ),
+        (
+            "bad-list.enc.yaml",
+            encrypt("l.yaml", "apiVersion: v1\nkind: List\nitems: enseal-pw-7Qx\n"),
+        ),
+    ];
+    for (name, text) in cases {
+        sb.write(&format!("app/secrets/{name}"), text);
+        let config = format!(
+            "apiVersion: viaduct.ai/v1\nkind: ksops\nmetadata:\n  name: gen\nfiles:\n  - secrets/{name}\n"
+        );
+        let out = run_alone(&sb, &dir, &resource_list(&config, false));
+        if out.success() {
+            // A build that succeeds may of course hold the value; only its errors may not.
+            assert!(!out.stderr_str().contains("enseal-pw-7Qx"), "{name}");
+        } else {
+            assert!(
+                out.stderr_str().contains(name),
+                "{name}: {}",
+                out.stderr_str()
+            );
+            assert_no_plaintext(&out, name);
+        }
+    }
+}

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use enseal_sealing::manifest::{self, ManifestFormat};
 use enseal_sops::file::{decrypt_bytes, decrypt_with, DecryptOptions, Layout, Mac};
-use enseal_sops::format::tree::{Item, Node, Tree};
+use enseal_sops::format::scalar_text;
+use enseal_sops::format::tree::{Item, Kind, Node, Scalar, Tree};
 use enseal_sops::stores::{self, Format};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -291,8 +292,20 @@ fn resources_of(root: &Root, file: &str) -> Result<Vec<Value>> {
              binary or other file use secretFrom (envs, files, binaryFiles)"
         )));
     }
-    let plaintext = decrypt(root, file)?;
-    let docs = manifest::parse_documents(&plaintext)
+    // Built from the verified tree, not by parsing the plaintext again: that parser's errors
+    // quote the text they choke on (`invalid value: string "hunter2"`), and they would reach
+    // the build log.
+    let (name, format, bytes) = read_encrypted(root, file)?;
+    let docs = decrypt_with(bytes, format, &context::keyring(), Mac::Verify, |d| {
+        d.tree()
+            .documents
+            .iter()
+            .enumerate()
+            .map(|(i, doc)| json_of(doc, file, i + 1))
+            .collect::<Result<Vec<Value>>>()
+    })
+    .map_err(|e| context::file_error(&name, e))??;
+    let docs = manifest::objects(docs)
         .map_err(|e| Failure::new(exit::CANNOT_READ_INPUT, format!("{file}: {e}")))?;
     for (i, doc) in docs.iter().enumerate() {
         let has = |field: &str| {
@@ -312,6 +325,60 @@ fn resources_of(root: &Root, file: &str) -> Result<Vec<Value>> {
         }
     }
     Ok(docs)
+}
+
+/// A decrypted document as the JSON kustomize gets (comments dropped). A value JSON cannot
+/// hold (a `.nan`) is an error naming the document and the value's type, never the value.
+fn json_of(node: &Node, file: &str, doc: usize) -> Result<Value> {
+    Ok(match node {
+        Node::Map(items) => {
+            let mut map = Map::new();
+            for item in items {
+                if let Item::Pair(k, v) = item {
+                    map.insert(k.clone(), json_of(v, file, doc)?);
+                }
+            }
+            Value::Object(map)
+        }
+        Node::Seq(items) => Value::Array(
+            items
+                .iter()
+                .filter(|v| !matches!(v, Node::Comment(_)))
+                .map(|v| json_of(v, file, doc))
+                .collect::<Result<_>>()?,
+        ),
+        Node::Scalar(s) => scalar_json(s).ok_or_else(|| {
+            Failure::new(
+                exit::GENERIC,
+                format!(
+                    "{file}: document {doc}: a {} value that JSON cannot hold",
+                    s.kind.sops_name()
+                ),
+            )
+        })?,
+        Node::Comment(_) => Value::Null,
+    })
+}
+
+fn scalar_json(s: &Scalar) -> Option<Value> {
+    match s.kind {
+        Kind::Null => Some(Value::Null),
+        Kind::Bool => {
+            let canonical = scalar_text::mac_bytes(s).ok()??;
+            Some(Value::Bool(&*canonical == b"True"))
+        }
+        Kind::Str | Kind::Time | Kind::Bytes => s.text().map(|t| Value::String(t.to_owned())),
+        // The number as written when JSON can spell it that way (`1.0`, a big integer), else
+        // sops' canonical form (`0x1F` -> 31); `.nan` and `.inf` have no JSON form.
+        Kind::Int | Kind::Float => s
+            .text()
+            .and_then(|t| t.parse::<serde_json::Number>().ok())
+            .or_else(|| {
+                let canonical = scalar_text::mac_bytes(s).ok()??;
+                std::str::from_utf8(&canonical).ok()?.parse().ok()
+            })
+            .map(Value::Number),
+    }
 }
 
 /// One `secretFrom` entry as ksops builds it: `files` (`KEY=PATH` or `PATH`, key = file name)

@@ -55,6 +55,12 @@ pub fn parse_documents(bytes: &[u8]) -> Result<Vec<Value>, ManifestError> {
     } else {
         parse_yaml_stream(bytes)?
     };
+    objects(docs)
+}
+
+/// The objects of documents already parsed (by [`parse_documents`], or built from a decrypted
+/// tree): the `items` of a `List` spliced in its place, empty documents skipped.
+pub fn objects(docs: Vec<Value>) -> Result<Vec<Value>, ManifestError> {
     let mut out = Vec::new();
     for doc in docs {
         match doc {
