@@ -1079,14 +1079,20 @@ fn no_config_and_no_keys_exits_1_as_sops() {
         .contains("config file not found, or has no creation rules"));
 }
 
+/// A sandbox with key a and `s.json` (`{"a": 2, "b": "ba"}`, sops' functional-test file)
+/// encrypted for it in place.
+fn with_encrypted_json() -> Sandbox {
+    let sb = sandbox_with_key_a();
+    sb.write("s.json", r#"{"a": 2, "b": "ba"}"#);
+    sb.enseal(["encrypt", "-i", "--age", &peers::recipient("a"), "s.json"])
+        .assert_success("encrypt");
+    sb
+}
+
 /// `set --value-file` is a switch, as in sops: VALUE is then the file holding the JSON value.
 #[test]
 fn set_value_file_is_a_switch_naming_the_value_file() {
-    let sb = sandbox_with_key_a();
-    let recipient = peers::recipient("a");
-    sb.write("s.json", r#"{"a": 2, "b": "ba"}"#);
-    sb.enseal(["encrypt", "-i", "--age", &recipient, "s.json"])
-        .assert_success("encrypt");
+    let sb = with_encrypted_json();
     sb.write("value.json", r#"{"cc": "ccc"}"#);
     sb.enseal(["set", "--value-file", "s.json", r#"["c"]"#, "value.json"])
         .assert_success("set --value-file");
@@ -1098,11 +1104,7 @@ fn set_value_file_is_a_switch_naming_the_value_file() {
 /// ciphertext of the values that did not change.
 #[test]
 fn set_with_output_type_rewrites_the_file_in_that_format() {
-    let sb = sandbox_with_key_a();
-    let recipient = peers::recipient("a");
-    sb.write("s.json", r#"{"a": 2, "b": "ba"}"#);
-    sb.enseal(["encrypt", "-i", "--age", &recipient, "s.json"])
-        .assert_success("encrypt");
+    let sb = with_encrypted_json();
     let before = String::from_utf8(sb.read("s.json")).unwrap();
     sb.enseal([
         "set",

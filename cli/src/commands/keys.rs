@@ -284,11 +284,7 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
     let input = read_input(Some(file), None)?;
     let format = g.input_format(&input.name);
     let store = context::store(format);
-    let parsed = store
-        .parse(&input.bytes)
-        .map_err(|e| exit::store_error(&input.name, e))?;
-    let mut metadata: Metadata =
-        file::read_metadata(&parsed).map_err(|e| context::file_error(&input.name, e))?;
+    let (parsed, mut metadata) = parsed_with_metadata(store.as_ref(), &input)?;
     let plan = plan::for_file(g, &input.name, format)?;
     let now = describe(&metadata.key_groups);
     let wanted = describe_plan(&plan.groups);
@@ -332,6 +328,19 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
     Ok(true)
 }
 
+/// The encrypted file parsed, and its metadata: what updatekeys and groups change, without
+/// decrypting a value.
+fn parsed_with_metadata(
+    store: &dyn enseal_sops::stores::Store,
+    input: &crate::file_io::Input,
+) -> Result<(enseal_sops::stores::Parsed, Metadata)> {
+    let parsed = store
+        .parse(&input.bytes)
+        .map_err(|e| exit::store_error(&input.name, e))?;
+    let metadata = file::read_metadata(&parsed).map_err(|e| context::file_error(&input.name, e))?;
+    Ok((parsed, metadata))
+}
+
 /// The file again with new key groups in `metadata`. Values, MAC and lastmodified stay as they
 /// are: only who can open the data key changed (as in sops' updatekeys and groups).
 fn rewrapped(
@@ -357,12 +366,9 @@ pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
     let format = g.input_format(&input.name);
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
     let store = context::store(format);
-    let parsed = store
-        .parse(&input.bytes)
-        .map_err(|e| exit::store_error(&input.name, e))?;
-    let mut metadata: Metadata =
-        file::read_metadata(&parsed).map_err(|e| context::file_error(&input.name, e))?;
+    let (parsed, mut metadata) = parsed_with_metadata(store.as_ref(), &input)?;
     let mut groups = recipients_of(&metadata.key_groups)?;
+    let refuse = |message: String| Failure::new(exit::GENERIC, message).in_file(&input.name);
     match action {
         GroupsAction::Add { .. } => {
             let group = plan::cli_group(g)?;
@@ -376,14 +382,10 @@ pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
         }
         GroupsAction::Delete { index, .. } => {
             if *index >= groups.len() {
-                return Err(Failure::new(
-                    exit::GENERIC,
-                    format!(
-                        "groups delete: there is no key group {index} (the file has {}, numbered from 0)",
-                        groups.len()
-                    ),
-                )
-                .in_file(&input.name));
+                return Err(refuse(format!(
+                    "groups delete: there is no key group {index} (the file has {}, numbered from 0)",
+                    groups.len()
+                )));
             }
             groups.remove(*index);
         }
@@ -392,14 +394,10 @@ pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
         .shamir_secret_sharing_threshold
         .or(metadata.shamir_threshold);
     if let Some(t) = threshold.filter(|t| *t > groups.len()) {
-        return Err(Failure::new(
-            exit::GENERIC,
-            format!(
-                "the Shamir threshold is {t}, but the file would have only {} key groups",
-                groups.len()
-            ),
-        )
-        .in_file(&input.name));
+        return Err(refuse(format!(
+            "the Shamir threshold is {t}, but the file would have only {} key groups",
+            groups.len()
+        )));
     }
     let key = groups::unwrap(&metadata, &context::keyring())
         .map_err(|e| context::key_group_error(&input.name, e))?;
