@@ -4,9 +4,11 @@
 //! `010` is 8 and `0X1F` is 31 in both, as go-yaml reads them.
 
 use saphyr::{MarkedYamlOwned, ScalarStyle, YamlDataOwned, YamlLoader};
+use saphyr_parser::SpannedEventReceiver;
 
 use super::error::{Location, Problem};
 use crate::format::resolve::{self, Resolved};
+use crate::stores::yaml::budget::Budget;
 
 pub(crate) type Node = MarkedYamlOwned;
 
@@ -22,7 +24,24 @@ pub(crate) fn load_yaml(text: &str) -> Result<Vec<Node>, Problem> {
         },
         message: e.info().to_owned(),
     };
-    parser.load(&mut loader, true).map_err(scan)?;
+    // The events are fed to the loader one by one rather than through `Parser::load`, which
+    // recurses once per nesting level (a 100 KB `.sops.yaml` of `- - - ...` overflowed the
+    // stack and aborted every command, the pre-commit hook among them); the YAML store's
+    // budget bounds nesting and alias expansion before the loader builds anything.
+    let mut budget = Budget::default();
+    for next in &mut parser {
+        let (event, span) = next.map_err(scan)?;
+        if let Err(exceeded) = budget.event(&event) {
+            return Err(Problem {
+                at: Location {
+                    line: span.start.line(),
+                    column: span.start.col() + 1,
+                },
+                message: exceeded.message(),
+            });
+        }
+        loader.on_event(event, span);
+    }
     if let Some(e) = loader.error() {
         return Err(scan(e.clone()));
     }
@@ -236,5 +255,43 @@ fn abbreviate(text: &str) -> String {
         format!("{}...", text.chars().take(7).collect::<String>())
     } else {
         text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_yaml;
+
+    #[test]
+    fn a_deeply_nested_config_is_an_error_not_a_stack_overflow() {
+        // 200 KB of `- ` nests 100,000 block sequences; saphyr's own loader recursed per level.
+        let text = format!(
+            "creation_rules:\n  - key_groups:\n    {}x\n",
+            "- ".repeat(100_000)
+        );
+        let problem = load_yaml(&text).expect_err("refused");
+        assert_eq!(problem.at.line, 3);
+        assert!(
+            problem.message.contains("nesting deeper than 512"),
+            "{problem}"
+        );
+        // Real configs nest a few levels, and so may a file far deeper than any of them.
+        let fine = format!(
+            "creation_rules:\n  - key_groups:\n    {}x\n",
+            "- ".repeat(400)
+        );
+        assert!(load_yaml(&fine).is_ok());
+    }
+
+    #[test]
+    fn billion_laughs_in_a_config_is_an_error() {
+        let mut text = String::from("a0: &a0 lol\n");
+        for i in 1..=9 {
+            let items = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        text.push_str("creation_rules: [{age: x}]\n");
+        let problem = load_yaml(&text).expect_err("refused");
+        assert!(problem.message.contains("excessive aliasing"), "{problem}");
     }
 }

@@ -2,6 +2,7 @@
 //! (or comments) changed, so `decrypt(encrypt(file))` gives the file back byte for byte.
 //!
 //! - [`parse`] reads the stream with saphyr-parser and keeps the layout of every value;
+//! - [`budget`] limits nesting and alias expansion, so that a hostile file is an error;
 //! - [`mask`] hides encrypted values from saphyr-parser, which reads them slowly;
 //! - [`fast`] reads the simple leading lines of a masked text itself, faster than saphyr-parser;
 //! - unquoted scalars are typed by [`crate::format::resolve`] as sops 3.11 (go-yaml v3) does,
@@ -9,6 +10,7 @@
 //! - [`splice`] writes a tree back over the original text;
 //! - [`emit`] writes canonically (new files, re-shaped nodes, the `sops:` block).
 
+pub(crate) mod budget;
 mod emit;
 mod fast;
 mod mask;

@@ -12,6 +12,7 @@ use foldhash::fast::RandomState;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
+use super::budget::Budget;
 use super::emit;
 use super::fast;
 use super::mask::{Masked, PLACEHOLDER};
@@ -566,6 +567,8 @@ struct Builder<'t> {
     /// Stack depth when the last token was seen, and the lowest depth since.
     depth_at_token: usize,
     min_depth: usize,
+    /// Nesting and alias expansion of what has been read (see [`super::budget`]).
+    budget: Budget,
 }
 
 enum Placement {
@@ -614,6 +617,7 @@ impl<'t> Builder<'t> {
             last_end: 0,
             depth_at_token: 0,
             min_depth: 0,
+            budget: Budget::default(),
         }
     }
 
@@ -858,6 +862,10 @@ impl<'t> Builder<'t> {
     fn event(&mut self, event: Event, span: Span) -> Result<bool, StoreError> {
         let s = self.byte(span.start.index());
         let e = self.byte(span.end.index());
+        // Before anything is built from the event: an alias is copied, a collection nests.
+        if let Err(exceeded) = self.budget.event(&event) {
+            return Err(self.err_at(s, exceeded.message()));
+        }
         match event {
             Event::StreamStart | Event::Nothing => {}
             Event::StreamEnd => return Ok(false),
