@@ -7,6 +7,7 @@
 mod cli_attacks;
 mod cli_behaviour;
 mod cli_yaml_limits;
+mod cli_yaml_tags;
 mod cluster_smoke;
 mod controller_interop;
 mod controller_operations;

@@ -1183,22 +1183,87 @@ impl<'t> Builder<'t> {
             end
         });
 
-        let kind = match tag {
-            Some(t) => {
-                let name = if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
-                    t.suffix.as_str()
-                } else {
-                    ""
-                };
-                resolve::tagged_kind(name, value).map_err(|m| self.err_at(start, m))?
+        // A core-schema tag by its name (`!!int`, `!<tag:yaml.org,2002:int>`, a `%TAG` handle
+        // for the same prefix: go-yaml reads all three as `!!int`); "" for any other tag.
+        let core_name = tag.map(|t| {
+            let full = format!("{}{}", t.handle, t.suffix);
+            full.strip_prefix("tag:yaml.org,2002:")
+                .unwrap_or("")
+                .to_string()
+        });
+        let is_key = matches!(self.stack.last(), Some(Frame::Map { pending: None, .. }));
+        if let (Some(name), false) = (&core_name, is_key) {
+            if value.starts_with("ENC[AES256_GCM,") {
+                self.check_encrypted_tag(name, value, s)?;
             }
+        }
+        let binary = core_name.as_deref() == Some("binary");
+        let decoded =
+            if binary {
+                Some(decode_binary(value).ok_or_else(|| {
+                    self.err_at(start, "!!binary value contains invalid base64 data")
+                })?)
+            } else {
+                None
+            };
+        let kind = match &core_name {
+            Some(name) => resolve::tagged_kind(name, value).map_err(|m| self.err_at(start, m))?,
             None if style == Style::Plain => resolve::plain_kind(value),
             None => Kind::Str,
         };
         let str_tag = tag.is_some() && kind == Kind::Str;
         let mut start = start;
         let mut layout = None;
-        if kind == Kind::Str {
+        // Where the tag starts, when it can travel with the value: not on a key, not on a
+        // block scalar (whose header the writer rewrites), and after any anchor (an anchor
+        // sealed away would leave its aliases dangling in the encrypted file).
+        let tag_start = (tag.is_some() && !is_key && block.is_none())
+            .then(|| self.tag_start(s, start))
+            .flatten();
+        let value = match &decoded {
+            // go-yaml decodes `!!binary` into the bytes, which sops types `str`, encrypts and
+            // hashes into the MAC; the text (tag and base64) travels sealed in the layout.
+            Some(_) => "",
+            None => value,
+        };
+        if let (Some(bytes), Some(at)) = (&decoded, tag_start) {
+            start = at;
+            layout = self.text.get(at..end).map(str::to_string);
+            let scalar = Scalar {
+                kind: Kind::Str,
+                value: bytes.clone(),
+                layout: layout.clone(),
+            };
+            if anchor != 0 {
+                self.anchors
+                    .insert(anchor, (Node::Scalar(scalar.clone()), start..end));
+            }
+            let node = SNode {
+                start,
+                end,
+                extent: end,
+                body: SBody::Scalar(SScalar {
+                    style,
+                    str_tag: false,
+                    value: scalar,
+                    in_text: false,
+                    block: None,
+                }),
+            };
+            return self.add_node(node, start);
+        } else if decoded.is_some() {
+            // A block `!!binary |`: the writer cannot yet carry its tag sealed.
+            return Err(self.err_at(
+                start,
+                "a !!binary value must be written on one line (with an anchor, after it)",
+            ));
+        } else if let (Some(at), Kind::Str) = (tag_start, kind) {
+            // `!!str 4`, `!foo bar`: the tag goes with the value, sealed in its layout, so
+            // that the encrypted file has no tag outside the MAC (a tag left beside an
+            // `ENC[...]` is refused when the file is read, see `check_encrypted_tag`).
+            start = at;
+            layout = self.text.get(at..end).map(str::to_string);
+        } else if kind == Kind::Str {
             layout = self.layout(style, value, start, end, block.as_ref());
         } else if tag.is_some() && block.is_none() && s < start {
             // `!!int "42"`: the tag goes with the value (an encrypted value is a string, and
@@ -1246,6 +1311,63 @@ impl<'t> Builder<'t> {
             }),
         };
         self.add_node(node, start)
+    }
+
+    /// Where the tag among the properties between `s` and the value's `start` begins, when it
+    /// is the last property (an anchor after it would be sealed away with it).
+    fn tag_start(&self, s: usize, start: usize) -> Option<usize> {
+        let props = self.text.get(s..start)?;
+        let trimmed = props.trim_end();
+        let last = trimmed.rfind([' ', '\t', '\n', '\r']).map_or(0, |i| i + 1);
+        trimmed[last..].starts_with('!').then_some(s + last)
+    }
+
+    /// An `ENC[...]` value with a tag: the tag lies outside the MAC, which covers the
+    /// decrypted value as sops types it. Only `!!str` on a `str` value means the same; any
+    /// other tag would give a verified value another meaning downstream (PyYAML reads
+    /// `!!null` as null, a custom tag may construct anything), so it is refused, naming the
+    /// path. sops 3.13 refuses the core tags too (go-yaml cannot decode `ENC[...]` as
+    /// `!!null`, `!!int`, `!!binary`) and ignores the others; enseal writes no tag beside an
+    /// `ENC[...]` (it seals the tag in the value's layout).
+    fn check_encrypted_tag(
+        &self,
+        core_name: &str,
+        value: &str,
+        s: usize,
+    ) -> Result<(), StoreError> {
+        let enc_type = value
+            .rfind(",type:")
+            .and_then(|i| value[i + 6..].split(']').next());
+        if core_name == "str" && enc_type == Some("str") {
+            return Ok(());
+        }
+        Err(self.err_at(
+            s,
+            format!(
+                "the encrypted value at {} carries a YAML tag, which its MAC does not cover",
+                self.path_display()
+            ),
+        ))
+    }
+
+    /// The path of the value being read, for messages (`db:password`); never a value.
+    fn path_display(&self) -> String {
+        let keys: Vec<&str> = self
+            .stack
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Map {
+                    pending: Some((key, _, _)),
+                    ..
+                } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            "(top level)".to_string()
+        } else {
+            keys.join(":")
+        }
     }
 
     /// The scalar's source text when the lossless writer could not rebuild it from the value
@@ -2098,4 +2220,17 @@ fn fix_extent(node: &mut SNode) {
         node.end = node.end.max(max);
         node.extent = node.end;
     }
+}
+
+/// The bytes of a `!!binary` value as go-yaml decodes them: standard base64 with padding,
+/// line breaks ignored (Go's `base64.StdEncoding`, which also accepts non-zero trailing bits).
+fn decode_binary(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::{general_purpose::GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine as _;
+    const GO_STD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let compact: String = text.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    GO_STD.decode(compact).ok()
 }
