@@ -40,6 +40,14 @@ pub struct Flags {
     /// Metrics address (/metrics).
     #[arg(long, alias = "listen-metrics-addr", default_value = "0.0.0.0:8081", value_parser = parse_addr)]
     pub metrics_addr: SocketAddr,
+    /// Requests per second each client address may send to /v1/verify and /v1/rotate (as
+    /// Sealed Secrets' --rate-limit).
+    #[arg(long, default_value_t = 2.0)]
+    pub rate_limit: f64,
+    /// Requests a client address may send to /v1/verify and /v1/rotate at once before the rate
+    /// applies (as Sealed Secrets' --rate-limit-burst).
+    #[arg(long, default_value_t = 2)]
+    pub rate_limit_burst: u32,
     /// Elect one leader among replicas through a Lease; only it reconciles and makes keys.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,

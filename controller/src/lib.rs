@@ -101,6 +101,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         keys: keys.clone(),
         metrics: metrics.clone(),
         leader: leader_rx.clone(),
+        limits: Arc::new(http::Limits::new(flags.rate_limit, flags.rate_limit_burst)),
     };
     let public = tokio::spawn(http::serve(
         flags.listen_addr,
@@ -145,14 +146,17 @@ pub async fn run(flags: Flags) -> Result<(), String> {
             instance: Some(identity.clone()),
         },
     );
-    let cluster = || Cluster {
+    // One field manager per kind: a manager entry on a Secret then says which kind wrote it,
+    // so one kind's reconciler can never mistake the other's Secret for its own.
+    let cluster = |kind: &str| Cluster {
         client: client.clone(),
         metrics: metrics.clone(),
         recorder: recorder.clone(),
-        field_manager: flags.field_manager.clone(),
+        field_manager: format!("{}-{kind}", flags.field_manager),
+        legacy_field_manager: flags.field_manager.clone(),
     };
     let ctx = Arc::new(sealed_reconcile::Context {
-        cluster: cluster(),
+        cluster: cluster("sealedsecret"),
         keys: keys.clone(),
         synced: Default::default(),
     });
@@ -169,8 +173,9 @@ pub async fn run(flags: Flags) -> Result<(), String> {
             ));
         }
         let sops_ctx = Arc::new(sops_reconcile::Context {
-            cluster: cluster(),
+            cluster: cluster("sopssecret"),
             keys,
+            decrypts: Default::default(),
         });
         tokio::spawn(reconcile_while_leader(
             "SopsSecret",

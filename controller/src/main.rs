@@ -9,6 +9,7 @@ use enseal_controller::Flags;
 fn main() -> ExitCode {
     let flags = Flags::parse();
     init_logging(&flags.log_format);
+    quiet_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -39,4 +40,17 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+}
+
+/// A panic is logged with its location only: a panic while decrypting one object is caught and
+/// reported on that object, and its message (a parser's, say) could quote decrypted text.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(thread = thread.name().unwrap_or("unnamed"), %location, "panicked");
+    }));
 }

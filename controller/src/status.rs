@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -24,7 +24,12 @@ pub struct Cluster {
     pub client: Client,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// This kind's field manager: `--field-manager` and the kind, e.g.
+    /// `enseal-controller-sealedsecret`.
     pub field_manager: String,
+    /// `--field-manager` alone, which both kinds used before they had one each: still
+    /// recognised on Secrets without any ownerReference that older versions applied.
+    pub legacy_field_manager: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,26 +262,70 @@ pub fn api_message(name: &str, e: &kube::Error) -> String {
     }
 }
 
-/// Server-side applies `secret`; with `exact_keys`, then removes data keys it does not hold:
-/// apply never removes fields other managers own, so keys added by hand would survive.
+/// Whether `meta` has a controller ownerReference to an object other than the one with `uid`:
+/// such a Secret belongs to someone else whatever its annotations or field managers say.
+pub fn controlled_by_other(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid != uid)
+}
+
+/// Writes `secret` only if it is still what the caller checked: `checked` is the
+/// resourceVersion of the Secret the ownership decision was made on, `None` when there was
+/// none. An absent Secret is created (failing if someone created it meanwhile); an existing
+/// one is server-side applied with that resourceVersion as a precondition (failing with a
+/// conflict if it changed meanwhile), so deciding and writing are one step. With
+/// `exact_keys`, data keys it does not hold are then removed (apply never removes fields other
+/// managers own, so keys added by hand would survive), under the same kind of precondition.
 /// Returns the Secret's resourceVersion afterwards.
 pub async fn apply_secret(
     secrets: &Api<Secret>,
     secret: &Secret,
+    checked: Option<&str>,
     field_manager: &str,
     exact_keys: bool,
     event_reason: &'static str,
 ) -> Result<Option<String>, Failure> {
     let name = secret.metadata.name.as_deref().unwrap_or_default();
-    let failed = |e: kube::Error| api_failure(event_reason, "UpdateFailed", api_message(name, &e));
-    let applied = secrets
-        .patch(
-            name,
-            &PatchParams::apply(field_manager).force(),
-            &Patch::Apply(secret),
-        )
-        .await
-        .map_err(failed)?;
+    let failed = |e: kube::Error| match &e {
+        // Someone else wrote the Secret between our check and our write: decide again soon.
+        kube::Error::Api(s) if s.code == 409 => Failure {
+            event_reason,
+            reason: "Conflict",
+            message: format!(
+                "Secret {name:?} was created or changed while it was being written: checking again"
+            ),
+            retry: Duration::from_secs(2),
+        },
+        _ => api_failure(event_reason, "UpdateFailed", api_message(name, &e)),
+    };
+    let applied = match checked {
+        None => secrets
+            .create(
+                &PostParams {
+                    dry_run: false,
+                    field_manager: Some(field_manager.to_owned()),
+                },
+                secret,
+            )
+            .await
+            .map_err(failed)?,
+        Some(version) => {
+            let mut conditional = secret.clone();
+            conditional.metadata.resource_version = Some(version.to_owned());
+            secrets
+                .patch(
+                    name,
+                    // Forced: fields another manager set (a Secret handed over with `managed`,
+                    // or written under the legacy shared manager) become ours.
+                    &PatchParams::apply(field_manager).force(),
+                    &Patch::Apply(&conditional),
+                )
+                .await
+                .map_err(failed)?
+        }
+    };
     let mut after = applied.metadata.resource_version.clone();
     if exact_keys {
         let wanted = secret.data.as_ref();
@@ -293,8 +342,14 @@ pub async fn apply_secret(
             let patched = secrets
                 .patch(
                     name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({ "data": extra })),
+                    &PatchParams {
+                        field_manager: Some(field_manager.to_owned()),
+                        ..PatchParams::default()
+                    },
+                    &Patch::Merge(json!({
+                        "metadata": { "resourceVersion": after },
+                        "data": extra,
+                    })),
                 )
                 .await
                 .map_err(failed)?;

@@ -178,7 +178,10 @@ async fn verify_and_rotate_endpoints() {
     let n = ns.name();
     let old = TestKey::generate(2048);
     old.store(&client, n, "sealed-secrets-keyold").await;
-    let ctl = Controller::start(Options::new(n)).await;
+    // What the endpoints answer, not their rate limit (its own test below), is tested here.
+    let mut opts = Options::new(n);
+    opts.extra = vec!["--rate-limit-burst".into(), "100".into()];
+    let ctl = Controller::start(opts).await;
     assert_eq!(ctl.get("/healthz").0, 200);
     assert_eq!(ctl.get("/readyz").0, 200);
     let sealed = kubeseal(
@@ -219,6 +222,61 @@ async fn verify_and_rotate_endpoints() {
     wait_secret(&client, n, "r", |s| value(s, "k").as_deref() == Some("v"))
         .await
         .expect("a rotated object unseals");
+}
+
+/// Issue #13 item 10: anyone who reaches the port could make the controller spend minutes of
+/// CPU per request. Oversized bodies and requests with too many values are refused before any
+/// decryption, a client past its rate gets 429, and the controller keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_rotate_refuse_oversized_and_too_frequent_requests() {
+    let (ns, client) = setup("ctl-http-limits").await;
+    let n = ns.name();
+    let key = TestKey::generate(2048);
+    key.store(&client, n, "sealed-secrets-keylimits").await;
+    let ctl = Controller::start(Options::new(n)).await;
+    let port = ctl.http_port;
+
+    // More than 1 MiB: 413, whatever the content.
+    let big = vec![b' '; 1024 * 1024 + 4096];
+    let (code, body) = post_while_writing(port, "/v1/verify", big).expect("POST a big body");
+    assert_eq!(code, 413, "an oversized body is refused: {body}");
+    assert_eq!(ctl.get("/healthz").0, 200);
+
+    // More than 256 values in a small body: 413 before any decryption.
+    tokio::time::sleep(Duration::from_secs(2)).await; // a full bucket again
+    let mut many = kubeseal(
+        &key.cert_path(),
+        "strict",
+        &secret_json(n, "many", &[("k", "v")]),
+    );
+    let one = many["spec"]["encryptedData"]["k"].clone();
+    for i in 0..300 {
+        many["spec"]["encryptedData"][format!("k{i}")] = one.clone();
+    }
+    let (code, body) = ctl.post("/v1/verify", many.to_string().as_bytes());
+    assert_eq!(code, 413, "too many values are refused: {body}");
+    assert!(body.contains("256"), "{body}");
+
+    // Past the rate (2/s, burst 2, as Sealed Secrets): 429, and /healthz is still served.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let codes: Vec<u16> = (0..6).map(|_| ctl.post("/v1/verify", b"{}").0).collect();
+    assert!(codes.contains(&429), "a burst of 6 is limited: {codes:?}");
+    assert_eq!(&codes[..2], [200, 200], "within the burst: {codes:?}");
+    assert_eq!(ctl.get("/healthz").0, 200);
+    assert_eq!(
+        ctl.get("/v1/cert.pem").0,
+        200,
+        "only verify and rotate are limited"
+    );
+
+    // After a pause the client is served again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sealed = kubeseal(
+        &key.cert_path(),
+        "strict",
+        &secret_json(n, "ok", &[("k", "v")]),
+    );
+    assert_eq!(ctl.post("/v1/verify", sealed.to_string().as_bytes()).0, 200);
 }
 
 async fn lease_holder(client: &kube::Client, ns: &str, lease: &str) -> Option<String> {

@@ -452,3 +452,114 @@ async fn a_secret_someone_else_owns_is_left_alone() {
     assert_eq!(value(&s, "mine").as_deref(), Some("keep"));
     assert!(value(&s, "k").is_none());
 }
+
+/// Issue #13 item 9: `spec.encrypted` is parsed before any key or MAC check, so its size is
+/// what a tenant controls. Over 1 MiB it is refused unparsed, with a condition and an Event,
+/// and the controller (same process) goes on serving and reconciling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_file_is_refused_unparsed_and_the_controller_carries_on() {
+    let (ns, client) = setup_sops("sops-big").await;
+    let n = ns.name();
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let ctl = start(n, vec![]).await;
+    let pid = ctl.pid();
+
+    let sb = Sandbox::new();
+    let text = encrypt(
+        &sb,
+        "big.yaml",
+        "token: big-s3cret\n",
+        &["--age", &peers::recipient("a")],
+    );
+    let mut big = manifest(&sb, "big.yaml", n, &[]);
+    // Still a valid encrypted file (a trailing comment), just over the limit.
+    let padding = format!("#{}\n", "x".repeat(1024 * 1024));
+    big["spec"]["encrypted"] = json!(format!("{text}{padding}"));
+    create(&client, n, &big).await;
+    let cond = wait_condition(&client, n, "big", "False", "TooLarge").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("1048576"), "names the limit: {msg}");
+    wait_event(&client, n, "big", "TooLarge")
+        .await
+        .expect("a TooLarge Event");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    assert!(secrets.get_opt("big").await.unwrap().is_none());
+
+    // The same file within the limit decrypts, in the same process.
+    encrypt(
+        &sb,
+        "small.yaml",
+        "token: small-s3cret\n",
+        &["--age", &peers::recipient("a")],
+    );
+    create(&client, n, &manifest(&sb, "small.yaml", n, &[])).await;
+    wait_condition(&client, n, "small", "True", "Decrypted").await;
+    assert_eq!(ctl.pid(), pid);
+    assert_eq!(ctl.get("/healthz").0, 200);
+    assert!(!ctl.log_text().contains("s3cret"));
+}
+
+/// Issue #13 item 11: both kinds used one field manager, so a SealedSecret with
+/// skip-set-owner-references took the manager entry a SopsSecret left on its Secret for its
+/// own, and overwrote that Secret. Each kind now has its own manager and refuses a Secret
+/// another object controls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealedsecret_cannot_take_over_a_sopssecrets_secret() {
+    let (ns, client) = setup_sops("sops-takeover").await;
+    let n = ns.name();
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let ctl = start(n, vec![]).await;
+
+    let sb = Sandbox::new();
+    encrypt(
+        &sb,
+        "shared.yaml",
+        "token: sops-s3cret\n",
+        &["--age", &peers::recipient("a")],
+    );
+    create(&client, n, &manifest(&sb, "shared.yaml", n, &[])).await;
+    wait_secret(&client, n, "shared", |s| {
+        value(s, "token").as_deref() == Some("sops-s3cret")
+    })
+    .await
+    .expect("the SopsSecret's Secret");
+
+    // A SealedSecret of the same name, sealed for this controller, asking for no owner.
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, ctl.get("/v1/cert.pem").1).unwrap();
+    let mut ss = kubeseal(
+        &cert,
+        "strict",
+        &secret_json(n, "shared", &[("token", "sealed-value")]),
+    );
+    ss["spec"]["template"]["metadata"]["annotations"] =
+        json!({"sealedsecrets.bitnami.com/skip-set-owner-references": "true"});
+    create_ss(&client, n, &ss).await;
+    let cond = wait_synced(&client, n, "shared", "False")
+        .await
+        .expect("the SealedSecret is refused");
+    assert_eq!(cond["reason"], "SecretNotOwned", "{cond}");
+    wait_event(&client, n, "shared", "ErrUpdateFailed")
+        .await
+        .expect("an ErrUpdateFailed Event");
+    let after = Api::<Secret>::namespaced(client.clone(), n)
+        .get("shared")
+        .await
+        .unwrap();
+    assert_eq!(value(&after, "token").as_deref(), Some("sops-s3cret"));
+    assert_eq!(owner_of(&after).1, "SopsSecret");
+    // And the SopsSecret still holds it, under its kind's own manager.
+    wait_condition(&client, n, "shared", "True", "Decrypted").await;
+    let managers: Vec<String> = after
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(
+        managers.iter().any(|m| m == "enseal-controller-sopssecret"),
+        "written under the SopsSecret kind's own manager: {managers:?}"
+    );
+}

@@ -459,6 +459,45 @@ pub fn http(method: &str, port: u16, path: &str, body: &[u8]) -> std::io::Result
     Ok((code, body.to_owned()))
 }
 
+/// Like [`http`] with `POST`, but the body is written from another thread while the response
+/// is read: a server that refuses a large body answers before reading all of it, and a client
+/// that insisted on writing first would never see that answer.
+pub fn post_while_writing(port: u16, path: &str, body: Vec<u8>) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut w = s.try_clone()?;
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let writer = std::thread::spawn(move || {
+        let _ = w
+            .write_all(head.as_bytes())
+            .and_then(|()| w.write_all(&body));
+    });
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => resp.extend_from_slice(&buf[..n]),
+            // The server may reset the connection after its answer (the rest of the body
+            // unread); what arrived before counts.
+            Err(_) if !resp.is_empty() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let _ = writer.join();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, body.to_owned()))
+}
+
 /// Test namespace + CRD + admin client in one go.
 pub async fn setup(prefix: &str) -> (cluster::TestNamespace, Client) {
     let ns = cluster::namespace(prefix).await;

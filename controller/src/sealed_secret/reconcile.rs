@@ -127,13 +127,32 @@ enum Ownership {
 fn decide(
     existing: Option<&PartialObjectMeta<Secret>>,
     ss: &SealedSecret,
-    field_manager: &str,
+    managers: &Managers<'_>,
 ) -> Result<Ownership, Failure> {
     let Some(existing) = existing else {
         return Ok(Ownership::Own);
     };
     let uid = ss.metadata.uid.as_deref().unwrap_or_default();
+    let not_ours = || {
+        update_failed(
+            "SecretNotOwned",
+            format!(
+                "Resource {:?} already exists and is not managed by SealedSecret",
+                existing.metadata.name.as_deref().unwrap_or_default()
+            ),
+        )
+    };
+    // Controlled by another object (a SopsSecret, another SealedSecret, anything): never ours,
+    // whatever annotations it carries.
+    if status::controlled_by_other(&existing.metadata, uid) {
+        return Err(not_ours());
+    }
     let controlled = status::controlled_by(&existing.metadata, uid);
+    let no_owner = existing
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_none_or(|r| r.is_empty());
     let ann = |k: &str| {
         existing
             .metadata
@@ -143,17 +162,17 @@ fn decide(
             .is_some_and(|v| v == "true")
     };
     // With skip-set-owner-references there is no ownerReference to recognise
-    // our own Secret by; the field manager entry we left on it stands in.
+    // our own Secret by; the field manager entry we left on it stands in. That entry is
+    // this kind's own manager (SopsSecrets apply under another), or the manager both kinds
+    // shared before on a Secret with no ownerReference (a SopsSecret's always has one).
     let applied_by_us_without_owner = ss
         .spec
         .template
         .annotation_is_true(SKIP_SET_OWNER_REFERENCES_ANNOTATION)
-        && existing
-            .metadata
-            .managed_fields
-            .iter()
-            .flatten()
-            .any(|m| m.manager.as_deref() == Some(field_manager));
+        && existing.metadata.managed_fields.iter().flatten().any(|m| {
+            let m = m.manager.as_deref();
+            m == Some(managers.own) || (no_owner && m == Some(managers.legacy))
+        });
     if ann(PATCH_ANNOTATION) {
         return Ok(Ownership::Patch {
             set_owner: ann(MANAGED_ANNOTATION),
@@ -162,13 +181,13 @@ fn decide(
     if controlled || applied_by_us_without_owner || ann(MANAGED_ANNOTATION) {
         return Ok(Ownership::Own);
     }
-    Err(update_failed(
-        "SecretNotOwned",
-        format!(
-            "Resource {:?} already exists and is not managed by SealedSecret",
-            existing.metadata.name.as_deref().unwrap_or_default()
-        ),
-    ))
+    Err(not_ours())
+}
+
+/// The field managers [`decide`] recognises as this kind's.
+struct Managers<'a> {
+    own: &'a str,
+    legacy: &'a str,
 }
 
 /// Unseals and applies. `Ok(true)` when the Secret was created or changed.
@@ -203,7 +222,11 @@ async fn sync(
     .await
     .map_err(|e| update_failed("Internal", format!("unseal task failed: {e}")))?
     .map_err(|e| unseal_failed(&e))?;
-    let ownership = decide(existing.as_ref(), ss, &ctx.cluster.field_manager)?;
+    let managers = Managers {
+        own: &ctx.cluster.field_manager,
+        legacy: &ctx.cluster.legacy_field_manager,
+    };
+    let ownership = decide(existing.as_ref(), ss, &managers)?;
     let before = existing
         .as_ref()
         .and_then(|m| m.metadata.resource_version.clone());
@@ -217,9 +240,12 @@ async fn sync(
     };
     let secret = build_secret(ss, desired, namespace, name, set_owner, &ownership);
     // An owned Secret holds exactly the sealed keys; a patched one keeps its own.
+    // Conditional on the Secret `decide` looked at: a Secret created or changed since (by
+    // the other kind's reconciler, by anyone) fails the write instead of being taken over.
     let after = status::apply_secret(
         &secrets,
         &secret,
+        before.as_deref(),
         &ctx.cluster.field_manager,
         ownership == Ownership::Own,
         EVENT_UPDATE_FAILED,
@@ -373,6 +399,11 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
+    const FM: Managers<'static> = Managers {
+        own: "fm-sealedsecret",
+        legacy: "fm",
+    };
+
     fn ss_with_uid(uid: &str) -> SealedSecret {
         let mut ss = SealedSecret::default();
         ss.metadata.uid = Some(uid.to_owned());
@@ -404,23 +435,23 @@ mod tests {
     #[test]
     fn a_missing_or_owned_secret_is_ours() {
         let ss = ss_with_uid("u1");
-        assert_eq!(decide(None, &ss, "fm").ok(), Some(Ownership::Own));
+        assert_eq!(decide(None, &ss, &FM).ok(), Some(Ownership::Own));
         let owned = secret_meta(&[], Some("u1"));
-        assert_eq!(decide(Some(&owned), &ss, "fm").ok(), Some(Ownership::Own));
+        assert_eq!(decide(Some(&owned), &ss, &FM).ok(), Some(Ownership::Own));
     }
 
     #[test]
     fn a_foreign_secret_is_refused_unless_annotated() {
         let ss = ss_with_uid("u1");
         let foreign = secret_meta(&[], Some("other"));
-        let f = decide(Some(&foreign), &ss, "fm").unwrap_err();
+        let f = decide(Some(&foreign), &ss, &FM).unwrap_err();
         assert_eq!(f.event_reason, EVENT_UPDATE_FAILED);
         assert!(f.message.contains("not managed by SealedSecret"));
         let managed = secret_meta(&[(MANAGED_ANNOTATION, "true")], None);
-        assert_eq!(decide(Some(&managed), &ss, "fm").ok(), Some(Ownership::Own));
+        assert_eq!(decide(Some(&managed), &ss, &FM).ok(), Some(Ownership::Own));
         let patch = secret_meta(&[(PATCH_ANNOTATION, "true")], None);
         assert_eq!(
-            decide(Some(&patch), &ss, "fm").ok(),
+            decide(Some(&patch), &ss, &FM).ok(),
             Some(Ownership::Patch { set_owner: false })
         );
     }
@@ -434,12 +465,39 @@ mod tests {
         )]
         .into();
         let mut m = secret_meta(&[], None);
-        assert!(decide(Some(&m), &ss, "fm").is_err());
+        assert!(decide(Some(&m), &ss, &FM).is_err());
+        m.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("fm-sealedsecret".into()),
+            ..Default::default()
+        }]);
+        assert_eq!(decide(Some(&m), &ss, &FM).ok(), Some(Ownership::Own));
+        // The manager both kinds shared before: ours only while no one owns the Secret.
         m.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
             manager: Some("fm".into()),
             ..Default::default()
         }]);
-        assert_eq!(decide(Some(&m), &ss, "fm").ok(), Some(Ownership::Own));
+        assert_eq!(decide(Some(&m), &ss, &FM).ok(), Some(Ownership::Own));
+        m.metadata.owner_references = Some(vec![OwnerReference {
+            kind: "SopsSecret".into(),
+            uid: "sops-uid".into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }]);
+        assert!(decide(Some(&m), &ss, &FM).is_err());
+    }
+
+    #[test]
+    fn a_secret_another_object_controls_is_refused_whatever_it_says() {
+        let ss = ss_with_uid("u1");
+        let mut m = secret_meta(&[(MANAGED_ANNOTATION, "true")], Some("sops-uid"));
+        m.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some("fm-sealedsecret".into()),
+            ..Default::default()
+        }]);
+        let f = decide(Some(&m), &ss, &FM).unwrap_err();
+        assert_eq!(f.reason, "SecretNotOwned");
+        let patch = secret_meta(&[(PATCH_ANNOTATION, "true")], Some("sops-uid"));
+        assert!(decide(Some(&patch), &ss, &FM).is_err());
     }
 
     #[test]

@@ -27,6 +27,95 @@ const ACTION: &str = "Decrypt";
 pub struct Context {
     pub cluster: Cluster,
     pub keys: Arc<SopsKeys>,
+    pub decrypts: Decrypts,
+}
+
+/// The largest `spec.encrypted` decrypted, in bytes: 1 MiB, the size limit of the Secret it
+/// becomes (values grow by a third in base64 and by the sops envelope, so a file that
+/// could fit in a Secret is well under it). Anything larger is refused before it is parsed:
+/// the parse and the decryption run before any key or MAC check, so a tenant's object must
+/// not be able to make them arbitrarily expensive.
+pub const MAX_ENCRYPTED_BYTES: usize = 1024 * 1024;
+
+/// Stack of the threads that parse and decrypt a file. The stores' parsers keep their own
+/// stacks on the heap, but walking, rendering and dropping a tree recurse once per nesting
+/// level; 64 MiB (reserved address space, only touched pages are resident) is 32 times the
+/// 2 MiB of tokio's blocking threads, so nesting the parsers accept cannot overflow it.
+const DECRYPT_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Files parsed and decrypted at once. What a file costs is bounded by the size limit and by
+/// the parsers' budgets, but per file; bounding how many run together bounds the sum under
+/// the pod's memory limit. Age unwrapping is milliseconds, so two keep up with many objects;
+/// a slow KMS call holds a slot for its timeout.
+const CONCURRENT_DECRYPTS: usize = 2;
+
+/// Runs parse+decrypt jobs on dedicated threads with a known stack, a few at a time, and turns
+/// a panic into an error: one bad object must never take the process (and, reconciled again at
+/// start, every replica) down.
+pub struct Decrypts {
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// A decrypt job panicked (its message is dropped: it could quote the input).
+#[derive(Debug)]
+pub struct Crashed;
+
+impl Default for Decrypts {
+    fn default() -> Self {
+        Decrypts {
+            slots: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DECRYPTS)),
+        }
+    }
+}
+
+impl Decrypts {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Crashed> {
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Crashed)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // Age and KMS unwrapping is blocking work (KMS is a blocking HTTP call through its own
+        // runtime), so it runs off the reactor, on a thread of its own with a stack we chose.
+        let spawned = std::thread::Builder::new()
+            .name("sops-decrypt".into())
+            .stack_size(DECRYPT_STACK_BYTES)
+            .spawn(move || {
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                drop(permit);
+                let _ = tx.send(out.map_err(|_| Crashed));
+            });
+        if spawned.is_err() {
+            return Err(Crashed);
+        }
+        rx.await.map_err(|_| Crashed)?
+    }
+}
+
+fn too_large(size: usize) -> Failure {
+    Failure {
+        event_reason: "TooLarge",
+        reason: "TooLarge",
+        message: format!(
+            "spec.encrypted is {size} bytes, more than the {MAX_ENCRYPTED_BYTES} bytes the controller decrypts: split the file into several SopsSecrets"
+        ),
+        // Only an edit of the object can change this, and an edit triggers a reconcile.
+        retry: Duration::from_secs(3600),
+    }
+}
+
+fn crashed() -> Failure {
+    Failure {
+        event_reason: "InvalidFile",
+        reason: "InvalidFile",
+        message: "spec.encrypted could not be read: the decryption failed unexpectedly on this file (the controller keeps running; please report it)".into(),
+        retry: Duration::from_secs(3600),
+    }
 }
 
 fn decrypt_failed(e: SopsError) -> Failure {
@@ -90,16 +179,19 @@ async fn sync(
     name: &str,
 ) -> Result<(bool, Vec<String>), Failure> {
     let uid = obj.metadata.uid.clone().unwrap_or_default();
+    let size = obj.spec.encrypted.len();
+    if size > MAX_ENCRYPTED_BYTES {
+        return Err(too_large(size));
+    }
     let spec = obj.spec.clone();
     let keys = ctx.keys.clone();
     let own_name = name.to_owned();
-    // Age and KMS unwrapping is blocking work (KMS is a blocking HTTP call through its own runtime).
-    let desired = tokio::task::spawn_blocking(move || {
-        render::decrypt(&spec, &own_name, keys.age(), || keys.kms())
-    })
-    .await
-    .map_err(|e| api_failure("Internal", format!("decryption task failed: {e}")))?
-    .map_err(decrypt_failed)?;
+    let desired = ctx
+        .decrypts
+        .run(move || render::decrypt(&spec, &own_name, keys.age(), || keys.kms()))
+        .await
+        .map_err(|Crashed| crashed())?
+        .map_err(decrypt_failed)?;
 
     let secrets: Api<Secret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
     // Check every target first, so that one foreign Secret leaves all of them untouched.
@@ -110,6 +202,9 @@ async fn sync(
             .await
             .map_err(|e| api_failure("ApiError", format!("reading Secret {:?}: {e}", d.name)))?;
         if let Some(m) = &meta {
+            // Only a Secret this SopsSecret controls is written; one with no owner (made by
+            // hand, or by a SealedSecret with skip-set-owner-references) or another owner
+            // is someone else's.
             if !controlled_by(&m.metadata, &uid) {
                 return Err(api_failure(
                     "SecretNotOwned",
@@ -171,9 +266,18 @@ async fn apply(
         data: Some(d.data),
         ..Secret::default()
     };
-    // The Secret holds exactly the file's keys.
-    let after = status::apply_secret(secrets, &secret, field_manager, true, "UpdateFailed").await?;
-    Ok(before.and_then(|b| b.metadata.resource_version.clone()) != after)
+    let checked = before.and_then(|b| b.metadata.resource_version.clone());
+    // The Secret holds exactly the file's keys; written only if it is still the one checked.
+    let after = status::apply_secret(
+        secrets,
+        &secret,
+        checked.as_deref(),
+        field_manager,
+        true,
+        "UpdateFailed",
+    )
+    .await?;
+    Ok(checked != after)
 }
 
 /// Deletes Secrets the last sync made that the file no longer describes (only while they are
@@ -267,4 +371,36 @@ async fn write_status(
     };
     let api: Api<SopsSecret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
     status::patch_status(&api, name, &status, &["conditions", "secrets"]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_decrypt_is_an_error_and_the_next_one_still_runs() {
+        let d = Decrypts::default();
+        for _ in 0..=CONCURRENT_DECRYPTS {
+            // More panics than slots: a panic must give its slot back.
+            assert!(d.run(|| panic!("bad input")).await.is_err());
+        }
+        assert_eq!(d.run(|| 7).await.ok(), Some(7));
+    }
+
+    #[tokio::test]
+    async fn deep_recursion_fits_on_the_decrypt_stack() {
+        // ~8 MiB of stack: four times what a tokio blocking thread has.
+        fn nest(n: usize) -> usize {
+            let pad = std::hint::black_box([0u8; 1024]);
+            if n == 0 {
+                pad[0] as usize
+            } else {
+                nest(n - 1) + pad[n % 1024] as usize
+            }
+        }
+        assert_eq!(
+            Decrypts::default().run(|| nest(8 * 1024)).await.ok(),
+            Some(0)
+        );
+    }
 }
