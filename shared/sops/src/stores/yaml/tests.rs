@@ -1425,3 +1425,25 @@ fn aliases_to_collections_and_merge_keys_come_back_as_written() {
     assert!(!out.contains("*b"), "{out}");
     assert!(out.contains("w: \"2\""), "{out}");
 }
+
+/// Lines of a flow collection at or left of their key's column are read by indenting them for
+/// saphyr, one re-read of the whole text per line: a few are read (go-yaml accepts them), but a
+/// file of thousands (20 KB here) took minutes. Beyond the bound the file is refused, quickly,
+/// with an error that says what to change.
+#[test]
+fn flow_lines_at_their_keys_column_are_bounded() {
+    let few = format!("top:\n  k: [\n{}  ]\nz: 1\n", "  a,\n".repeat(5));
+    let p = parse(&few);
+    assert_eq!(
+        p.tree.documents[0].get("top").and_then(|t| t.get("k")),
+        Some(&Node::Seq(vec![Node::str("a"); 5]))
+    );
+    let many = format!("top:\n  k: [\n{}  ]\nz: 1\n", "  a,\n".repeat(3000));
+    match store().parse(many.as_bytes()) {
+        Err(StoreError::Syntax { message, line, .. }) => {
+            assert!(message.contains("lines of flow collections"), "{message}");
+            assert!(line.is_some());
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
