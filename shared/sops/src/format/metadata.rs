@@ -108,9 +108,15 @@ impl Metadata {
                                 "has an entry that is not a mapping",
                             ));
                         };
+                        // Only the key types sops knows: it decodes a group into a struct
+                        // and ignores any other field, as the flat (one group) form does here.
+                        // Kept, an unknown name would be written at the top level when the file
+                        // has one group, and not read back from there.
                         for field in fields {
                             if let Item::Pair(k, v) = field {
-                                read_key_field(&mut g, k, v)?;
+                                if KEY_FIELDS.contains(&k.as_str()) {
+                                    read_key_field(&mut g, k, v)?;
+                                }
                             }
                         }
                         parsed.push(g);
@@ -397,6 +403,37 @@ mod tests {
     fn formats_unix_time_like_go() {
         assert_eq!(format_unix_seconds(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_unix_seconds(1_709_251_199), "2024-02-29T23:59:59Z");
+    }
+
+    /// Found by the sops_binary fuzz target (fuzz/regressions/sops_binary): a one-group
+    /// `key_groups` entry with a field that is no key type was kept in `other`, written flat at
+    /// the top level, and lost on the next read, so a rewrite changed the metadata.
+    #[test]
+    fn unknown_fields_of_a_key_group_are_ignored_as_sops_ignores_them() {
+        let stanza = Node::Seq(vec![Node::Map(vec![
+            Item::Pair("recipient".into(), Node::str("age1a")),
+            Item::Pair("enc".into(), Node::str("x")),
+        ])]);
+        let node = Node::Map(vec![
+            Item::Pair(
+                "key_groups".into(),
+                Node::Seq(vec![Node::Map(vec![
+                    Item::Pair("_ge".into(), stanza.clone()),
+                    Item::Pair("gcp_kms".into(), stanza),
+                ])]),
+            ),
+            Item::Pair("lastmodified".into(), Node::str("2024-01-01T00:00:00Z")),
+            Item::Pair("mac".into(), Node::str("")),
+            Item::Pair("version".into(), Node::str("3.11.0")),
+        ]);
+        let m = Metadata::from_node(&node).unwrap();
+        let names: Vec<&str> = m.key_groups[0]
+            .other
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names, ["gcp_kms"]);
+        assert_eq!(Metadata::from_node(&m.to_node()).unwrap(), m);
     }
 
     #[test]

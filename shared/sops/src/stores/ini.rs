@@ -138,6 +138,9 @@ struct Section {
 }
 
 pub(crate) struct Source {
+    /// The file started with a UTF-8 byte order mark (ini.v1 skips it; so does the parse), given
+    /// back by the lossless write so that the file keeps it.
+    bom: bool,
     lines: Vec<String>,
     trailing_newline: bool,
     kinds: Vec<LineKind>,
@@ -507,7 +510,10 @@ fn hidden_layout(src: &Source, sec: usize, first: usize) -> Option<String> {
 }
 
 fn parse_source(text: &str) -> Result<Source, StoreError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (text, bom) = match text.strip_prefix('\u{feff}') {
+        Some(rest) => (rest, true),
+        None => (text, false),
+    };
     let (body, trailing_newline) = match text.strip_suffix('\n') {
         Some(b) => (b, true),
         None => (text, false),
@@ -676,6 +682,7 @@ fn parse_source(text: &str) -> Result<Source, StoreError> {
         }
     }
     Ok(Source {
+        bom,
         lines,
         trailing_newline,
         kinds,
@@ -758,6 +765,7 @@ impl Store for IniStore {
         let source = Layout::of_ini(original)?;
         let sections = sections_of(tree)?;
         let text = match source {
+            Some(src) if src.bom => format!("\u{feff}{}", lossless(src, &sections, metadata)?),
             Some(src) => lossless(src, &sections, metadata)?,
             None => canonical(&sections, metadata)?,
         };
@@ -1429,6 +1437,18 @@ mod tests {
         let back = write(&plain.tree, None, Some(&enc_parsed));
         assert_eq!(back, text, "encrypted form was:\n{encrypted}");
         encrypted
+    }
+
+    /// Found by the sops_ini fuzz target (fuzz/regressions/sops_ini): the parse skipped a
+    /// leading byte order mark and the write never gave it back, so a file lost its first three
+    /// bytes through encrypt + decrypt. The encrypted file keeps it too (ini.v1 skips it).
+    #[test]
+    fn a_byte_order_mark_survives_the_round_trip() {
+        let text = "\u{feff}t = true\n\n[s]\nk = v\n";
+        let p = parse(text);
+        assert_eq!(write(&p.tree, None, Some(&p)), text);
+        let encrypted = seal_round_trip(text);
+        assert!(encrypted.starts_with('\u{feff}'), "{encrypted}");
     }
 
     /// The data lines of an encrypted file (without `[sops]`).
