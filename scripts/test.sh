@@ -103,6 +103,11 @@ fi
 log "cargo test --workspace --no-fail-fast"
 cargo test --workspace --no-fail-fast "${extra[@]}" || failed+=(test)
 
+# Bounded (10 s per target over the committed corpus; the first build is the long part, later
+# runs reuse fuzz/target). Needs nightly: fails, never skips, without it.
+log "fuzz smoke: cargo +nightly fuzz build, then each target over fuzz/corpus (fuzz/smoke.sh)"
+bash fuzz/smoke.sh || failed+=(fuzz)
+
 if ((${#failed[@]})); then
 	log "FAILED: ${failed[*]}"
 	exit 1
