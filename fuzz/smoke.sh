@@ -48,9 +48,9 @@ start=$SECONDS
 log "cargo +nightly fuzz build (${#targets[@]} targets)"
 # One build for all targets (they share every dependency), with AddressSanitizer. The dev
 # profile (debug assertions on; only the crypto crates optimised, see Cargo.toml): cold it
-# builds in about 4 min on the 2-core
-# machine against ~12.5 min for cargo-fuzz's optimised default (one codegen unit, every
-# dependency instrumented), which a 10 s smoke run does not repay. Long runs by hand use
+# builds in about 4 min on the 2-core machine against ~12.5 min for cargo-fuzz's optimised
+# default (one codegen unit, every dependency instrumented), which a 10 s smoke run does not
+# repay. Long runs by hand use
 # `cargo +nightly fuzz run TARGET` (optimised).
 cargo +nightly fuzz build --dev || die "cargo fuzz build"
 log "built in $((SECONDS - start)) s"
