@@ -449,14 +449,19 @@ pub fn http(method: &str, port: u16, path: &str, body: &[u8]) -> std::io::Result
     s.write_all(body)?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp)?;
-    let text = String::from_utf8_lossy(&resp).into_owned();
+    Ok(status_and_body(&resp))
+}
+
+/// An HTTP/1.0 response's status code (0 when unreadable) and body.
+fn status_and_body(resp: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(resp).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    Ok((code, body.to_owned()))
+    (code, body.to_owned())
 }
 
 /// Like [`http`] with `POST`, but the body is written from another thread while the response
@@ -488,14 +493,7 @@ pub fn post_while_writing(port: u16, path: &str, body: Vec<u8>) -> std::io::Resu
         }
     }
     let _ = writer.join();
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, body.to_owned()))
+    Ok(status_and_body(&resp))
 }
 
 /// Test namespace + CRD + admin client in one go.
