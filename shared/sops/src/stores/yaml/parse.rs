@@ -1251,23 +1251,18 @@ impl<'t> Builder<'t> {
                 value: bytes.clone(),
                 layout: layout.clone(),
             };
-            if anchor != 0 {
-                self.anchors
-                    .insert(anchor, (Node::Scalar(scalar.clone()), start..end));
-            }
-            let node = SNode {
+            return self.add_scalar(
+                anchor,
                 start,
                 end,
-                extent: end,
-                body: SBody::Scalar(SScalar {
+                SScalar {
                     style,
                     str_tag: false,
                     value: scalar,
                     in_text: false,
                     block: None,
-                }),
-            };
-            return self.add_node(node, start);
+                },
+            );
         } else if decoded.is_some() {
             // A block `!!binary |`: the writer cannot yet carry its tag sealed.
             return Err(self.err_at(
@@ -1299,35 +1294,21 @@ impl<'t> Builder<'t> {
             // in the layout, so that decrypting gives the text back as it was.
             layout = Some(value.to_string());
         }
-        if anchor != 0 {
-            let mut scalar = Scalar::new(kind, value);
-            scalar.layout = layout.clone();
-            self.anchors
-                .insert(anchor, (Node::Scalar(scalar), start..end));
-        }
         let in_text = self.text.get(start..end) == Some(value);
-        let scalar = Scalar {
-            kind,
-            value: if in_text {
-                Vec::new()
-            } else {
-                value.as_bytes().to_vec()
-            },
-            layout,
-        };
-        let node = SNode {
+        let mut scalar = Scalar::new(kind, value);
+        scalar.layout = layout;
+        self.add_scalar(
+            anchor,
             start,
             end,
-            extent: end,
-            body: SBody::Scalar(SScalar {
+            SScalar {
                 style,
                 str_tag,
                 value: scalar,
                 in_text,
                 block: block.map(Box::new),
-            }),
-        };
-        self.add_node(node, start)
+            },
+        )
     }
 
     /// Where the tag among the properties between `s` and the value's `start` begins, when it
@@ -1516,6 +1497,31 @@ impl<'t> Builder<'t> {
     }
 
     /// Adds a finished value node to the current collection (or as a mapping key).
+    /// Adds a scalar's node at `start..end`, first recording it under its anchor (if any) with
+    /// its whole value. A value spelled in the text as it is (`in_text`) is not held twice.
+    fn add_scalar(
+        &mut self,
+        anchor: usize,
+        start: usize,
+        end: usize,
+        mut body: SScalar,
+    ) -> Result<(), StoreError> {
+        if anchor != 0 {
+            self.anchors
+                .insert(anchor, (Node::Scalar(body.value.clone()), start..end));
+        }
+        if body.in_text {
+            body.value.value = Vec::new();
+        }
+        let node = SNode {
+            start,
+            end,
+            extent: end,
+            body: SBody::Scalar(body),
+        };
+        self.add_node(node, start)
+    }
+
     fn add_node(&mut self, mut node: SNode, pos: usize) -> Result<(), StoreError> {
         if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
             // A key. A scalar key's bytes came from the text, so they are UTF-8 and move into
