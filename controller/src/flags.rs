@@ -71,6 +71,15 @@ pub struct Flags {
     /// --sops-secrets.
     #[arg(long)]
     pub sops_age_key_secret: Option<String>,
+    /// Namespaces (comma-separated) whose SopsSecrets the controller's own keys
+    /// (--sops-age-key-secret, its KMS access) decrypt even when the file does not name the
+    /// namespace; `*` for every namespace. Elsewhere those keys open only files bound to the
+    /// SopsSecret's namespace (each Secret manifest in it names that namespace), so that a
+    /// tenant cannot copy another team's file into their own namespace and read it. `*` suits
+    /// single-tenant clusters only: anyone who may create a SopsSecret can then read any file
+    /// these keys open. Default: none.
+    #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
+    pub sops_trusted_namespaces: Vec<String>,
     /// Reconcile SopsSecrets (enseal.dev/v1alpha1). Off unless asked for: it needs their CRD
     /// and RBAC on sopssecrets.enseal.dev, which a SealedSecrets-only install does not grant.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
@@ -139,6 +148,18 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn trusted_namespaces_are_a_comma_separated_list_empty_by_default() {
+        let parse = |args: &[&str]| {
+            Flags::try_parse_from(std::iter::once("enseal-controller").chain(args.iter().copied()))
+                .unwrap()
+                .sops_trusted_namespaces
+        };
+        assert!(parse(&[]).is_empty());
+        assert_eq!(parse(&["--sops-trusted-namespaces", "a,b"]), ["a", "b"]);
+        assert_eq!(parse(&["--sops-trusted-namespaces=*"]), ["*"]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use crate::flags::Flags;
 use crate::keystore::{KeyPolicy, KeyStore};
 use crate::metrics::Metrics;
 use crate::sealed_secret::reconcile as sealed_reconcile;
-use crate::sops_secret::{keys as sops_keys, reconcile as sops_reconcile};
+use crate::sops_secret::{keys as sops_keys, reconcile as sops_reconcile, tenancy as sops_tenancy};
 use crate::status::Cluster;
 
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -175,6 +175,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         let sops_ctx = Arc::new(sops_reconcile::Context {
             cluster: cluster("sopssecret"),
             keys,
+            trusted: sops_tenancy::TrustedNamespaces::from_flag(&flags.sops_trusted_namespaces),
             decrypts: Default::default(),
         });
         tokio::spawn(reconcile_while_leader(

@@ -14,6 +14,11 @@ pub struct SopsSecretArgs {
     /// metadata.namespace of the SopsSecret (and so of its Secrets).
     #[arg(long)]
     pub namespace: Option<String>,
+    /// A Secret in the SopsSecret's namespace whose `*.agekey` entries open the file
+    /// (spec.decryption.secretRef): then only those age identities are used, never the
+    /// controller's own keys, and the file need not name the namespace.
+    #[arg(long, value_name = "NAME")]
+    pub key_secret: Option<String>,
     /// Manifest format (`--output FILE` is the global option: write there instead of stdout).
     #[arg(short = 'o', long = "format", default_value = "yaml", value_parser = ["yaml", "json"])]
     pub format: String,

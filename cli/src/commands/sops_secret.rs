@@ -9,7 +9,7 @@ use std::path::Path;
 
 use enseal_sealing::manifest::{self, ManifestFormat};
 use enseal_sops::stores::{self, Format};
-use enseal_sops_secret::{SopsSecret, SopsSecretSpec};
+use enseal_sops_secret::{Decryption, LocalSecretRef, SopsSecret, SopsSecretSpec};
 
 use crate::args::SopsSecretArgs;
 use crate::exit::{self, Failure, Result};
@@ -21,7 +21,13 @@ pub fn run(a: &SopsSecretArgs, output: Option<&Path>) -> Result<()> {
             format!("{}: {e}", a.file.display()),
         )
     })?;
-    let manifest = build(&a.file, &bytes, a.name.as_deref(), a.namespace.as_deref())?;
+    let manifest = build(
+        &a.file,
+        &bytes,
+        a.name.as_deref(),
+        a.namespace.as_deref(),
+        a.key_secret.as_deref(),
+    )?;
     let format = ManifestFormat::from_name(&a.format).unwrap_or(ManifestFormat::Yaml);
     let text = manifest::write_documents(&[manifest], format)
         .map_err(|e| Failure::new(exit::GENERIC, e.to_string()))?;
@@ -32,12 +38,14 @@ pub fn run(a: &SopsSecretArgs, output: Option<&Path>) -> Result<()> {
     written.map_err(|e| Failure::new(exit::CANNOT_WRITE_OUTPUT, e.to_string()))
 }
 
-/// The SopsSecret manifest for the encrypted file `bytes` read from `path`.
+/// The SopsSecret manifest for the encrypted file `bytes` read from `path`; `key_secret` names
+/// the Secret (in the same namespace) whose age identities open it.
 pub fn build(
     path: &Path,
     bytes: &[u8],
     name: Option<&str>,
     namespace: Option<&str>,
+    key_secret: Option<&str>,
 ) -> Result<SopsSecret> {
     let shown = path.display();
     let format = Format::from_path(path);
@@ -79,6 +87,11 @@ pub fn build(
             format: format.into(),
             encrypted: encrypted.to_owned(),
             key,
+            decryption: key_secret.map(|name| Decryption {
+                secret_ref: Some(LocalSecretRef {
+                    name: name.to_owned(),
+                }),
+            }),
         },
     );
     object.metadata.namespace = namespace.map(str::to_owned);
@@ -115,9 +128,11 @@ mod tests {
             ENCRYPTED.as_bytes(),
             None,
             Some("ns"),
+            None,
         )
         .unwrap();
         let m = serde_json::to_value(m).unwrap();
+        assert!(m["spec"].get("decryption").is_none(), "{m}");
         assert_eq!(m["apiVersion"], "enseal.dev/v1alpha1");
         assert_eq!(m["kind"], "SopsSecret");
         assert!(m.get("status").is_none(), "{m}");
@@ -132,8 +147,32 @@ mod tests {
     }
 
     #[test]
+    fn key_secret_names_the_namespace_key_secret() {
+        let m = build(
+            Path::new("app.enc.yaml"),
+            ENCRYPTED.as_bytes(),
+            None,
+            Some("team-a"),
+            Some("team-a-keys"),
+        )
+        .unwrap();
+        let m = serde_json::to_value(m).unwrap();
+        assert_eq!(
+            m["spec"]["decryption"],
+            serde_json::json!({"secretRef": {"name": "team-a-keys"}})
+        );
+    }
+
+    #[test]
     fn a_plain_file_is_refused() {
-        let e = build(Path::new("s.yaml"), b"password: hunter2\n", None, None).unwrap_err();
+        let e = build(
+            Path::new("s.yaml"),
+            b"password: hunter2\n",
+            None,
+            None,
+            None,
+        )
+        .unwrap_err();
         assert!(e.message.contains("encrypt it first"), "{}", e.message);
         assert!(!e.message.contains("hunter2"));
     }

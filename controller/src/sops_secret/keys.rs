@@ -53,7 +53,7 @@ impl SopsKeys {
     }
 
     /// Replaces the age keys; true when they changed.
-    fn set_age_text(&self, text: Zeroizing<String>) -> bool {
+    pub(crate) fn set_age_text(&self, text: Zeroizing<String>) -> bool {
         let mut slot = match self.age_text.write() {
             Ok(t) => t,
             Err(p) => p.into_inner(),

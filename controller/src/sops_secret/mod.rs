@@ -4,3 +4,4 @@
 pub mod keys;
 pub mod reconcile;
 pub mod render;
+pub mod tenancy;

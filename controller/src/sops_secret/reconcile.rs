@@ -1,6 +1,7 @@
-//! The SopsSecret reconciler: decrypt `spec.encrypted` with the controller's keys, server-side
-//! apply the Secret(s) it describes (owned by the SopsSecret), prune Secrets it no longer
-//! describes, and report through the `Synced` condition and Events.
+//! The SopsSecret reconciler: decrypt `spec.encrypted` with the keys the SopsSecret may use
+//! (its namespace's key Secret, or the controller's keys for a file bound to the namespace, see
+//! [`super::tenancy`]), server-side apply the Secret(s) it describes (owned by the SopsSecret),
+//! prune Secrets it no longer describes, and report through the `Synced` condition and Events.
 //!
 //! Every failure is reported on the object and retried later; none stops the controller.
 //! Messages name keys, documents and master keys, never values.
@@ -15,8 +16,11 @@ use kube::api::{DeleteParams, ObjectMeta, PartialObjectMeta, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::keys::SopsKeys;
-use super::render::{self, DesiredSecret, SopsError};
+use enseal_sops::keys::age::AgeIdentities;
+
+use super::keys::{age_text_of, SopsKeys};
+use super::render::{self, DesiredSecret, Keys, SopsError};
+use super::tenancy::TrustedNamespaces;
 use crate::status::{
     self, api_message, controlled_by, Cluster, Failure, PreviousCondition, ReconcileError, Synced,
 };
@@ -26,7 +30,10 @@ const ACTION: &str = "Decrypt";
 
 pub struct Context {
     pub cluster: Cluster,
+    /// The controller's own keys: used only for SopsSecrets without a key Secret.
     pub keys: Arc<SopsKeys>,
+    /// Where the controller's keys decrypt files that do not name the namespace.
+    pub trusted: TrustedNamespaces,
     pub decrypts: Decrypts,
 }
 
@@ -125,8 +132,10 @@ fn decrypt_failed(e: SopsError) -> Failure {
         event_reason: reason,
         reason,
         message: e.to_string(),
-        // A new key triggers a pass over every SopsSecret anyway; the retry covers KMS
-        // outages and credentials that appear later.
+        // A new key in the controller's key Secret triggers a pass over every SopsSecret
+        // anyway; the retry covers KMS outages and credentials that appear later, and a
+        // namespace's key Secret, which is read (GET) at each reconcile rather than watched: a
+        // key Secret created or fixed later is used within this minute.
         retry: if e.is_key_failure() {
             Duration::from_secs(60)
         } else {
@@ -183,12 +192,24 @@ async fn sync(
     if size > MAX_ENCRYPTED_BYTES {
         return Err(too_large(size));
     }
+    let key_secret = match obj.spec.key_secret() {
+        Some(secret) => Some(read_key_secret(ctx, namespace, secret).await?),
+        None => None,
+    };
+    let keys = keys_for(
+        &obj.spec,
+        namespace,
+        &ctx.keys,
+        &ctx.trusted,
+        key_secret.as_ref(),
+    )
+    .map_err(decrypt_failed)?;
     let spec = obj.spec.clone();
-    let keys = ctx.keys.clone();
     let own_name = name.to_owned();
+    let own_namespace = namespace.to_owned();
     let desired = ctx
         .decrypts
-        .run(move || render::decrypt(&spec, &own_name, keys.age(), || keys.kms()))
+        .run(move || render::decrypt(&spec, &own_name, &own_namespace, keys))
         .await
         .map_err(|Crashed| crashed())?
         .map_err(decrypt_failed)?;
@@ -235,6 +256,65 @@ async fn sync(
     }
     changed |= prune(&secrets, obj, &uid, &names).await;
     Ok((changed, names))
+}
+
+/// The namespace key Secret `secret` (spec.decryption.secretRef), read from the SopsSecret's
+/// own namespace: `None` when it does not exist.
+async fn read_key_secret(
+    ctx: &Context,
+    namespace: &str,
+    secret: &str,
+) -> Result<Option<Secret>, Failure> {
+    if secret.is_empty() {
+        return Ok(None);
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
+    api.get_opt(secret).await.map_err(|e| {
+        api_failure(
+            "ApiError",
+            format!(
+                "reading the key Secret {secret:?}: {}",
+                api_message(secret, &e)
+            ),
+        )
+    })
+}
+
+/// The keys this SopsSecret's file is opened with. With spec.decryption.secretRef, the age
+/// identities of that Secret (`key_secret`, as read) and nothing of the controller's: a file's
+/// metadata names its own master keys, KMS ones included, and anyone may copy a file. Without
+/// it, the controller's keys, which then decrypt only files bound to the namespace unless it is
+/// trusted.
+fn keys_for(
+    spec: &enseal_sops_secret::SopsSecretSpec,
+    namespace: &str,
+    cluster: &Arc<SopsKeys>,
+    trusted: &TrustedNamespaces,
+    key_secret: Option<&Option<Secret>>,
+) -> Result<Keys, SopsError> {
+    let Some(name) = spec.key_secret() else {
+        let kms = cluster.clone();
+        return Ok(Keys::Cluster {
+            age: cluster.age(),
+            kms: Box::new(move || kms.kms()),
+            trusted: trusted.trusts(namespace),
+        });
+    };
+    let missing = || SopsError::KeySecretMissing {
+        secret: name.to_owned(),
+    };
+    let secret = key_secret.and_then(Option::as_ref).ok_or_else(missing)?;
+    let (text, count) = age_text_of(secret);
+    let age = AgeIdentities::parse(name, &text)
+        .ok()
+        .filter(|_| count > 0)
+        .ok_or_else(|| SopsError::NoNamespaceKeys {
+            secret: name.to_owned(),
+        })?;
+    Ok(Keys::Namespace {
+        secret: name.to_owned(),
+        age,
+    })
 }
 
 async fn apply(
@@ -376,6 +456,78 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sops_secret::render::tests::encrypted_for;
+    use enseal_sops_secret::{Decryption, LocalSecretRef};
+    use k8s_openapi::ByteString;
+    use zeroize::Zeroizing;
+
+    fn key_secret(entries: &[(&str, &str)]) -> Option<Secret> {
+        Some(Secret {
+            data: Some(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Secret::default()
+        })
+    }
+
+    /// Issue #13 item 8: a SopsSecret naming a key Secret is opened with that Secret's keys
+    /// only, even when the controller's own key (or KMS) would open the file and the namespace
+    /// is trusted.
+    #[test]
+    fn a_key_secret_replaces_the_controllers_keys() {
+        let (cluster_identity, cluster_recipient) = enseal_sops::keys::age::generate();
+        let (tenant_identity, tenant_recipient) = enseal_sops::keys::age::generate();
+        let cluster = Arc::new(SopsKeys::default());
+        cluster.set_age_text(Zeroizing::new(cluster_identity.to_string()));
+        let trusted = TrustedNamespaces::All;
+        let plain = "password: S3CRET\n";
+
+        let mut for_cluster = encrypted_for(plain, &cluster_recipient);
+        let keys = keys_for(&for_cluster, "team-b", &cluster, &trusted, None).unwrap();
+        assert!(render::decrypt(&for_cluster, "own", "team-b", keys).is_ok());
+
+        for_cluster.decryption = Some(Decryption {
+            secret_ref: Some(LocalSecretRef {
+                name: "team-b-keys".into(),
+            }),
+        });
+        let tenant_keys = key_secret(&[("tenant.agekey", &tenant_identity)]);
+        let keys = keys_for(
+            &for_cluster,
+            "team-b",
+            &cluster,
+            &trusted,
+            Some(&tenant_keys),
+        )
+        .unwrap();
+        assert!(matches!(keys, Keys::Namespace { .. }));
+        let e = render::decrypt(&for_cluster, "own", "team-b", keys).unwrap_err();
+        assert_eq!(e.reason(), "NoKeys", "{e}");
+
+        // The tenant's own file opens with the tenant's key, in an untrusted namespace.
+        let mut for_tenant = encrypted_for(plain, &tenant_recipient);
+        for_tenant.decryption = for_cluster.decryption.clone();
+        let untrusted = TrustedNamespaces::default();
+        let keys = keys_for(
+            &for_tenant,
+            "team-b",
+            &cluster,
+            &untrusted,
+            Some(&tenant_keys),
+        )
+        .unwrap();
+        assert!(render::decrypt(&for_tenant, "own", "team-b", keys).is_ok());
+
+        // No key Secret, or one without an identity: said so, never a fallback.
+        let missing = keys_for(&for_tenant, "team-b", &cluster, &trusted, Some(&None));
+        assert_eq!(missing.err().map(|e| e.reason()), Some("KeySecretMissing"));
+        let useless = key_secret(&[("tenant.agekey", "garbage"), ("x.txt", &tenant_identity)]);
+        let empty = keys_for(&for_tenant, "team-b", &cluster, &trusted, Some(&useless));
+        assert_eq!(empty.err().map(|e| e.reason()), Some("NoKeys"));
+    }
 
     #[tokio::test]
     async fn a_panicking_decrypt_is_an_error_and_the_next_one_still_runs() {

@@ -1,5 +1,6 @@
-//! From an enseal/sops-encrypted file to the Secrets it stands for: decrypt with the
-//! controller's keys, then read the plaintext tree as Secret manifests or as one flat Secret.
+//! From an enseal/sops-encrypted file to the Secrets it stands for: decrypt with the keys the
+//! SopsSecret may use, check what the file says about its namespace ([`super::tenancy`]), then
+//! read the plaintext tree as Secret manifests or as one flat Secret.
 //!
 //! Errors name keys, documents and master keys, never values.
 
@@ -16,6 +17,8 @@ use enseal_sops::stores::{self, Format, WriteOptions};
 use k8s_openapi::ByteString;
 
 use enseal_sops_secret::{SopsFormat, SopsSecretSpec};
+
+use super::tenancy::{self, Opener};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SopsError {
@@ -35,6 +38,20 @@ pub enum SopsError {
     MacMismatch,
     #[error("{0}")]
     Content(String),
+    /// The file names another namespace: refused, never relocated.
+    #[error("document {document} of the file is a Secret for another namespace (its metadata.namespace is not {namespace:?}, the namespace of this SopsSecret): a file is only decrypted into the namespace it names, so nothing from it was written")]
+    NamespaceMismatch { document: usize, namespace: String },
+    /// Cluster keys, an untrusted namespace, a file that does not name it.
+    #[error("the file is opened with the controller's keys, which decrypt into namespace {namespace:?} only a file bound to it, and {why}. Add `metadata.namespace: {namespace}` to every Secret manifest in the file and encrypt it again, or set spec.decryption.secretRef to a key Secret of this namespace, or ask the cluster admin to list {namespace:?} in --sops-trusted-namespaces")]
+    NamespaceNotBound { namespace: String, why: String },
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef does not exist in this namespace: create it with the age identities the file is encrypted for, in entries named *.agekey")]
+    KeySecretMissing { secret: String },
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no age identity (in an entry named *.agekey)")]
+    NoNamespaceKeys { secret: String },
+    /// The namespace key Secret's identities do not open the file; the controller's own keys
+    /// were not tried, by design.
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no key for this file; with a key Secret only its age identities are used, never the controller's keys or KMS access: {detail}")]
+    NotForNamespaceKey { secret: String, detail: String },
 }
 
 impl SopsError {
@@ -43,17 +60,48 @@ impl SopsError {
         match self {
             SopsError::NotEncrypted => "NotEncrypted",
             SopsError::Invalid { .. } => "InvalidFile",
-            SopsError::NoKeys { .. } => "NoKeys",
+            SopsError::NoKeys { .. }
+            | SopsError::NoNamespaceKeys { .. }
+            | SopsError::NotForNamespaceKey { .. } => "NoKeys",
             SopsError::DecryptFailed(_) => "DecryptFailed",
             SopsError::MacMismatch => "MacMismatch",
             SopsError::Content(_) => "InvalidContent",
+            SopsError::NamespaceMismatch { .. } => "NamespaceMismatch",
+            SopsError::NamespaceNotBound { .. } => "NamespaceNotBound",
+            SopsError::KeySecretMissing { .. } => "KeySecretMissing",
         }
     }
 
     /// Whether a new key could change the outcome.
     pub fn is_key_failure(&self) -> bool {
-        matches!(self, SopsError::NoKeys { .. } | SopsError::DecryptFailed(_))
+        matches!(
+            self,
+            SopsError::NoKeys { .. }
+                | SopsError::DecryptFailed(_)
+                | SopsError::KeySecretMissing { .. }
+                | SopsError::NoNamespaceKeys { .. }
+                | SopsError::NotForNamespaceKey { .. }
+        )
     }
+}
+
+/// KMS access set up on first need.
+pub type KmsAccess = Box<dyn FnOnce() -> Result<Box<dyn KmsService>, String> + Send>;
+
+/// The keys a SopsSecret's file is opened with.
+pub enum Keys {
+    /// The controller's: the age key Secret's identities and its KMS access (set up only when
+    /// the file names KMS keys). `trusted`: the SopsSecret's namespace is in
+    /// --sops-trusted-namespaces.
+    Cluster {
+        age: AgeIdentities,
+        kms: KmsAccess,
+        trusted: bool,
+    },
+    /// The identities of the key Secret `secret` in the SopsSecret's own namespace, and
+    /// nothing else: no KMS access, since the file's metadata (which anyone can copy) would
+    /// choose the KMS key.
+    Namespace { secret: String, age: AgeIdentities },
 }
 
 /// One Secret to apply.
@@ -66,28 +114,53 @@ pub struct DesiredSecret {
     pub data: BTreeMap<String, ByteString>,
 }
 
-/// Decrypts `spec.encrypted` and returns the Secrets it describes. `kms` is only called when the
-/// file names KMS keys, so KMS access is set up only where it is needed.
+/// Decrypts `spec.encrypted` with `keys`, checks that the file may be decrypted into
+/// `namespace` (after the MAC is verified) and returns the Secrets it describes.
 pub fn decrypt(
     spec: &SopsSecretSpec,
     own_name: &str,
-    age: AgeIdentities,
-    kms: impl FnOnce() -> Result<Box<dyn KmsService>, String> + Send,
+    namespace: &str,
+    keys: Keys,
 ) -> Result<Vec<DesiredSecret>, SopsError> {
     let format = spec.format.store_format();
     let invalid = |message: String| SopsError::Invalid {
         format: format!("{:?}", spec.format).to_lowercase(),
         message,
     };
-    let no_age = age.is_empty();
-    // KMS access is set up by the library only when the file names KMS keys.
-    let keyring = Keyring::new(age).with_kms_from(kms);
+    let (keyring, opener, key_secret) = match keys {
+        Keys::Cluster { age, kms, trusted } => {
+            let no_age = age.is_empty();
+            // KMS access is set up by the library only when the file names KMS keys.
+            (
+                Keyring::new(age).with_kms_from(kms),
+                Opener::Cluster { trusted },
+                Err(no_age),
+            )
+        }
+        Keys::Namespace { secret, age } => (Keyring::new(age), Opener::NamespaceKey, Ok(secret)),
+    };
     let rendered = file::decrypt_with(
         spec.encrypted.as_bytes(),
         format,
         &keyring,
         Mac::Verify,
-        |decrypted| render(spec, decrypted.tree(), own_name),
+        |decrypted| {
+            // Only called once the MAC is verified: the namespace read here is the author's.
+            tenancy::check(
+                spec,
+                decrypted.tree(),
+                namespace,
+                opener,
+                decrypted.metadata.mac_only_encrypted,
+                || {
+                    stores::store_for(format)
+                        .parse(spec.encrypted.as_bytes())
+                        .ok()
+                        .map(|p| p.tree)
+                },
+            )?;
+            render(spec, decrypted.tree(), own_name)
+        },
     );
     match rendered {
         Ok(secrets) => secrets,
@@ -96,12 +169,16 @@ pub fn decrypt(
         Err(FileError::KeyGroup(KeyGroupError::KmsAccess(e))) => {
             Err(SopsError::DecryptFailed(format!("KMS access: {e}")))
         }
-        Err(FileError::KeyGroup(e @ KeyGroupError::Unavailable { .. })) => {
-            match no_keys(spec, no_age) {
+        Err(FileError::KeyGroup(e @ KeyGroupError::Unavailable { .. })) => match key_secret {
+            Ok(secret) => Err(SopsError::NotForNamespaceKey {
+                secret,
+                detail: e.to_string(),
+            }),
+            Err(no_age) => match no_keys(spec, no_age) {
                 Some(needs) => Err(SopsError::NoKeys { needs }),
                 None => Err(SopsError::DecryptFailed(e.to_string())),
-            }
-        }
+            },
+        },
         Err(FileError::Encryption(EncryptionError::MacMismatch)) => Err(SopsError::MacMismatch),
         Err(other) => Err(SopsError::DecryptFailed(other.to_string())),
     }
@@ -152,15 +229,15 @@ pub fn render(
             ..DesiredSecret::default()
         }]);
     }
-    let docs: Vec<&Node> = tree.documents.iter().collect();
-    let secrets = docs.iter().filter(|d| is_secret(d)).count();
-    if secrets > 0 && secrets == docs.len() {
-        return docs
+    if let Some(manifests) = secret_manifests(spec, tree) {
+        return manifests
             .iter()
             .enumerate()
             .map(|(i, d)| secret_document(i + 1, d))
             .collect();
     }
+    let docs: Vec<&Node> = tree.documents.iter().collect();
+    let secrets = docs.iter().filter(|d| is_secret(d)).count();
     match docs.as_slice() {
         [doc] => Ok(vec![flat(doc, own_name)?]),
         [] => Err(SopsError::Content("the file holds no document".into())),
@@ -169,6 +246,16 @@ pub fn render(
             docs.len()
         ))),
     }
+}
+
+/// The documents when the file is a stream of Secret manifests (every document one), which
+/// become one Secret each; `None` for anything else (a flat file becomes one Secret).
+pub fn secret_manifests<'t>(spec: &SopsSecretSpec, tree: &'t Tree) -> Option<Vec<&'t Node>> {
+    if spec.format == SopsFormat::Binary {
+        return None;
+    }
+    let docs: Vec<&Node> = tree.documents.iter().collect();
+    (!docs.is_empty() && docs.iter().all(|d| is_secret(d))).then_some(docs)
 }
 
 fn text(node: Option<&Node>) -> Option<String> {
@@ -182,7 +269,8 @@ fn is_secret(doc: &Node) -> bool {
         && matches!(text(doc.get("apiVersion")).as_deref(), Some("v1") | None)
 }
 
-fn pairs(node: &Node) -> impl Iterator<Item = (&String, &Node)> {
+/// The key-value pairs of a mapping (none for anything else).
+pub fn pairs(node: &Node) -> impl Iterator<Item = (&String, &Node)> {
     let items: &[Item] = match node {
         Node::Map(items) => items,
         _ => &[],
@@ -283,7 +371,7 @@ fn flat(doc: &Node, own_name: &str) -> Result<DesiredSecret, SopsError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn spec(format: SopsFormat) -> SopsSecretSpec {
@@ -291,6 +379,7 @@ mod tests {
             format,
             encrypted: String::new(),
             key: None,
+            decryption: None,
         }
     }
 
@@ -305,6 +394,8 @@ mod tests {
         String::from_utf8(s.data[k].0.clone()).unwrap()
     }
 
+    /// render() reads no namespace: a Secret manifest naming another one was refused before
+    /// (tenancy::check), and the Secrets always go into the SopsSecret's namespace.
     #[test]
     fn a_stream_of_secret_manifests_gives_one_secret_each() {
         let tree = plain(
@@ -368,11 +459,121 @@ mod tests {
         assert!(render(&spec(SopsFormat::Yaml), &tree, "own").is_err());
     }
 
+    fn cluster(age: AgeIdentities, trusted: bool) -> Keys {
+        Keys::Cluster {
+            age,
+            kms: Box::new(|| Err("no KMS in this test".into())),
+            trusted,
+        }
+    }
+
     #[test]
     fn a_plain_file_is_not_encrypted() {
         let mut s = spec(SopsFormat::Yaml);
         s.encrypted = "a: 1\n".into();
-        let e = decrypt(&s, "own", AgeIdentities::default(), || Err("none".into())).unwrap_err();
+        let e = decrypt(&s, "own", "ns", cluster(AgeIdentities::default(), true)).unwrap_err();
         assert_eq!(e.reason(), "NotEncrypted");
+    }
+
+    /// `plain` encrypted for a new age key; the file and the identity text that opens it.
+    fn encrypted(plain: &str) -> (SopsSecretSpec, String) {
+        let (identity, recipient) = enseal_sops::keys::age::generate();
+        (encrypted_for(plain, &recipient), identity.to_string())
+    }
+
+    fn ids(identity: &str) -> AgeIdentities {
+        AgeIdentities::parse("test", identity).unwrap()
+    }
+
+    /// `plain` encrypted (YAML) for the age `recipient`.
+    pub(in crate::sops_secret) fn encrypted_for(plain: &str, recipient: &str) -> SopsSecretSpec {
+        use enseal_sops::crypto::data_key::DataKey;
+        use enseal_sops::file::{EncryptOptions, Layout};
+        use enseal_sops::format::crypt_rule::CryptRule;
+        use enseal_sops::format::metadata::Metadata;
+        use enseal_sops::keys::groups::{self, GroupRecipients};
+
+        let key = DataKey::generate();
+        let group = GroupRecipients {
+            age: vec![recipient.parse().unwrap()],
+            kms: vec![],
+        };
+        let (key_groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
+        let mut metadata = Metadata::new(key_groups, CryptRule::default());
+        let store = stores::store_for(Format::Yaml);
+        let options = EncryptOptions {
+            layout: Layout::Keep,
+            unchanged: None,
+            write: &WriteOptions::default(),
+        };
+        let parsed = store.parse(plain.as_bytes()).unwrap();
+        let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options).unwrap();
+        let mut s = spec(SopsFormat::Yaml);
+        s.encrypted = String::from_utf8(bytes).unwrap();
+        s
+    }
+
+    const TEAM_A_FILE: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: team-a\nstringData:\n  password: team-a-S3CRET\n";
+
+    /// Issue #13 item 8: team A's file, copied into a SopsSecret in team-b, used to become a
+    /// Secret in team-b (metadata.namespace was ignored). Whatever key opens it, it is refused.
+    #[test]
+    fn a_file_naming_another_namespace_is_refused_whatever_key_opens_it() {
+        let (s, age) = encrypted(TEAM_A_FILE);
+        let ok = decrypt(&s, "own", "team-a", cluster(ids(&age), false)).unwrap();
+        assert_eq!(ok[0].name, "db");
+        for keys in [
+            cluster(ids(&age), false),
+            cluster(ids(&age), true),
+            Keys::Namespace {
+                secret: "team-b-keys".into(),
+                age: ids(&age),
+            },
+        ] {
+            let e = decrypt(&s, "own", "team-b", keys).unwrap_err();
+            assert_eq!(e.reason(), "NamespaceMismatch");
+            assert!(!e.to_string().contains("S3CRET"), "{e}");
+        }
+    }
+
+    /// A flat file opened by the controller's keys is decrypted only in a trusted namespace.
+    #[test]
+    fn cluster_keys_open_a_flat_file_only_in_a_trusted_namespace() {
+        let (s, age) = encrypted("password: flat-S3CRET\n");
+        let e = decrypt(&s, "own", "team-b", cluster(ids(&age), false)).unwrap_err();
+        assert_eq!(e.reason(), "NamespaceNotBound");
+        assert!(!e.to_string().contains("S3CRET"), "{e}");
+        let out = decrypt(&s, "own", "team-b", cluster(ids(&age), true)).unwrap();
+        assert_eq!(value(&out[0], "password"), "flat-S3CRET");
+        let by_tenant = Keys::Namespace {
+            secret: "keys".into(),
+            age: ids(&age),
+        };
+        assert_eq!(decrypt(&s, "own", "team-b", by_tenant).unwrap().len(), 1);
+    }
+
+    /// With a namespace key Secret, a file only the controller's key (or KMS) opens is not
+    /// opened: the KMS access of the cluster is not even offered.
+    #[test]
+    fn namespace_keys_do_not_open_a_file_for_the_cluster_key() {
+        let (s, _cluster_age) = encrypted("password: flat-S3CRET\n");
+        let (_, tenant_age) = encrypted("x: y\n");
+        let e = decrypt(
+            &s,
+            "own",
+            "team-b",
+            Keys::Namespace {
+                secret: "team-b-keys".into(),
+                age: ids(&tenant_age),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "NoKeys");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("\"team-b-keys\"") && msg.contains("age1"),
+            "{msg}"
+        );
+        assert!(!msg.contains("S3CRET"), "{msg}");
     }
 }

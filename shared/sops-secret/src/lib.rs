@@ -46,6 +46,40 @@ pub struct SopsSecretSpec {
     /// For `binary`: the Secret key the decrypted content is stored under (default `data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Which keys open the file. Without it the controller's own keys are used, and only for a
+    /// file bound to this namespace (every Secret manifest in it names this namespace in
+    /// `metadata.namespace`) unless the cluster admin trusts the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<Decryption>,
+}
+
+/// How a SopsSecret's file is decrypted (the shape of Flux's `spec.decryption`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Decryption {
+    /// A Secret in the SopsSecret's own namespace whose `*.agekey` entries are the age
+    /// identities the file is decrypted with. When set, only these are used: never the
+    /// controller's age keys or its KMS access. There is deliberately no namespace field: a
+    /// SopsSecret can only use keys its own namespace holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalSecretRef>,
+}
+
+/// A Secret in the referring object's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LocalSecretRef {
+    /// The Secret's name.
+    pub name: String,
+}
+
+impl SopsSecretSpec {
+    /// The name of the namespace key Secret, when the file is to be opened with one.
+    pub fn key_secret(&self) -> Option<&str> {
+        self.decryption
+            .as_ref()
+            .and_then(|d| d.secret_ref.as_ref())
+            .map(|r| r.name.as_str())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -160,9 +194,19 @@ mod tests {
         )
         .unwrap();
         let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
-        for f in ["format", "encrypted", "key"] {
+        for f in ["format", "encrypted", "key", "decryption"] {
             assert!(schema["spec"]["properties"][f].is_object(), "spec.{f}");
         }
+        let secret_ref = &schema["spec"]["properties"]["decryption"]["properties"]["secretRef"];
+        assert_eq!(
+            secret_ref["required"],
+            serde_json::json!(["name"]),
+            "{secret_ref}"
+        );
+        assert!(
+            secret_ref["properties"].get("namespace").is_none(),
+            "a key Secret is always in the SopsSecret's own namespace"
+        );
         assert_eq!(schema["spec"]["required"], serde_json::json!(["encrypted"]));
         for f in ["conditions", "observedGeneration", "secrets"] {
             assert!(schema["status"]["properties"][f].is_object(), "status.{f}");
@@ -183,6 +227,7 @@ mod tests {
                 format: SopsFormat::Yaml,
                 encrypted: text.into(),
                 key: None,
+                decryption: None,
             },
         );
         let back: SopsSecret = serde_json::from_str(&serde_json::to_string(&ss).unwrap()).unwrap();
