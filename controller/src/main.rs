@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use enseal_controller::Flags;
 
+/// Every freed block is wiped first: decrypted values pass through the renderer, serde and the
+/// HTTP stack's buffers (enseal_wiping_alloc explains why here and not at each buffer).
+#[global_allocator]
+static ALLOCATOR: enseal_wiping_alloc::Wiping<std::alloc::System> =
+    enseal_wiping_alloc::Wiping(std::alloc::System);
+
 fn main() -> ExitCode {
     let flags = Flags::parse();
     init_logging(&flags.log_format);

@@ -274,3 +274,108 @@ fn decrypt_output_respects_the_umask() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A preloaded `free` that looks into every block the process frees (before libc reuses it) and
+/// counts those that still hold `FREE_MARKER`; it reports the count on stderr at exit.
+const INSPECTING_FREE_C: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void (*real_free)(void *);
+static const char *marker;
+static size_t marker_len;
+static unsigned long dirty;
+
+__attribute__((constructor)) static void init(void) {
+    real_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+    marker = getenv("FREE_MARKER");
+    marker_len = marker ? strlen(marker) : 0;
+}
+
+void free(void *p) {
+    if (p && marker_len && memmem(p, malloc_usable_size(p), marker, marker_len))
+        dirty++;
+    real_free(p);
+}
+
+__attribute__((destructor)) static void report(void) {
+    fprintf(stderr, "\nfreed blocks holding the marker: %lu\n", dirty);
+}
+"#;
+
+/// Freed memory is wiped: the stores' writers, serde and a growing buffer copy plaintext into
+/// blocks that are freed as they are, where a later allocation (or a core dump, read by another
+/// user with access to it) finds it. Every block the binary frees is inspected by a preloaded
+/// `free` as it is freed; none may still hold a decrypted value, in any format or conversion.
+#[test]
+fn no_block_the_binary_frees_still_holds_a_decrypted_value() {
+    let mut sb = Sandbox::new();
+    sb.use_identities(&["a"]);
+    let cc = which("cc").expect("a C compiler (cc) is needed to build the inspecting free");
+    let source = sb.write("inspect_free.c", INSPECTING_FREE_C);
+    let library = sb.file("inspect_free.so");
+    let built = std::process::Command::new(cc)
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .arg("-ldl")
+        .output()
+        .expect("running cc");
+    assert!(
+        built.status.success(),
+        "building the inspecting free: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let files = [
+        (
+            "f.yaml",
+            format!("# {SECRET}\nDB_PASSWORD: {SECRET}\nlist:\n  - {SECRET}\nblock: |\n  {SECRET}\n  two\n"),
+        ),
+        (
+            "f.json",
+            format!("{{\n    \"DB_PASSWORD\": \"{SECRET}\",\n    \"list\": [\"{SECRET}\"]\n}}\n"),
+        ),
+        ("f.env", format!("# note\nDB_PASSWORD={SECRET}\n")),
+        ("f.ini", format!("[db]\npassword = {SECRET}\n")),
+    ];
+    for (name, plain) in &files {
+        sb.write(name, plain);
+        sb.enseal(["encrypt", "-i", "--age", &peers::recipient("a"), name])
+            .assert_success("encrypt");
+    }
+    sb.env("LD_PRELOAD", &library).env("FREE_MARKER", SECRET);
+    for (name, plain) in &files {
+        for args in [
+            vec!["decrypt", name],
+            vec!["decrypt", "--output-type", "json", name],
+            vec!["decrypt", "--output-type", "yaml", name],
+        ] {
+            let out = sb.enseal(&args);
+            out.assert_success("decrypt");
+            if args.len() == 2 {
+                assert_eq!(out.stdout_str(), *plain, "{args:?}");
+            }
+            let stderr = out.stderr_str();
+            let dirty = stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("freed blocks holding the marker: "))
+                .unwrap_or_else(|| panic!("the inspecting free did not report: {stderr}"));
+            assert_eq!(
+                dirty, "0",
+                "`enseal {args:?}` freed memory that still held the decrypted value"
+            );
+        }
+    }
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
