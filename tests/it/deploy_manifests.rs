@@ -164,6 +164,13 @@ fn the_deployment_is_hardened_and_probed() {
         args.contains(&"--sops-age-key-secret=enseal-age-keys"),
         "{args:?}"
     );
+    // SopsSecrets stay bound to their namespace (issue #13 item 8): no namespace is trusted.
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--sops-trusted-namespaces")),
+        "{args:?}"
+    );
 
     let svc = of_kind(&docs, "Service");
     let ports: Vec<(String, i64)> = svc["spec"]["ports"]

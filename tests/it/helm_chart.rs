@@ -298,6 +298,34 @@ fn values_override_replicas_image_and_args() {
     );
 }
 
+/// SopsSecrets are bound to their namespace by default (issue #13 item 8): no namespace is
+/// trusted unless listed in sopsSecrets.trustedNamespaces, which becomes one flag.
+#[test]
+fn trusted_namespaces_are_none_by_default_and_listed_in_one_flag() {
+    let trusting = |args: &[String]| {
+        args.iter()
+            .filter(|a| a.starts_with("--sops-trusted-namespaces"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(trusting(&args_of(&default_render())).is_empty());
+    let listed = helm_template(
+        RELEASE,
+        NAMESPACE,
+        &["--set", "sopsSecrets.trustedNamespaces={team-a,team-b}"],
+    );
+    assert_eq!(
+        trusting(&args_of(&listed)),
+        ["--sops-trusted-namespaces=team-a,team-b"]
+    );
+    let all = helm_template(
+        RELEASE,
+        NAMESPACE,
+        &["--set-json", "sopsSecrets.trustedNamespaces=[\"*\"]"],
+    );
+    assert_eq!(trusting(&args_of(&all)), ["--sops-trusted-namespaces=*"]);
+}
+
 /// sopsSecrets.enabled=false drops the flag and exactly the two enseal.dev rules; nothing else
 /// changes (the CRD stays: Helm installs crds/ unconditionally).
 #[test]

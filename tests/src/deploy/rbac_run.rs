@@ -270,8 +270,15 @@ pub async fn the_controller_works_with_only_the_deployed_role(
         .expect("an Unsealed Event");
 
     // A SopsSecret elsewhere: get/list/watch on sopssecrets, the key Secret read through the
-    // Role, the Secret written through the ClusterRole, Synced through sopssecrets/status.
-    let plain = sb.write("app.yaml", "token: s0ps-t0ken\n");
+    // Role, the Secret written through the ClusterRole, Synced through sopssecrets/status. The
+    // file is a Secret manifest naming that namespace: with the deployed args no namespace is
+    // trusted, so the controller's keys open only files bound to theirs.
+    let plain = sb.write(
+        "app.yaml",
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\n  namespace: {apps}\nstringData:\n  token: s0ps-t0ken\n"
+        ),
+    );
     let enc = sb.enseal([
         "encrypt",
         "--age",
@@ -297,7 +304,7 @@ pub async fn the_controller_works_with_only_the_deployed_role(
     sops.create(&PostParams::default(), &obj)
         .await
         .expect("creating the SopsSecret");
-    wait_secret(admin, apps, &name, |s| {
+    wait_secret(admin, apps, "app", |s| {
         value(s, "token").as_deref() == Some("s0ps-t0ken")
     })
     .await
@@ -319,6 +326,58 @@ pub async fn the_controller_works_with_only_the_deployed_role(
         synced.is_some(),
         "SopsSecret Synced=True (status subresource)"
     );
+
+    // A tenant's own key Secret (spec.decryption.secretRef), read with `get` in the
+    // SopsSecret's namespace through the ClusterRole; a flat file needs no binding then.
+    let tenant_keys = Secret {
+        metadata: ObjectMeta {
+            name: Some("tenant-keys".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            [(
+                "b.agekey".to_owned(),
+                ByteString(peers::identities(&["b"]).into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(admin.clone(), apps)
+        .create(&PostParams::default(), &tenant_keys)
+        .await
+        .expect("storing the tenant's key Secret");
+    let plain = sb.write("tenant.yaml", "token: t3nant-t0ken\n");
+    let enc = sb.enseal([
+        "encrypt",
+        "--age",
+        &peers::recipient("b"),
+        plain.to_str().unwrap(),
+    ]);
+    enc.assert_success("enseal encrypt");
+    sb.write("tenant.enc.yaml", &enc.stdout);
+    let out = sb.enseal([
+        "sops-secret",
+        sb.file("tenant.enc.yaml").to_str().unwrap(),
+        "--namespace",
+        apps,
+        "--name",
+        "tenant",
+        "--key-secret",
+        "tenant-keys",
+        "-o",
+        "json",
+    ]);
+    out.assert_success("enseal sops-secret --key-secret");
+    let obj: DynamicObject = serde_json::from_slice(&out.stdout).expect("a SopsSecret");
+    sops.create(&PostParams::default(), &obj)
+        .await
+        .expect("creating the tenant's SopsSecret");
+    wait_secret(admin, apps, "tenant", |s| {
+        value(s, "token").as_deref() == Some("t3nant-t0ken")
+    })
+    .await
+    .expect("the tenant's Secret appears, its key Secret read with the role only");
 
     let leases: Api<Lease> = Api::namespaced(admin.clone(), ns);
     assert!(
