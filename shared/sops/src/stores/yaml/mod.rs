@@ -15,6 +15,7 @@ mod emit;
 mod fast;
 mod mask;
 mod parse;
+mod runs;
 mod splice;
 #[cfg(test)]
 mod tests;

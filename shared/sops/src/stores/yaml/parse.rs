@@ -16,6 +16,7 @@ use super::budget::Budget;
 use super::emit;
 use super::fast;
 use super::mask::{Masked, PLACEHOLDER};
+use super::runs::{self, Unfold};
 use crate::format::resolve;
 use crate::format::tree::{Item, Kind, Node, Scalar};
 use crate::stores::StoreError;
@@ -586,6 +587,15 @@ struct Builder<'t> {
     min_depth: usize,
     /// Nesting and alias expansion of what has been read (see [`super::budget`]).
     budget: Budget,
+}
+
+/// The token go-yaml gives each own-line comment of a gap (by its `#`), and where each token
+/// puts it: the rank in the closed chain of each block collection that ends there (innermost
+/// first), then of the innermost one open at the last token; `None` for the innermost
+/// surviving collection.
+struct Unfolded {
+    tokens: HashMap<usize, Unfold>,
+    ranks: Vec<Option<usize>>,
 }
 
 enum Placement {
@@ -1686,13 +1696,31 @@ impl<'t> Builder<'t> {
         let from = self.last_end;
         if to > from {
             let b = self.text.as_bytes();
-            let foot_end = self.foot_of_last_token(from, to);
+            let unfolded = self.unfold_as_go_yaml(from, to);
+            let foot_end = match unfolded {
+                Some(_) => None,
+                None => self.foot_of_last_token(from, to),
+            };
             let mut i = from;
             let mut prev_ws = from == 0 || matches!(b[from - 1], b' ' | b'\t' | b'\n' | b'\r');
             while i < to {
                 let c = b[i];
                 if c == b'#' && prev_ws {
                     let end = line_end(self.text, i);
+                    let go_yaml = unfolded
+                        .as_ref()
+                        .and_then(|u| Some((*u.tokens.get(&i)?, &u.ranks)));
+                    if let Some((to_token, ranks)) = go_yaml {
+                        let comment = SItem::Comment {
+                            hash: i,
+                            end,
+                            inline: false,
+                        };
+                        self.place_as_unfolded(comment, to_token, ranks);
+                        i = end;
+                        prev_ws = false;
+                        continue;
+                    }
                     match foot_end {
                         Some((ref run, j)) if run.contains(&i) => {
                             self.with_closed(self.min_depth.min(self.stack.len()), j, |n| {
@@ -1717,6 +1745,123 @@ impl<'t> Builder<'t> {
         }
         self.depth_at_token = self.stack.len();
         self.min_depth = self.stack.len();
+    }
+
+    /// The token go-yaml gives each own-line comment between `from` and `to` (see [`runs`]),
+    /// when block collections end there. `None` when none ends there, or the gap holds more
+    /// than blank and comment lines after its first own-line comment (`- # note`): those
+    /// comments are placed by [`Self::foot_of_last_token`] and [`Self::place_comment`].
+    fn unfold_as_go_yaml(&self, from: usize, to: usize) -> Option<Unfolded> {
+        let closed = self.depth_at_token.saturating_sub(self.min_depth);
+        if closed == 0 {
+            return None;
+        }
+        let surviving = self.min_depth.min(self.stack.len());
+        // (indent, opens an indentation level of its own, is a mapping's value) of each closed
+        // block collection, outermost first; the chain stops before a flow collection.
+        let mut chain = Vec::new();
+        self.closed_chain(surviving, closed, false, |n, parent| {
+            let indent = n.coll().map_or(0, |c| c.indent);
+            let seq_in_map = matches!(n.body, SBody::Seq(_))
+                && parent.is_some_and(|p| matches!(&p.body, SBody::Map(c) if !c.flow));
+            // An indentless sequence (`key:` then `- x` at the key's column) opens none.
+            let indentless = seq_in_map && parent.and_then(SNode::coll).unwrap().indent == indent;
+            chain.push((indent, !indentless, seq_in_map))
+        });
+        let &(next_indent, _, _) = chain.last()?;
+        let text = self.text;
+        let b = text.as_bytes();
+        // The first comment alone on its line after the last token.
+        let mut i = from;
+        let first_hash = loop {
+            if i >= to.min(b.len()) {
+                return None;
+            }
+            if b[i] == b'#' && (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r')) {
+                let ls = line_start(text, i);
+                if ls > from && text[ls..i].trim_matches([' ', '\t']).is_empty() {
+                    break i;
+                }
+                i = line_end(text, i);
+                continue;
+            }
+            i += 1;
+        };
+        let first_ls = line_start(text, first_hash);
+        let after_value = {
+            let prev = text[..first_ls].trim_end();
+            let line = &prev[line_start(prev, prev.len())..];
+            let code = line.find(" #").map_or(line, |h| &line[..h]).trim_end();
+            code.ends_with(':')
+        };
+        let ending_ranks: Vec<usize> = (0..chain.len()).rev().filter(|&j| chain[j].1).collect();
+        let ending: Vec<usize> = ending_ranks.iter().map(|&j| chain[j].0).collect();
+        // The foot a block sequence gets at its end goes on to the key it is the value of
+        // (go-yaml's `parser.mapping` in decode.go moves a value's foot to its key), which sops
+        // lists in the enclosing mapping: rank `j - 1`, or the innermost surviving collection.
+        let mut ranks: Vec<Option<usize>> = ending_ranks
+            .iter()
+            .map(|&j| {
+                if chain[j].2 {
+                    j.checked_sub(1)
+                } else {
+                    Some(j)
+                }
+            })
+            .collect();
+        let found = runs::Gap {
+            text,
+            from,
+            first_hash,
+            to,
+            after_value,
+            next_indent,
+            ending: &ending,
+        }
+        .unfold()?;
+        ranks.push(Some(chain.len() - 1));
+        Some(Unfolded {
+            tokens: found.into_iter().collect(),
+            ranks,
+        })
+    }
+
+    /// Puts an own-line comment where go-yaml's token for it puts it in sops' tree: with the
+    /// innermost collection open at the last token, as the foot of a block collection that
+    /// ends, or with what follows. `ranks` as [`Unfolded`] holds them.
+    fn place_as_unfolded(&mut self, comment: SItem, to: Unfold, ranks: &[Option<usize>]) {
+        let surviving = self.min_depth.min(self.stack.len());
+        let rank = match to {
+            Unfold::LastToken => ranks.last().copied().flatten(),
+            Unfold::BlockEnd(k) => match ranks.get(k).copied().flatten() {
+                Some(j) => Some(j),
+                None if surviving > 0 => {
+                    // The sequence's key is in the innermost surviving mapping.
+                    self.stack[surviving - 1].items_mut().push(comment);
+                    return;
+                }
+                None => Some(0),
+            },
+            Unfold::NextToken if surviving == 0 => Some(0),
+            Unfold::NextToken => None,
+        };
+        match rank {
+            Some(j) => self.with_closed(surviving, j, |n| {
+                if let Some(c) = n.coll_mut() {
+                    c.items.push(comment);
+                }
+            }),
+            None => {
+                // A head of what follows: of the first collection the next token opens
+                // (`- key: v` after a closed item), else of the next entry.
+                let target = if self.stack.len() > surviving {
+                    surviving
+                } else {
+                    surviving - 1
+                };
+                self.stack[target].items_mut().push(comment);
+            }
+        }
     }
 
     /// Where the comment lines that go-yaml keeps with the last token are, and the rank in the

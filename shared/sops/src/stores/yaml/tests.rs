@@ -1447,3 +1447,66 @@ fn flow_lines_at_their_keys_column_are_bounded() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// Own-line comments where block collections end go where go-yaml's parser hands them (see
+/// `runs.rs`), each case cut down from a real file of tests/corpus and its paths read off
+/// go-yaml v3.0.4's nodes as sops' stores/yaml turns them into its tree. Before, enseal placed
+/// such comments by their column, and sops (3.11 and 3.13) left them as `#ENC[...]` when
+/// decrypting enseal's files.
+#[test]
+fn comments_where_blocks_end_go_to_the_token_go_yaml_gives_them_to() {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        // codeql.yml, elasticsearch values.yaml: a block ends before the first comment run at
+        // its column (`yaml_parser_unroll_indent`); `# a` is the last value's foot (a blank
+        // line ends it), `# b`, a foot ended by the dedent of what follows, waits past that
+        // end for the next token.
+        (
+            "n:\n  http:\n    e: false\n    # a\n\n    # b\n\n  t:\n    e: false\n",
+            &[(" a", "n:http:"), (" b", "n:")],
+        ),
+        (
+            "steps:\n- name: x\n  with:\n    languages: 1\n    # A\n\n    # B\n\n# C\n- name: Run\n  if: y\n",
+            &[(" A", "steps:with:"), (" B", "steps:"), (" C", "steps:")],
+        ),
+        // pihole compose.yaml: a run goes on over deeper lines; only a line less indented than
+        // the block and not at the run's first column ends it (`yaml_parser_scan_comments`),
+        // so the whole run heads `volumes`.
+        (
+            "s:\n  p:\n    env:\n      - X=1\n    #dns:\n      #- 1.1.1.1\n    volumes: v\n",
+            &[("dns:", "s:p:"), ("- 1.1.1.1", "s:p:")],
+        ),
+        // promtail and kube-state-metrics values.yaml: both blocks end before `# c: 1`, the
+        // first run at `a`'s column, so the second run (a foot ended by the dedent to `e`,
+        // waiting for the token after the first run) goes with `e`, deeper lines and all.
+        (
+            "d:\n  a:\n    m: {}\n    # c: 1\n\n    # u:\n      # s\n\ne: 1\n",
+            &[(" c: 1", "d:a:"), (" u:", ":"), (" s", ":")],
+        ),
+        // A block sequence's foot moves on to the key it is the value of (go-yaml's
+        // `parser.mapping` in decode.go), which sops lists in the enclosing mapping.
+        (
+            "m:\n  - a: 1\n    b: 2\n    # foot in item\n  # foot list\nn: 1\n",
+            &[(" foot in item", "m:"), (" foot list", ":")],
+        ),
+        // The end of the text is read as the `sops:` line that follows there in enseal's
+        // encrypted file (go-yaml alone, at the end of the text, would give the run to the
+        // document): the dedent makes the run a foot of `h`, where sops reads it in that file.
+        ("g:\n  h: 5\n\n  # c\n", &[(" c", "g:")]),
+        ("g:\n  h: 5\n\n  # c", &[(" c", "g:")]),
+    ];
+    for (text, want) in cases {
+        let p = parse(text);
+        let mut got = Vec::new();
+        for doc in &p.tree.documents {
+            comment_paths(doc, "", &mut got);
+        }
+        got.sort();
+        let mut want: Vec<(String, String)> = want
+            .iter()
+            .map(|(c, p)| (c.to_string(), p.to_string()))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "comments of {text:?}");
+        assert_round_trip(text);
+    }
+}
