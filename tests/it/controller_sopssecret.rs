@@ -67,10 +67,36 @@ async fn store_age_keys(client: &Client, ns: &str, entries: &[(&str, String)]) {
         .expect("storing the age key Secret");
 }
 
+/// The controller with the age key Secret and the default tenancy: its keys open only files
+/// bound to the namespace (Secret manifests naming it).
 async fn start(ns: &str, env: Vec<(String, String)>) -> Controller {
+    start_with(ns, env, &[], "enseal-controller").await
+}
+
+/// The controller trusting `ns` (`--sops-trusted-namespaces`): its keys open files that name
+/// no namespace there, as flat files, dotenv and JSON do. For the tests whose subject is not
+/// the namespace binding.
+async fn start_trusting(ns: &str, env: Vec<(String, String)>) -> Controller {
+    start_with(
+        ns,
+        env,
+        &[&format!("--sops-trusted-namespaces={ns}")],
+        "enseal-controller",
+    )
+    .await
+}
+
+async fn start_with(
+    ns: &str,
+    env: Vec<(String, String)>,
+    extra: &[&str],
+    lease: &str,
+) -> Controller {
     let mut opts = Options::new(ns);
     opts.extra = vec!["--sops-age-key-secret".into(), KEY_SECRET.into()];
+    opts.extra.extend(extra.iter().map(|a| a.to_string()));
     opts.env = env;
+    opts.lease_name = lease;
     Controller::start(opts).await
 }
 
@@ -117,9 +143,20 @@ async fn wait_condition(
     status: &str,
     reason: &str,
 ) -> Value {
+    wait_condition_within(WAIT, client, ns, name, status, reason).await
+}
+
+async fn wait_condition_within(
+    wait: std::time::Duration,
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> Value {
     let api = sops_api(client, ns);
     let last = std::sync::Mutex::new(Value::Null);
-    let found = cluster::eventually(WAIT, || async {
+    let found = cluster::eventually(wait, || async {
         let obj = api.get(name).await.ok()?;
         let cond = obj
             .data
@@ -162,8 +199,9 @@ async fn age_key_from_the_key_secret_decrypts_a_secret_stream_and_repairs_drift(
     let ctl = start(n, vec![]).await;
 
     let sb = Sandbox::new();
-    let plain = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: elsewhere\n  labels:\n    app: shop\ntype: kubernetes.io/basic-auth\nstringData:\n  username: admin\n  password: s3cr3t-pw\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: api\ndata:\n  token: dG9rLTEyMw==\n";
-    encrypt(&sb, "app.yaml", plain, &["--age", &peers::recipient("a")]);
+    // Both manifests name the namespace: the controller's keys open a file bound to it.
+    let plain = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {n}\n  labels:\n    app: shop\ntype: kubernetes.io/basic-auth\nstringData:\n  username: admin\n  password: s3cr3t-pw\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: api\n  namespace: {n}\ndata:\n  token: dG9rLTEyMw==\n");
+    encrypt(&sb, "app.yaml", &plain, &["--age", &peers::recipient("a")]);
     let m = manifest(&sb, "app.yaml", n, &[]);
     assert_eq!(m["metadata"]["name"], "app");
     assert!(
@@ -259,7 +297,7 @@ async fn kms_keys_are_used_through_the_aws_environment() {
         ));
     }
     // No age key Secret at all: only KMS can open the file.
-    let _ctl = start(n, env.clone()).await;
+    let _ctl = start_trusting(n, env.clone()).await;
 
     let mut sb = Sandbox::new();
     for (k, v) in &env {
@@ -304,7 +342,7 @@ async fn tampered_resources_are_refused_and_make_no_secret() {
     let (ns, client) = setup_sops("sops-tamper").await;
     let n = ns.name();
     store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
-    let _ctl = start(n, vec![]).await;
+    let _ctl = start_trusting(n, vec![]).await;
 
     let sb = Sandbox::new();
     let text = encrypt(
@@ -361,7 +399,7 @@ async fn a_missing_key_is_reported_and_a_key_added_later_is_used_without_restart
     let (ns, client) = setup_sops("sops-late").await;
     let n = ns.name();
     // The key Secret does not exist yet.
-    let ctl = start(n, vec![]).await;
+    let ctl = start_trusting(n, vec![]).await;
 
     let sb = Sandbox::new();
     encrypt(
@@ -426,7 +464,7 @@ async fn a_secret_someone_else_owns_is_left_alone() {
         )
         .await
         .unwrap();
-    let _ctl = start(n, vec![]).await;
+    let _ctl = start_trusting(n, vec![]).await;
 
     let sb = Sandbox::new();
     encrypt(
@@ -461,7 +499,7 @@ async fn an_oversized_file_is_refused_unparsed_and_the_controller_carries_on() {
     let (ns, client) = setup_sops("sops-big").await;
     let n = ns.name();
     store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
-    let ctl = start(n, vec![]).await;
+    let ctl = start_trusting(n, vec![]).await;
     let pid = ctl.pid();
 
     let sb = Sandbox::new();
@@ -508,7 +546,7 @@ async fn a_sealedsecret_cannot_take_over_a_sopssecrets_secret() {
     let (ns, client) = setup_sops("sops-takeover").await;
     let n = ns.name();
     store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
-    let ctl = start(n, vec![]).await;
+    let ctl = start_trusting(n, vec![]).await;
 
     let sb = Sandbox::new();
     encrypt(
@@ -562,4 +600,203 @@ async fn a_sealedsecret_cannot_take_over_a_sopssecrets_secret() {
         managers.iter().any(|m| m == "enseal-controller-sopssecret"),
         "written under the SopsSecret kind's own manager: {managers:?}"
     );
+}
+
+/// A Secret manifest for namespace `ns` holding `password`.
+fn secret_for(ns: &str, password: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: {ns}\nstringData:\n  password: {password}\n"
+    )
+}
+
+/// Issue #13 item 8: team A's file (in Git, encrypted for the controller's key) copied into a
+/// SopsSecret in team B's namespace became a Secret in B, readable by B: metadata.namespace was
+/// ignored. Now the file is refused with a condition and an Event, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_teams_file_copied_into_this_namespace_is_refused() {
+    let (ns, client) = setup_sops("sops-team-b").await;
+    let team_a = cluster::namespace("sops-team-a").await;
+    let n = ns.name();
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let ctl = start(n, vec![]).await;
+
+    let sb = Sandbox::new();
+    encrypt(
+        &sb,
+        "team-a.yaml",
+        &secret_for(team_a.name(), "team-a-s3cret"),
+        &["--age", &peers::recipient("a")],
+    );
+    // The tenant of B wraps A's file for their own namespace.
+    create(&client, n, &manifest(&sb, "team-a.yaml", n, &[])).await;
+    let cond = wait_condition(&client, n, "team-a", "False", "NamespaceMismatch").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(n) && msg.contains("document 1"), "{msg}");
+    assert!(!msg.contains("team-a-s3cret"), "{msg}");
+    assert!(
+        !msg.contains(team_a.name()),
+        "the namespace the file names is not quoted (it may be encrypted): {msg}"
+    );
+    wait_event(&client, n, "team-a", "NamespaceMismatch")
+        .await
+        .expect("a NamespaceMismatch Event");
+
+    // The same key opens a file bound to this namespace: the refusal is the binding's doing.
+    encrypt(
+        &sb,
+        "own.yaml",
+        &secret_for(n, "team-b-s3cret"),
+        &["--age", &peers::recipient("a")],
+    );
+    create(&client, n, &manifest(&sb, "own.yaml", n, &[])).await;
+    wait_condition(&client, n, "own", "True", "Decrypted").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let db = secrets.get("db").await.expect("the bound file's Secret");
+    assert_eq!(value(&db, "password").as_deref(), Some("team-b-s3cret"));
+    // Nothing of A's file anywhere: not in B (the Secret db is the bound file's), not in A.
+    let a_secrets: Api<Secret> = Api::namespaced(client.clone(), team_a.name());
+    assert!(a_secrets.get_opt("db").await.unwrap().is_none());
+    let cond = wait_condition(&client, n, "team-a", "False", "NamespaceMismatch").await;
+    assert_eq!(cond["status"], "False");
+    assert!(!ctl.log_text().contains("s3cret"));
+}
+
+/// Issue #13 item 8: a flat file names no namespace, so the controller's keys do not open it
+/// for a SopsSecret, unless the admin lists the namespace in --sops-trusted-namespaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flat_file_is_decrypted_by_the_controllers_keys_only_in_a_trusted_namespace() {
+    let (ns, client) = setup_sops("sops-unbound").await;
+    let n = ns.name();
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let ctl = start(n, vec![]).await;
+
+    let sb = Sandbox::new();
+    encrypt(
+        &sb,
+        "flat.yaml",
+        "token: flat-s3cret\n",
+        &["--age", &peers::recipient("a")],
+    );
+    create(&client, n, &manifest(&sb, "flat.yaml", n, &[])).await;
+    let cond = wait_condition(&client, n, "flat", "False", "NamespaceNotBound").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    for advice in [
+        "metadata.namespace",
+        "spec.decryption.secretRef",
+        "--sops-trusted-namespaces",
+    ] {
+        assert!(msg.contains(advice), "says what to do ({advice}): {msg}");
+    }
+    assert!(!msg.contains("flat-s3cret"), "{msg}");
+    wait_event(&client, n, "flat", "NamespaceNotBound")
+        .await
+        .expect("a NamespaceNotBound Event");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    assert!(secrets.get_opt("flat").await.unwrap().is_none());
+    assert!(!ctl.log_text().contains("flat-s3cret"));
+    drop(ctl);
+
+    // The admin trusts the namespace (in a list): the same object decrypts.
+    let trusted = format!("--sops-trusted-namespaces=other,{n}");
+    let _ctl = start_with(n, vec![], &[&trusted], "enseal-controller-trusting").await;
+    wait_condition(&client, n, "flat", "True", "Decrypted").await;
+    let secret = secrets.get("flat").await.unwrap();
+    assert_eq!(value(&secret, "token").as_deref(), Some("flat-s3cret"));
+}
+
+/// Issue #13 item 8: with spec.decryption.secretRef the file is opened with the age identities
+/// of that Secret in the SopsSecret's namespace, and with nothing else: a file only the
+/// controller's key opens is refused, even one bound to the namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_key_secret_opens_the_tenants_files_and_nothing_else() {
+    let (ns, client) = setup_sops("sops-nskey").await;
+    let n = ns.name();
+    // The controller's key is a; the tenant's is b, in a Secret of their namespace.
+    store_age_keys(&client, n, &[("a.agekey", peers::identities(&["a"]))]).await;
+    let ctl = start(n, vec![]).await;
+    let tenant_keys = |name: &str| Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            [(
+                "b.agekey".to_owned(),
+                ByteString(peers::identities(&["b"]).into_bytes()),
+            )]
+            .into(),
+        ),
+        ..Secret::default()
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    secrets
+        .create(&PostParams::default(), &tenant_keys("tenant-keys"))
+        .await
+        .unwrap();
+
+    let sb = Sandbox::new();
+    // The tenant's own flat file: no namespace binding needed with the tenant's key.
+    encrypt(
+        &sb,
+        "mine.env",
+        "TOKEN=tenant-s3cret\n",
+        &["--age", &peers::recipient("b")],
+    );
+    let mine = manifest(&sb, "mine.env", n, &["--key-secret", "tenant-keys"]);
+    assert_eq!(
+        mine["spec"]["decryption"],
+        json!({"secretRef": {"name": "tenant-keys"}})
+    );
+    create(&client, n, &mine).await;
+    wait_condition(&client, n, "mine", "True", "Decrypted").await;
+    let secret = secrets.get("mine").await.unwrap();
+    assert_eq!(value(&secret, "TOKEN").as_deref(), Some("tenant-s3cret"));
+
+    // A file for the controller's key only, bound to this namespace (the controller's keys
+    // would open it without secretRef): with secretRef it is not opened.
+    encrypt(
+        &sb,
+        "cluster.yaml",
+        &secret_for(n, "cluster-s3cret"),
+        &["--age", &peers::recipient("a")],
+    );
+    create(
+        &client,
+        n,
+        &manifest(&sb, "cluster.yaml", n, &["--key-secret", "tenant-keys"]),
+    )
+    .await;
+    let cond = wait_condition(&client, n, "cluster", "False", "NoKeys").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("tenant-keys"), "{msg}");
+    assert!(!msg.contains("cluster-s3cret"), "{msg}");
+    assert!(secrets.get_opt("db").await.unwrap().is_none());
+
+    // A key Secret that does not exist yet: said so; once created it is used on the periodic
+    // retry (a minute), without any change to the SopsSecret.
+    let late = manifest(
+        &sb,
+        "mine.env",
+        n,
+        &["--key-secret", "late-keys", "--name", "late"],
+    );
+    create(&client, n, &late).await;
+    wait_condition(&client, n, "late", "False", "KeySecretMissing").await;
+    secrets
+        .create(&PostParams::default(), &tenant_keys("late-keys"))
+        .await
+        .unwrap();
+    wait_condition_within(
+        std::time::Duration::from_secs(120),
+        &client,
+        n,
+        "late",
+        "True",
+        "Decrypted",
+    )
+    .await;
+    let log = ctl.log_text();
+    for v in ["tenant-s3cret", "cluster-s3cret", "AGE-SECRET-KEY"] {
+        assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
+    }
 }
