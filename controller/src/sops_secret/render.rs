@@ -145,7 +145,9 @@ pub fn decrypt(
         &keyring,
         Mac::Verify,
         |decrypted| {
-            // Only called once the MAC is verified: the namespace read here is the author's.
+            // Its result counts only once the MAC is verified (for a large file it runs while
+            // the MAC is hashed on another core, and a mismatch wins), so a refusal or a
+            // binding is always decided on the author's content. It has no side effects.
             tenancy::check(
                 spec,
                 decrypted.tree(),
@@ -534,6 +536,21 @@ pub(super) mod tests {
             assert_eq!(e.reason(), "NamespaceMismatch");
             assert!(!e.to_string().contains("S3CRET"), "{e}");
         }
+    }
+
+    /// The binding is decided on verified content only: a changed file is a MAC mismatch, not
+    /// a namespace refusal (nor, were it bound, a Secret).
+    #[test]
+    fn a_changed_file_is_a_mac_mismatch_before_any_namespace_rule() {
+        let (mut s, age) = encrypted(TEAM_A_FILE);
+        s.encrypted = s
+            .encrypted
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("password:"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = decrypt(&s, "own", "team-b", cluster(ids(&age), false)).unwrap_err();
+        assert_eq!(e.reason(), "MacMismatch", "{e}");
     }
 
     /// A flat file opened by the controller's keys is decrypted only in a trusted namespace.
