@@ -6,6 +6,7 @@ use enseal_sops::file::{self, Decrypted, FileError, Mac, OpenOptions};
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::aws_kms::AwsKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
+use enseal_sops::keys::pgp::GnuPg;
 use enseal_sops::keys::KmsService;
 use enseal_sops::stores::{self, Format, Store};
 
@@ -23,14 +24,17 @@ pub fn kms_service() -> Result<AwsKms> {
 }
 
 /// The keys of the user running enseal: age identities (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ...),
-/// read when a file is opened, and AWS KMS access, set up only when the file has KMS keys (so
-/// that age-only files never pay for it).
+/// read when a file is opened; the GnuPG keyring through `SOPS_GPG_EXEC` (else `gpg`), run only
+/// for PGP keys; and AWS KMS access, set up only when the file has KMS keys (so that age-only
+/// files never pay for it).
 pub fn keyring() -> Keyring<'static> {
-    Keyring::loading_age(AgeIdentities::from_env).with_kms_from(|| {
-        kms_service()
-            .map(|k| Box::new(k) as Box<dyn KmsService>)
-            .map_err(|f| f.message)
-    })
+    Keyring::loading_age(AgeIdentities::from_env)
+        .with_gpg(GnuPg::from_env())
+        .with_kms_from(|| {
+            kms_service()
+                .map(|k| Box::new(k) as Box<dyn KmsService>)
+                .map_err(|f| f.message)
+        })
 }
 
 /// Whether the global options check the MAC (`--ignore-mac` does not).

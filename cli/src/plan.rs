@@ -9,6 +9,7 @@ use enseal_sops::format::metadata::KmsStanza;
 use enseal_sops::keys::age::AgeRecipient;
 use enseal_sops::keys::aws_kms;
 use enseal_sops::keys::groups::GroupRecipients;
+use enseal_sops::keys::pgp::{GnuPg, PgpFingerprint};
 use enseal_sops::stores::{Format, WriteOptions};
 
 use crate::args::GlobalOptions;
@@ -34,6 +35,25 @@ pub fn parse_recipients(list: &str) -> Result<Vec<AgeRecipient>> {
         .collect()
 }
 
+/// A comma-separated list of PGP fingerprints (`--pgp`, `SOPS_PGP_FP`, a creation rule's
+/// `pgp`, `--add-pgp`): each checked to be hex before it can reach gpg.
+pub fn parse_fingerprints(list: &str) -> Result<Vec<PgpFingerprint>> {
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|f| {
+            f.parse::<PgpFingerprint>()
+                .map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+        })
+        .collect()
+}
+
+fn cli_pgp_keys(global: &GlobalOptions) -> Result<Vec<PgpFingerprint>> {
+    match &global.pgp {
+        Some(list) => parse_fingerprints(list),
+        None => Ok(Vec::new()),
+    }
+}
+
 fn cli_kms_keys(global: &GlobalOptions) -> Result<Vec<KmsStanza>> {
     let bad = |e: aws_kms::KmsError| Failure::new(exit::GENERIC, e.to_string());
     let context = match &global.encryption_context {
@@ -48,7 +68,7 @@ fn cli_kms_keys(global: &GlobalOptions) -> Result<Vec<KmsStanza>> {
     }
 }
 
-/// The key group the command line names (`--age`, `--kms`): what `groups add` adds.
+/// The key group the command line names (`--age`, `--pgp`, `--kms`): what `groups add` adds.
 pub fn cli_group(global: &GlobalOptions) -> Result<GroupRecipients> {
     Ok(GroupRecipients {
         age: match &global.age {
@@ -56,6 +76,7 @@ pub fn cli_group(global: &GlobalOptions) -> Result<GroupRecipients> {
             None => Vec::new(),
         },
         kms: cli_kms_keys(global)?,
+        pgp: cli_pgp_keys(global)?,
     })
 }
 
@@ -96,6 +117,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         None => Vec::new(),
     };
     let cli_kms = cli_kms_keys(global)?;
+    let cli_pgp = cli_pgp_keys(global)?;
     let cli_rule = cli_crypt_rule(global)?;
     let config = match config_path(global) {
         Some(p) => {
@@ -127,11 +149,12 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         };
         write.indent = indent.and_then(|i| usize::try_from(i).ok());
     }
-    if !cli_age.is_empty() || !cli_kms.is_empty() {
+    if !cli_age.is_empty() || !cli_kms.is_empty() || !cli_pgp.is_empty() {
         return Ok(Plan {
             groups: vec![GroupRecipients {
                 age: cli_age,
                 kms: cli_kms,
+                pgp: cli_pgp,
             }],
             threshold: global.shamir_secret_sharing_threshold,
             crypt_rule: cli_rule.unwrap_or_default(),
@@ -144,7 +167,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         Failure::new(
             exit::GENERIC,
             "config file not found, or has no creation rules, and no keys provided through \
-             command line options (--age or SOPS_AGE_RECIPIENTS)",
+             command line options (--age or SOPS_AGE_RECIPIENTS, --pgp or SOPS_PGP_FP)",
         )
     };
     let Some(config) = config else {
@@ -161,23 +184,22 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
     for spec in &rule.key_groups {
         // Refused rather than dropped: encrypting without a key the rule names would lock its
         // holder out without a word.
-        if !spec.pgp.is_empty() || !spec.unsupported.is_empty() {
-            let mut names: Vec<String> = spec.unsupported.clone();
-            if !spec.pgp.is_empty() {
-                names.push("pgp".into());
-            }
+        if !spec.unsupported.is_empty() {
             return Err(Failure::new(
                 exit::GENERIC,
                 format!(
                     "{}: the creation rule names {} keys, which enseal does not support",
                     config.path.display(),
-                    names.join(", ")
+                    spec.unsupported.join(", ")
                 ),
             ));
         }
         let mut group = GroupRecipients::default();
         for r in &spec.age {
             group.age.extend(parse_recipients(r)?);
+        }
+        for f in &spec.pgp {
+            group.pgp.extend(parse_fingerprints(f)?);
         }
         for k in &spec.kms {
             group.kms.push(KmsStanza {
@@ -220,7 +242,8 @@ impl Plan {
     }
 }
 
-/// Wraps `key` for `groups`, with AWS KMS access when a group needs it.
+/// Wraps `key` for `groups`, with AWS KMS access when a group needs it and PGP keys through
+/// `SOPS_GPG_EXEC` (else `gpg`).
 pub fn wrap_for(
     key: &enseal_sops::crypto::data_key::DataKey,
     groups: &[GroupRecipients],
@@ -232,13 +255,14 @@ pub fn wrap_for(
     } else {
         None
     };
-    enseal_sops::keys::groups::wrap(
+    enseal_sops::keys::groups::wrap_with_gpg(
         key,
         groups,
         threshold,
         service
             .as_ref()
             .map(|s| s as &dyn enseal_sops::keys::KmsService),
+        &GnuPg::from_env(),
     )
     .map_err(|e| exit::key_group_error(file, e))
 }

@@ -476,6 +476,7 @@ fn enseal_kms_file_opens_with_sops() {
             &[GroupRecipients {
                 age: vec![],
                 kms: keys,
+                pgp: vec![],
             }],
             None,
         );
@@ -499,6 +500,7 @@ fn enseal_kms_metadata_is_written_as_sops_writes_it() {
         &[GroupRecipients {
             age: vec![],
             kms: keys,
+            pgp: vec![],
         }],
         None,
     );
@@ -529,6 +531,7 @@ fn one_group_with_age_and_kms_opens_with_either() {
     let group = GroupRecipients {
         age: vec![age_recipient("a")],
         kms: aws_kms::parse_kms_list(&arn, &[], None).unwrap(),
+        pgp: vec![],
     };
     let bytes = encrypt_with_library(&[group], None);
     let plain = json(PLAIN.as_bytes());
@@ -571,15 +574,16 @@ fn shamir_across_age_and_kms_groups_opens_with_any_two() {
     let groups = [
         GroupRecipients {
             age: vec![age_recipient("a")],
-            kms: vec![],
+            ..Default::default()
         },
         GroupRecipients {
             age: vec![],
             kms: aws_kms::parse_kms_list(&arn, &[("app".into(), "web".into())], None).unwrap(),
+            pgp: vec![],
         },
         GroupRecipients {
             age: vec![age_recipient("b")],
-            kms: vec![],
+            ..Default::default()
         },
     ];
     let bytes = encrypt_with_library(&groups, Some(2));

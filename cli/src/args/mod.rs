@@ -75,6 +75,12 @@ pub struct LegacyArgs {
     /// With --rotate: remove these age recipients.
     #[arg(long, value_name = "RECIPIENTS")]
     pub rm_age: Option<String>,
+    /// With --rotate: add these PGP fingerprints.
+    #[arg(long, value_name = "FINGERPRINTS")]
+    pub add_pgp: Option<String>,
+    /// With --rotate: remove these PGP fingerprints.
+    #[arg(long, value_name = "FINGERPRINTS")]
+    pub rm_pgp: Option<String>,
     /// The file: decrypted, encrypted, rotated or set as the flags say, else opened in the
     /// editor (as `enseal edit`).
     #[arg(value_name = "FILE")]
@@ -105,6 +111,16 @@ pub struct GlobalArgs {
         action = clap::ArgAction::Append
     )]
     pub kms: Vec<String>,
+    /// Comma-separated PGP fingerprints to encrypt for (public keys of the GnuPG keyring).
+    #[arg(
+        short = 'p',
+        long,
+        global = true,
+        env = "SOPS_PGP_FP",
+        value_name = "FINGERPRINTS",
+        action = clap::ArgAction::Append
+    )]
+    pub pgp: Vec<String>,
     /// AWS profile for the KMS keys given with --kms.
     #[arg(long, global = true, value_name = "PROFILE")]
     pub aws_profile: Option<String>,
@@ -218,6 +234,7 @@ pub enum Command {
 pub struct GlobalOptions {
     pub age: Option<String>,
     pub kms: Option<String>,
+    pub pgp: Option<String>,
     pub aws_profile: Option<String>,
     pub encryption_context: Option<String>,
     pub input_type: Option<Format>,
@@ -257,6 +274,7 @@ impl GlobalArgs {
             output_type: parse_format("--output-type", self.output_type)?,
             age: joined(self.age),
             kms: joined(self.kms),
+            pgp: joined(self.pgp),
             aws_profile: self.aws_profile,
             encryption_context: self.encryption_context,
             encrypted_regex: self.encrypted_regex,
@@ -501,10 +519,11 @@ impl LegacyArgs {
                 "--extract goes with --decrypt",
             ));
         }
-        if (self.add_age.is_some() || self.rm_age.is_some()) && !self.rotate {
+        let key_changes = [&self.add_age, &self.rm_age, &self.add_pgp, &self.rm_pgp];
+        if key_changes.iter().any(|k| k.is_some()) && !self.rotate {
             return Err(Failure::new(
                 exit::CONFLICTING_PARAMETERS,
-                "--add-age and --rm-age go with --rotate",
+                "--add-age, --rm-age, --add-pgp and --rm-pgp go with --rotate",
             ));
         }
         let file = self.file;
@@ -527,6 +546,8 @@ impl LegacyArgs {
                     file,
                     add_age: self.add_age,
                     rm_age: self.rm_age,
+                    add_pgp: self.add_pgp,
+                    rm_pgp: self.rm_pgp,
                 },
             ));
         }

@@ -60,6 +60,12 @@ pub struct RotateArgs {
     /// Remove these age recipients while rotating.
     #[arg(long, value_name = "RECIPIENTS")]
     pub rm_age: Option<String>,
+    /// Add these PGP fingerprints while rotating.
+    #[arg(long, value_name = "FINGERPRINTS")]
+    pub add_pgp: Option<String>,
+    /// Remove these PGP fingerprints while rotating.
+    #[arg(long, value_name = "FINGERPRINTS")]
+    pub rm_pgp: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -87,7 +93,7 @@ pub struct GroupsArgs {
 /// key groups; values, MAC and lastmodified stay as they are.
 #[derive(Subcommand, Debug)]
 pub enum GroupsAction {
-    /// Add a key group made of the keys given with --age and --kms (repeatable).
+    /// Add a key group made of the keys given with --age, --pgp and --kms (repeatable).
     Add {
         /// The encrypted file.
         #[arg(short = 'f', long, value_name = "FILE")]

@@ -38,7 +38,16 @@ fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
                     ..k.clone()
                 })
                 .collect();
-            Ok(GroupRecipients { age, kms })
+            // A fingerprint read from the file is checked to be hex before it reaches gpg.
+            let pgp = g
+                .pgp
+                .iter()
+                .map(|k| plan::parse_fingerprints(&k.fp))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect();
+            Ok(GroupRecipients { age, kms, pgp })
         })
         .collect()
 }
@@ -66,6 +75,24 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
             .collect();
         for group in &mut groups {
             group.age.retain(|r| !gone.contains(&r.to_string()));
+        }
+    }
+    // As sops' rotate: added keys go to the first group, removed ones leave every group
+    // (compared by fingerprint text, sops' ToString).
+    if let Some(add) = &a.add_pgp {
+        let first = groups
+            .first_mut()
+            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
+        for f in plan::parse_fingerprints(add)? {
+            if !first.pgp.contains(&f) {
+                first.pgp.push(f);
+            }
+        }
+    }
+    if let Some(rm) = &a.rm_pgp {
+        let gone = plan::parse_fingerprints(rm)?;
+        for group in &mut groups {
+            group.pgp.retain(|f| !gone.contains(f));
         }
     }
     let key = DataKey::generate();
@@ -104,6 +131,11 @@ fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
                         .iter()
                         .map(move |k| format!("group {}: kms {}", i + 1, k.arn)),
                 )
+                .chain(
+                    g.pgp
+                        .iter()
+                        .map(move |k| format!("group {}: pgp {}", i + 1, k.fp)),
+                )
         })
         .collect()
 }
@@ -120,6 +152,11 @@ fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
                     g.kms
                         .iter()
                         .map(move |k| format!("group {}: kms {}", i + 1, k.arn)),
+                )
+                .chain(
+                    g.pgp
+                        .iter()
+                        .map(move |k| format!("group {}: pgp {k}", i + 1)),
                 )
         })
         .collect()
@@ -375,7 +412,7 @@ pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
             if group.is_empty() {
                 return Err(Failure::new(
                     exit::GENERIC,
-                    "groups add: name the new group's keys with --age or --kms",
+                    "groups add: name the new group's keys with --age, --pgp or --kms",
                 ));
             }
             groups.push(group);

@@ -498,7 +498,7 @@ pub(super) mod tests {
         let key = DataKey::generate();
         let group = GroupRecipients {
             age: vec![recipient.parse().unwrap()],
-            kms: vec![],
+            ..Default::default()
         };
         let (key_groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
         let mut metadata = Metadata::new(key_groups, CryptRule::default());

@@ -260,7 +260,7 @@ mod tests {
         let key = DataKey::generate();
         let group = GroupRecipients {
             age: vec![recipient.parse().unwrap()],
-            kms: vec![],
+            ..Default::default()
         };
         let (groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
         let mut metadata = Metadata::new(groups, CryptRule::default());

@@ -28,7 +28,8 @@ pub struct Metadata {
 pub struct KeyGroup {
     pub age: Vec<AgeStanza>,
     pub kms: Vec<KmsStanza>,
-    /// Master keys enseal does not use (pgp, gcp_kms, azure_kv, hc_vault), kept as they were so
+    pub pgp: Vec<PgpStanza>,
+    /// Master keys enseal does not use (gcp_kms, azure_kv, hc_vault), kept as they were so
     /// that rewriting a file does not drop other people's access.
     pub other: Vec<(String, Node)>,
 }
@@ -37,6 +38,16 @@ pub struct KeyGroup {
 pub struct AgeStanza {
     pub recipient: String,
     /// The data key (or share) age-encrypted to `recipient`, ASCII-armored.
+    pub enc: String,
+}
+
+/// A PGP master key (sops' `pgpkey`: fields written in the order `created_at`, `enc`, `fp`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PgpStanza {
+    /// The key's fingerprint as it was given (sops writes it back unchanged).
+    pub fp: String,
+    pub created_at: String,
+    /// The data key (or share) as an ASCII-armored OpenPGP message, white space trimmed.
     pub enc: String,
 }
 
@@ -185,6 +196,9 @@ impl Metadata {
                 .map(|g| {
                     let mut fields = Vec::new();
                     write_key_fields(g, &mut fields);
+                    if !g.pgp.is_empty() {
+                        fields.push(Item::Pair("pgp".into(), pgp_entries(&g.pgp)));
+                    }
                     Node::Map(fields)
                 })
                 .collect();
@@ -192,10 +206,15 @@ impl Metadata {
         } else if let Some(g) = self.key_groups.first() {
             write_key_fields(g, &mut items);
         }
-        // pgp sits after mac in sops' layout; write_key_fields put it with the others, which
-        // readers accept since they look fields up by name.
         items.push(pair("lastmodified", Node::str(&self.last_modified)));
         items.push(pair("mac", Node::str(&self.mac)));
+        // sops' YAML and JSON stores write the metadata fields sorted by name: pgp comes after
+        // mac here and after age inside a key group (as sops 3.13.3 writes them).
+        if let (1, Some(g)) = (self.key_groups.len(), self.key_groups.first()) {
+            if !g.pgp.is_empty() {
+                items.push(pair("pgp", pgp_entries(&g.pgp)));
+            }
+        }
         items.push(pair(
             self.crypt_rule.field(),
             Node::str(self.crypt_rule.value()),
@@ -250,6 +269,15 @@ fn read_key_field(group: &mut KeyGroup, key: &str, value: &Node) -> Result<(), M
                 });
             }
         }
+        "pgp" => {
+            for entry in list(value, "pgp")? {
+                group.pgp.push(PgpStanza {
+                    fp: field(entry, "pgp", "fp")?,
+                    created_at: optional_field(entry, "created_at")?.unwrap_or_default(),
+                    enc: field(entry, "pgp", "enc")?,
+                });
+            }
+        }
         other => {
             if !matches!(value, Node::Seq(v) if v.is_empty())
                 && !matches!(value, Node::Scalar(s) if s.kind == Kind::Null)
@@ -261,6 +289,7 @@ fn read_key_field(group: &mut KeyGroup, key: &str, value: &Node) -> Result<(), M
     Ok(())
 }
 
+/// The key fields of `group` but pgp, which goes elsewhere at the top level (see `to_node`).
 fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
     if !group.kms.is_empty() {
         let entries = group
@@ -288,9 +317,7 @@ fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
         items.push(Item::Pair("kms".into(), Node::Seq(entries)));
     }
     for (name, node) in &group.other {
-        if name != "pgp" {
-            items.push(Item::Pair(name.clone(), node.clone()));
-        }
+        items.push(Item::Pair(name.clone(), node.clone()));
     }
     if !group.age.is_empty() {
         let entries = group
@@ -305,11 +332,20 @@ fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
             .collect();
         items.push(Item::Pair("age".into(), Node::Seq(entries)));
     }
-    for (name, node) in &group.other {
-        if name == "pgp" {
-            items.push(Item::Pair(name.clone(), node.clone()));
-        }
-    }
+}
+
+fn pgp_entries(keys: &[PgpStanza]) -> Node {
+    Node::Seq(
+        keys.iter()
+            .map(|k| {
+                Node::Map(vec![
+                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
+                    Item::Pair("enc".into(), Node::str(&k.enc)),
+                    Item::Pair("fp".into(), Node::str(&k.fp)),
+                ])
+            })
+            .collect(),
+    )
 }
 
 fn invalid(field: &str, problem: &str) -> MetadataError {
@@ -463,6 +499,80 @@ mod tests {
         m.mac = "ENC[...]".into();
         let back = Metadata::from_node(&m.to_node()).unwrap();
         assert_eq!(back, m);
+    }
+
+    /// sops writes its metadata fields sorted by name: with one group `pgp` comes after `mac`,
+    /// inside `key_groups` after `age`, and each entry is `created_at`, `enc`, `fp`.
+    #[test]
+    fn pgp_keys_are_written_where_sops_writes_them() {
+        let pgp = PgpStanza {
+            fp: "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4".into(),
+            created_at: "2024-01-01T00:00:00Z".into(),
+            enc: "-----BEGIN PGP MESSAGE-----\n\nx\n-----END PGP MESSAGE-----".into(),
+        };
+        let age = AgeStanza {
+            recipient: "age1a".into(),
+            enc: "x".into(),
+        };
+        let names = |node: &Node| -> Vec<String> {
+            let Node::Map(items) = node else {
+                panic!("not a map")
+            };
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Pair(k, _) => Some(k.clone()),
+                    Item::Comment(_) => None,
+                })
+                .collect()
+        };
+        let one = Metadata::new(
+            vec![KeyGroup {
+                age: vec![age.clone()],
+                pgp: vec![pgp.clone()],
+                ..Default::default()
+            }],
+            CryptRule::default(),
+        );
+        let node = one.to_node();
+        assert_eq!(
+            names(&node),
+            [
+                "age",
+                "lastmodified",
+                "mac",
+                "pgp",
+                "unencrypted_suffix",
+                "version"
+            ]
+        );
+        let Some(Node::Seq(entries)) = node.get("pgp") else {
+            panic!("no pgp list")
+        };
+        assert_eq!(names(&entries[0]), ["created_at", "enc", "fp"]);
+        assert_eq!(Metadata::from_node(&node).unwrap(), one);
+
+        let mut two = Metadata::new(
+            vec![
+                KeyGroup {
+                    age: vec![age],
+                    pgp: vec![pgp.clone()],
+                    ..Default::default()
+                },
+                KeyGroup {
+                    pgp: vec![pgp],
+                    ..Default::default()
+                },
+            ],
+            CryptRule::default(),
+        );
+        two.shamir_threshold = Some(2);
+        let node = two.to_node();
+        let Some(Node::Seq(groups)) = node.get("key_groups") else {
+            panic!("no key_groups")
+        };
+        assert_eq!(names(&groups[0]), ["age", "pgp"]);
+        assert_eq!(Metadata::from_node(&node).unwrap(), two);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::crypto::data_key::DataKey;
 use crate::format::metadata::{KeyGroup, KmsStanza, Metadata};
 use crate::keys::age::{AgeIdentities, AgeRecipient};
+use crate::keys::pgp::{GnuPg, PgpFingerprint};
 use crate::keys::shamir::{self, ShamirError};
 use crate::keys::{master_keys, KeyAccess, KeyError, KmsService, Recipient, WrapError};
 
@@ -20,18 +21,20 @@ pub struct GroupRecipients {
     pub age: Vec<AgeRecipient>,
     /// KMS keys to wrap for (`arn`, `role`, `context`, `aws_profile` set; `enc` empty).
     pub kms: Vec<KmsStanza>,
+    pub pgp: Vec<PgpFingerprint>,
 }
 
 impl GroupRecipients {
     pub fn is_empty(&self) -> bool {
-        self.age.is_empty() && self.kms.is_empty()
+        self.age.is_empty() && self.kms.is_empty() && self.pgp.is_empty()
     }
 
-    /// The group's master keys in the order they are written: age, then KMS.
+    /// The group's master keys in the order they are wrapped for: age, KMS, then PGP.
     fn recipients(&self) -> impl Iterator<Item = &dyn Recipient> {
         let age = self.age.iter().map(|r| r as &dyn Recipient);
         let kms = self.kms.iter().map(|k| k as &dyn Recipient);
-        age.chain(kms)
+        let pgp = self.pgp.iter().map(|k| k as &dyn Recipient);
+        age.chain(kms).chain(pgp)
     }
 }
 
@@ -43,14 +46,16 @@ impl GroupRecipients {
 pub struct Keyring<'a> {
     age: Deferred<'a, AgeIdentities, KeyError>,
     kms: Option<Deferred<'a, Box<dyn KmsService>, String>>,
+    gpg: GnuPg,
 }
 
 impl<'a> Keyring<'a> {
-    /// A keyring holding `age` and no KMS access.
+    /// A keyring holding `age`, no KMS access, and `gpg` from PATH for PGP keys.
     pub fn new(age: AgeIdentities) -> Keyring<'a> {
         Keyring {
             age: Deferred::ready(age),
             kms: None,
+            gpg: GnuPg::default(),
         }
     }
 
@@ -62,7 +67,14 @@ impl<'a> Keyring<'a> {
         Keyring {
             age: Deferred::later(load),
             kms: None,
+            gpg: GnuPg::default(),
         }
+    }
+
+    /// PGP keys go through `gpg` (`SOPS_GPG_EXEC` in the CLI) instead of `gpg` from PATH.
+    pub fn with_gpg(mut self, gpg: GnuPg) -> Keyring<'a> {
+        self.gpg = gpg;
+        self
     }
 
     pub fn with_kms(mut self, kms: Box<dyn KmsService>) -> Keyring<'a> {
@@ -137,7 +149,7 @@ impl<'a, T, E> Deferred<'a, T, E> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyGroupError {
-    #[error("no master keys: the creation rule names none (and none were given with --age, SOPS_AGE_RECIPIENTS or --kms)")]
+    #[error("no master keys: the creation rule names none (and none were given with --age, SOPS_AGE_RECIPIENTS, --pgp, SOPS_PGP_FP or --kms)")]
     NoKeys,
     #[error("key group {group} has no master keys")]
     EmptyGroup { group: usize },
@@ -174,12 +186,24 @@ fn describe_attempts(attempts: &[(String, String)], needed: usize, found: usize)
     s
 }
 
-/// Wraps `key` for `groups`; returns the metadata key groups and the threshold to record.
+/// Wraps `key` for `groups`; returns the metadata key groups and the threshold to record. PGP
+/// keys go through `gpg` from PATH ([`wrap_with_gpg`] names another).
 pub fn wrap(
     key: &DataKey,
     groups: &[GroupRecipients],
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
+) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
+    wrap_with_gpg(key, groups, threshold, kms, &GnuPg::default())
+}
+
+/// [`wrap`], with PGP keys going through `gpg`.
+pub fn wrap_with_gpg(
+    key: &DataKey,
+    groups: &[GroupRecipients],
+    threshold: Option<usize>,
+    kms: Option<&dyn KmsService>,
+    gpg: &GnuPg,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
     if groups.is_empty() || groups.iter().all(GroupRecipients::is_empty) {
         return Err(KeyGroupError::NoKeys);
@@ -188,7 +212,7 @@ pub fn wrap(
         return Err(KeyGroupError::EmptyGroup { group: i + 1 });
     }
     if groups.len() == 1 {
-        let group = wrap_group(key.as_bytes(), &groups[0], kms)?;
+        let group = wrap_group(key.as_bytes(), &groups[0], kms, gpg)?;
         return Ok((vec![group], threshold));
     }
     let threshold = threshold.unwrap_or(groups.len());
@@ -196,7 +220,7 @@ pub fn wrap(
     let wrapped = groups
         .iter()
         .zip(shares.iter())
-        .map(|(g, share)| wrap_group(share, g, kms))
+        .map(|(g, share)| wrap_group(share, g, kms, gpg))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((wrapped, Some(threshold)))
 }
@@ -205,12 +229,14 @@ fn wrap_group(
     secret: &[u8],
     group: &GroupRecipients,
     kms: Option<&dyn KmsService>,
+    gpg: &GnuPg,
 ) -> Result<KeyGroup, KeyGroupError> {
     // Wrapping needs no age identity: only recipients.
     let no_identities = AgeIdentities::default();
     let access = KeyAccess {
         age: &no_identities,
         kms,
+        gpg,
     };
     let mut out = KeyGroup::default();
     for r in group.recipients() {
@@ -227,7 +253,7 @@ fn wrap_group(
 }
 
 /// Gets the data key back from the metadata with what the keyring holds. age keys are tried
-/// before KMS keys, as sops does by default.
+/// before PGP keys and those before KMS keys, as sops does by default.
 pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let groups = &metadata.key_groups;
     // The keys are loaded before any is tried, so that a broken key source is reported as
@@ -246,7 +272,12 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
     let mut attempts = Vec::new();
     let mut parts: Vec<Zeroizing<Vec<u8>>> = Vec::new();
     for group in groups {
-        if let Some(part) = open_group(group, &KeyAccess { age, kms }, &mut attempts) {
+        let access = KeyAccess {
+            age,
+            kms,
+            gpg: &keyring.gpg,
+        };
+        if let Some(part) = open_group(group, &access, &mut attempts) {
             parts.push(part);
             if parts.len() >= needed {
                 break;
@@ -323,7 +354,7 @@ mod tests {
         let key = DataKey::generate();
         let group = GroupRecipients {
             age: vec![r1, r2],
-            kms: vec![],
+            ..Default::default()
         };
         let (groups, threshold) = wrap(&key, &[group], None, None).unwrap();
         assert_eq!((groups.len(), groups[0].age.len(), threshold), (1, 2, None));
@@ -341,7 +372,7 @@ mod tests {
             .iter()
             .map(|(_, r)| GroupRecipients {
                 age: vec![r.clone()],
-                kms: vec![],
+                ..Default::default()
             })
             .collect();
         let key = DataKey::generate();

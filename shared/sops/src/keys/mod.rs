@@ -3,7 +3,7 @@
 //! Each source turns a data key into the `enc` text stored in the `sops` metadata and back,
 //! behind the two halves of sops' `keys.MasterKey` (keys/keys.go): a [`Recipient`] wraps a
 //! secret into its source's metadata [`Stanza`], and a stanza read back is a [`MasterKey`] that
-//! unwraps it with what the keyring holds ([`KeyAccess`]). A new source (pgp, gcp_kms,
+//! unwraps it with what the keyring holds ([`KeyAccess`]). A new source (gcp_kms,
 //! azure_kv, hc_vault) is one module implementing both, a [`Stanza`] variant, and, when it needs
 //! credentials, a field of [`KeyAccess`]; [`groups`] then tries it like the others.
 //! Errors never carry key material, only where it came from.
@@ -11,12 +11,14 @@
 pub mod age;
 pub mod aws_kms;
 pub mod groups;
+pub mod pgp;
 pub mod shamir;
 
 use zeroize::Zeroizing;
 
-use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza};
+use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza, PgpStanza};
 use crate::keys::age::AgeIdentities;
+use crate::keys::pgp::GnuPg;
 
 /// What the keyring holds, loaded, for master keys to use.
 #[derive(Clone, Copy)]
@@ -24,6 +26,8 @@ pub struct KeyAccess<'k> {
     pub age: &'k AgeIdentities,
     /// `None` when no KMS access is configured.
     pub kms: Option<&'k dyn KmsService>,
+    /// The gpg binary PGP keys go through (it finds the keys itself: keyring, agent, card).
+    pub gpg: &'k GnuPg,
 }
 
 /// A master key to wrap a data key for, as named on the command line or in a creation rule.
@@ -54,6 +58,7 @@ pub trait MasterKey {
 pub enum Stanza {
     Age(AgeStanza),
     Kms(KmsStanza),
+    Pgp(PgpStanza),
 }
 
 impl Stanza {
@@ -62,16 +67,19 @@ impl Stanza {
         match self {
             Stanza::Age(s) => group.age.push(s),
             Stanza::Kms(s) => group.kms.push(s),
+            Stanza::Pgp(s) => group.pgp.push(s),
         }
     }
 }
 
-/// The master keys of `group`, in the order they are tried: age before KMS, as sops does by
-/// default.
+/// The master keys of `group`, in the order they are tried: age, then PGP, then KMS, as sops
+/// does by default (its `--decryption-order` default is `age,pgp`, the other types after them
+/// in the group's order; sops.go `sortKeyGroupIndices`).
 pub fn master_keys(group: &KeyGroup) -> impl Iterator<Item = &dyn MasterKey> {
     let age = group.age.iter().map(|s| s as &dyn MasterKey);
+    let pgp = group.pgp.iter().map(|s| s as &dyn MasterKey);
     let kms = group.kms.iter().map(|s| s as &dyn MasterKey);
-    age.chain(kms)
+    age.chain(pgp).chain(kms)
 }
 
 /// A KMS implementation (AWS KMS in enseal), behind a trait so that the key groups do not

@@ -192,7 +192,7 @@ fn round_trip_through_real_encryption_is_byte_exact() {
     let key = DataKey::generate();
     let group = GroupRecipients {
         age: vec![recipient.parse().unwrap()],
-        kms: vec![],
+        ..Default::default()
     };
     let (groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
     let keyring = Keyring::new(AgeIdentities::parse("test", &secret).unwrap());
