@@ -62,7 +62,7 @@ ENSEAL_SOPS_313_BIN=$(bash tests/tools/sops.sh)
 export ENSEAL_SOPS_313_BIN
 
 if ! command -v gpg >/dev/null; then
-	log "installing gnupg (re-keys sops' functional-test files from their PGP key to age)"
+	log "installing gnupg (PGP keys: tests/it/pgp_interop.rs and sops' functional tests)"
 	apt_install gnupg
 fi
 log "ensuring sops' own functional tests (v3.13.3, from the Go module proxy; built once, then cached)"

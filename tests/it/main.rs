@@ -1,5 +1,5 @@
 //! enseal's integration tests, one binary: the built `enseal` and `enseal-controller` against
-//! the real peers (sops, age, kubeseal and the Sealed Secrets controller, helm, kustomize,
+//! the real peers (sops, age, GnuPG, kubeseal and the Sealed Secrets controller, helm, kustomize,
 //! pre-commit, moto) and a real API server. One binary links kube, tokio and the rest once
 //! instead of once per file, and the tests of all modules share one control plane (each test
 //! works in its own namespace). Helpers live in the `enseal_tests` library (tests/src).
@@ -20,6 +20,7 @@ mod helm_chart;
 mod kms_interop;
 mod kubeseal_interop;
 mod kustomize_plugin;
+mod pgp_interop;
 mod pre_commit_hook;
 mod real_world_corpus;
 mod seal_interop;

@@ -7,6 +7,7 @@ pub mod data;
 pub mod deploy;
 pub mod differential;
 pub mod generate;
+pub mod gnupg;
 pub mod kustomize;
 pub mod manifest;
 pub mod moto;
