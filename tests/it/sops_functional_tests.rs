@@ -3,11 +3,13 @@
 //! for sops must pass for enseal, except the ones in [`DELIBERATE`], where enseal differs on
 //! purpose (and which must then still fail for enseal: a stale entry fails this test too).
 //!
-//! The crate is taken unchanged from the Go module proxy except for its PGP keys, which become
-//! the test age keys until enseal reads PGP (issue 14); tests/tools/sops-functional-tests.sh
-//! says exactly what it swaps and builds the tests once (cached).
+//! The crate is taken unchanged from the Go module proxy, with its own PGP keys: sops' test key
+//! file (pgp/sops_functional_tests_key.asc of the same module) is imported into a throwaway
+//! GNUPGHOME for each run, as sops' CI does. tests/tools/sops-functional-tests.sh fetches both
+//! and builds the tests once (cached).
 
 use enseal_tests::cli::{enseal_bin, Sandbox};
+use enseal_tests::gnupg::GnupgHome;
 use enseal_tests::peers;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,12 +39,11 @@ fn prepared() -> PathBuf {
     let script = peers::repo_root().join("tests/tools/sops-functional-tests.sh");
     let out = Command::new("bash")
         .arg(&script)
-        .env("ENSEAL_SOPS_313_BIN", peers::sops_3_13())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     assert!(
         out.status.success(),
-        "{} failed (it needs Go, gpg and cargo; or set ENSEAL_SOPS_FUNCTIONAL_TESTS):\n{}",
+        "{} failed (it needs Go and cargo; or set ENSEAL_SOPS_FUNCTIONAL_TESTS):\n{}",
         script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -64,12 +65,24 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Runs the whole crate with `sops_binary` as its `./sops`, in a fresh sandbox holding age keys
-/// a and b (not c: one test needs a key group nobody here can open).
+/// Runs the whole crate with `sops_binary` as its `./sops`, in a fresh sandbox whose GnuPG home
+/// holds sops' test keys: the secret keys FBC7B9E2... and D7229043..., and only the public key
+/// of B611A2F9... (one test needs a key group nobody here can open). No age identity.
 fn run_with(prepared: &Path, sops_binary: &Path) -> BTreeMap<String, Outcome> {
+    let key_file = prepared.join("sops_functional_tests_key.asc");
+    let keys = std::fs::read(&key_file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (a crate prepared by an older tests/tools/sops-functional-tests.sh, with \
+             its PGP keys swapped for age keys? run the script again and point \
+             ENSEAL_SOPS_FUNCTIONAL_TESTS at the directory it prints)",
+            key_file.display()
+        )
+    });
     let mut sandbox = Sandbox::new();
+    let gnupg = GnupgHome::new(&sandbox.path().parent().expect("sandbox root").join("gnupg"));
+    gnupg.import(&keys);
     sandbox
-        .use_identities(&["a", "b"])
+        .env("GNUPGHOME", gnupg.path())
         // The publish-to-Vault tests find no Vault here, for sops and enseal alike.
         .env("VAULT_ADDR", "http://127.0.0.1:9")
         .set_timeout(Duration::from_secs(600));
@@ -120,7 +133,7 @@ fn every_functional_test_that_passes_for_sops_passes_for_enseal() {
         .filter(|(_, o)| **o == Outcome::Passed)
         .map(|(n, _)| n)
         .collect();
-    // The crate has 41 tests; with age keys and no Vault, sops passes all but the ignored
+    // The crate has 41 tests; with its PGP keys and no Vault, sops passes all but the ignored
     // (KMS, S3) and the Vault publishing ones. Far fewer means the set-up broke, not sops.
     assert!(
         passed_by_sops.len() >= 35,
