@@ -494,3 +494,52 @@ fn a_fingerprint_in_a_file_that_is_not_hex_never_reaches_gpg() {
     let log = String::from_utf8(p.sandbox.read("gpg.log")).unwrap();
     assert!(!log.contains("pwned"), "gpg was given: {log}");
 }
+
+/// sops' own example files (example.yaml, .json, .ini, .txt of the v3.13.3 module), encrypted by
+/// sops to two keys of its functional-tests key file, which is imported as sops' README says.
+#[test]
+fn enseal_decrypts_sops_example_files_with_sops_test_key_as_sops_does() {
+    let prepared = crate::sops_functional_tests::prepared();
+    let key_file = prepared.join("sops_functional_tests_key.asc");
+    let keys = std::fs::read(&key_file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run tests/tools/sops-functional-tests.sh again)",
+            key_file.display()
+        )
+    });
+    let mut sandbox = Sandbox::new();
+    let gnupg = GnupgHome::new(&sandbox.path().parent().unwrap().join("g"));
+    gnupg.import(&keys);
+    sandbox
+        .env("GNUPGHOME", gnupg.path())
+        .env("SOPS_AGE_KEY_FILE", "/dev/null");
+    for (name, format) in [
+        ("example.yaml", "yaml"),
+        ("example.json", "json"),
+        ("example.ini", "ini"),
+        ("example.txt", "binary"),
+    ] {
+        let bytes = std::fs::read(prepared.join("examples").join(name)).unwrap_or_else(|e| {
+            panic!("{name}: {e} (run tests/tools/sops-functional-tests.sh again)")
+        });
+        assert!(String::from_utf8_lossy(&bytes).contains("BEGIN PGP MESSAGE"));
+        sandbox.write(name, &bytes);
+        let ours = sandbox.enseal(["decrypt", name]);
+        ours.assert_success(&format!("enseal decrypt {name}"));
+        let theirs = sandbox.sops_of(
+            SopsRelease::V3_13,
+            ["--disable-version-check", "decrypt", name],
+        );
+        theirs.assert_success(&format!("sops decrypt {name}"));
+        if format == "binary" {
+            assert_eq!(ours.stdout, theirs.stdout, "{name}");
+        } else {
+            // sops re-formats what it prints; the data must be the same.
+            assert_eq!(
+                parse(format, &ours.stdout, "enseal"),
+                parse(format, &theirs.stdout, "sops"),
+                "{name}"
+            );
+        }
+    }
+}

@@ -32,7 +32,7 @@ enum Outcome {
 }
 
 /// The prepared crate directory: `ENSEAL_SOPS_FUNCTIONAL_TESTS`, else what the script makes.
-fn prepared() -> PathBuf {
+pub(crate) fn prepared() -> PathBuf {
     if let Some(dir) = std::env::var_os("ENSEAL_SOPS_FUNCTIONAL_TESTS").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }

@@ -9,6 +9,8 @@
 #                 that key file (pgp/ of the same module): secret keys FBC7B9E2... and
 #                 D7229043..., public key B611A2F9... (the "missing decryption key" one); the
 #                 tests import it into a throwaway GNUPGHOME, as sops' CI does
+#   examples/     sops' example.{yaml,json,ini,txt}, encrypted by sops to FBC7B9E2... and
+#                 D7229043... (tests/it/pgp_interop.rs decrypts them)
 #   test-binary   a file naming the compiled test executable (libtest; run it with cwd=crate/)
 #
 # The crate's tests run `./sops` from their working directory, read `./.sops.yaml` and
@@ -55,6 +57,9 @@ if [[ ! -f $out/.complete ]]; then
 	chmod -R u+w "$tmp/crate"
 
 	cp "$src/pgp/sops_functional_tests_key.asc" "$tmp/"
+	mkdir "$tmp/examples"
+	cp "$src"/example.{yaml,json,ini,txt} "$tmp/examples/"
+	chmod -R u+w "$tmp/examples"
 
 	# Build the tests once, with the crate's own Cargo.lock.
 	target=$tools_cache/sops-functional-tests-target
