@@ -46,16 +46,16 @@ impl GroupRecipients {
 pub struct Keyring<'a> {
     age: Deferred<'a, AgeIdentities, KeyError>,
     kms: Option<Deferred<'a, Box<dyn KmsService>, String>>,
-    gpg: GnuPg,
+    gpg: Option<GnuPg>,
 }
 
 impl<'a> Keyring<'a> {
-    /// A keyring holding `age`, no KMS access, and `gpg` from PATH for PGP keys.
+    /// A keyring holding `age`, no KMS access and no PGP.
     pub fn new(age: AgeIdentities) -> Keyring<'a> {
         Keyring {
             age: Deferred::ready(age),
             kms: None,
-            gpg: GnuPg::default(),
+            gpg: None,
         }
     }
 
@@ -67,13 +67,15 @@ impl<'a> Keyring<'a> {
         Keyring {
             age: Deferred::later(load),
             kms: None,
-            gpg: GnuPg::default(),
+            gpg: None,
         }
     }
 
-    /// PGP keys go through `gpg` (`SOPS_GPG_EXEC` in the CLI) instead of `gpg` from PATH.
+    /// PGP keys go through `gpg` (`SOPS_GPG_EXEC`, else `gpg`, in the CLI). Without it a
+    /// keyring does not run gpg: a library user (the controller) opts in, rather than having
+    /// whatever gpg and keyring its host has used on its behalf.
     pub fn with_gpg(mut self, gpg: GnuPg) -> Keyring<'a> {
-        self.gpg = gpg;
+        self.gpg = Some(gpg);
         self
     }
 
@@ -187,14 +189,14 @@ fn describe_attempts(attempts: &[(String, String)], needed: usize, found: usize)
 }
 
 /// Wraps `key` for `groups`; returns the metadata key groups and the threshold to record. PGP
-/// keys go through `gpg` from PATH ([`wrap_with_gpg`] names another).
+/// keys need [`wrap_with_gpg`].
 pub fn wrap(
     key: &DataKey,
     groups: &[GroupRecipients],
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
-    wrap_with_gpg(key, groups, threshold, kms, &GnuPg::default())
+    wrap_groups(key, groups, threshold, kms, None)
 }
 
 /// [`wrap`], with PGP keys going through `gpg`.
@@ -204,6 +206,16 @@ pub fn wrap_with_gpg(
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
     gpg: &GnuPg,
+) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
+    wrap_groups(key, groups, threshold, kms, Some(gpg))
+}
+
+fn wrap_groups(
+    key: &DataKey,
+    groups: &[GroupRecipients],
+    threshold: Option<usize>,
+    kms: Option<&dyn KmsService>,
+    gpg: Option<&GnuPg>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
     if groups.is_empty() || groups.iter().all(GroupRecipients::is_empty) {
         return Err(KeyGroupError::NoKeys);
@@ -229,7 +241,7 @@ fn wrap_group(
     secret: &[u8],
     group: &GroupRecipients,
     kms: Option<&dyn KmsService>,
-    gpg: &GnuPg,
+    gpg: Option<&GnuPg>,
 ) -> Result<KeyGroup, KeyGroupError> {
     // Wrapping needs no age identity: only recipients.
     let no_identities = AgeIdentities::default();
@@ -275,7 +287,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
         let access = KeyAccess {
             age,
             kms,
-            gpg: &keyring.gpg,
+            gpg: keyring.gpg.as_ref(),
         };
         if let Some(part) = open_group(group, &access, &mut attempts) {
             parts.push(part);
@@ -390,6 +402,37 @@ mod tests {
                 found: 1,
                 ..
             }
+        ));
+    }
+
+    /// The controller's keyring has no gpg: a PGP key is reported by fingerprint, and no gpg
+    /// from the host is run on a tenant's file.
+    #[test]
+    fn a_keyring_without_gpg_names_the_pgp_key_it_cannot_use() {
+        let group = KeyGroup {
+            pgp: vec![crate::format::metadata::PgpStanza {
+                fp: "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4".into(),
+                created_at: String::new(),
+                enc: "-----BEGIN PGP MESSAGE-----".into(),
+            }],
+            ..Default::default()
+        };
+        let meta = Metadata::new(vec![group], CryptRule::default());
+        let err = unwrap(&meta, &Keyring::new(AgeIdentities::default())).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains(
+                "pgp FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4: PGP keys are not supported here"
+            ),
+            "{message}"
+        );
+        let recipients = GroupRecipients {
+            pgp: vec!["FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4".parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            wrap(&DataKey::generate(), &[recipients], None, None),
+            Err(KeyGroupError::Wrap { .. })
         ));
     }
 }

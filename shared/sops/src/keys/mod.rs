@@ -26,8 +26,9 @@ pub struct KeyAccess<'k> {
     pub age: &'k AgeIdentities,
     /// `None` when no KMS access is configured.
     pub kms: Option<&'k dyn KmsService>,
-    /// The gpg binary PGP keys go through (it finds the keys itself: keyring, agent, card).
-    pub gpg: &'k GnuPg,
+    /// The gpg binary PGP keys go through (it finds the keys itself: keyring, agent, card);
+    /// `None` where PGP is not to be used (the controller: no gpg, and no keyring of its own).
+    pub gpg: Option<&'k GnuPg>,
 }
 
 /// A master key to wrap a data key for, as named on the command line or in a creation rule.

@@ -130,6 +130,11 @@ struct Run {
 /// standard error is quoted as it said it.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum PgpError {
+    /// The keyring was not given gpg (the controller: no native OpenPGP yet).
+    #[error(
+        "PGP keys are not supported here: they need gpg, and enseal has no native OpenPGP yet"
+    )]
+    NoGpg,
     #[error("invalid PGP fingerprint {fingerprint:?}: {reason}")]
     InvalidFingerprint { fingerprint: String, reason: String },
     #[error("cannot run {program} for PGP key {fingerprint} (install GnuPG, or name its binary in SOPS_GPG_EXEC): {reason}")]
@@ -217,7 +222,10 @@ impl Recipient for PgpFingerprint {
     }
 
     fn wrap(&self, secret: &[u8], access: &KeyAccess<'_>) -> Result<Stanza, WrapError> {
-        let enc = wrap(secret, self, access.gpg).map_err(|e| WrapError::Failed(e.to_string()))?;
+        let gpg = access
+            .gpg
+            .ok_or_else(|| WrapError::Failed(PgpError::NoGpg.to_string()))?;
+        let enc = wrap(secret, self, gpg).map_err(|e| WrapError::Failed(e.to_string()))?;
         Ok(Stanza::Pgp(PgpStanza {
             fp: self.0.clone(),
             created_at: now_rfc3339(),
@@ -232,7 +240,8 @@ impl MasterKey for PgpStanza {
     }
 
     fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
-        unwrap(&self.enc, &self.fp, access.gpg).map_err(|e| e.to_string())
+        let gpg = access.gpg.ok_or_else(|| PgpError::NoGpg.to_string())?;
+        unwrap(&self.enc, &self.fp, gpg).map_err(|e| e.to_string())
     }
 }
 
