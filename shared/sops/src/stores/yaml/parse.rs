@@ -1985,6 +1985,18 @@ impl<'t> Builder<'t> {
         let comment = SItem::Comment { hash, end, inline };
         let closed = self.depth_at_token.saturating_sub(self.min_depth);
         let surviving = self.min_depth.min(self.stack.len());
+        if inline && self.after_properties(hash) {
+            // `key: &anchor # note` (or a tag) with the collection on the lines below: go-yaml's
+            // parser holds the line comment until the next event that takes comments
+            // (`yaml_parser_set_event_comments` in parserc.go), which a block collection's
+            // start does not: the first key or item scalar gets it, so sops lists it in the
+            // innermost collection open at that token. (A flow collection taking it loses it:
+            // decode.go overwrites the node's LineComment with its end event's.)
+            if let Some(frame) = self.stack.last_mut() {
+                frame.items_mut().push(comment);
+                return;
+            }
+        }
         if inline {
             // go-yaml makes it the line comment of the deepest node starting on the line, which
             // sops lists right before that node's entry; a flow collection on the line takes it
@@ -2076,6 +2088,25 @@ impl<'t> Builder<'t> {
             self.stack.len() - 1
         };
         self.stack[target].items_mut().push(comment);
+    }
+
+    /// Whether only indicators (`:`, `-`) and at least one node property (`&anchor`, `!tag`)
+    /// come between the last token and the comment at `hash`, on the comment's line: the
+    /// properties are those of a node that starts on a later line.
+    fn after_properties(&self, hash: usize) -> bool {
+        let from = self.last_end.max(line_start(self.text, hash));
+        let Some(between) = self.text.get(from..hash) else {
+            return false;
+        };
+        let mut props = 0;
+        for word in between.split([' ', '\t']).filter(|w| !w.is_empty()) {
+            match word.as_bytes()[0] {
+                b'&' | b'!' => props += 1,
+                _ if props == 0 && word.bytes().all(|c| c == b':' || c == b'-') => {}
+                _ => return false,
+            }
+        }
+        props > 0
     }
 
     /// The `-` before `pos` with only blanks and comments between, not before the last token.

@@ -1510,3 +1510,45 @@ fn comments_where_blocks_end_go_to_the_token_go_yaml_gives_them_to() {
         assert_round_trip(text);
     }
 }
+
+/// `key: &anchor # note` with the collection on the lines below: go-yaml's parser holds the
+/// line comment until the next event that takes comments (`yaml_parser_set_event_comments` in
+/// parserc.go), which a block collection's start does not, so the first key or item scalar of
+/// the collection gets it and sops lists it inside the collection (paths read off go-yaml
+/// v3.0.4's nodes). Before, enseal gave it to the key's mapping, and sops 3.11 and 3.13 left it
+/// as `#ENC[...]` when decrypting enseal's files (generated seeds 31, 43, 116, 170).
+#[test]
+fn a_comment_after_an_anchor_goes_into_the_collection_it_anchors() {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "u:\n  url6: &a6 # token\n    key7: 1\n",
+            &[(" token", "u:url6:")],
+        ),
+        ("v: &b # c2\n- x\n", &[(" c2", "v:")]),
+        ("a: &x # c\n  b:\n    c: 1\n", &[(" c", "a:")]),
+        ("w: !!map # c3\n  k: 2\n", &[(" c3", "w:")]),
+        (
+            "z: &c # c4\n\n  # c5\n  k: 3\n",
+            &[(" c4", "z:"), (" c5", "z:")],
+        ),
+        // Without the anchor the comment is the key's line comment: the outer mapping's.
+        ("u:\n  url6: # token\n    key7: 1\n", &[(" token", "u:")]),
+        // An anchor on a scalar: the scalar's line comment, in the mapping around it.
+        ("u:\n  k: &s v # c\n", &[(" c", "u:")]),
+    ];
+    for (text, want) in cases {
+        let p = parse(text);
+        let mut got = Vec::new();
+        for doc in &p.tree.documents {
+            comment_paths(doc, "", &mut got);
+        }
+        got.sort();
+        let mut want: Vec<(String, String)> = want
+            .iter()
+            .map(|(c, p)| (c.to_string(), p.to_string()))
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "comments of {text:?}");
+        assert_round_trip(text);
+    }
+}
