@@ -71,6 +71,15 @@ async fn with_no_key_one_is_made_in_sealed_secrets_layout_and_served() {
     wait_secret(&client, n, "x", |s| value(s, "a").as_deref() == Some("b"))
         .await
         .expect("unsealed with the generated key");
+
+    // The text log goes to a file here, as to `kubectl logs`: no colour escape codes in it
+    // (issue 15: they were written whatever the output was).
+    let log = ctl.log_text();
+    assert!(log.contains("INFO"), "the controller logged: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour escape codes in a log that is not a terminal: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
