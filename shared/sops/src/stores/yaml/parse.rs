@@ -226,16 +226,21 @@ impl SNode {
                 Node::Scalar(value)
             }
             // An alias to a mapping or sequence is encrypted as a copy too; its `*name` travels
-            // in the layout of the copy's first scalar that has a value (see [`ALIAS_MARK`]).
+            // in the layout of each of the copy's scalars that have a value (see
+            // [`ALIAS_MARK`]): any one of them that is encrypted brings it back.
             SBody::Alias(n, _) => {
                 let mut copy = n.clone();
                 let digest = content_digest(&copy);
-                if let Some((leaf, depth)) = first_valued_leaf(&mut copy, 0) {
-                    if leaf.layout.is_none() {
-                        let alias = text.get(self.start..self.end).unwrap_or_default();
-                        leaf.layout = Some(format!("{ALIAS_MARK}{depth}\u{0}{digest}\u{0}{alias}"));
+                let alias = text.get(self.start..self.end).unwrap_or_default();
+                mark_valued_leaves(&mut copy, 0, &mut |leaf, depth| {
+                    let inner = leaf.layout.take();
+                    let mut mark = format!("{ALIAS_MARK}{depth}\u{0}{digest}\u{0}{alias}");
+                    if let Some(inner) = inner {
+                        mark.push('\u{0}');
+                        mark.push_str(&inner);
                     }
-                }
+                    leaf.layout = Some(mark);
+                });
                 copy
             }
             SBody::Map(c) => {
@@ -2280,51 +2285,80 @@ fn find_dash(text: &str, mut pos: usize) -> Option<usize> {
     None
 }
 
-/// Marks a layout that is not the scalar's own text but the `*name` of the alias whose copy
-/// the scalar starts (an alias to a collection cannot be kept in an encrypted file: sops could
+/// Marks a layout that is not the scalar's own text but the `*name` of an alias whose copy
+/// holds the scalar (an alias to a collection cannot be kept in an encrypted file: sops could
 /// not decrypt the values it points at under the alias's path), with the scalar's depth below
-/// the alias, so that an enclosing collection that starts with the same scalar is not taken
-/// for the alias. A NUL cannot be in YAML text.
+/// the alias and a digest of the copy, so that an enclosing collection that starts with the
+/// same scalars, or a copy changed since, is not taken for the alias. Every scalar of the copy
+/// that has a value carries it, as only the encrypted ones bring it back (which those are is
+/// the crypt rule's choice: `_unencrypted` keys, an `encrypted_regex`). Layout:
+/// `MARK depth NUL digest NUL *name [NUL inner layout]`, the inner one being the scalar's own
+/// (its spelling, or the mark of an alias nested in the anchored collection). A NUL cannot be
+/// in YAML text.
 pub const ALIAS_MARK: &str = "\u{0}alias\u{0}";
 
-/// The first scalar of `node`, depth first, that has a value (only those are encrypted and
-/// carry a layout), with its depth below `node`.
-pub fn first_valued_leaf(node: &mut Node, depth: usize) -> Option<(&mut Scalar, usize)> {
+/// Calls `f` on each scalar of `node` that has a value (only those are encrypted and carry a
+/// layout), with its depth below `node`.
+fn mark_valued_leaves(node: &mut Node, depth: usize, f: &mut impl FnMut(&mut Scalar, usize)) {
     match node {
-        Node::Scalar(s) if s.kind != Kind::Null && !s.value.is_empty() => Some((s, depth)),
-        Node::Map(items) => items.iter_mut().find_map(|i| match i {
-            Item::Pair(_, v) => first_valued_leaf(v, depth + 1),
-            Item::Comment(_) => None,
-        }),
-        Node::Seq(items) => items
-            .iter_mut()
-            .find_map(|v| first_valued_leaf(v, depth + 1)),
-        _ => None,
+        Node::Scalar(s) if s.kind != Kind::Null && !s.value.is_empty() => f(s, depth),
+        Node::Map(items) => {
+            for item in items {
+                if let Item::Pair(_, v) = item {
+                    mark_valued_leaves(v, depth + 1, f);
+                }
+            }
+        }
+        Node::Seq(items) => {
+            for v in items {
+                mark_valued_leaves(v, depth + 1, f);
+            }
+        }
+        _ => {}
     }
 }
 
-/// The `*name` a collection was written as, when its first valued scalar carries it.
+/// The `*name` a collection was written as, when one of its valued scalars carries the mark of
+/// that alias for this very copy.
 pub fn alias_of(node: &Node) -> Option<&str> {
-    fn first(node: &Node, depth: usize) -> Option<(&Scalar, usize)> {
+    /// The first valued scalar, depth first, whose layout holds an alias mark.
+    fn first_marked(node: &Node, depth: usize) -> Option<(&str, usize)> {
         match node {
-            Node::Scalar(s) if s.kind != Kind::Null && !s.value.is_empty() => Some((s, depth)),
+            Node::Scalar(s) if s.kind != Kind::Null && !s.value.is_empty() => s
+                .layout
+                .as_deref()
+                .filter(|l| l.starts_with(ALIAS_MARK))
+                .map(|l| (l, depth)),
             Node::Map(items) => items.iter().find_map(|i| match i {
-                Item::Pair(_, v) => first(v, depth + 1),
+                Item::Pair(_, v) => first_marked(v, depth + 1),
                 Item::Comment(_) => None,
             }),
-            Node::Seq(items) => items.iter().find_map(|v| first(v, depth + 1)),
+            Node::Seq(items) => items.iter().find_map(|v| first_marked(v, depth + 1)),
             _ => None,
         }
     }
     if !matches!(node, Node::Map(_) | Node::Seq(_)) {
         return None;
     }
-    let (leaf, depth) = first(node, 0)?;
-    let mark = leaf.layout.as_deref()?.strip_prefix(ALIAS_MARK)?;
-    let (at, rest) = mark.split_once('\u{0}')?;
-    let (digest, alias) = rest.split_once('\u{0}')?;
-    // Only an unchanged copy is the alias: one edited since (`set`, `edit`) is written out.
-    (at.parse::<usize>().ok()? == depth && digest == content_digest(node)).then_some(alias)
+    let (mut layout, depth) = first_marked(node, 0)?;
+    let mut digest = None;
+    // Marks nest: outermost alias first.
+    while let Some(mark) = layout.strip_prefix(ALIAS_MARK) {
+        let (at, rest) = mark.split_once('\u{0}')?;
+        let (marked, rest) = rest.split_once('\u{0}')?;
+        let (alias, inner) = match rest.split_once('\u{0}') {
+            Some((alias, inner)) => (alias, Some(inner)),
+            None => (rest, None),
+        };
+        // Only an unchanged copy is the alias: one edited since (`set`, `edit`) is written out.
+        if at.parse::<usize>().ok() == Some(depth)
+            && marked == digest.get_or_insert_with(|| content_digest(node)).as_str()
+        {
+            return Some(alias);
+        }
+        layout = inner?;
+    }
+    None
 }
 
 /// A digest of a collection's keys and values as sops reads them (comments and layouts left
