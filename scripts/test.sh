@@ -57,6 +57,10 @@ export ENSEAL_AGE_BIN ENSEAL_AGE_KEYGEN_BIN
 # Last on PATH: tests find moto_server there, but the system's tools still win.
 export PATH=$PATH:$venv/bin
 
+log "ensuring Go age v1.3.2 (post-quantum keys, plugins; built from Go source once, then cached)"
+ENSEAL_AGE_GO_BIN_DIR=$(bash tests/tools/age-go.sh)
+export ENSEAL_AGE_GO_BIN_DIR
+
 log "ensuring sops 3.13.3 (built from Go source once, then cached): the interop tests run against 3.11 and 3.13"
 ENSEAL_SOPS_313_BIN=$(bash tests/tools/sops.sh)
 export ENSEAL_SOPS_313_BIN

@@ -1,5 +1,6 @@
 //! Helpers shared by the cross-crate tests (locating peers, running the built binaries).
 
+pub mod age_go;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

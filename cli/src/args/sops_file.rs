@@ -135,6 +135,11 @@ pub struct KeygenArgs {
     /// Write the identity to this file (created with mode 0600; never overwritten).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Generate a post-quantum hybrid key pair (ML-KEM-768 + X25519, as `age-keygen -pq`):
+    /// an `AGE-SECRET-KEY-PQ-1...` identity and an `age1pq1...` recipient, which sops 3.12+ and
+    /// age v1.3+ read. Older sops and age cannot decrypt files encrypted to it.
+    #[arg(long)]
+    pub pq: bool,
 }
 
 /// Where `set` takes the new value from: exactly one of the three ways to give it.

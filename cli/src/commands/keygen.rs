@@ -1,4 +1,5 @@
-//! `enseal keygen`: a new age identity, written the way age-keygen writes it.
+//! `enseal keygen`: a new age identity, written the way age-keygen writes it (`--pq`: a
+//! post-quantum hybrid one, as `age-keygen -pq`).
 
 use std::io::Write;
 
@@ -8,7 +9,11 @@ use crate::args::KeygenArgs;
 use crate::exit::{self, Failure, Result};
 
 pub fn run(a: &KeygenArgs) -> Result<()> {
-    let (identity, recipient) = age::generate();
+    let (identity, recipient) = if a.pq {
+        age::generate_pq()
+    } else {
+        age::generate()
+    };
     match &a.output {
         Some(path) => {
             let mut opts = std::fs::OpenOptions::new();

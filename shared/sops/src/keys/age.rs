@@ -1,6 +1,12 @@
-//! age as a key source: wraps the data key for an `age1...` or SSH (`ssh-ed25519 ...`,
-//! `ssh-rsa ...`) recipient as the ASCII-armored `enc` text sops stores, and unwraps it with
-//! identities loaded from the places sops looks.
+//! age as a key source: wraps the data key for an `age1...`, post-quantum `age1pq1...` or SSH
+//! (`ssh-ed25519 ...`, `ssh-rsa ...`) recipient as the ASCII-armored `enc` text sops stores, and
+//! unwraps it with identities loaded from the places sops looks.
+//!
+//! Post-quantum keys (sops 3.12+, age v1.3): the hybrid ML-KEM-768 + X25519 recipient type
+//! `mlkem768x25519` (Go: filippo.io/age pq.go; HPKE with the X-Wing KEM, HKDF-SHA256 and
+//! ChaCha20-Poly1305, info `age-encryption.org/mlkem768x25519`). The age crate has it since
+//! 0.13 (`age::pq`, on the RustCrypto `x-wing`/`ml-kem` crates through `hpke`), so enseal uses
+//! the same maintained crate for every age key type rather than a second implementation.
 //!
 //! Where sops looks (age/keysource.go and age/ssh_parse.go in sops 3.11), all of them, not the
 //! first that exists: the SSH private key in `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, then
@@ -48,10 +54,15 @@ pub struct AgeRecipient {
     key: RecipientKey,
 }
 
+// The classic X25519 and SSH recipient types are deprecated in age 0.13 (not post-quantum),
+// but they are what sops files are encrypted to, and sops 3.13 still writes them.
+#[allow(deprecated)]
 #[derive(Clone)]
 enum RecipientKey {
     X25519(age::x25519::Recipient),
     Ssh(age::ssh::Recipient),
+    /// `age1pq1...`: ML-KEM-768 + X25519 hybrid (sops 3.12+).
+    Pq(age::pq::Recipient),
 }
 
 /// The key is a function of the text, so comparing texts compares both.
@@ -68,15 +79,35 @@ impl AgeRecipient {
     pub fn is_ssh(&self) -> bool {
         matches!(self.key, RecipientKey::Ssh(_))
     }
+
+    /// Whether this is a post-quantum hybrid recipient (`age1pq1...`).
+    pub fn is_post_quantum(&self) -> bool {
+        matches!(self.key, RecipientKey::Pq(_))
+    }
 }
 
 impl FromStr for AgeRecipient {
     type Err = KeyError;
 
-    /// Accepts what sops accepts for X25519 and SSH keys, surrounding whitespace included (sops
-    /// trims it). Plugin (`age1<name>1...`) recipients are recognised and refused by name.
+    /// Accepts what sops accepts for X25519, post-quantum and SSH keys, surrounding whitespace
+    /// included (sops trims it). Plugin (`age1<name>1...`) recipients are recognised and refused
+    /// by name.
+    #[allow(deprecated)] // X25519 and SSH recipients: see RecipientKey
     fn from_str(s: &str) -> Result<Self, KeyError> {
         let text = s.trim();
+        // The order of sops' parseRecipient (age/keysource.go, 3.13): `age1pq1` before the
+        // plugin test, since `age1pq1...` also has a second `1` (Bech32 data never has one).
+        if text.starts_with("age1pq1") {
+            let key =
+                age::pq::Recipient::from_str(text).map_err(|e| KeyError::InvalidRecipient {
+                    recipient: text.to_owned(),
+                    reason: e.to_owned(),
+                })?;
+            return Ok(AgeRecipient {
+                text: text.to_owned(),
+                key: RecipientKey::Pq(key),
+            });
+        }
         if text.starts_with("age1") && text.matches('1').count() > 1 {
             return Err(KeyError::UnsupportedRecipient {
                 kind: "age plugin",
@@ -110,6 +141,7 @@ impl FromStr for AgeRecipient {
                     "SSH key type {kind} is not supported (only ssh-ed25519 and ssh-rsa)"
                 )),
                 E::Ignore => invalid("not an age-ssh public key".to_owned()),
+                _ => invalid("not an age-ssh public key".to_owned()),
             })?;
             return Ok(AgeRecipient {
                 text: text.to_owned(),
@@ -166,6 +198,7 @@ pub fn wrap(data_key: &[u8], recipient: &AgeRecipient) -> Result<String, KeyErro
     let key: &dyn age::Recipient = match &recipient.key {
         RecipientKey::X25519(k) => k,
         RecipientKey::Ssh(k) => k,
+        RecipientKey::Pq(k) => k,
     };
     let encryptor = Encryptor::with_recipients(std::iter::once(key))
         .map_err(|e| KeyError::Encrypt(e.to_string()))?;
@@ -205,6 +238,7 @@ pub fn unwrap(armored: &str, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, 
         .iter()
         .map(|i| i as &dyn age::Identity)
         .chain(ids.identities.iter().map(|i| i as &dyn age::Identity))
+        .chain(ids.pq.iter().map(|i| i as &dyn age::Identity))
         .chain(probes.iter().map(|p| p as &dyn age::Identity));
     let mut reader = decryptor.decrypt(all).map_err(|e| match e {
         DecryptError::NoMatchingKeys => match probes.iter().find(|p| p.matched.get()) {
@@ -227,13 +261,34 @@ pub fn unwrap(armored: &str, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, 
 /// A new X25519 key pair: the identity file text in age-keygen's layout (`# created: ...`,
 /// `# public key: ...`, the `AGE-SECRET-KEY-1...` line) and the recipient.
 pub fn generate() -> (Zeroizing<String>, String) {
-    generate_at(SystemTime::now())
+    generate_at(SystemTime::now(), KeyKind::X25519)
 }
 
-fn generate_at(created: SystemTime) -> (Zeroizing<String>, String) {
-    let identity = age::x25519::Identity::generate();
-    let recipient = identity.to_public().to_string();
-    let secret = identity.to_string();
+/// A new post-quantum hybrid key pair (`age-keygen -pq`): the identity file text, whose secret
+/// line is `AGE-SECRET-KEY-PQ-1...`, and the `age1pq1...` recipient (about 1,960 characters).
+pub fn generate_pq() -> (Zeroizing<String>, String) {
+    generate_at(SystemTime::now(), KeyKind::PostQuantum)
+}
+
+#[derive(Clone, Copy)]
+enum KeyKind {
+    X25519,
+    PostQuantum,
+}
+
+fn generate_at(created: SystemTime, kind: KeyKind) -> (Zeroizing<String>, String) {
+    let (recipient, secret) = match kind {
+        // Deprecated in age 0.13 for new keys; still the default of age-keygen and sops users.
+        #[allow(deprecated)]
+        KeyKind::X25519 => {
+            let identity = age::x25519::Identity::generate();
+            (identity.to_public().to_string(), identity.to_string())
+        }
+        KeyKind::PostQuantum => {
+            let identity = age::pq::Identity::generate();
+            (identity.to_public().to_string(), identity.to_string())
+        }
+    };
     let text = Zeroizing::new(format!(
         "# created: {}\n# public key: {}\n{}\n",
         rfc3339_utc(created),
@@ -288,6 +343,9 @@ impl age::Identity for PassphraseProbe<'_> {
 #[derive(Default)]
 pub struct AgeIdentities {
     identities: Vec<age::x25519::Identity>,
+    /// Post-quantum hybrid identities (`AGE-SECRET-KEY-PQ-1...`); the X-Wing seed they hold is
+    /// zeroized on drop (x-wing's `zeroize` feature, which hpke turns on).
+    pq: Vec<age::pq::Identity>,
     /// Unencrypted SSH private keys (always `SshIdentity::Unencrypted`).
     ssh: Vec<SshIdentity>,
     ssh_encrypted: Vec<EncryptedSshKey>,
@@ -412,6 +470,7 @@ impl AgeIdentities {
         match load(&mut loaded) {
             Ok(()) => {
                 self.identities.append(&mut loaded.identities);
+                self.pq.append(&mut loaded.pq);
                 self.ssh.append(&mut loaded.ssh);
                 self.ssh_encrypted.append(&mut loaded.ssh_encrypted);
                 self.searched.append(&mut loaded.searched);
@@ -434,7 +493,7 @@ impl AgeIdentities {
 
     /// All identities, SSH keys included (passphrase-protected ones too).
     pub fn len(&self) -> usize {
-        self.identities.len() + self.ssh.len() + self.ssh_encrypted.len()
+        self.identities.len() + self.pq.len() + self.ssh.len() + self.ssh_encrypted.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -443,6 +502,7 @@ impl AgeIdentities {
 
     /// Adds the SSH private key read from `path` (OpenSSH format, or PEM for RSA). The error is
     /// a reason without key material; the caller names the file.
+    #[allow(deprecated)] // age::ssh::Recipient, only to read the public half: see RecipientKey
     fn add_ssh_key(&mut self, path: &Path, bytes: &[u8]) -> Result<(), String> {
         let shown = path.display().to_string();
         let identity = SshIdentity::from_buffer(bytes, Some(shown.clone()))
@@ -508,12 +568,19 @@ impl AgeIdentities {
                 vec![line]
             };
             for key in keys {
+                // The prefixes and their order are sops' parseIdentity (age/keysource.go, 3.13).
                 if key.starts_with("AGE-PLUGIN-") {
                     return Err(malformed("age plugin identities are not supported"));
                 }
+                if key.starts_with("AGE-SECRET-KEY-PQ-1") {
+                    let identity = age::pq::Identity::from_str(key).map_err(malformed)?;
+                    self.pq.push(identity);
+                    continue;
+                }
                 if !key.starts_with("AGE-SECRET-KEY-1") {
                     return Err(malformed(
-                        "unknown identity type (expected AGE-SECRET-KEY-1...)",
+                        "unknown identity type (expected AGE-SECRET-KEY-1... or \
+                         AGE-SECRET-KEY-PQ-1...)",
                     ));
                 }
                 let identity = age::x25519::Identity::from_str(key).map_err(malformed)?;
@@ -907,14 +974,19 @@ mod tests {
     #[test]
     fn generated_file_has_age_keygen_layout() {
         let t = UNIX_EPOCH + std::time::Duration::from_secs(1_796_080_202);
-        let (text, recipient) = generate_at(t);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0], "# created: 2026-11-30T23:10:02Z");
-        assert_eq!(lines[1], format!("# public key: {recipient}"));
-        assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
-        assert!(text.ends_with('\n'));
-        assert!(recipient.starts_with("age1"));
+        for (kind, secret_prefix, public_prefix) in [
+            (KeyKind::X25519, "AGE-SECRET-KEY-1", "age1"),
+            (KeyKind::PostQuantum, "AGE-SECRET-KEY-PQ-1", "age1pq1"),
+        ] {
+            let (text, recipient) = generate_at(t, kind);
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 3);
+            assert_eq!(lines[0], "# created: 2026-11-30T23:10:02Z");
+            assert_eq!(lines[1], format!("# public key: {recipient}"));
+            assert!(lines[2].starts_with(secret_prefix));
+            assert!(text.ends_with('\n'));
+            assert!(recipient.starts_with(public_prefix));
+        }
         assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
             rfc3339_utc(UNIX_EPOCH + std::time::Duration::from_secs(951_782_400)),
@@ -1257,5 +1329,89 @@ mod tests {
         let err = line.parse::<AgeRecipient>().unwrap_err();
         assert!(err.to_string().contains("2048"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+    /// The identity in `pq.txt` and the file `pq-go-age.age` were made by the real Go age
+    /// v1.3.2 (`age-keygen -pq`, `age -a -r age1pq1...`): the Go `mlkem768x25519` stanza opens.
+    #[test]
+    fn a_file_go_age_encrypted_to_a_pq_recipient_opens_with_its_pq_identity() {
+        let key = fixture("pq.txt");
+        let ids = AgeIdentities::parse("pq.txt", &key).unwrap();
+        assert_eq!(ids.len(), 1);
+        let plain = unwrap(&fixture("pq-go-age.age"), &ids).unwrap();
+        assert_eq!(&plain[..], b"0123456789abcdef0123456789abcdef");
+        // A classic identity alone does not open it, and says so as for any other key.
+        let (other, _) = generate();
+        let other = AgeIdentities::parse("k", &other).unwrap();
+        assert!(matches!(
+            unwrap(&fixture("pq-go-age.age"), &other),
+            Err(KeyError::NoMatchingIdentity { .. })
+        ));
+    }
+
+    #[test]
+    fn pq_recipient_is_parsed_as_post_quantum_not_as_a_plugin() {
+        let key = fixture("pq.txt");
+        let public = key
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .unwrap();
+        let r: AgeRecipient = format!(" {public}\n").parse().unwrap();
+        assert!(r.is_post_quantum());
+        assert_eq!(r.to_string(), public);
+        // One damaged character: the Bech32 checksum fails, and the error says which recipient.
+        let mut damaged = public.to_owned();
+        let last = damaged.pop().unwrap();
+        damaged.push(if last == 'q' { 'p' } else { 'q' });
+        let err = damaged.parse::<AgeRecipient>().unwrap_err();
+        assert!(matches!(err, KeyError::InvalidRecipient { .. }), "{err}");
+    }
+
+    #[test]
+    fn pq_wrap_then_unwrap_round_trips_with_sops_armor() {
+        let (key_text, recipient) = generate_pq();
+        let r: AgeRecipient = recipient.parse().unwrap();
+        let enc = wrap(&[9u8; 32], &r).unwrap();
+        assert_sops_armor(&enc);
+        let ids = AgeIdentities::parse("test", &key_text).unwrap();
+        assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[9u8; 32]);
+    }
+
+    /// One keys.txt may hold classic and post-quantum identities, and `SOPS_AGE_KEY` may hold
+    /// both on one line (sops 3.13); each opens what was encrypted to it.
+    #[test]
+    fn classic_and_pq_identities_mix_in_one_source() {
+        let (classic, classic_r) = generate();
+        let (pq, pq_r) = generate_pq();
+        let file = format!("{}\n{}", classic.as_str(), pq.as_str());
+        let secret = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+                .unwrap()
+                .to_owned()
+        };
+        let line = format!("{} {}", secret(&pq), secret(&classic));
+        for ids in [
+            AgeIdentities::parse("keys.txt", &file).unwrap(),
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY, &line)])).unwrap(),
+        ] {
+            assert_eq!(ids.len(), 2);
+            for (r, byte) in [(&classic_r, 1u8), (&pq_r, 2u8)] {
+                let enc = wrap(&[byte; 32], &r.parse().unwrap()).unwrap();
+                assert_eq!(&unwrap(&enc, &ids).unwrap()[..], &[byte; 32]);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_pq_identity_is_named_by_line_without_key_text() {
+        let key = fixture("pq.txt");
+        let secret = key.lines().find(|l| l.starts_with("AGE-SECRET")).unwrap();
+        let damaged = format!("{}Q", &secret[..secret.len() - 1]);
+        let err = AgeIdentities::parse("keys.txt", &format!("# c\n{damaged}\n")).unwrap_err();
+        assert!(
+            matches!(err, KeyError::MalformedIdentity { line: 2, .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(&secret[20..40]), "{err}");
     }
 }
