@@ -965,11 +965,10 @@ pub(super) fn call(name: &str, vals: Vec<Value>) -> R {
         }
         "b64dec" => {
             a.arity(1, false, name)?;
-            match base64::engine::general_purpose::STANDARD.decode(&*a.str(0)?) {
-                Ok(d) => Value::Str(Zeroizing::new(d)),
-                // sprig returns the error text as the result. Go's message names the offset
-                // of the first bad byte, which depends on the value: not reproduced here.
-                Err(_) => return Err("b64dec: the value is not standard base64".into()),
+            match go_base64_decode(&a.str(0)?) {
+                Ok(d) => Value::Str(d),
+                // sprig's base64decode returns the error's text as the result, not an error.
+                Err(at) => s(format!("illegal base64 data at input byte {at}")),
             }
         }
         "b32enc" | "b32dec" => return Err("base32 is not supported by enseal".into()),
@@ -1308,6 +1307,78 @@ pub(super) fn call(name: &str, vals: Vec<Value>) -> R {
         }
         other => return Err(format!("{other} is not supported by enseal")),
     })
+}
+
+/// encoding/base64 `StdEncoding.DecodeString` (base64.go `decodeQuantum`): CR and LF are
+/// skipped, and a failure is reported at the byte offset Go reports.
+fn go_base64_decode(src: &[u8]) -> Result<Bytes, usize> {
+    fn sym(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let skip_nl = |si: &mut usize| {
+        while *si < src.len() && matches!(src[*si], b'\n' | b'\r') {
+            *si += 1;
+        }
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(src.len() / 4 * 3));
+    let mut si = 0;
+    while si < src.len() {
+        let mut buf = [0u32; 4];
+        let mut dlen = 4;
+        let mut trailing_garbage = None;
+        let mut j = 0;
+        while j < 4 {
+            if si == src.len() {
+                if j == 0 {
+                    return Ok(out);
+                }
+                return Err(si - j);
+            }
+            let c = src[si];
+            si += 1;
+            if let Some(v) = sym(c) {
+                buf[j] = v;
+                j += 1;
+                continue;
+            }
+            if c == b'\n' || c == b'\r' {
+                continue;
+            }
+            if c != b'=' || j < 2 {
+                return Err(si - 1);
+            }
+            if j == 2 {
+                skip_nl(&mut si);
+                if si == src.len() {
+                    return Err(src.len());
+                }
+                if src[si] != b'=' {
+                    return Err(si - 1);
+                }
+                si += 1;
+            }
+            skip_nl(&mut si);
+            if si < src.len() {
+                trailing_garbage = Some(si);
+            }
+            dlen = j;
+            break;
+        }
+        let val = buf[0] << 18 | buf[1] << 12 | buf[2] << 6 | buf[3];
+        let bytes = [(val >> 16) as u8, (val >> 8) as u8, val as u8];
+        out.extend_from_slice(&bytes[..dlen - 1]);
+        if let Some(at) = trailing_garbage {
+            return Err(at);
+        }
+    }
+    Ok(out)
 }
 
 fn replace_all(src: &[u8], old: &[u8], new: &[u8]) -> Bytes {

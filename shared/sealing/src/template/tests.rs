@@ -54,6 +54,10 @@ fn pipelines_and_sprig_strings() {
     ok("{{ .user | upper }}", "ADMIN");
     ok("{{ .user | b64enc }}", "YWRtaW4=");
     ok("{{ \"YWRtaW4=\" | b64dec }}", "admin");
+    ok("{{ \"YWRt\\naW4=\" | b64dec }}", "admin");
+    // sprig returns the decoder's error text as the result.
+    ok("{{ \"YWR!\" | b64dec }}|{{ \"YWRtaW4\" | b64dec }}|{{ \"YQ==YQ\" | b64dec }}|{{ \"Y===\" | b64dec }}",
+       "illegal base64 data at input byte 3|illegal base64 data at input byte 4|illegal base64 data at input byte 4|illegal base64 data at input byte 1");
     ok(
         "{{ .user | quote }} {{ .user | squote }}",
         "\"admin\" 'admin'",
