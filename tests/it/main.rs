@@ -24,6 +24,7 @@ mod kustomize_plugin;
 mod pgp_interop;
 mod pre_commit_hook;
 mod real_world_corpus;
+mod sealed_templates;
 mod seal_interop;
 mod sops_functional_tests;
 mod sops_interop;
