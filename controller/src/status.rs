@@ -164,6 +164,10 @@ where
     let cluster: &Cluster = (*ctx).as_ref();
     cluster.metrics.error("ApiError");
     let kind = K::kind(&());
+    let namespace = obj.namespace().unwrap_or_default();
+    cluster
+        .metrics
+        .object_failed(&kind, &namespace, &obj.name_any(), "ApiError");
     tracing::warn!(%kind, name = %obj.name_any(), error = %err, "reconcile failed; retrying");
     kube::runtime::controller::Action::requeue(Duration::from_secs(5))
 }
@@ -188,6 +192,7 @@ where
     let kind = K::kind(&());
     match outcome {
         Ok((_, changed)) => {
+            cluster.metrics.object_synced(&kind, &namespace, &name);
             if let Some((reason, note)) = changed {
                 publish(
                     &cluster.recorder,
@@ -204,6 +209,9 @@ where
         }
         Err(f) => {
             cluster.metrics.error(f.reason);
+            cluster
+                .metrics
+                .object_failed(&kind, &namespace, &name, f.reason);
             tracing::warn!(%kind, namespace = %namespace, name = %name, reason = f.reason, message = %f.message, "not synced");
             let (reason, note) = (f.event_reason, &f.message);
             publish(
