@@ -18,7 +18,11 @@
 //! A passphrase-protected SSH key: sops asks for the passphrase on the terminal, and only when
 //! the key is the recipient of the data key being opened. enseal never prompts, so it reports
 //! that case by file name ([`KeyError::SshKeyNeedsPassphrase`]) and otherwise ignores the key.
-//! age plugins and passphrase-protected age identity files are not supported.
+//! age plugins (`age1<name>1...` recipients, `AGE-PLUGIN-<NAME>-1...` identities) run the
+//! binary `age-plugin-<name>` found on PATH, through the age plugin protocol (the age crate's
+//! `plugin` module, c2sp.org/age-plugin), as age and sops do; it is looked for when a data key
+//! is wrapped or unwrapped, not when the key is read. Passphrase-protected age identity files
+//! are not supported.
 
 use std::cell::Cell;
 use std::ffi::OsString;
@@ -63,6 +67,8 @@ enum RecipientKey {
     Ssh(age::ssh::Recipient),
     /// `age1pq1...`: ML-KEM-768 + X25519 hybrid (sops 3.12+).
     Pq(age::pq::Recipient),
+    /// `age1<name>1...`: wrapped by the plugin binary `age-plugin-<name>`.
+    Plugin(age::plugin::Recipient),
 }
 
 /// The key is a function of the text, so comparing texts compares both.
@@ -89,9 +95,9 @@ impl AgeRecipient {
 impl FromStr for AgeRecipient {
     type Err = KeyError;
 
-    /// Accepts what sops accepts for X25519, post-quantum and SSH keys, surrounding whitespace
-    /// included (sops trims it). Plugin (`age1<name>1...`) recipients are recognised and refused
-    /// by name.
+    /// Accepts what sops accepts for X25519, post-quantum, plugin and SSH keys, surrounding
+    /// whitespace included (sops trims it). A plugin recipient is only parsed here: its plugin is
+    /// looked for on PATH when it wraps a data key.
     #[allow(deprecated)] // X25519 and SSH recipients: see RecipientKey
     fn from_str(s: &str) -> Result<Self, KeyError> {
         let text = s.trim();
@@ -109,9 +115,14 @@ impl FromStr for AgeRecipient {
             });
         }
         if text.starts_with("age1") && text.matches('1').count() > 1 {
-            return Err(KeyError::UnsupportedRecipient {
-                kind: "age plugin",
-                recipient: text.to_owned(),
+            let key =
+                age::plugin::Recipient::from_str(text).map_err(|e| KeyError::InvalidRecipient {
+                    recipient: text.to_owned(),
+                    reason: format!("not an age plugin recipient: {e}"),
+                })?;
+            return Ok(AgeRecipient {
+                text: text.to_owned(),
+                key: RecipientKey::Plugin(key),
             });
         }
         if text.starts_with("age1") {
@@ -195,10 +206,21 @@ impl MasterKey for AgeStanza {
 /// `-----BEGIN AGE ENCRYPTED FILE-----` header, 64-column base64 lines, the end line and a
 /// final newline.
 pub fn wrap(data_key: &[u8], recipient: &AgeRecipient) -> Result<String, KeyError> {
+    let plugin;
     let key: &dyn age::Recipient = match &recipient.key {
         RecipientKey::X25519(k) => k,
         RecipientKey::Ssh(k) => k,
         RecipientKey::Pq(k) => k,
+        RecipientKey::Plugin(k) => {
+            plugin = age::plugin::RecipientPluginV1::new(
+                k.plugin(),
+                std::slice::from_ref(k),
+                &[],
+                PluginUi,
+            )
+            .map_err(|e| KeyError::Encrypt(resolve_error(&e)))?;
+            &plugin
+        }
     };
     let encryptor = Encryptor::with_recipients(std::iter::once(key))
         .map_err(|e| KeyError::Encrypt(e.to_string()))?;
@@ -232,23 +254,40 @@ pub fn unwrap(armored: &str, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, 
             matched: Cell::new(false),
         })
         .collect();
-    // SSH identities first, as sops loads them first.
+    // One connection per plugin, holding all of its identities (as age and sops group them).
+    // A plugin is started only when the native identities before it matched no stanza.
+    let (plugins, missing) = ids.plugins();
+    // SSH identities first, as sops loads them first; plugins last, as they start processes.
     let all = ids
         .ssh
         .iter()
         .map(|i| i as &dyn age::Identity)
         .chain(ids.identities.iter().map(|i| i as &dyn age::Identity))
         .chain(ids.pq.iter().map(|i| i as &dyn age::Identity))
-        .chain(probes.iter().map(|p| p as &dyn age::Identity));
+        .chain(probes.iter().map(|p| p as &dyn age::Identity))
+        .chain(plugins.iter().map(|p| p as &dyn age::Identity));
     let mut reader = decryptor.decrypt(all).map_err(|e| match e {
         DecryptError::NoMatchingKeys => match probes.iter().find(|p| p.matched.get()) {
             Some(p) => KeyError::SshKeyNeedsPassphrase {
                 path: p.key.path.clone(),
             },
-            None => KeyError::NoMatchingIdentity {
-                searched: ids.searched.clone(),
+            None => match missing.into_iter().next() {
+                Some(binary_name) => KeyError::PluginNotFound {
+                    binary_name,
+                    searched: ids.searched.clone(),
+                },
+                None => KeyError::NoMatchingIdentity {
+                    searched: ids.searched.clone(),
+                },
             },
         },
+        DecryptError::Plugin(errors) => KeyError::Plugin(
+            errors
+                .iter()
+                .map(|e| e.to_string().trim_end().to_owned())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
         other => KeyError::Corrupt(other.to_string()),
     })?;
     let mut plain = Zeroizing::new(Vec::new());
@@ -346,6 +385,9 @@ pub struct AgeIdentities {
     /// Post-quantum hybrid identities (`AGE-SECRET-KEY-PQ-1...`); the X-Wing seed they hold is
     /// zeroized on drop (x-wing's `zeroize` feature, which hpke turns on).
     pq: Vec<age::pq::Identity>,
+    /// Plugin identities (`AGE-PLUGIN-<NAME>-1...`), kept as text (age keeps it in a
+    /// `SecretString`) until a plugin gets them.
+    plugin: Vec<age::plugin::Identity>,
     /// Unencrypted SSH private keys (always `SshIdentity::Unencrypted`).
     ssh: Vec<SshIdentity>,
     ssh_encrypted: Vec<EncryptedSshKey>,
@@ -471,6 +513,7 @@ impl AgeIdentities {
             Ok(()) => {
                 self.identities.append(&mut loaded.identities);
                 self.pq.append(&mut loaded.pq);
+                self.plugin.append(&mut loaded.plugin);
                 self.ssh.append(&mut loaded.ssh);
                 self.ssh_encrypted.append(&mut loaded.ssh_encrypted);
                 self.searched.append(&mut loaded.searched);
@@ -493,7 +536,11 @@ impl AgeIdentities {
 
     /// All identities, SSH keys included (passphrase-protected ones too).
     pub fn len(&self) -> usize {
-        self.identities.len() + self.pq.len() + self.ssh.len() + self.ssh_encrypted.len()
+        self.identities.len()
+            + self.pq.len()
+            + self.plugin.len()
+            + self.ssh.len()
+            + self.ssh_encrypted.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -570,7 +617,9 @@ impl AgeIdentities {
             for key in keys {
                 // The prefixes and their order are sops' parseIdentity (age/keysource.go, 3.13).
                 if key.starts_with("AGE-PLUGIN-") {
-                    return Err(malformed("age plugin identities are not supported"));
+                    let identity = age::plugin::Identity::from_str(key).map_err(malformed)?;
+                    self.plugin.push(identity);
+                    continue;
                 }
                 if key.starts_with("AGE-SECRET-KEY-PQ-1") {
                     let identity = age::pq::Identity::from_str(key).map_err(malformed)?;
@@ -588,6 +637,61 @@ impl AgeIdentities {
             }
         }
         Ok(())
+    }
+}
+
+impl AgeIdentities {
+    /// The plugin connections for this set's plugin identities, one per plugin name in the
+    /// order the names first appear, and the binaries of the plugins not found on PATH.
+    fn plugins(&self) -> (Vec<age::plugin::IdentityPluginV1<PluginUi>>, Vec<String>) {
+        let mut names: Vec<&str> = Vec::new();
+        for identity in &self.plugin {
+            if !names.contains(&identity.plugin()) {
+                names.push(identity.plugin());
+            }
+        }
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for name in names {
+            match age::plugin::IdentityPluginV1::new(name, &self.plugin, PluginUi) {
+                Ok(plugin) => found.push(plugin),
+                Err(_) => missing.push(format!("age-plugin-{name}")),
+            }
+        }
+        (found, missing)
+    }
+}
+
+/// What a plugin may ask of the user while it runs. Like sops' pluginTerminalUI
+/// (age/tui.go), messages go to standard error; questions (a PIN, a confirmation) get no
+/// answer here, which the plugin treats as the user declining.
+#[derive(Clone, Copy)]
+struct PluginUi;
+
+impl age::Callbacks for PluginUi {
+    fn display_message(&self, message: &str) {
+        eprintln!("age: {message}");
+    }
+
+    fn confirm(&self, _: &str, _: &str, _: Option<&str>) -> Option<bool> {
+        None
+    }
+
+    fn request_public_string(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn request_passphrase(&self, _: &str) -> Option<age::secrecy::SecretString> {
+        None
+    }
+}
+
+fn resolve_error(e: &age::plugin::ResolveError) -> String {
+    match e {
+        age::plugin::ResolveError::MissingPlugin { binary_name } => {
+            format!("the age plugin {binary_name} is not on PATH")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -796,13 +900,10 @@ mod tests {
 
     #[test]
     fn recipient_errors_name_the_kind() {
-        assert!(matches!(
-            "age1yubikey1qwerty".parse::<AgeRecipient>(),
-            Err(KeyError::UnsupportedRecipient {
-                kind: "age plugin",
-                ..
-            })
-        ));
+        // A plugin recipient whose Bech32 is damaged names the kind it was taken for.
+        let err = "age1yubikey1qwerty".parse::<AgeRecipient>().unwrap_err();
+        assert!(matches!(err, KeyError::InvalidRecipient { .. }), "{err}");
+        assert!(err.to_string().contains("age plugin"), "{err}");
         // SSH recipients are accepted now (sops 3.11 does), but a damaged one names the kind.
         let err = "ssh-ed25519 AAAAC3Nza user@host"
             .parse::<AgeRecipient>()
@@ -1084,10 +1185,35 @@ mod tests {
             AgeIdentities::parse("f", "-----BEGIN AGE ENCRYPTED FILE-----\nabc\n"),
             Err(KeyError::EncryptedIdentityFile { .. })
         ));
+        // A damaged plugin identity is named by line like any other.
         assert!(matches!(
             AgeIdentities::parse("f", "AGE-PLUGIN-YUBIKEY-1ABC\n"),
             Err(KeyError::MalformedIdentity { line: 1, .. })
         ));
+    }
+
+    /// Plugin keys parse without their plugin; a missing plugin is named when it would have
+    /// been needed (the data key is for nobody else), and when wrapping.
+    #[test]
+    fn plugin_keys_parse_and_a_missing_plugin_is_named() {
+        // From the age-plugin-yubikey README (a public recipient and an identity that only
+        // names a slot; neither holds key material).
+        let recipient = "age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t";
+        let r: AgeRecipient = recipient.parse().unwrap();
+        assert_eq!(r.to_string(), recipient);
+        let err = wrap(&[1u8; 32], &r).unwrap_err().to_string();
+        assert!(err.contains("age-plugin-yubikey is not on PATH"), "{err}");
+
+        let identity = age::plugin::Identity::default_for_plugin("enseal-missing").unwrap();
+        let ids = AgeIdentities::parse("keys.txt", &format!("{identity}\n")).unwrap();
+        assert_eq!(ids.len(), 1);
+        let (_, other) = generate();
+        let enc = wrap(&[1u8; 32], &other.parse().unwrap()).unwrap();
+        let err = unwrap(&enc, &ids).unwrap_err();
+        assert!(
+            matches!(&err, KeyError::PluginNotFound { binary_name, .. } if binary_name == "age-plugin-enseal-missing"),
+            "{err}"
+        );
     }
 
     #[test]

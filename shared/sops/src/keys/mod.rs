@@ -96,11 +96,6 @@ pub trait KmsService {
 pub enum KeyError {
     #[error("invalid age recipient {recipient:?}: {reason}")]
     InvalidRecipient { recipient: String, reason: String },
-    #[error("{kind} recipients are not supported: {recipient:?}")]
-    UnsupportedRecipient {
-        kind: &'static str,
-        recipient: String,
-    },
     #[error("failed to encrypt the data key with age: {0}")]
     Encrypt(String),
     #[error("no age identity matches any recipient of this data key{}", locations_suffix(.searched))]
@@ -124,6 +119,13 @@ pub enum KeyError {
     EncryptedIdentityFile { source_name: String },
     #[error("the SSH key {path} is passphrase-protected and is the recipient of this data key: sops asks for the passphrase on a terminal, enseal cannot; use an unencrypted copy (SOPS_AGE_SSH_PRIVATE_KEY_FILE) or an age key")]
     SshKeyNeedsPassphrase { path: String },
+    #[error("no age identity matches any recipient of this data key, and {binary_name}, the plugin of some identities, is not on PATH{}", locations_suffix(.searched))]
+    PluginNotFound {
+        binary_name: String,
+        searched: Vec<String>,
+    },
+    #[error("age plugin failed: {0}")]
+    Plugin(String),
     #[error("cannot run SOPS_AGE_KEY_CMD {command:?}: {reason}")]
     KeyCommand { command: String, reason: String },
 }
