@@ -82,6 +82,9 @@ if [[ -f tests/tools/helm.sh ]]; then
 	ENSEAL_HELM_BIN=$(bash tests/tools/helm.sh)
 	export ENSEAL_HELM_BIN
 fi
+log "ensuring promtool for the alert rules' checks (built from Go source once, then cached)"
+ENSEAL_PROMTOOL_BIN=$(bash tests/tools/promtool.sh)
+export ENSEAL_PROMTOOL_BIN
 if [[ -f tests/tools/kustomize.sh ]]; then
 	log "ensuring kustomize for the KRM plugin tests (built from Go source once, then cached)"
 	ENSEAL_KUSTOMIZE_BIN=$(bash tests/tools/kustomize.sh)

@@ -16,6 +16,7 @@ mod controller_operations;
 mod controller_sealedsecret;
 mod controller_sopssecret;
 mod deploy_manifests;
+mod deploy_monitoring;
 mod deploy_rbac;
 mod generated_yaml;
 mod helm_chart;
