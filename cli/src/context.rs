@@ -6,6 +6,7 @@ use enseal_sops::file::{self, Decrypted, FileError, Mac, OpenOptions};
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::aws_kms::AwsKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
+use enseal_sops::keys::hc_vault::VaultTransit;
 use enseal_sops::keys::pgp::GnuPg;
 use enseal_sops::keys::KmsService;
 use enseal_sops::stores::{self, Format, Store};
@@ -23,6 +24,12 @@ pub fn kms_service() -> Result<AwsKms> {
     AwsKms::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
+/// Vault / OpenBao transit access with the token as sops finds it (nothing is contacted until
+/// a key is used).
+pub fn vault_service() -> Result<VaultTransit> {
+    VaultTransit::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+}
+
 /// The keys of the user running enseal: age identities (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ...),
 /// read when a file is opened; the GnuPG keyring through `SOPS_GPG_EXEC` (else `gpg`), run only
 /// for PGP keys; and AWS KMS access, set up only when the file has KMS keys (so that age-only
@@ -35,6 +42,7 @@ pub fn keyring() -> Keyring<'static> {
                 .map(|k| Box::new(k) as Box<dyn KmsService>)
                 .map_err(|f| f.message)
         })
+        .with_vault_from(|| vault_service().map_err(|f| f.message))
 }
 
 /// Whether the global options check the MAC (`--ignore-mac` does not).

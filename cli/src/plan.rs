@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use enseal_sops::config::{self, Config, ConfigError};
 use enseal_sops::format::crypt_rule::{CryptRule, CryptRuleKind};
-use enseal_sops::format::metadata::KmsStanza;
+use enseal_sops::format::metadata::{KmsStanza, VaultStanza};
 use enseal_sops::keys::age::AgeRecipient;
 use enseal_sops::keys::aws_kms;
 use enseal_sops::keys::groups::GroupRecipients;
+use enseal_sops::keys::hc_vault;
 use enseal_sops::keys::pgp::{GnuPg, PgpFingerprint};
 use enseal_sops::stores::{Format, WriteOptions};
 
@@ -68,6 +69,19 @@ fn cli_kms_keys(global: &GlobalOptions) -> Result<Vec<KmsStanza>> {
     }
 }
 
+/// A comma-separated list of Vault transit key URIs (`--hc-vault-transit`, `SOPS_VAULT_URIS`,
+/// a creation rule's `hc_vault_transit_uri`, `--add-hc-vault-transit`).
+pub fn parse_vault_uris(list: &str) -> Result<Vec<VaultStanza>> {
+    hc_vault::parse_uri_list(list).map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+}
+
+fn cli_vault_keys(global: &GlobalOptions) -> Result<Vec<VaultStanza>> {
+    match &global.hc_vault_transit {
+        Some(list) => parse_vault_uris(list),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The key group the command line names (`--age`, `--pgp`, `--kms`): what `groups add` adds.
 pub fn cli_group(global: &GlobalOptions) -> Result<GroupRecipients> {
     Ok(GroupRecipients {
@@ -77,6 +91,7 @@ pub fn cli_group(global: &GlobalOptions) -> Result<GroupRecipients> {
         },
         kms: cli_kms_keys(global)?,
         pgp: cli_pgp_keys(global)?,
+        hc_vault: cli_vault_keys(global)?,
     })
 }
 
@@ -118,6 +133,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
     };
     let cli_kms = cli_kms_keys(global)?;
     let cli_pgp = cli_pgp_keys(global)?;
+    let cli_vault = cli_vault_keys(global)?;
     let cli_rule = cli_crypt_rule(global)?;
     let config = match config_path(global) {
         Some(p) => {
@@ -149,12 +165,13 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         };
         write.indent = indent.and_then(|i| usize::try_from(i).ok());
     }
-    if !cli_age.is_empty() || !cli_kms.is_empty() || !cli_pgp.is_empty() {
+    if !cli_age.is_empty() || !cli_kms.is_empty() || !cli_pgp.is_empty() || !cli_vault.is_empty() {
         return Ok(Plan {
             groups: vec![GroupRecipients {
                 age: cli_age,
                 kms: cli_kms,
                 pgp: cli_pgp,
+                hc_vault: cli_vault,
             }],
             threshold: global.shamir_secret_sharing_threshold,
             crypt_rule: cli_rule.unwrap_or_default(),
@@ -200,6 +217,9 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         }
         for f in &spec.pgp {
             group.pgp.extend(parse_fingerprints(f)?);
+        }
+        for uri in &spec.hc_vault {
+            group.hc_vault.extend(parse_vault_uris(uri)?);
         }
         for k in &spec.kms {
             group.kms.push(KmsStanza {
@@ -255,6 +275,11 @@ pub fn wrap_for(
     } else {
         None
     };
+    let vault = if groups.iter().any(|g| !g.hc_vault.is_empty()) {
+        Some(crate::context::vault_service()?)
+    } else {
+        None
+    };
     enseal_sops::keys::groups::wrap_with_gpg(
         key,
         groups,
@@ -263,6 +288,7 @@ pub fn wrap_for(
             .as_ref()
             .map(|s| s as &dyn enseal_sops::keys::KmsService),
         &GnuPg::from_env(),
+        vault.as_ref(),
     )
     .map_err(|e| exit::key_group_error(file, e))
 }

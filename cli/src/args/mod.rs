@@ -81,6 +81,12 @@ pub struct LegacyArgs {
     /// With --rotate: remove these PGP fingerprints.
     #[arg(long, value_name = "FINGERPRINTS")]
     pub rm_pgp: Option<String>,
+    /// With --rotate: add these Vault transit key URIs.
+    #[arg(long, value_name = "URIS")]
+    pub add_hc_vault_transit: Option<String>,
+    /// With --rotate: remove these Vault transit key URIs.
+    #[arg(long, value_name = "URIS")]
+    pub rm_hc_vault_transit: Option<String>,
     /// The file: decrypted, encrypted, rotated or set as the flags say, else opened in the
     /// editor (as `enseal edit`).
     #[arg(value_name = "FILE")]
@@ -121,6 +127,16 @@ pub struct GlobalArgs {
         action = clap::ArgAction::Append
     )]
     pub pgp: Vec<String>,
+    /// Comma-separated Vault / OpenBao transit keys to encrypt for, as URIs
+    /// (`https://vault.example.com:8200/v1/transit/keys/NAME`).
+    #[arg(
+        long,
+        global = true,
+        env = "SOPS_VAULT_URIS",
+        value_name = "URIS",
+        action = clap::ArgAction::Append
+    )]
+    pub hc_vault_transit: Vec<String>,
     /// AWS profile for the KMS keys given with --kms.
     #[arg(long, global = true, value_name = "PROFILE")]
     pub aws_profile: Option<String>,
@@ -235,6 +251,7 @@ pub struct GlobalOptions {
     pub age: Option<String>,
     pub kms: Option<String>,
     pub pgp: Option<String>,
+    pub hc_vault_transit: Option<String>,
     pub aws_profile: Option<String>,
     pub encryption_context: Option<String>,
     pub input_type: Option<Format>,
@@ -275,6 +292,7 @@ impl GlobalArgs {
             age: joined(self.age),
             kms: joined(self.kms),
             pgp: joined(self.pgp),
+            hc_vault_transit: joined(self.hc_vault_transit),
             aws_profile: self.aws_profile,
             encryption_context: self.encryption_context,
             encrypted_regex: self.encrypted_regex,
@@ -519,7 +537,14 @@ impl LegacyArgs {
                 "--extract goes with --decrypt",
             ));
         }
-        let key_changes = [&self.add_age, &self.rm_age, &self.add_pgp, &self.rm_pgp];
+        let key_changes = [
+            &self.add_age,
+            &self.rm_age,
+            &self.add_pgp,
+            &self.rm_pgp,
+            &self.add_hc_vault_transit,
+            &self.rm_hc_vault_transit,
+        ];
         if key_changes.iter().any(|k| k.is_some()) && !self.rotate {
             return Err(Failure::new(
                 exit::CONFLICTING_PARAMETERS,
@@ -548,6 +573,8 @@ impl LegacyArgs {
                     rm_age: self.rm_age,
                     add_pgp: self.add_pgp,
                     rm_pgp: self.rm_pgp,
+                    add_hc_vault_transit: self.add_hc_vault_transit,
+                    rm_hc_vault_transit: self.rm_hc_vault_transit,
                 },
             ));
         }

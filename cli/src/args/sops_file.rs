@@ -66,6 +66,12 @@ pub struct RotateArgs {
     /// Remove these PGP fingerprints while rotating.
     #[arg(long, value_name = "FINGERPRINTS")]
     pub rm_pgp: Option<String>,
+    /// Add these Vault transit key URIs while rotating.
+    #[arg(long, value_name = "URIS")]
+    pub add_hc_vault_transit: Option<String>,
+    /// Remove these Vault transit key URIs while rotating.
+    #[arg(long, value_name = "URIS")]
+    pub rm_hc_vault_transit: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -93,7 +99,7 @@ pub struct GroupsArgs {
 /// key groups; values, MAC and lastmodified stay as they are.
 #[derive(Subcommand, Debug)]
 pub enum GroupsAction {
-    /// Add a key group made of the keys given with --age, --pgp and --kms (repeatable).
+    /// Add a key group made of the keys given with --age, --pgp, --kms and --hc-vault-transit (repeatable).
     Add {
         /// The encrypted file.
         #[arg(short = 'f', long, value_name = "FILE")]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use enseal_sops::crypto::data_key::DataKey;
 use enseal_sops::file;
-use enseal_sops::format::metadata::{KeyGroup, KmsStanza, Metadata};
+use enseal_sops::format::metadata::{KeyGroup, KmsStanza, Metadata, VaultStanza};
 use enseal_sops::keys::groups::{self, GroupRecipients};
 use enseal_sops::stores::WriteOptions;
 
@@ -47,7 +47,21 @@ fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
                 .into_iter()
                 .flatten()
                 .collect();
-            Ok(GroupRecipients { age, kms, pgp })
+            let hc_vault = g
+                .hc_vault
+                .iter()
+                .map(|k| VaultStanza {
+                    enc: String::new(),
+                    created_at: String::new(),
+                    ..k.clone()
+                })
+                .collect();
+            Ok(GroupRecipients {
+                age,
+                kms,
+                pgp,
+                hc_vault,
+            })
         })
         .collect()
 }
@@ -95,6 +109,26 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
             group.pgp.retain(|f| !gone.contains(f));
         }
     }
+    // Compared by URI (sops' ToString), as the PGP keys above.
+    if let Some(add) = &a.add_hc_vault_transit {
+        let first = groups
+            .first_mut()
+            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
+        for k in plan::parse_vault_uris(add)? {
+            if !first.hc_vault.iter().any(|x| x.uri() == k.uri()) {
+                first.hc_vault.push(k);
+            }
+        }
+    }
+    if let Some(rm) = &a.rm_hc_vault_transit {
+        let gone: BTreeSet<String> = plan::parse_vault_uris(rm)?
+            .iter()
+            .map(VaultStanza::uri)
+            .collect();
+        for group in &mut groups {
+            group.hc_vault.retain(|k| !gone.contains(&k.uri()));
+        }
+    }
     let key = DataKey::generate();
     let Decrypted {
         parsed,
@@ -136,6 +170,11 @@ fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
                         .iter()
                         .map(move |k| format!("group {}: pgp {}", i + 1, k.fp)),
                 )
+                .chain(
+                    g.hc_vault
+                        .iter()
+                        .map(move |k| format!("group {}: hc_vault {}", i + 1, k.uri())),
+                )
         })
         .collect()
 }
@@ -157,6 +196,11 @@ fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
                     g.pgp
                         .iter()
                         .map(move |k| format!("group {}: pgp {k}", i + 1)),
+                )
+                .chain(
+                    g.hc_vault
+                        .iter()
+                        .map(move |k| format!("group {}: hc_vault {}", i + 1, k.uri())),
                 )
         })
         .collect()
@@ -412,7 +456,7 @@ pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
             if group.is_empty() {
                 return Err(Failure::new(
                     exit::GENERIC,
-                    "groups add: name the new group's keys with --age, --pgp or --kms",
+                    "groups add: name the new group's keys with --age, --pgp, --kms or --hc-vault-transit",
                 ));
             }
             groups.push(group);

@@ -23,8 +23,11 @@ pub struct KeyGroupSpec {
     pub kms: Vec<KmsKeySpec>,
     /// PGP fingerprints (kept; enseal does not encrypt to PGP).
     pub pgp: Vec<String>,
-    /// Fields naming key types enseal does not implement (`gcp_kms`, `azure_keyvault`,
-    /// `hc_vault`...), so the caller can refuse instead of silently dropping keys.
+    /// Vault transit key URIs (`https://host:8200/v1/transit/keys/NAME`), as written; the key
+    /// source splits them.
+    pub hc_vault: Vec<String>,
+    /// Fields naming key types enseal does not implement (`gcp_kms`, `azure_keyvault`), so the
+    /// caller can refuse instead of silently dropping keys.
     pub unsupported: Vec<String>,
 }
 
@@ -33,6 +36,7 @@ impl KeyGroupSpec {
         self.age.is_empty()
             && self.kms.is_empty()
             && self.pgp.is_empty()
+            && self.hc_vault.is_empty()
             && self.unsupported.is_empty()
     }
 }
@@ -152,7 +156,11 @@ impl CreationRule {
                 "age" => top.age = key_field(value, key),
                 "kms" => top.kms = key_field(value, key),
                 "pgp" => top.pgp = key_field(value, key),
-                "gcp_kms" | "azure_keyvault" | "hc_vault_transit_uri" => {
+                "hc_vault_transit_uri" => {
+                    // sops names it "vault" in its messages (config.go getKeysWithValidation).
+                    top.hc_vault = key_field(value, "vault")
+                }
+                "gcp_kms" | "azure_keyvault" => {
                     top.other.push((
                         key.to_owned(),
                         key_field(value, key).unwrap_or(Ok(Vec::new())),
@@ -236,6 +244,7 @@ struct TopLevelKeys {
     age: Option<KeyList>,
     kms: Option<KeyList>,
     pgp: Option<KeyList>,
+    hc_vault: Option<KeyList>,
     other: Vec<(String, KeyList)>,
 }
 
@@ -247,6 +256,7 @@ impl TopLevelKeys {
         let age = take(self.age)?;
         let pgp = take(self.pgp)?;
         let kms = take(self.kms)?;
+        let hc_vault = take(self.hc_vault)?;
         let mut group = KeyGroupSpec::default();
 
         let joined = age.join(",");
@@ -264,6 +274,14 @@ impl TopLevelKeys {
                 .map(|arn| kms_from_arn(arn, aws_profile))
                 .collect();
         }
+        // sops joins the list and splits it again (hcvault.NewMasterKeysFromURIs), skipping
+        // empty entries.
+        let joined = hc_vault.join(",");
+        group.hc_vault = joined
+            .split(',')
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
         for (field, list) in self.other {
             if !list?.is_empty() {
                 group.unsupported.push(field);
@@ -355,6 +373,7 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                     group.age.extend(sub.age);
                     group.kms.extend(sub.kms);
                     group.pgp.extend(sub.pgp);
+                    group.hc_vault.extend(sub.hc_vault);
                     group.unsupported.extend(sub.unsupported);
                 }
             }
@@ -379,21 +398,20 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                     own.unsupported.push(key.to_owned());
                 }
             }
-            "hc_vault" => {
-                if !d.strings(value).is_empty() {
-                    own.unsupported.push(key.to_owned());
-                }
-            }
+            // One URI per entry (sops config.go: hcvault.NewMasterKeyFromURI per item).
+            "hc_vault" => own.hc_vault.extend(d.strings(value)),
             _ => d.unknown(key, value),
         }
     }
     group.age.extend(own.age);
     group.kms.extend(own.kms);
     group.pgp.extend(own.pgp);
+    group.hc_vault.extend(own.hc_vault);
     group.unsupported.extend(own.unsupported);
     dedup(&mut group.age);
     dedup(&mut group.kms);
     dedup(&mut group.pgp);
+    dedup(&mut group.hc_vault);
     dedup(&mut group.unsupported);
     group
 }

@@ -29,7 +29,8 @@ pub struct KeyGroup {
     pub age: Vec<AgeStanza>,
     pub kms: Vec<KmsStanza>,
     pub pgp: Vec<PgpStanza>,
-    /// Master keys enseal does not use (gcp_kms, azure_kv, hc_vault), kept as they were so
+    pub hc_vault: Vec<VaultStanza>,
+    /// Master keys enseal does not use (gcp_kms, azure_kv), kept as they were so
     /// that rewriting a file does not drop other people's access.
     pub other: Vec<(String, Node)>,
 }
@@ -60,6 +61,19 @@ pub struct KmsStanza {
     /// Base64 of the KMS CiphertextBlob.
     pub enc: String,
     pub aws_profile: String,
+}
+
+/// A Vault / OpenBao transit master key (sops' `hc_vault` entry).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct VaultStanza {
+    /// Scheme and host of the server (`https://vault.example.com:8200`).
+    pub vault_address: String,
+    /// The transit engine's mount path (`transit`).
+    pub engine_path: String,
+    pub key_name: String,
+    pub created_at: String,
+    /// The transit ciphertext of the data key (`vault:v1:...`), as Vault returned it.
+    pub enc: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +283,17 @@ fn read_key_field(group: &mut KeyGroup, key: &str, value: &Node) -> Result<(), M
                 });
             }
         }
+        "hc_vault" => {
+            for entry in list(value, "hc_vault")? {
+                group.hc_vault.push(VaultStanza {
+                    vault_address: field(entry, "hc_vault", "vault_address")?,
+                    engine_path: field(entry, "hc_vault", "engine_path")?,
+                    key_name: field(entry, "hc_vault", "key_name")?,
+                    created_at: optional_field(entry, "created_at")?.unwrap_or_default(),
+                    enc: field(entry, "hc_vault", "enc")?,
+                });
+            }
+        }
         "pgp" => {
             for entry in list(value, "pgp")? {
                 group.pgp.push(PgpStanza {
@@ -318,6 +343,25 @@ fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
     }
     for (name, node) in &group.other {
         items.push(Item::Pair(name.clone(), node.clone()));
+    }
+    if !group.hc_vault.is_empty() {
+        // Where and in the order sops 3.11 writes them (the version enseal writes; its
+        // stores.go `vaultkey` struct, after gcp_kms and azure_kv, before age). sops 3.13 sorts
+        // every metadata key by name instead, kms and age included; both read either.
+        let entries = group
+            .hc_vault
+            .iter()
+            .map(|k| {
+                Node::Map(vec![
+                    Item::Pair("vault_address".into(), Node::str(&k.vault_address)),
+                    Item::Pair("engine_path".into(), Node::str(&k.engine_path)),
+                    Item::Pair("key_name".into(), Node::str(&k.key_name)),
+                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
+                    Item::Pair("enc".into(), Node::str(&k.enc)),
+                ])
+            })
+            .collect();
+        items.push(Item::Pair("hc_vault".into(), Node::Seq(entries)));
     }
     if !group.age.is_empty() {
         let entries = group

@@ -9,8 +9,9 @@ use std::sync::{Mutex, OnceLock};
 use zeroize::Zeroizing;
 
 use crate::crypto::data_key::DataKey;
-use crate::format::metadata::{KeyGroup, KmsStanza, Metadata};
+use crate::format::metadata::{KeyGroup, KmsStanza, Metadata, VaultStanza};
 use crate::keys::age::{AgeIdentities, AgeRecipient};
+use crate::keys::hc_vault::VaultTransit;
 use crate::keys::pgp::{GnuPg, PgpFingerprint};
 use crate::keys::shamir::{self, ShamirError};
 use crate::keys::{master_keys, KeyAccess, KeyError, KmsService, Recipient, WrapError};
@@ -22,19 +23,25 @@ pub struct GroupRecipients {
     /// KMS keys to wrap for (`arn`, `role`, `context`, `aws_profile` set; `enc` empty).
     pub kms: Vec<KmsStanza>,
     pub pgp: Vec<PgpFingerprint>,
+    /// Vault transit keys to wrap for (address, engine and key name set; `enc` empty).
+    pub hc_vault: Vec<VaultStanza>,
 }
 
 impl GroupRecipients {
     pub fn is_empty(&self) -> bool {
-        self.age.is_empty() && self.kms.is_empty() && self.pgp.is_empty()
+        self.age.is_empty()
+            && self.kms.is_empty()
+            && self.pgp.is_empty()
+            && self.hc_vault.is_empty()
     }
 
-    /// The group's master keys in the order they are wrapped for: age, KMS, then PGP.
+    /// The group's master keys in the order they are wrapped for: age, KMS, Vault, then PGP.
     fn recipients(&self) -> impl Iterator<Item = &dyn Recipient> {
         let age = self.age.iter().map(|r| r as &dyn Recipient);
         let kms = self.kms.iter().map(|k| k as &dyn Recipient);
+        let vault = self.hc_vault.iter().map(|k| k as &dyn Recipient);
         let pgp = self.pgp.iter().map(|k| k as &dyn Recipient);
-        age.chain(kms).chain(pgp)
+        age.chain(kms).chain(vault).chain(pgp)
     }
 }
 
@@ -47,6 +54,7 @@ pub struct Keyring<'a> {
     age: Deferred<'a, AgeIdentities, KeyError>,
     kms: Option<Deferred<'a, Box<dyn KmsService>, String>>,
     gpg: Option<GnuPg>,
+    vault: Option<Deferred<'a, VaultTransit, String>>,
 }
 
 impl<'a> Keyring<'a> {
@@ -56,6 +64,7 @@ impl<'a> Keyring<'a> {
             age: Deferred::ready(age),
             kms: None,
             gpg: None,
+            vault: None,
         }
     }
 
@@ -68,6 +77,7 @@ impl<'a> Keyring<'a> {
             age: Deferred::later(load),
             kms: None,
             gpg: None,
+            vault: None,
         }
     }
 
@@ -92,6 +102,27 @@ impl<'a> Keyring<'a> {
     ) -> Keyring<'a> {
         self.kms = Some(Deferred::later(connect));
         self
+    }
+
+    /// Vault transit access set up by `connect` the first time a file with `hc_vault` keys is
+    /// opened; a failure is [`KeyGroupError::KmsAccess`].
+    pub fn with_vault_from(
+        mut self,
+        connect: impl FnOnce() -> Result<VaultTransit, String> + Send + 'a,
+    ) -> Keyring<'a> {
+        self.vault = Some(Deferred::later(connect));
+        self
+    }
+
+    /// `None` when no Vault access is configured.
+    fn vault(&self) -> Result<Option<&VaultTransit>, KeyGroupError> {
+        match &self.vault {
+            None => Ok(None),
+            Some(vault) => match vault.get() {
+                Ok(v) => Ok(Some(v)),
+                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
+            },
+        }
     }
 
     fn age(&self) -> Result<&AgeIdentities, KeyGroupError> {
@@ -157,6 +188,8 @@ pub enum KeyGroupError {
     EmptyGroup { group: usize },
     #[error("KMS keys are named but no KMS access is configured")]
     NoKms,
+    #[error("Vault transit keys are named but no Vault access is configured")]
+    NoVault,
     /// The keyring's age identities could not be loaded.
     #[error(transparent)]
     AgeIdentities(KeyError),
@@ -196,18 +229,19 @@ pub fn wrap(
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
-    wrap_groups(key, groups, threshold, kms, None)
+    wrap_groups(key, groups, threshold, kms, None, None)
 }
 
-/// [`wrap`], with PGP keys going through `gpg`.
+/// [`wrap`], with PGP keys going through `gpg` and Vault transit keys through `vault`.
 pub fn wrap_with_gpg(
     key: &DataKey,
     groups: &[GroupRecipients],
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
     gpg: &GnuPg,
+    vault: Option<&VaultTransit>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
-    wrap_groups(key, groups, threshold, kms, Some(gpg))
+    wrap_groups(key, groups, threshold, kms, Some(gpg), vault)
 }
 
 fn wrap_groups(
@@ -216,6 +250,7 @@ fn wrap_groups(
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
     gpg: Option<&GnuPg>,
+    vault: Option<&VaultTransit>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
     if groups.is_empty() || groups.iter().all(GroupRecipients::is_empty) {
         return Err(KeyGroupError::NoKeys);
@@ -224,7 +259,7 @@ fn wrap_groups(
         return Err(KeyGroupError::EmptyGroup { group: i + 1 });
     }
     if groups.len() == 1 {
-        let group = wrap_group(key.as_bytes(), &groups[0], kms, gpg)?;
+        let group = wrap_group(key.as_bytes(), &groups[0], kms, gpg, vault)?;
         return Ok((vec![group], threshold));
     }
     let threshold = threshold.unwrap_or(groups.len());
@@ -232,7 +267,7 @@ fn wrap_groups(
     let wrapped = groups
         .iter()
         .zip(shares.iter())
-        .map(|(g, share)| wrap_group(share, g, kms, gpg))
+        .map(|(g, share)| wrap_group(share, g, kms, gpg, vault))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((wrapped, Some(threshold)))
 }
@@ -242,6 +277,7 @@ fn wrap_group(
     group: &GroupRecipients,
     kms: Option<&dyn KmsService>,
     gpg: Option<&GnuPg>,
+    vault: Option<&VaultTransit>,
 ) -> Result<KeyGroup, KeyGroupError> {
     // Wrapping needs no age identity: only recipients.
     let no_identities = AgeIdentities::default();
@@ -249,10 +285,14 @@ fn wrap_group(
         age: &no_identities,
         kms,
         gpg,
+        vault,
     };
     let mut out = KeyGroup::default();
     for r in group.recipients() {
         let stanza = r.wrap(secret, &access).map_err(|e| match e {
+            WrapError::NoAccess if group.hc_vault.iter().any(|k| k.uri() == r.name()) => {
+                KeyGroupError::NoVault
+            }
             WrapError::NoAccess => KeyGroupError::NoKms,
             WrapError::Failed(reason) => KeyGroupError::Wrap {
                 key: r.name(),
@@ -276,6 +316,11 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
     } else {
         None
     };
+    let vault = if groups.iter().any(|g| !g.hc_vault.is_empty()) {
+        keyring.vault()?
+    } else {
+        None
+    };
     let needed = if groups.len() > 1 {
         metadata.shamir_threshold.unwrap_or(groups.len())
     } else {
@@ -288,6 +333,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
             age,
             kms,
             gpg: keyring.gpg.as_ref(),
+            vault,
         };
         if let Some(part) = open_group(group, &access, &mut attempts) {
             parts.push(part);

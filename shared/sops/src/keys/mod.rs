@@ -11,13 +11,15 @@
 pub mod age;
 pub mod aws_kms;
 pub mod groups;
+pub mod hc_vault;
 pub mod pgp;
 pub mod shamir;
 
 use zeroize::Zeroizing;
 
-use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza, PgpStanza};
+use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza, PgpStanza, VaultStanza};
 use crate::keys::age::AgeIdentities;
+use crate::keys::hc_vault::VaultTransit;
 use crate::keys::pgp::GnuPg;
 
 /// What the keyring holds, loaded, for master keys to use.
@@ -29,6 +31,8 @@ pub struct KeyAccess<'k> {
     /// The gpg binary PGP keys go through (it finds the keys itself: keyring, agent, card);
     /// `None` where PGP is not to be used (the controller: no gpg, and no keyring of its own).
     pub gpg: Option<&'k GnuPg>,
+    /// Vault / OpenBao transit access; `None` when not configured.
+    pub vault: Option<&'k VaultTransit>,
 }
 
 /// A master key to wrap a data key for, as named on the command line or in a creation rule.
@@ -42,7 +46,7 @@ pub trait Recipient {
 /// Why a [`Recipient`] could not wrap a secret.
 #[derive(Debug)]
 pub enum WrapError {
-    /// The key source needs access that the keyring does not hold (KMS).
+    /// The key source needs access that the keyring does not hold (KMS, Vault).
     NoAccess,
     Failed(String),
 }
@@ -60,6 +64,7 @@ pub enum Stanza {
     Age(AgeStanza),
     Kms(KmsStanza),
     Pgp(PgpStanza),
+    Vault(VaultStanza),
 }
 
 impl Stanza {
@@ -69,18 +74,22 @@ impl Stanza {
             Stanza::Age(s) => group.age.push(s),
             Stanza::Kms(s) => group.kms.push(s),
             Stanza::Pgp(s) => group.pgp.push(s),
+            Stanza::Vault(s) => group.hc_vault.push(s),
         }
     }
 }
 
-/// The master keys of `group`, in the order they are tried: age, then PGP, then KMS, as sops
-/// does by default (its `--decryption-order` default is `age,pgp`, the other types after them
-/// in the group's order; sops.go `sortKeyGroupIndices`).
+/// The master keys of `group`, in the order they are tried: age, then PGP, then KMS, then
+/// Vault, as sops does by default (its `--decryption-order` default is `age,pgp`, the other
+/// types after them in the group's order, sops.go `sortKeyGroupIndices`; a group read from a
+/// file lists kms, gcp_kms, azure_kv, hc_vault in that order, stores/stores.go
+/// `internalKeyGroup`).
 pub fn master_keys(group: &KeyGroup) -> impl Iterator<Item = &dyn MasterKey> {
     let age = group.age.iter().map(|s| s as &dyn MasterKey);
     let pgp = group.pgp.iter().map(|s| s as &dyn MasterKey);
     let kms = group.kms.iter().map(|s| s as &dyn MasterKey);
-    age.chain(pgp).chain(kms)
+    let vault = group.hc_vault.iter().map(|s| s as &dyn MasterKey);
+    age.chain(pgp).chain(kms).chain(vault)
 }
 
 /// A KMS implementation (AWS KMS in enseal), behind a trait so that the key groups do not

@@ -1,0 +1,610 @@
+//! HashiCorp Vault / OpenBao transit as a key source, interoperable with sops' `hc_vault`
+//! master keys (sops hcvault/keysource.go).
+//!
+//! A key is named by a URI `https://vault.example.com:8200/v1/transit/keys/NAME`, split as sops
+//! splits it into `vault_address` (scheme and host), `engine_path` (`transit`, or a nested
+//! mount) and `key_name`. Wrapping sends `{"plaintext": base64(data key)}` to
+//! `{address}/v1/{engine}/encrypt/{key}` and stores the `ciphertext` of the answer
+//! (`vault:v1:...`) as `enc`, untouched; unwrapping sends `{"ciphertext": enc}` to
+//! `/decrypt/{key}` and base64-decodes `plaintext`. Both are `PUT`s with `X-Vault-Token`, as the
+//! Go client's `Logical().Write` sends them.
+//!
+//! The token is the one given to [`VaultTransit::with_token`], else `VAULT_TOKEN`, else the
+//! trimmed contents of `~/.vault-token` (sops' `vaultClient`: the Vault API client reads
+//! `VAULT_TOKEN`, sops falls back to the file). `VAULT_ADDR` plays no part: the Go client reads
+//! it, but sops overwrites the address with the key's own. `VAULT_NAMESPACE` is sent as
+//! `X-Vault-Namespace`, as the Go client does. `SOPS_HC_VAULT_ALLOWLIST` (sops 3.13) limits the
+//! addresses a file may send its data key to.
+//!
+//! The rest of enseal is synchronous: [`VaultTransit`] owns a current-thread tokio runtime and a
+//! hyper client (the hyper/rustls stack the AWS SDK already brings). Every call is bounded: a
+//! refused or silent server is an error within seconds. A 5xx answer or a failed connection is
+//! retried like the Go client's default (2 retries).
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Buf;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::format::metadata::{now_rfc3339, VaultStanza};
+use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
+
+/// A connection that is not up after this long is an unreachable server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One HTTP attempt (connect, send, wait for the whole answer).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per call, the first included (the Go client's default `MaxRetries` is 2).
+pub const MAX_ATTEMPTS: u32 = 3;
+/// Pause before a retry.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// sops' `SopsHCVaultAllowlist`.
+pub const ALLOWLIST_VAR: &str = "SOPS_HC_VAULT_ALLOWLIST";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum VaultUriError {
+    #[error("missing scheme in Vault URL (should be like this: https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}")]
+    MissingScheme(String),
+    #[error("running Vault with a prefixed URL is not supported! (Format has to be like https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}")]
+    Prefixed(String),
+    #[error("vault path does not seem to be formatted correctly: (eg. https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}")]
+    BadPath(String),
+}
+
+/// The Vault transit keys of a comma-separated list of URIs (`--hc-vault-transit`,
+/// `SOPS_VAULT_URIS`, a creation rule's `hc_vault_transit_uri`); empty entries are skipped, as
+/// in sops' `NewMasterKeysFromURIs`.
+pub fn parse_uri_list(list: &str) -> Result<Vec<VaultStanza>, VaultUriError> {
+    list.split(',')
+        .filter(|u| !u.is_empty())
+        .map(parse_uri)
+        .collect()
+}
+
+/// One Vault transit key URI, `SCHEME://HOST[:PORT]/v1/ENGINE.../keys/NAME`, split as sops'
+/// `NewMasterKeyFromURI` and `engineAndKeyFromPath` split it.
+pub fn parse_uri(uri: &str) -> Result<VaultStanza, VaultUriError> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(VaultUriError::MissingScheme(uri.to_string()));
+    };
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
+        return Err(VaultUriError::MissingScheme(uri.to_string()));
+    }
+    let (host, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let segments: Vec<&str> = path.split('/').collect();
+    // sops' two regexps: `/[^/]+/v\d+/[^/]+/[^/]+/[^/]+` (a prefix before /v1) is refused,
+    // and `/v\d+/[^/]+/[^/]+/[^/]+` must match somewhere.
+    let is_version =
+        |s: &str| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit());
+    let nonempty_run = |from: usize, n: usize| {
+        segments.len() >= from + n && segments[from..from + n].iter().all(|s| !s.is_empty())
+    };
+    let matches_at = |i: usize| is_version(segments[i]) && nonempty_run(i + 1, 3);
+    if (2..segments.len()).any(|i| !segments[i - 1].is_empty() && matches_at(i)) {
+        return Err(VaultUriError::Prefixed(uri.to_string()));
+    }
+    if !(1..segments.len()).any(matches_at) {
+        return Err(VaultUriError::BadPath(uri.to_string()));
+    }
+    let dirs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let key_name = dirs[dirs.len() - 1].to_string();
+    let engine_path = dirs[1..dirs.len() - 2]
+        .iter()
+        .filter(|d| !d.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/");
+    Ok(VaultStanza {
+        vault_address: format!("{scheme}://{host}"),
+        engine_path,
+        key_name,
+        ..VaultStanza::default()
+    })
+}
+
+impl VaultStanza {
+    /// The key as sops names it (`ToString`): `{address}/v1/{engine}/keys/{name}`.
+    pub fn uri(&self) -> String {
+        format!(
+            "{}/v1/{}/keys/{}",
+            self.vault_address, self.engine_path, self.key_name
+        )
+    }
+}
+
+/// Why Vault could not wrap or unwrap a data key. Never holds key material.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("{ALLOWLIST_VAR}'s entry {0} is empty")]
+    AllowlistEntryEmpty(usize),
+    #[error("{ALLOWLIST_VAR} does not allow {0}")]
+    NotAllowed(String),
+    #[error("cannot read the Vault token from {path}: {reason}")]
+    TokenFile { path: String, reason: String },
+    #[error("invalid Vault address {0:?}")]
+    BadAddress(String),
+    #[error("cannot start the runtime for Vault calls: {0}")]
+    Runtime(String),
+    #[error("cannot reach Vault at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Vault did not answer within {}s at {url}", ATTEMPT_TIMEOUT.as_secs())]
+    TimedOut { url: String },
+    #[error("Vault refused PUT {url}: code {status}, errors: {errors}")]
+    Refused {
+        url: String,
+        status: u16,
+        errors: String,
+    },
+    #[error("unexpected answer from PUT {url}: {problem}")]
+    BadAnswer { url: String, problem: &'static str },
+}
+
+/// Where calls may go: sops' `allowList`.
+#[derive(Debug, Clone, PartialEq)]
+enum Allowlist {
+    All,
+    Prefixes(Vec<String>),
+}
+
+impl Allowlist {
+    /// sops' `getAllowlist`: unset or empty means `all` (sops' default, to become `none`).
+    fn from_env() -> Result<Allowlist, VaultError> {
+        match std::env::var(ALLOWLIST_VAR) {
+            Ok(v) if !v.is_empty() => Allowlist::parse(&v),
+            _ => Ok(Allowlist::All),
+        }
+    }
+
+    fn parse(s: &str) -> Result<Allowlist, VaultError> {
+        match s {
+            "all" => return Ok(Allowlist::All),
+            "none" => return Ok(Allowlist::Prefixes(Vec::new())),
+            _ => {}
+        }
+        s.split(',')
+            .enumerate()
+            .map(|(i, uri)| {
+                let uri = uri.trim_matches(' ');
+                if uri.is_empty() {
+                    return Err(VaultError::AllowlistEntryEmpty(i + 1));
+                }
+                Ok(with_slash(uri))
+            })
+            .collect::<Result<_, _>>()
+            .map(Allowlist::Prefixes)
+    }
+
+    /// A plain string prefix test on the address with a trailing `/`, as sops' `Allows`.
+    fn allows(&self, address: &str) -> bool {
+        match self {
+            Allowlist::All => true,
+            Allowlist::Prefixes(p) => {
+                let address = with_slash(address);
+                p.iter().any(|u| address.starts_with(u.as_str()))
+            }
+        }
+    }
+}
+
+fn with_slash(s: &str) -> String {
+    if s.ends_with('/') {
+        s.to_string()
+    } else {
+        format!("{s}/")
+    }
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<SecretBody>>;
+
+/// Vault transit access for wrapping and unwrapping data keys.
+pub struct VaultTransit {
+    runtime: tokio::runtime::Runtime,
+    client: HttpsClient,
+    token: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for VaultTransit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultTransit").finish_non_exhaustive()
+    }
+}
+
+impl VaultTransit {
+    /// Vault access with the token found as sops finds it (`VAULT_TOKEN`, else
+    /// `~/.vault-token`), read at each call. Nothing is contacted until a key is used.
+    pub fn from_env() -> Result<VaultTransit, VaultError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| VaultError::Runtime(e.to_string()))?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+            .or_else(|_| {
+                // No system roots: https then fails at the handshake (naming the server),
+                // http still works.
+                let config = rustls::ClientConfig::builder_with_provider(
+                    rustls::crypto::ring::default_provider().into(),
+                )
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+                Ok::<_, rustls::Error>(
+                    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
+                )
+            })
+            .map_err(|e| VaultError::Runtime(e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(VaultTransit {
+            runtime,
+            client,
+            token: None,
+        })
+    }
+
+    /// Uses `token` rather than the environment's (Flux's `sops.vault-token`).
+    pub fn with_token(mut self, token: Zeroizing<String>) -> VaultTransit {
+        self.token = Some(token);
+        self
+    }
+
+    /// Wraps `data_key` for `key`: the stanza comes back with `enc` and `created_at` set.
+    pub fn encrypt_key(
+        &self,
+        key: &VaultStanza,
+        data_key: &[u8],
+    ) -> Result<VaultStanza, VaultError> {
+        let mut body = Zeroizing::new(Vec::with_capacity(data_key.len() * 2 + 20));
+        body.extend_from_slice(b"{\"plaintext\":\"");
+        let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(data_key));
+        body.extend_from_slice(b64.as_bytes());
+        body.extend_from_slice(b"\"}");
+        let answer = self.put(key, "encrypt", body)?;
+        let url = self.url(key, "encrypt");
+        let ciphertext = answer
+            .get("data")
+            .and_then(|d| d.get("ciphertext"))
+            .ok_or(VaultError::BadAnswer {
+                url: url.clone(),
+                problem: "no encrypted data",
+            })?
+            .as_str()
+            .ok_or(VaultError::BadAnswer {
+                url,
+                problem: "encrypted ciphertext is not a string",
+            })?;
+        Ok(VaultStanza {
+            enc: ciphertext.to_string(),
+            created_at: now_rfc3339(),
+            ..key.clone()
+        })
+    }
+
+    /// Unwraps the data key held in `stanza.enc`.
+    pub fn decrypt_key(&self, stanza: &VaultStanza) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "ciphertext": stanza.enc }))
+            .expect("a JSON object of one string serializes");
+        let mut answer = self.put(stanza, "decrypt", Zeroizing::new(body))?;
+        let url = self.url(stanza, "decrypt");
+        let bad = |problem| VaultError::BadAnswer {
+            url: url.clone(),
+            problem,
+        };
+        let plaintext = match answer
+            .get_mut("data")
+            .and_then(|d| d.get_mut("plaintext"))
+            .ok_or_else(|| bad("no decrypted data"))?
+        {
+            serde_json::Value::String(s) => Zeroizing::new(std::mem::take(s)),
+            _ => return Err(bad("decrypted plaintext is not a string")),
+        };
+        base64::engine::general_purpose::STANDARD
+            .decode(plaintext.as_bytes())
+            .map(Zeroizing::new)
+            .map_err(|_| bad("cannot decode base64 plaintext into data key bytes"))
+    }
+
+    fn url(&self, key: &VaultStanza, op: &str) -> String {
+        format!(
+            "{}/v1/{}/{op}/{}",
+            key.vault_address.trim_end_matches('/'),
+            key.engine_path,
+            key.key_name
+        )
+    }
+
+    fn token(&self) -> Result<Option<Zeroizing<String>>, VaultError> {
+        if let Some(t) = &self.token {
+            return Ok(Some(t.clone()));
+        }
+        if let Ok(t) = std::env::var("VAULT_TOKEN") {
+            if !t.is_empty() {
+                return Ok(Some(Zeroizing::new(t)));
+            }
+        }
+        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+            return Ok(None);
+        };
+        let path = std::path::Path::new(&home).join(".vault-token");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let text = Zeroizing::new(text);
+                Ok(Some(Zeroizing::new(text.trim().to_string())).filter(|t| !t.is_empty()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(VaultError::TokenFile {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// PUTs `body` (JSON) to `{address}/v1/{engine}/{op}/{key}` and returns the answer's JSON.
+    fn put(
+        &self,
+        key: &VaultStanza,
+        op: &str,
+        body: Zeroizing<Vec<u8>>,
+    ) -> Result<serde_json::Value, VaultError> {
+        let allowlist = Allowlist::from_env()?;
+        if !allowlist.allows(&key.vault_address) {
+            return Err(VaultError::NotAllowed(key.vault_address.clone()));
+        }
+        let url = self.url(key, op);
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|_| VaultError::BadAddress(key.vault_address.clone()))?;
+        let token = self.token()?;
+        let namespace = std::env::var("VAULT_NAMESPACE")
+            .ok()
+            .filter(|n| !n.is_empty());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = hyper::Request::put(uri.clone())
+                .header("content-type", "application/json")
+                .header("x-vault-request", "true");
+            if let Some(t) = &token {
+                request = request.header("x-vault-token", t.as_str());
+            }
+            if let Some(ns) = &namespace {
+                request = request.header("x-vault-namespace", ns.as_str());
+            }
+            let request = request
+                .body(Full::new(SecretBody::new(body.clone())))
+                .map_err(|_| VaultError::BadAddress(key.vault_address.clone()))?;
+            let result = self.run(async {
+                let call = async {
+                    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+                    let response = self.client.request(request).await.map_err(BoxError::from)?;
+                    let status = response.status();
+                    let bytes = response.into_body().collect().await?.to_bytes();
+                    Ok::<_, BoxError>((status, bytes))
+                };
+                tokio::time::timeout(ATTEMPT_TIMEOUT, call).await
+            });
+            let retry = attempt < MAX_ATTEMPTS;
+            match result {
+                Err(_) if retry => {}
+                Err(_) => return Err(VaultError::TimedOut { url }),
+                Ok(Err(_)) if retry => {}
+                Ok(Err(e)) => {
+                    return Err(VaultError::Unreachable {
+                        url,
+                        reason: error_chain(e.as_ref()),
+                    })
+                }
+                Ok(Ok((status, _))) if retry && (status.is_server_error() || status == 412) => {}
+                Ok(Ok((status, bytes))) if !status.is_success() => {
+                    return Err(VaultError::Refused {
+                        url,
+                        status: status.as_u16(),
+                        errors: vault_errors(&bytes),
+                    })
+                }
+                Ok(Ok((_, bytes))) => {
+                    // A 204 (no body) is sops' "transit backend is empty".
+                    return serde_json::from_slice(&bytes).map_err(|_| VaultError::BadAnswer {
+                        url,
+                        problem: "transit backend is empty",
+                    });
+                }
+            }
+            std::thread::sleep(RETRY_PAUSE);
+        }
+    }
+
+    fn run<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // block_on inside a runtime panics; a plain thread has no runtime context.
+            std::thread::scope(|s| {
+                s.spawn(|| self.runtime.block_on(future))
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        } else {
+            self.runtime.block_on(future)
+        }
+    }
+}
+
+/// Vault's `{"errors": [...]}`, joined, as the Go client lists them; else the raw text.
+fn vault_errors(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<String>,
+    }
+    match serde_json::from_slice::<Errors>(body) {
+        Ok(e) if !e.errors.is_empty() => e.errors.join("; "),
+        _ => String::from_utf8_lossy(body)
+            .trim()
+            .chars()
+            .take(200)
+            .collect(),
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// A request body that clears itself when dropped: it holds the base64 data key on the way
+/// to Vault (hyper's own buffers after it are outside our reach).
+#[derive(Clone)]
+pub struct SecretBody {
+    bytes: Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
+impl SecretBody {
+    fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBody {
+        SecretBody { bytes, pos: 0 }
+    }
+}
+
+impl Buf for SecretBody {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.bytes[self.pos..]
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        assert!(cnt <= self.remaining(), "advance past the end of the body");
+        self.pos += cnt;
+    }
+}
+
+impl Drop for SecretBody {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+/// A Vault transit key to wrap for: a stanza with address, engine and key name set.
+impl Recipient for VaultStanza {
+    fn name(&self) -> String {
+        self.uri()
+    }
+
+    fn wrap(&self, secret: &[u8], access: &KeyAccess<'_>) -> Result<Stanza, WrapError> {
+        let vault = access.vault.ok_or(WrapError::NoAccess)?;
+        vault
+            .encrypt_key(self, secret)
+            .map(Stanza::Vault)
+            .map_err(|e| WrapError::Failed(e.to_string()))
+    }
+}
+
+impl MasterKey for VaultStanza {
+    fn describe(&self) -> String {
+        format!("hc_vault {}", self.uri())
+    }
+
+    fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
+        match access.vault {
+            Some(vault) => vault.decrypt_key(self).map_err(|e| e.to_string()),
+            None => Err("Vault access is not configured".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str) -> (String, String, String) {
+        let k = parse_uri(uri).unwrap();
+        (k.vault_address, k.engine_path, k.key_name)
+    }
+
+    fn s(a: &str, b: &str, c: &str) -> (String, String, String) {
+        (a.into(), b.into(), c.into())
+    }
+
+    #[test]
+    fn uris_split_like_sops() {
+        assert_eq!(
+            parts("https://vault.example.com:8200/v1/transit/keys/app"),
+            s("https://vault.example.com:8200", "transit", "app")
+        );
+        assert_eq!(
+            parts("http://127.0.0.1:8200/v1/team/a/transit/keys/k"),
+            s("http://127.0.0.1:8200", "team/a/transit", "k")
+        );
+        assert_eq!(parse_uri_list("").unwrap(), vec![]);
+        assert_eq!(
+            parse_uri_list("http://a/v1/t/keys/x,,http://b/v1/t/keys/y")
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn uris_sops_refuses_are_refused() {
+        assert!(matches!(
+            parse_uri("vault.example.com/v1/transit/keys/k"),
+            Err(VaultUriError::MissingScheme(_))
+        ));
+        assert!(matches!(
+            parse_uri("https://vault.example.com/prefix/v1/transit/keys/k"),
+            Err(VaultUriError::Prefixed(_))
+        ));
+        assert!(matches!(
+            parse_uri("https://vault.example.com/v1/transit"),
+            Err(VaultUriError::BadPath(_))
+        ));
+    }
+
+    #[test]
+    fn allowlist_is_a_prefix_test_with_slashes() {
+        let list = Allowlist::parse("https://a.example:8200, http://b").unwrap();
+        assert!(list.allows("https://a.example:8200"));
+        assert!(list.allows("http://b"));
+        assert!(!list.allows("http://b.other"));
+        assert!(!list.allows("https://a.example:8201"));
+        assert!(!Allowlist::parse("none").unwrap().allows("http://b"));
+        assert!(Allowlist::parse("all").unwrap().allows("http://b"));
+        assert!(matches!(
+            Allowlist::parse("http://a,,http://b"),
+            Err(VaultError::AllowlistEntryEmpty(2))
+        ));
+    }
+}
