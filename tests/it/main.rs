@@ -32,3 +32,4 @@ mod sops_functional_tests;
 mod sops_interop;
 mod ssh_keys;
 mod updatekeys_tree;
+mod vault_interop;

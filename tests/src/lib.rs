@@ -12,4 +12,5 @@ pub mod gnupg;
 pub mod kustomize;
 pub mod manifest;
 pub mod moto;
+pub mod openbao;
 pub mod peers;
