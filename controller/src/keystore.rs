@@ -180,7 +180,19 @@ pub async fn watch_keys(store: Arc<KeyStore>, api: Api<Secret>) {
             }
         }
         match key_from_secret(s) {
-            Ok(key) => Some((name, (rv, Arc::new(key)))),
+            Ok(key) => {
+                if !key.private.decrypts_with_aws_lc() {
+                    // Still usable (Sealed Secrets allows `--key-size 1024`), but every
+                    // value it opens costs several times the CPU (issue 16).
+                    tracing::warn!(
+                        secret = %name,
+                        bits = key.private.size() * 8,
+                        "sealing key outside AWS-LC's 2048-8192 bits: unsealing with it \
+                         uses the slower rsa crate"
+                    );
+                }
+                Some((name, (rv, Arc::new(key))))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring an unusable key Secret");
                 None

@@ -216,6 +216,8 @@ async fn sync(
     let owned_ss = ss.clone();
     // RSA private-key operations are CPU work; keep them off the reactor.
     let desired = tokio::task::spawn_blocking(move || {
+        // Newest first, the key most objects are sealed with. A clone shares the parsed key
+        // (no copy of key material, no re-parse into AWS-LC).
         let private: Vec<_> = keys.iter().map(|k| k.private.clone()).collect();
         owned_ss.unseal(&private)
     })

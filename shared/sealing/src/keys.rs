@@ -9,7 +9,7 @@ use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, LineEnding};
 use rsa::sha2::Sha256;
-use rsa::{PrivateKey, PublicKey};
+use rsa::PublicKey;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::{Certificate, TbsCertificate};
@@ -23,6 +23,7 @@ use x509_cert::time::Validity;
 use zeroize::Zeroizing;
 
 use crate::manifest;
+use crate::PrivateKey;
 
 /// Sealed Secrets' defaults: `--key-size 4096`, `--key-ttl` 10 years, `--my-cn sealed-secret`.
 pub const DEFAULT_KEY_BITS: usize = 4096;
@@ -72,11 +73,11 @@ impl KeyPair {
         common_name: &str,
         validity: Duration,
     ) -> Result<KeyPair, KeyError> {
-        let private_key = PrivateKey::new(&mut getrandom::SysRng, bits)
+        let private_key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
             .map_err(|e| KeyError::Generate(e.to_string()))?;
         let certificate_pem = self_signed_certificate(&private_key, common_name, validity)?;
         Ok(KeyPair {
-            private_key,
+            private_key: PrivateKey::new(private_key),
             certificate_pem,
         })
     }
@@ -88,7 +89,8 @@ impl KeyPair {
 }
 
 pub fn private_key_to_pem(key: &PrivateKey) -> Result<Zeroizing<String>, KeyError> {
-    key.to_pkcs1_pem(LineEnding::LF)
+    key.rsa()
+        .to_pkcs1_pem(LineEnding::LF)
         .map_err(|e| KeyError::Pem(e.to_string()))
 }
 
@@ -130,7 +132,7 @@ impl BuilderProfile for SealingProfile {
 }
 
 fn self_signed_certificate(
-    key: &PrivateKey,
+    key: &rsa::PrivateKey,
     common_name: &str,
     validity: Duration,
 ) -> Result<String, KeyError> {
@@ -170,15 +172,22 @@ pub fn parse_private_keys_pem(bytes: &[u8]) -> Result<Vec<PrivateKey>, KeyError>
     for (index, block) in pem_blocks(bytes)?.iter().enumerate() {
         let contents = Zeroizing::new(block.contents().to_vec());
         let parsed = match block.tag() {
-            "RSA PRIVATE KEY" => PrivateKey::from_pkcs1_der(&contents).map_err(|e| e.to_string()),
-            "PRIVATE KEY" => PrivateKey::from_pkcs8_der(&contents).map_err(|e| e.to_string()),
+            "RSA PRIVATE KEY" => {
+                rsa::PrivateKey::from_pkcs1_der(&contents).map_err(|e| e.to_string())
+            }
+            "PRIVATE KEY" => rsa::PrivateKey::from_pkcs8_der(&contents).map_err(|e| e.to_string()),
             _ => continue,
         };
-        keys.push(parsed.map_err(|reason| KeyError::Block {
-            index,
-            tag: block.tag().to_string(),
-            reason,
-        })?);
+        // Parsed for unsealing here, once per key (see PrivateKey).
+        keys.push(
+            parsed
+                .map(PrivateKey::new)
+                .map_err(|reason| KeyError::Block {
+                    index,
+                    tag: block.tag().to_string(),
+                    reason,
+                })?,
+        );
     }
     if keys.is_empty() {
         return Err(KeyError::NoPrivateKey);
@@ -372,7 +381,10 @@ mod tests {
     #[test]
     fn pkcs8_keys_are_accepted() {
         use rsa::pkcs8::EncodePrivateKey;
-        let pem = test_keys::rsa_1024().to_pkcs8_pem(LineEnding::LF).unwrap();
+        let pem = test_keys::rsa_1024()
+            .rsa()
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap();
         let keys = parse_private_keys_pem(pem.as_bytes()).unwrap();
         assert_eq!(&keys[0], test_keys::rsa_1024());
     }

@@ -8,10 +8,12 @@
 //! - [`resource`]: the Secret and the object metadata.
 //! - [`template`]: `spec.template.data` rendering.
 //! - [`keys`]: the controller's RSA key pairs and certificates, PEM and key-Secret backups.
+//! - [`private_key`]: a private key parsed for unsealing (AWS-LC's RSA beside `rsa`'s).
 //! - [`manifest`]: reading and writing Kubernetes YAML/JSON streams.
 
 pub mod keys;
 pub mod manifest;
+pub mod private_key;
 pub mod resource;
 pub mod scope;
 pub mod sealed_secret;
@@ -23,8 +25,9 @@ mod test_keys;
 
 pub use keys::{KeyError, KeyPair, SealingCertificate};
 pub use manifest::{ManifestError, ManifestFormat};
+pub use private_key::PrivateKey;
 pub use resource::{Metadata, ObjectMeta, Secret};
-pub use rsa::{PrivateKey, PublicKey};
+pub use rsa::PublicKey;
 pub use scope::Scope;
 #[cfg(feature = "kube")]
 pub use sealed_secret::SealedSecretObject;

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use rsa::{PrivateKey, PublicKey};
+use rsa::PublicKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -33,6 +33,7 @@ use crate::resource::{null_default, Metadata, ObjectMeta, Secret, SecretBytes};
 use crate::scope::Scope;
 use crate::sealed_value::{self, SealError};
 use crate::template::{self, TemplateError};
+use crate::PrivateKey;
 
 pub const SEALED_SECRET_GROUP: &str = "bitnami.com";
 pub const SEALED_SECRET_VERSION: &str = "v1alpha1";

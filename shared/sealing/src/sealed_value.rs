@@ -8,8 +8,10 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use rsa::sha2::Sha256;
 use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, PrivateKey, PublicKey};
+use rsa::{Oaep, PublicKey};
 use zeroize::Zeroizing;
+
+use crate::PrivateKey;
 
 const SESSION_KEY_LEN: usize = 32;
 
@@ -98,14 +100,9 @@ pub fn open_indexed<'a>(
         if key.size() != rsa_len {
             continue;
         }
-        let Ok(session_key) = key.decrypt_blinded(
-            &mut getrandom::SysRng,
-            Oaep::<Sha256>::new_with_label(label),
-            rsa_ct,
-        ) else {
+        let Some(session_key) = key.decrypt_oaep_sha256(label, rsa_ct) else {
             continue;
         };
-        let session_key = Zeroizing::new(session_key);
         let cipher = Aes256Gcm::new_from_slice(&session_key).map_err(|_| SealError::Tampered)?;
         return cipher
             .decrypt(Nonce::from_slice(&[0u8; 12]), aes_ct)
@@ -223,6 +220,88 @@ mod tests {
             open_base64([key], b"", "!!").unwrap_err(),
             SealError::Base64
         );
+    }
+
+    #[test]
+    fn values_sealed_by_kubeseal_open_with_aws_lc() {
+        let key = test_keys::rsa_2048();
+        assert!(
+            key.decrypts_with_aws_lc(),
+            "2048-bit keys decrypt with AWS-LC"
+        );
+        let strict = open_base64([key], b"prod/db", test_keys::KUBESEAL_2048_STRICT).unwrap();
+        assert_eq!(strict.as_slice(), b"hunter2");
+        let cluster_wide = open_base64([key], b"", test_keys::KUBESEAL_2048_CLUSTER_WIDE).unwrap();
+        assert_eq!(cluster_wide.as_slice(), b"hunter2");
+    }
+
+    #[test]
+    fn aws_lc_refuses_a_kubeseal_value_under_another_label() {
+        let key = test_keys::rsa_2048();
+        for (value, label) in [
+            (test_keys::KUBESEAL_2048_STRICT, &b"prod/other"[..]),
+            (test_keys::KUBESEAL_2048_STRICT, b"other/db"),
+            (test_keys::KUBESEAL_2048_STRICT, b""),
+            (test_keys::KUBESEAL_2048_CLUSTER_WIDE, b"prod/db"),
+        ] {
+            assert_eq!(
+                open_base64([key], label, value).unwrap_err(),
+                SealError::NoKeyOpens,
+                "label {:?}",
+                String::from_utf8_lossy(label)
+            );
+        }
+    }
+
+    #[test]
+    fn aws_lc_and_rsa_unwrap_the_same_session_key() {
+        let key = test_keys::rsa_2048();
+        let blob = base64_blob();
+        let rsa_ct = &blob[2..2 + key.size()];
+        let by_aws_lc = key.decrypt_oaep_sha256(b"prod/db", rsa_ct).unwrap();
+        let by_rsa = key
+            .rsa()
+            .decrypt(Oaep::<Sha256>::new_with_label(&b"prod/db"[..]), rsa_ct)
+            .unwrap();
+        assert_eq!(by_aws_lc.as_slice(), by_rsa.as_slice());
+        assert_eq!(by_aws_lc.len(), SESSION_KEY_LEN);
+    }
+
+    #[test]
+    fn aws_lc_round_trip_and_tampering() {
+        let key = test_keys::rsa_2048();
+        let mut blob = seal(key.as_public_key(), b"ns/name", b"v").unwrap();
+        assert_eq!(open([key], b"ns/name", &blob).unwrap().as_slice(), b"v");
+        let last = blob.len() - 1;
+        blob[last] ^= 1;
+        assert_eq!(
+            open([key], b"ns/name", &blob).unwrap_err(),
+            SealError::Tampered
+        );
+    }
+
+    #[test]
+    fn keys_aws_lc_refuses_still_open_with_rsa() {
+        // Sealed Secrets allows `--key-size 1024`; AWS-LC takes 2048 to 8192 bits.
+        let key = test_keys::rsa_1024();
+        assert!(!key.decrypts_with_aws_lc());
+        let blob = seal(key.as_public_key(), b"l", b"v").unwrap();
+        assert_eq!(open([key], b"l", &blob).unwrap().as_slice(), b"v");
+    }
+
+    #[test]
+    fn a_value_opens_with_the_key_of_its_size_among_others() {
+        // The 1024-bit key is skipped by length, without an RSA operation.
+        let both = [test_keys::rsa_1024(), test_keys::rsa_2048()];
+        let opened = open_indexed(both, b"prod/db", &base64_blob()).unwrap();
+        assert_eq!(opened.0, 1);
+        assert_eq!(opened.1.as_slice(), b"hunter2");
+    }
+
+    fn base64_blob() -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD
+            .decode(test_keys::KUBESEAL_2048_STRICT)
+            .unwrap()
     }
 
     #[test]
