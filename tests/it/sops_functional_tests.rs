@@ -10,6 +10,7 @@
 
 use enseal_tests::cli::{enseal_bin, Sandbox};
 use enseal_tests::gnupg::GnupgHome;
+use enseal_tests::openbao::OpenBao;
 use enseal_tests::peers;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,10 @@ fn copy_tree(from: &Path, to: &Path) {
 /// Runs the whole crate with `sops_binary` as its `./sops`, in a fresh sandbox whose GnuPG home
 /// holds sops' test keys: the secret keys FBC7B9E2... and D7229043..., and only the public key
 /// of B611A2F9... (one test needs a key group nobody here can open). No age identity.
+///
+/// Each run has its own OpenBao dev server for the two `publish` tests, set up as sops' CI
+/// sets up Vault for them (its .sops.yaml destination rules): KV version 2 at `secret/` (the
+/// dev server's own) and version 1 at `kv/`, reached through `VAULT_ADDR` and `VAULT_TOKEN`.
 fn run_with(prepared: &Path, sops_binary: &Path) -> BTreeMap<String, Outcome> {
     let key_file = prepared.join("sops_functional_tests_key.asc");
     let keys = std::fs::read(&key_file).unwrap_or_else(|e| {
@@ -78,13 +83,16 @@ fn run_with(prepared: &Path, sops_binary: &Path) -> BTreeMap<String, Outcome> {
             key_file.display()
         )
     });
+    let bao = OpenBao::start();
+    bao.bao(&["secrets", "enable", "-version=1", "kv"]);
     let mut sandbox = Sandbox::new();
+    for (k, v) in bao.env() {
+        sandbox.env(k, v);
+    }
     let gnupg = GnupgHome::new(&sandbox.path().parent().expect("sandbox root").join("gnupg"));
     gnupg.import(&keys);
     sandbox
         .env("GNUPGHOME", gnupg.path())
-        // The publish-to-Vault tests find no Vault here, for sops and enseal alike.
-        .env("VAULT_ADDR", "http://127.0.0.1:9")
         .set_timeout(Duration::from_secs(600));
     let crate_dir = sandbox.file("functional-tests");
     copy_tree(&prepared.join("crate"), &crate_dir);
@@ -133,10 +141,20 @@ fn every_functional_test_that_passes_for_sops_passes_for_enseal() {
         .filter(|(_, o)| **o == Outcome::Passed)
         .map(|(n, _)| n)
         .collect();
-    // The crate has 41 tests; with its PGP keys and no Vault, sops passes all but the ignored
-    // (KMS, S3) and the Vault publishing ones. Far fewer means the set-up broke, not sops.
+    // The crate has 41 tests; with its PGP keys and an OpenBao, sops passes all but the ignored
+    // ones (KMS, S3). Far fewer means the set-up broke, not sops.
+    for publish in [
+        "tests::publish_json_file_vault",
+        "tests::publish_json_file_vault_version_1",
+    ] {
+        assert_eq!(
+            sops.get(publish),
+            Some(&Outcome::Passed),
+            "sops 3.13.3 does not pass {publish}: the OpenBao set-up broke"
+        );
+    }
     assert!(
-        passed_by_sops.len() >= 35,
+        passed_by_sops.len() >= 37,
         "sops 3.13.3 itself passes only {} functional tests: {sops:?}",
         passed_by_sops.len()
     );

@@ -353,3 +353,64 @@ fn the_allowlist_refuses_other_addresses_like_sops_3_13() {
         PLAIN
     );
 }
+
+/// `publish` to Vault KV (sops' destination_rules with vault_path): enseal writes the same
+/// secret sops writes, version 2 and version 1 mounts, and leaves an up-to-date secret alone
+/// (no new version), as publish/vault.go does. The functional tests only check the exit code.
+#[test]
+fn publish_writes_the_same_kv_secrets_as_sops() {
+    let own = OpenBao::start();
+    own.bao(&["secrets", "enable", "-version=1", "kv"]);
+    let uri = own.create_key("publish");
+    let sb = sandbox(&own);
+    sb.write(
+        ".sops.yaml",
+        format!(
+            "creation_rules:\n  - hc_vault_transit_uri: {uri}\ndestination_rules:\n  - vault_path: v1-dir\n    vault_kv_mount_name: kv\n    vault_kv_version: 1\n    path_regex: \\.v1\\.\n  - vault_path: app/\n"
+        ),
+    );
+    let plain = "{\"n\": 2, \"s\": \"x\", \"nested\": {\"b\": true, \"l\": [1, \"two\"]}}";
+    for name in [
+        "by-sops.json",
+        "by-enseal.json",
+        "by-sops.v1.json",
+        "by-enseal.v1.json",
+    ] {
+        sb.write(name, plain);
+        let tool = if name.starts_with("by-sops") {
+            "sops"
+        } else {
+            "enseal"
+        };
+        let out = if tool == "sops" {
+            sb.sops_of(SopsRelease::V3_13, ["encrypt", "-i", name])
+        } else {
+            sb.enseal(["encrypt", "-i", name])
+        };
+        out.assert_success(&format!("{tool} encrypt {name}"));
+        let out = if tool == "sops" {
+            sb.sops_of(SopsRelease::V3_13, ["publish", "--yes", name])
+        } else {
+            sb.enseal(["publish", "--yes", name])
+        };
+        out.assert_success(&format!("{tool} publish {name}"));
+    }
+    let read = |path: &str| -> serde_json::Value {
+        let out = own.bao(&["read", "-format=json", path]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["data"].clone()
+    };
+    let v2 = |name: &str| read(&format!("secret/data/app/{name}"))["data"].clone();
+    let expected: serde_json::Value = serde_json::from_str(plain).unwrap();
+    assert_eq!(v2("by-sops.json"), expected);
+    assert_eq!(v2("by-enseal.json"), v2("by-sops.json"));
+    assert_eq!(
+        read("kv/v1-dir/by-enseal.v1.json"),
+        read("kv/v1-dir/by-sops.v1.json")
+    );
+    assert_eq!(read("kv/v1-dir/by-enseal.v1.json"), expected);
+    // Published again unchanged: still version 1.
+    sb.enseal(["publish", "-y", "by-enseal.json"])
+        .assert_success("second publish");
+    let meta = read("secret/metadata/app/by-enseal.json");
+    assert_eq!(meta["current_version"], 1, "{meta}");
+}

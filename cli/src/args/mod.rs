@@ -23,8 +23,8 @@ pub use kustomize::KustomizeArgs;
 pub use seal::{CertArgs, ControllerArgs, SealArgs, UnsealArgs};
 pub use sops_file::{
     CheckArgs, DecryptArgs, ExecEnvArgs, ExecFileArgs, FileArg, GroupsAction, GroupsArgs,
-    KeygenArgs, RotateArgs, SetArgs, SetOptions, UnsetArgs, UnsetOptions, UpdateKeysArgs,
-    ValueSource,
+    KeygenArgs, PublishArgs, RotateArgs, SetArgs, SetOptions, UnsetArgs, UnsetOptions,
+    UpdateKeysArgs, ValueSource,
 };
 pub use sops_secret::SopsSecretArgs;
 
@@ -214,6 +214,9 @@ pub enum Command {
     Updatekeys(UpdateKeysArgs),
     /// Add or delete a key group of a file (as sops groups); values are untouched.
     Groups(GroupsArgs),
+    /// Publish a file to the destination its `destination_rules` entry names (Vault KV only:
+    /// the decrypted values are written as one secret, as sops publish does).
+    Publish(PublishArgs),
     /// Print whether a file is encrypted, as JSON: {"encrypted":true}.
     Filestatus(FileArg),
     /// Exit 1 listing the files a creation rule of .sops.yaml covers that are not encrypted
@@ -346,6 +349,7 @@ pub enum Invocation {
     Rotate(GlobalOptions, RotateArgs),
     Updatekeys(GlobalOptions, UpdateKeysArgs),
     Groups(GlobalOptions, GroupsAction),
+    Publish(GlobalOptions, PublishArgs),
     Filestatus(GlobalOptions, Option<PathBuf>),
     Check(GlobalOptions, CheckArgs),
     ExecEnv(GlobalOptions, ExecEnvArgs),
@@ -504,6 +508,7 @@ impl Cli {
             Command::Rotate(a) => Invocation::Rotate(g.validate()?, a),
             Command::Updatekeys(a) => Invocation::Updatekeys(g.validate()?, a),
             Command::Groups(a) => Invocation::Groups(g.validate()?, a.action),
+            Command::Publish(a) => Invocation::Publish(g.validate()?, a),
             Command::Filestatus(a) => Invocation::Filestatus(g.validate()?, a.file),
             Command::Check(a) => Invocation::Check(g.validate()?, a),
             Command::ExecEnv(a) => Invocation::ExecEnv(g.validate()?, a),

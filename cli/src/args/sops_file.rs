@@ -89,6 +89,21 @@ pub struct UpdateKeysArgs {
     pub yes: bool,
 }
 
+/// sops' `publish` flags.
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    pub file: PathBuf,
+    /// Publish without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Leave the file's extension out of the destination name.
+    #[arg(long)]
+    pub omit_extensions: bool,
+    /// Publish every file under the directory FILE (not supported yet).
+    #[arg(long)]
+    pub recursive: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct GroupsArgs {
     #[command(subcommand)]

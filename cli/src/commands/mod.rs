@@ -9,6 +9,7 @@ mod keygen;
 mod keys;
 mod kustomize;
 mod modify;
+mod publish;
 mod seal;
 mod sops_secret;
 
@@ -29,6 +30,7 @@ pub fn run(invocation: Invocation) -> Result<i32> {
         Invocation::Rotate(g, a) => keys::rotate(&g, &a).map(|_| 0),
         Invocation::Updatekeys(g, a) => keys::updatekeys(&g, &a).map(|_| 0),
         Invocation::Groups(g, a) => keys::groups(&g, &a).map(|_| 0),
+        Invocation::Publish(g, a) => publish::run(&g, &a).map(|_| 0),
         Invocation::Check(g, a) => check::run(&g, &a),
         Invocation::Filestatus(g, file) => decrypt::filestatus(&g, file.as_deref()).map(|_| 0),
         Invocation::ExecEnv(g, a) => exec::exec_env(&g, &a),

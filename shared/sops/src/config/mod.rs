@@ -219,6 +219,18 @@ impl Config {
         }
     }
 
+    /// The `destination_rules` entry for `file` (`sops publish`), as sops'
+    /// parseDestinationRuleForFile picks it: the first rule without `path_regex`, or whose regex
+    /// matches the path as given on the command line (not made relative to the config).
+    pub fn destination_for(&self, file: &str) -> Option<&DestinationRule> {
+        self.destination_rules
+            .iter()
+            .find(|r| match r.path_regex.as_deref() {
+                None | Some("") => true,
+                Some(re) => regex::Regex::new(re).is_ok_and(|re| re.is_match(file)),
+            })
+    }
+
     /// The creation rule for `file`, an absolute, cleaned path (see [`absolute_path`]).
     ///
     /// As sops: the path is made relative to the config file's directory by removing that

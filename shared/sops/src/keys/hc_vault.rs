@@ -144,9 +144,10 @@ pub enum VaultError {
     Unreachable { url: String, reason: String },
     #[error("Vault did not answer within {}s at {url}", ATTEMPT_TIMEOUT.as_secs())]
     TimedOut { url: String },
-    #[error("Vault refused PUT {url}: code {status}, errors: {errors}")]
+    #[error("Vault refused {method} {url}: code {status}, errors: {errors}")]
     Refused {
         url: String,
+        method: String,
         status: u16,
         errors: String,
     },
@@ -372,20 +373,82 @@ impl VaultTransit {
             return Err(VaultError::NotAllowed(key.vault_address.clone()));
         }
         let url = self.url(key, op);
+        let token = self.token()?;
+        let bytes = self.send(hyper::Method::PUT, &url, token.as_ref(), Some(body))?;
+        // A 204 (no body) is sops' "transit backend is empty".
+        serde_json::from_slice(&bytes).map_err(|_| VaultError::BadAnswer {
+            url,
+            problem: "transit backend is empty",
+        })
+    }
+
+    /// Writes `data` to the KV secret `path` (`secret/data/app/file.json`) at `address`, as
+    /// `sops publish` does (publish/vault.go `UploadUnencrypted`): nothing is written when the
+    /// secret already holds `data`; KV version 2 wraps it in `{"data": ...}`. The token is
+    /// `VAULT_TOKEN` only, as the Go client's `NewClient` reads it there (no token file).
+    pub fn publish_kv(
+        &self,
+        address: &str,
+        path: &str,
+        kv_version: u8,
+        data: &serde_json::Value,
+    ) -> Result<(), VaultError> {
+        let url = format!("{}/v1/{path}", address.trim_end_matches('/'));
+        let token = std::env::var("VAULT_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(Zeroizing::new);
+        // sops only warns when the read fails, and then writes anyway.
+        if let Ok(bytes) = self.send(hyper::Method::GET, &url, token.as_ref(), None) {
+            let existing: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+            if existing
+                .as_ref()
+                .and_then(|e| e.get("data"))
+                .and_then(|d| d.get("data"))
+                == Some(data)
+            {
+                return Ok(());
+            }
+        }
+        let body = if kv_version == 1 {
+            data.clone()
+        } else {
+            serde_json::json!({ "data": data })
+        };
+        let body = Zeroizing::new(serde_json::to_vec(&body).expect("JSON values serialize"));
+        self.send(hyper::Method::PUT, &url, token.as_ref(), Some(body))
+            .map(|_| ())
+    }
+
+    /// Sends one request, retried on a failed connection, a timeout, a 5xx or a 412 (the Go
+    /// client's retry policy); a 2xx answer's body comes back, any other status is
+    /// [`VaultError::Refused`] with Vault's errors.
+    fn send(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        token: Option<&Zeroizing<String>>,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<bytes::Bytes, VaultError> {
+        let url = url.to_string();
         let uri: hyper::Uri = url
             .parse()
-            .map_err(|_| VaultError::BadAddress(key.vault_address.clone()))?;
-        let token = self.token()?;
+            .map_err(|_| VaultError::BadAddress(url.clone()))?;
         let namespace = std::env::var("VAULT_NAMESPACE")
             .ok()
             .filter(|n| !n.is_empty());
+        let body = body.unwrap_or_default();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = hyper::Request::put(uri.clone())
-                .header("content-type", "application/json")
+            let mut request = hyper::Request::builder()
+                .method(method.clone())
+                .uri(uri.clone())
                 .header("x-vault-request", "true");
-            if let Some(t) = &token {
+            if !body.is_empty() {
+                request = request.header("content-type", "application/json");
+            }
+            if let Some(t) = token {
                 request = request.header("x-vault-token", t.as_str());
             }
             if let Some(ns) = &namespace {
@@ -393,7 +456,7 @@ impl VaultTransit {
             }
             let request = request
                 .body(Full::new(SecretBody::new(body.clone())))
-                .map_err(|_| VaultError::BadAddress(key.vault_address.clone()))?;
+                .map_err(|_| VaultError::BadAddress(url.clone()))?;
             let result = self.run(async {
                 let call = async {
                     type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -419,17 +482,12 @@ impl VaultTransit {
                 Ok(Ok((status, bytes))) if !status.is_success() => {
                     return Err(VaultError::Refused {
                         url,
+                        method: method.to_string(),
                         status: status.as_u16(),
                         errors: vault_errors(&bytes),
                     })
                 }
-                Ok(Ok((_, bytes))) => {
-                    // A 204 (no body) is sops' "transit backend is empty".
-                    return serde_json::from_slice(&bytes).map_err(|_| VaultError::BadAnswer {
-                        url,
-                        problem: "transit backend is empty",
-                    });
-                }
+                Ok(Ok((_, bytes))) => return Ok(bytes),
             }
             std::thread::sleep(RETRY_PAUSE);
         }
