@@ -414,3 +414,56 @@ fn publish_writes_the_same_kv_secrets_as_sops() {
     let meta = read("secret/metadata/app/by-enseal.json");
     assert_eq!(meta["current_version"], 1, "{meta}");
 }
+
+/// An https server whose CA is named by `VAULT_CACERT`, as the Go client (and so sops) reads
+/// it: files go both ways; without the CA, or with a CA file that is not there, both refuse.
+#[test]
+fn https_with_vault_cacert_works_both_ways_and_other_cas_are_refused() {
+    let own = OpenBao::start_tls();
+    let uri = own.create_key("tls");
+    assert!(uri.starts_with("https://"), "{uri}");
+    let mut sb = sandbox(&own);
+    sb.write("plain.yaml", PLAIN);
+    let enc = decrypted(
+        &sb.enseal(["encrypt", "--hc-vault-transit", &uri, "plain.yaml"]),
+        "enseal encrypt over https",
+    );
+    sb.write("by-enseal.yaml", &enc);
+    assert_eq!(
+        decrypted(
+            &sb.sops_of(SopsRelease::V3_13, ["decrypt", "by-enseal.yaml"]),
+            "sops"
+        ),
+        PLAIN
+    );
+    let enc = decrypted(
+        &sb.sops_of(
+            SopsRelease::V3_11,
+            ["encrypt", "--hc-vault-transit", &uri, "plain.yaml"],
+        ),
+        "sops 3.11 encrypt over https",
+    );
+    sb.write("by-sops.yaml", &enc);
+    assert_eq!(
+        decrypted(&sb.enseal(["decrypt", "by-sops.yaml"]), "enseal"),
+        PLAIN
+    );
+
+    sb.env_remove("VAULT_CACERT");
+    sb.sops_of(SopsRelease::V3_13, ["decrypt", "by-sops.yaml"])
+        .assert_code(128, "sops without the CA");
+    let out = sb.enseal(["decrypt", "by-sops.yaml"]);
+    out.assert_code(128, "enseal without the CA");
+    assert!(out.stderr_str().contains(&uri), "{}", out.stderr_str());
+
+    sb.env("VAULT_CACERT", "/nonexistent/ca.pem");
+    sb.sops_of(SopsRelease::V3_13, ["decrypt", "by-sops.yaml"])
+        .assert_code(128, "sops with a missing CA file");
+    let out = sb.enseal(["decrypt", "by-sops.yaml"]);
+    out.assert_code(128, "enseal with a missing CA file");
+    assert!(
+        out.stderr_str().contains("VAULT_CACERT"),
+        "{}",
+        out.stderr_str()
+    );
+}

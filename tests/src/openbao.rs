@@ -51,8 +51,10 @@ pub fn bao_bin() -> PathBuf {
 
 /// A running OpenBao dev server; killed when dropped.
 pub struct OpenBao {
-    /// `http://127.0.0.1:PORT`, the `VAULT_ADDR`.
+    /// `http://127.0.0.1:PORT` (`https://` with [`OpenBao::start_tls`]), the `VAULT_ADDR`.
     pub address: String,
+    /// The dev server's generated CA (`VAULT_CACERT`) when it serves TLS.
+    pub ca_cert: Option<PathBuf>,
     bin: PathBuf,
     log: PathBuf,
     watchdog: Child,
@@ -65,14 +67,24 @@ impl OpenBao {
         Self::start_on(None)
     }
 
+    /// Like [`OpenBao::start`], serving https with a certificate of its own generated CA
+    /// (`bao server -dev-tls`); [`OpenBao::env`] then names the CA in `VAULT_CACERT`.
+    pub fn start_tls() -> OpenBao {
+        Self::start_with(None, true)
+    }
+
     /// Like [`OpenBao::start`], on `port` when given (a peer that expects a fixed address).
     pub fn start_on(port: Option<u16>) -> OpenBao {
+        Self::start_with(port, false)
+    }
+
+    fn start_with(port: Option<u16>, tls: bool) -> OpenBao {
         let bin = bao_bin();
         let mut last_error = String::new();
         // A free port is found by binding port 0 and releasing it; another process can take
         // it in between, so a failed start is retried on a fresh port.
         for _ in 0..3 {
-            match OpenBao::try_start(&bin, port) {
+            match OpenBao::try_start(&bin, port, tls) {
                 Ok(b) => {
                     b.bao(&["secrets", "enable", "transit"]);
                     return b;
@@ -86,7 +98,7 @@ impl OpenBao {
         )
     }
 
-    fn try_start(bin: &Path, port: Option<u16>) -> Result<OpenBao, String> {
+    fn try_start(bin: &Path, port: Option<u16>, tls: bool) -> Result<OpenBao, String> {
         let port = match port {
             Some(p) => p,
             None => TcpListener::bind("127.0.0.1:0")
@@ -102,7 +114,7 @@ impl OpenBao {
         // The watchdog polls this process (its parent) and kills bao when it is gone, or exits
         // when bao does; TERM (Drop) kills bao at once.
         let script = r#"
-"$1" server -dev -dev-root-token-id="$5" -dev-listen-address="127.0.0.1:$2" -dev-no-store-token >"$3" 2>&1 &
+"$1" server -dev -dev-root-token-id="$5" -dev-listen-address="127.0.0.1:$2" -dev-no-store-token $6 >"$3" 2>&1 &
 bao=$!
 trap 'kill $bao 2>/dev/null; wait $bao 2>/dev/null; exit 0' TERM INT HUP
 while kill -0 "$4" 2>/dev/null && kill -0 $bao 2>/dev/null; do sleep 0.5; done
@@ -118,13 +130,19 @@ wait $bao 2>/dev/null
             .arg(&log)
             .arg(std::process::id().to_string())
             .arg(ROOT_TOKEN)
+            .arg(if tls {
+                format!("-dev-tls -dev-tls-cert-dir={}", dir.path().display())
+            } else {
+                String::new()
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start sh: {e}"))?;
         let bao = OpenBao {
-            address: format!("http://127.0.0.1:{port}"),
+            address: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
+            ca_cert: tls.then(|| dir.path().join("vault-ca.pem")),
             bin: bin.to_path_buf(),
             log,
             watchdog,
@@ -159,10 +177,14 @@ wait $bao 2>/dev/null
 
     /// `VAULT_ADDR` and the root `VAULT_TOKEN` of this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("VAULT_ADDR", self.address.clone()),
             ("VAULT_TOKEN", ROOT_TOKEN.to_string()),
-        ]
+        ];
+        if let Some(ca) = &self.ca_cert {
+            env.push(("VAULT_CACERT", ca.display().to_string()));
+        }
+        env
     }
 
     /// Runs `bao ARGS` against this server as root; it must succeed.

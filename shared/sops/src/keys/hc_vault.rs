@@ -136,6 +136,8 @@ pub enum VaultError {
     NotAllowed(String),
     #[error("cannot read the Vault token from {path}: {reason}")]
     TokenFile { path: String, reason: String },
+    #[error("cannot use VAULT_CACERT: {0}")]
+    CaCert(String),
     #[error("invalid Vault address {0:?}")]
     BadAddress(String),
     #[error("cannot start the runtime for Vault calls: {0}")]
@@ -217,6 +219,9 @@ pub struct VaultTransit {
     runtime: tokio::runtime::Runtime,
     client: HttpsClient,
     token: Option<Zeroizing<String>>,
+    /// Why `VAULT_CACERT` could not be used: every call then fails with it, as sops' Vault
+    /// client does (its `DefaultConfig` records the error, `NewClient` returns it per key).
+    ca_error: Option<String>,
 }
 
 impl fmt::Debug for VaultTransit {
@@ -237,8 +242,25 @@ impl VaultTransit {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+        let (ca_roots, ca_error) = match ca_cert_roots() {
+            Ok(roots) => (roots, None),
+            Err(e) => (None, Some(e)),
+        };
+        let https = match ca_roots {
+            // The Go client trusts only VAULT_CACERT's certificates when it is set.
+            Some(roots) => rustls::ClientConfig::builder_with_provider(
+                rustls::crypto::ring::default_provider().into(),
+            )
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(b.with_root_certificates(roots).with_no_client_auth())
+            }),
+            None => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+                .map_err(|e| rustls::Error::General(e.to_string())),
+        };
+        let https = https
             .or_else(|_| {
                 // No system roots: https then fails at the handshake (naming the server),
                 // http still works.
@@ -261,6 +283,7 @@ impl VaultTransit {
             runtime,
             client,
             token: None,
+            ca_error,
         })
     }
 
@@ -431,6 +454,9 @@ impl VaultTransit {
         body: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<bytes::Bytes, VaultError> {
         let url = url.to_string();
+        if let Some(reason) = &self.ca_error {
+            return Err(VaultError::CaCert(reason.clone()));
+        }
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| VaultError::BadAddress(url.clone()))?;
@@ -509,6 +535,25 @@ impl VaultTransit {
             self.runtime.block_on(future)
         }
     }
+}
+
+/// The certificates of the PEM file `VAULT_CACERT` names, when it is set.
+fn ca_cert_roots() -> Result<Option<rustls::RootCertStore>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let Some(path) = std::env::var_os("VAULT_CACERT").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let shown = std::path::Path::new(&path).display().to_string();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&path).map_err(|e| format!("{shown}: {e}"))? {
+        let cert = cert.map_err(|e| format!("{shown}: {e}"))?;
+        roots.add(cert).map_err(|e| format!("{shown}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{shown}: no PEM certificate in it"));
+    }
+    Ok(Some(roots))
 }
 
 /// Vault's `{"errors": [...]}`, joined, as the Go client lists them; else the raw text.
