@@ -601,6 +601,9 @@ struct Builder<'t> {
 struct Unfolded {
     tokens: HashMap<usize, Unfold>,
     ranks: Vec<Option<usize>>,
+    /// For each block collection that ends (innermost first): a foot given to its end goes on
+    /// to the token after the gap (see [`Builder::unfold_as_go_yaml`]).
+    passes_on: Vec<bool>,
 }
 
 enum Placement {
@@ -1714,8 +1717,14 @@ impl<'t> Builder<'t> {
                     let end = line_end(self.text, i);
                     let go_yaml = unfolded
                         .as_ref()
-                        .and_then(|u| Some((*u.tokens.get(&i)?, &u.ranks)));
-                    if let Some((to_token, ranks)) = go_yaml {
+                        .and_then(|u| Some((*u.tokens.get(&i)?, &u.ranks, &u.passes_on)));
+                    if let Some((to_token, ranks, passes_on)) = go_yaml {
+                        let to_token = match to_token {
+                            Unfold::BlockEnd(k) if passes_on.get(k) == Some(&true) => {
+                                Unfold::NextToken
+                            }
+                            other => other,
+                        };
                         let comment = SItem::Comment {
                             hash: i,
                             end,
@@ -1762,18 +1771,22 @@ impl<'t> Builder<'t> {
             return None;
         }
         let surviving = self.min_depth.min(self.stack.len());
-        // (indent, opens an indentation level of its own, is a mapping's value) of each closed
-        // block collection, outermost first; the chain stops before a flow collection.
+        // (indent, opens an indentation level of its own, is a mapping's value, is a
+        // sequence's item) of each closed block sequence or mapping, outermost first; the
+        // chain stops before a flow collection.
         let mut chain = Vec::new();
         self.closed_chain(surviving, closed, false, |n, parent| {
             let indent = n.coll().map_or(0, |c| c.indent);
-            let seq_in_map = matches!(n.body, SBody::Seq(_))
-                && parent.is_some_and(|p| matches!(&p.body, SBody::Map(c) if !c.flow));
+            let is_seq = matches!(n.body, SBody::Seq(_));
+            let seq_in_map =
+                is_seq && parent.is_some_and(|p| matches!(&p.body, SBody::Map(c) if !c.flow));
+            let seq_in_seq =
+                is_seq && parent.is_some_and(|p| matches!(&p.body, SBody::Seq(c) if !c.flow));
             // An indentless sequence (`key:` then `- x` at the key's column) opens none.
             let indentless = seq_in_map && parent.and_then(SNode::coll).unwrap().indent == indent;
-            chain.push((indent, !indentless, seq_in_map))
+            chain.push((indent, !indentless, seq_in_map, seq_in_seq))
         });
-        let &(next_indent, _, _) = chain.last()?;
+        let &(next_indent, _, _, _) = chain.last()?;
         let text = self.text;
         let b = text.as_bytes();
         // The first comment alone on its line after the last token.
@@ -1824,10 +1837,31 @@ impl<'t> Builder<'t> {
             ending: &ending,
         }
         .unfold()?;
+        // go-yaml's parser makes a block sequence's end event without taking the comments
+        // pending (`yaml_parser_parse_block_sequence_entry` in parserc.go, unlike a mapping's
+        // end), so a foot given to it goes on to the next event that takes comments. For a
+        // mapping's value that is the mapping's end or next key, whose foot decode.go moves to
+        // the key before: the rank above. For a sequence's item it is the end of the sequence
+        // around it, or (when that one goes on) the token after the gap (checked with sops
+        // 3.13 on a CRLF file: a foot at a nested sequence's column went to the key of the
+        // outer one).
+        let mut passes_on = vec![false; ending_ranks.len()];
+        for k in (0..ending_ranks.len()).rev() {
+            if chain[ending_ranks[k]].3 {
+                match k + 1 < ending_ranks.len() {
+                    true => {
+                        ranks[k] = ranks[k + 1];
+                        passes_on[k] = passes_on[k + 1];
+                    }
+                    false => passes_on[k] = true,
+                }
+            }
+        }
         ranks.push(Some(chain.len() - 1));
         Some(Unfolded {
             tokens: found.into_iter().collect(),
             ranks,
+            passes_on,
         })
     }
 
@@ -2254,7 +2288,7 @@ fn last_value_mut(node: &mut SNode) -> Option<&mut SNode> {
         .find_map(SItem::value_mut)
 }
 
-fn next_line(text: &str, line_end_pos: usize) -> usize {
+pub fn next_line(text: &str, line_end_pos: usize) -> usize {
     let b = text.as_bytes();
     let mut p = line_end_pos;
     if p < b.len() && b[p] == b'\r' {

@@ -94,7 +94,18 @@ impl Gap<'_> {
     fn runs(&self) -> Option<Vec<Run>> {
         let text = self.text;
         let b = text.as_bytes();
-        let at = |i: usize| b.get(i).copied().unwrap_or(0);
+        // A text that does not end with a line break gets one before the `sops:` line in
+        // enseal's encrypted file: in a CRLF file its `\n` is a break to the scanner (the `\r`
+        // is skipped unlooked), so the text is read as going on with it.
+        let tail: &[u8] = match text.ends_with('\n') || b.is_empty() {
+            true => b"",
+            false if text.contains("\r\n") => b"\r\n",
+            false => b"\n",
+        };
+        let at = |i: usize| match i.checked_sub(b.len()) {
+            None => b[i],
+            Some(v) => tail.get(v).copied().unwrap_or(0),
+        };
         let is_break = |c: u8| c == b'\n' || c == b'\r';
         // Line breaks since the last non-blank character (`parser.newlines`).
         let newlines = {
@@ -132,7 +143,7 @@ impl Gap<'_> {
             // The end of the text is where enseal's encrypted file has its `sops:` line (and a
             // following document its `---`): a token at the first column, which is how
             // go-yaml reads the comments there when sops opens that file.
-            let eof = i >= b.len();
+            let eof = i >= b.len() + tail.len();
             if eof {
                 column = 1;
             }

@@ -13,8 +13,8 @@ use foldhash::fast::RandomState;
 
 use super::emit::{self, Emitter};
 use super::parse::{
-    alias_of, line_end, line_start, DocSource, SBody, SColl, SItem, SNode, SScalar, Source, Style,
-    ALIAS_MARK,
+    alias_of, line_end, line_start, next_line, DocSource, SBody, SColl, SItem, SNode, SScalar,
+    Source, Style, ALIAS_MARK,
 };
 use crate::format::tree::{Item, Kind, Node, Scalar};
 
@@ -304,6 +304,14 @@ impl Splicer<'_> {
                 }
                 let rest = &text[end..];
                 if start == end && !rest.is_empty() && !rest.starts_with(['\n', '\r']) {
+                    em.out.push_str(self.nl);
+                }
+                // An empty document ending the stream: the encrypted file ends with a line
+                // break when the plaintext does (`---` + line break, where the block starts
+                // on a line of its own), and without one when it does not (`---` at the very
+                // end), so that decrypting can tell the two apart, as it can for a document
+                // with entries (the `sops` entry then follows the last entry's line).
+                if start == end && rest.is_empty() && at_line_start && start > 0 {
                     em.out.push_str(self.nl);
                 }
                 self.edit(start, end, out);
@@ -624,8 +632,9 @@ impl Splicer<'_> {
                 _ => {}
             }
         }
-        self.delete_unused(c, &used);
-        self.insert_new(c, &matched, new.len(), |em, from, to| {
+        self.delete_unused(c, &used, exclude.filter(|_| matches!(ctx, Ctx::Root)));
+        let tail = appended.is_some();
+        self.insert_new(c, &matched, new.len(), tail, |em, from, to| {
             let run: Vec<Item> = new[from..to].iter().map(|&i| i.clone()).collect();
             em.map(&run, c.indent, false)
         });
@@ -715,8 +724,8 @@ impl Splicer<'_> {
                 _ => {}
             }
         }
-        self.delete_unused(c, &used);
-        self.insert_new(c, &matched, new.len(), |em, from, to| {
+        self.delete_unused(c, &used, None);
+        self.insert_new(c, &matched, new.len(), false, |em, from, to| {
             em.seq(&new[from..to], c.indent, false)
         });
         if !has_items && !c.flow && !c.items.is_empty() {
@@ -752,12 +761,34 @@ impl Splicer<'_> {
         true
     }
 
-    fn delete_unused(&mut self, c: &SColl, used: &[bool]) {
+    /// Removes the items not `used`. `sops`: the index of a document's `sops` entry, which
+    /// goes with its own lines only when blank lines come before it (see
+    /// [`Self::insert_new`]'s `tail`), and with the line break before it when it is alone in
+    /// the document and ends the text without one (see [`Self::replace`]).
+    fn delete_unused(&mut self, c: &SColl, used: &[bool], sops: Option<usize>) {
         for (i, item) in c.items.iter().enumerate() {
             if used[i] {
                 continue;
             }
             let start = item.start();
+            if Some(i) == sops {
+                let ls = line_start(self.text, start);
+                let le = line_end(self.text, item.end());
+                if self.after_blank_line(start) {
+                    self.edit(ls, next_line(self.text, le), String::new());
+                    continue;
+                }
+                if c.items.len() == 1 && le == self.text.len() {
+                    // An empty document's block ending the text without a line break: so did
+                    // the `---` line in the plaintext (see `replace`).
+                    let before = &self.text[..ls];
+                    let from = before
+                        .strip_suffix('\n')
+                        .map_or(ls, |t| t.strip_suffix('\r').unwrap_or(t).len());
+                    self.edit(from, le, String::new());
+                    continue;
+                }
+            }
             let prev_end = c
                 .items
                 .iter()
@@ -800,13 +831,44 @@ impl Splicer<'_> {
         }
     }
 
+    /// Whether the line holding `pos` comes after a blank line.
+    fn after_blank_line(&self, pos: usize) -> bool {
+        let before = &self.text[..line_start(self.text, pos)];
+        before[before.trim_end().len()..].matches('\n').count() > 1
+    }
+
+    /// Past the blank lines that follow the line end `pos`, to the end of the last one (lines
+    /// ended by a line break only).
+    fn past_blank_lines(&self, pos: usize) -> usize {
+        let mut q = pos;
+        loop {
+            let next = next_line(self.text, q);
+            if next == q || next >= self.text.len() {
+                return q;
+            }
+            let le = line_end(self.text, next);
+            if le >= self.text.len() || !self.text[next..le].trim().is_empty() {
+                return q;
+            }
+            q = le;
+        }
+    }
+
     /// Inserts the runs of new items that have no original, each after the line of the matched
     /// item before it (or before the first matched item's line).
+    ///
+    /// `tail`: the last run ends with the `sops` entry added to a document, which goes after
+    /// the blank lines that end the document. go-yaml reads the comments before it as it reads
+    /// them in the plaintext, where those blank lines are followed by the end of the document:
+    /// a blank line ends a foot comment (`yaml_parser_scan_comments`), so without it the same
+    /// comment went to another collection in the encrypted file than in the plaintext, with
+    /// another AAD, and neither enseal nor sops could decrypt it.
     fn insert_new(
         &mut self,
         c: &SColl,
         matched: &[Option<usize>],
         len: usize,
+        tail: bool,
         mut render: impl FnMut(&mut Emitter, usize, usize),
     ) {
         let mut i = 0;
@@ -832,9 +894,21 @@ impl Splicer<'_> {
                     // After the whole line of the item (an inline comment stays on it), but
                     // before the items that come physically later on that line.
                     let pos = line_end(self.text, c.items[p].end());
-                    em.out.push_str(self.nl);
-                    render(&mut em, from, i);
-                    self.edit(pos, pos, out);
+                    let blanks_end = match tail && i == len {
+                        true => self.past_blank_lines(pos),
+                        false => pos,
+                    };
+                    if blanks_end > pos {
+                        // On the line after the blank lines, which keep their own breaks.
+                        render(&mut em, from, i);
+                        em.out.push_str(self.nl);
+                        let at = next_line(self.text, blanks_end);
+                        self.edit(at, at, out);
+                    } else {
+                        em.out.push_str(self.nl);
+                        render(&mut em, from, i);
+                        self.edit(pos, pos, out);
+                    }
                 }
                 None => {
                     let first = matched[i..].iter().flatten().next().copied();
