@@ -151,10 +151,17 @@ fn check_inner(
             first_lines(&out.stderr_str(), 3)
         ));
     } else if out.stdout != plain {
-        r.problem(format!(
-            "enseal decrypt(enseal encrypt(f)) != f: {}",
-            first_difference(plain, &out.stdout)
-        ));
+        if format == "yaml" && only_uncarried_aliases_written_out(plain, &out.stdout, &e) {
+            r.note(format!(
+                "aliases come back written out where no encrypted value carries their name: {}",
+                first_difference(plain, &out.stdout)
+            ));
+        } else {
+            r.problem(format!(
+                "enseal decrypt(enseal encrypt(f)) != f: {}",
+                first_difference(plain, &out.stdout)
+            ));
+        }
     }
 
     // 2. the encrypted file keeps the layout.
@@ -192,7 +199,35 @@ fn check_inner(
         }
         let sops_dec = format!("sops{rel}-of-sops.{ext}");
         sb.write(&sops_dec, &by_sops.stdout);
-        let sops_data = parse(format, &by_sops.stdout, "sops decrypt");
+        let sops_data =
+            match std::panic::catch_unwind(|| parse(format, &by_sops.stdout, "sops decrypt")) {
+                Ok(data) => data,
+                Err(_) => {
+                    // No reference: go-yaml's emitter writes some foot comments where they break
+                    // the text (`# c` then `{}` at column 0 for an empty mapping), so sops' own
+                    // round trip of the plaintext is not YAML; or it has two `<<` merge keys in
+                    // a mapping, which the test reader refuses as duplicate keys. enseal must
+                    // still read sops' file.
+                    r.note(format!(
+                        "sops {rel}'s decryption of its own file does not read as {format}: {}",
+                        first_difference(plain, &by_sops.stdout)
+                    ));
+                    let by_enseal = sb.enseal(with_file(&decrypt, &s_file));
+                    if !by_enseal.success() {
+                        r.problem(format!(
+                            "enseal cannot decrypt sops {rel}'s file ({:?}): {}",
+                            by_enseal.code,
+                            first_lines(&by_enseal.stderr_str(), 3)
+                        ));
+                    } else if has_enc(&by_enseal.stdout) && !has_enc(&by_sops.stdout) {
+                        r.problem(format!(
+                            "enseal leaves ENC[...] in its decryption of sops {rel}'s file: {}",
+                            line_with_enc(&by_enseal.stdout)
+                        ));
+                    }
+                    continue;
+                }
+            };
 
         // sops reads enseal's file.
         let out = sb.sops_of(release, with_file(&decrypt, &enc_file));
@@ -382,11 +417,16 @@ pub fn first_difference(want: &[u8], got: &[u8]) -> String {
 
 /// `None` when the encrypted file, without its metadata, is the plaintext with only value
 /// (and comment) text replaced: each of its lines is a line of the plaintext, in order, or
-/// begins like one and goes on with `ENC[` (a multi-line value becomes one line).
+/// begins like one and goes on with `ENC[` (a multi-line value becomes one line). YAML: an
+/// alias the writer wrote out counts as its plaintext line (see [`aliases_put_back`]).
 pub fn layout_difference(format: &str, plain: &[u8], encrypted: &[u8]) -> Option<String> {
     let plain = String::from_utf8_lossy(plain);
     let encrypted = String::from_utf8_lossy(encrypted);
-    let body: Vec<&str> = without_metadata(format, &encrypted);
+    let mut body: Vec<&str> = without_metadata(format, &encrypted);
+    if format == "yaml" {
+        let plain_lines: Vec<&str> = plain.split('\n').collect();
+        body = aliases_put_back(&plain_lines, &body);
+    }
     let mut lines = plain.split('\n').map(|l| l.trim_end_matches('\r'));
     let mut at = 0usize;
     for (n, line) in body.iter().enumerate() {
@@ -464,4 +504,169 @@ fn without_metadata<'a>(format: &str, text: &'a str) -> Vec<&'a str> {
         out.pop();
     }
     out
+}
+
+/// An alias's text in a plaintext line: `(prefix, name)` for `prefix *name` with nothing but a
+/// comment after it (`key: *a`, `- *a`, `<<: *a`).
+fn alias_in(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim_end_matches('\r');
+    let code = match line.find(" #") {
+        Some(h) => &line[..h],
+        None => line,
+    }
+    .trim_end();
+    // `<<: [*a, *b]`: a merge key's flow sequence of aliases, written out in flow.
+    if let Some(open) = code.find(" [*") {
+        if code.ends_with(']') {
+            return Some((&code[..open], &code[open + 1..]));
+        }
+    }
+    let star = code.rfind(" *")?;
+    let name = &code[star + 2..];
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| !c.is_whitespace() && !",[]{}".contains(c));
+    ok.then_some((&code[..star], name))
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// A line without its comment (` #...`) and trailing blanks.
+fn code_of(line: &str) -> &str {
+    let line = line.trim_end_matches('\r');
+    let code = if line.trim_start().starts_with('#') {
+        ""
+    } else {
+        line.find(" #").map_or(line, |h| &line[..h])
+    };
+    code.trim_end()
+}
+
+/// Whether `line` starts a plaintext alias `prefix *name` written out: the prefix alone (a
+/// collection follows on deeper lines), or followed by a value in the clear (a scalar, or
+/// the first entry of a mapping after a sequence's `-`).
+fn writes_out(line: &str, alias_line: &str, prefix: &str, deeper: bool) -> bool {
+    let code = code_of(line);
+    // A comment after the alias stays on its line.
+    let commented = |l: &str| code_of(l).len() < l.trim_end().len();
+    if commented(line) != commented(alias_line) {
+        return false;
+    }
+    if code == prefix.trim_end() {
+        return deeper;
+    }
+    let flow = alias_line.contains(" [*");
+    code.strip_prefix(prefix).is_some_and(|rest| {
+        rest.starts_with(' ') && (!rest.contains("ENC[") || (flow && rest.starts_with(" [")))
+    })
+}
+
+fn deeper_than(line: &str, next: Option<&&str>) -> bool {
+    next.is_some_and(|n| !n.trim().is_empty() && indent_of(n) > indent_of(line))
+}
+
+/// The lines of `e` with each alias the writer wrote out (its copy's lines) put back as the
+/// plaintext's alias line: an alias to a collection or merge key is always written out in the
+/// encrypted file (sops has no aliases in its tree and could not decrypt an alias to encrypted
+/// values under the alias's path), one in a clear region when its anchor is encrypted.
+fn aliases_put_back<'a>(plain: &[&'a str], e: &[&'a str]) -> Vec<&'a str> {
+    let aliases: Vec<(usize, &str)> = plain
+        .iter()
+        .enumerate()
+        .filter_map(|(n, l)| alias_in(l).map(|(prefix, _)| (n, prefix)))
+        .collect();
+    let mut out = Vec::with_capacity(e.len());
+    // The plaintext line the last line matched, to take the next of equal aliases.
+    let mut cursor = 0;
+    let mut i = 0;
+    while i < e.len() {
+        let line = e[i].trim_end_matches('\r');
+        i += 1;
+        if let Some(n) = (cursor..plain.len()).find(|&n| plain[n].trim_end_matches('\r') == line) {
+            cursor = n + 1;
+            out.push(e[i - 1]);
+            continue;
+        }
+        let deeper = deeper_than(line, e.get(i));
+        let fits = |&&(n, prefix): &&(usize, &str)| writes_out(line, plain[n], prefix, deeper);
+        let alias = aliases
+            .iter()
+            .filter(|(n, _)| *n >= cursor)
+            .find(fits)
+            .or_else(|| aliases.iter().find(fits));
+        match alias {
+            Some(&(n, _)) => {
+                cursor = n + 1;
+                out.push(plain[n]);
+                while deeper_than(line, e.get(i)) {
+                    i += 1;
+                }
+            }
+            None => out.push(e[i - 1]),
+        }
+    }
+    out
+}
+
+/// Whether `got`, enseal's decryption of its own file `e`, differs from `plain` only by aliases
+/// written out where nothing in the encrypted file carries the alias's name: in a clear region
+/// (no value of the copy is encrypted: the copy is there in the clear, line for line), or a
+/// copy holding no value to encrypt (only comments, empty collections, nulls). Their data are
+/// the same. An alias whose copy has an encrypted value must come back (the value's layout
+/// carries it), so it is not accepted here.
+pub fn only_uncarried_aliases_written_out(plain: &[u8], got: &[u8], e: &[u8]) -> bool {
+    let (p, g, e) = (
+        String::from_utf8_lossy(plain),
+        String::from_utf8_lossy(got),
+        String::from_utf8_lossy(e),
+    );
+    let p: Vec<&str> = p.split('\n').collect();
+    let g: Vec<&str> = g.split('\n').collect();
+    let e: Vec<&str> = e.split('\n').collect();
+    let (mut i, mut j) = (0, 0);
+    let mut written_out = 0;
+    while i < p.len() || j < g.len() {
+        if i < p.len() && j < g.len() && p[i] == g[j] {
+            i += 1;
+            j += 1;
+            continue;
+        }
+        let Some((prefix, _)) = p.get(i).and_then(|l| alias_in(l)) else {
+            return false;
+        };
+        if !g
+            .get(j)
+            .is_some_and(|l| writes_out(l, p[i], prefix, deeper_than(l, g.get(j + 1))))
+        {
+            return false;
+        }
+        let at = indent_of(p[i]);
+        let start = j;
+        j += 1;
+        while g
+            .get(j)
+            .is_some_and(|l| !l.trim().is_empty() && indent_of(l) > at && Some(l) != p.get(i + 1))
+        {
+            j += 1;
+        }
+        // The copy is in the encrypted file as it came back, but for its comments.
+        let copy = &g[start..j];
+        let same = |d: &str, c: &str| {
+            let (d, c) = (d.trim_end_matches('\r'), c.trim_end_matches('\r'));
+            d == c
+                || c.find("#ENC[")
+                    .is_some_and(|h| d.len() > h && d[..h] == c[..h] && d[h..].starts_with('#'))
+        };
+        let in_e = (0..e.len().saturating_sub(copy.len() - 1))
+            .any(|k| copy.iter().zip(&e[k..]).all(|(d, c)| same(d, c)));
+        if !in_e {
+            return false;
+        }
+        written_out += 1;
+        i += 1;
+    }
+    written_out > 0 && parse("yaml", plain, "plaintext") == parse("yaml", got, "enseal decrypt")
 }
