@@ -553,6 +553,35 @@ mod tests {
         assert_eq!(rule.aws_profile.as_deref(), Some("prod"));
     }
 
+    /// `hc_vault_transit_uri` is "string or list" (a string split on commas, as sops'
+    /// parseKeyField, empty entries dropped); `hc_vault` in a key group is a list of URIs, one
+    /// each, merged and de-duplicated like the other key types.
+    #[test]
+    fn vault_transit_uris_at_the_top_level_and_in_key_groups() {
+        let u1 = "https://v.example:8200/v1/transit/keys/a";
+        let u2 = "https://v.example:8200/v1/transit/keys/b";
+        let config = parse(&format!(
+            "creation_rules:\n  - path_regex: one\n    hc_vault_transit_uri: '{u1},{u2},'\n\
+             \x20 - path_regex: list\n    hc_vault_transit_uri:\n      - {u1}\n\
+             \x20 - path_regex: groups\n    key_groups:\n      - hc_vault: [{u2}, {u2}]\n        merge:\n          - hc_vault: [{u1}]\n"
+        ))
+        .unwrap();
+        let vault = |file: &str| -> Vec<Vec<String>> {
+            config
+                .rule_for(Path::new(file))
+                .unwrap()
+                .key_groups
+                .iter()
+                .map(|g| g.hc_vault.clone())
+                .collect()
+        };
+        assert_eq!(vault("/proj/one"), vec![vec![u1, u2]]);
+        assert_eq!(vault("/proj/list"), vec![vec![u1]]);
+        assert_eq!(vault("/proj/groups"), vec![vec![u1, u2]]);
+        let rule = config.rule_for(Path::new("/proj/groups")).unwrap();
+        assert!(rule.key_groups.iter().all(|g| g.unsupported.is_empty()));
+    }
+
     #[test]
     fn crypt_rules_and_flags() {
         let config = parse(&format!(

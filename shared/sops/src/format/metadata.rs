@@ -619,6 +619,71 @@ mod tests {
         assert_eq!(Metadata::from_node(&node).unwrap(), two);
     }
 
+    /// sops 3.11 writes an `hc_vault` entry as vault_address, engine_path, key_name,
+    /// created_at, enc, after kms (and gcp_kms, azure_kv) and before age.
+    #[test]
+    fn vault_keys_are_written_where_sops_3_11_writes_them() {
+        let vault = VaultStanza {
+            vault_address: "http://127.0.0.1:8200".into(),
+            engine_path: "transit".into(),
+            key_name: "k".into(),
+            created_at: "2024-01-01T00:00:00Z".into(),
+            enc: "vault:v1:abc".into(),
+        };
+        let m = Metadata::new(
+            vec![KeyGroup {
+                age: vec![AgeStanza {
+                    recipient: "age1a".into(),
+                    enc: "x".into(),
+                }],
+                kms: vec![KmsStanza {
+                    arn: "arn:aws:kms:us-east-1:1:key/k".into(),
+                    enc: "e".into(),
+                    ..Default::default()
+                }],
+                hc_vault: vec![vault],
+                ..Default::default()
+            }],
+            CryptRule::default(),
+        );
+        let node = m.to_node();
+        let Node::Map(items) = &node else {
+            panic!("not a map")
+        };
+        let keys: Vec<&str> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Pair(k, _) => Some(k.as_str()),
+                Item::Comment(_) => None,
+            })
+            .collect();
+        assert_eq!(&keys[..3], ["kms", "hc_vault", "age"]);
+        let Some(Node::Seq(entries)) = node.get("hc_vault") else {
+            panic!("no hc_vault list")
+        };
+        let Node::Map(fields) = &entries[0] else {
+            panic!("entry is not a map")
+        };
+        let names: Vec<&str> = fields
+            .iter()
+            .filter_map(|i| match i {
+                Item::Pair(k, _) => Some(k.as_str()),
+                Item::Comment(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "vault_address",
+                "engine_path",
+                "key_name",
+                "created_at",
+                "enc"
+            ]
+        );
+        assert_eq!(Metadata::from_node(&node).unwrap(), m);
+    }
+
     #[test]
     fn refuses_versions_sops_cannot_parse() {
         let mut m = Metadata::new(vec![KeyGroup::default()], CryptRule::default());
