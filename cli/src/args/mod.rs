@@ -553,7 +553,8 @@ impl LegacyArgs {
         if key_changes.iter().any(|k| k.is_some()) && !self.rotate {
             return Err(Failure::new(
                 exit::CONFLICTING_PARAMETERS,
-                "--add-age, --rm-age, --add-pgp and --rm-pgp go with --rotate",
+                "--add-age, --rm-age, --add-pgp, --rm-pgp, --add-hc-vault-transit and \
+                 --rm-hc-vault-transit go with --rotate",
             ));
         }
         let file = self.file;
