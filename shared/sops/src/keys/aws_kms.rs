@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error as _;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -33,6 +32,7 @@ use regex::Regex;
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, KmsStanza};
+use crate::keys::blocking::BlockingRuntime;
 use crate::keys::{KeyAccess, KmsService, MasterKey, Recipient, Stanza, WrapError};
 
 /// A connection that is not up after this long is an unreachable KMS.
@@ -114,7 +114,7 @@ type CachedClient = (aws_sdk_kms::Client, Option<String>);
 /// tokio runtime it runs the call on a helper thread, so it never blocks that runtime's worker
 /// with a nested `block_on`.
 pub struct AwsKms {
-    runtime: tokio::runtime::Runtime,
+    runtime: BlockingRuntime,
     http: SharedHttpClient,
     endpoint: Option<String>,
     clients: Mutex<HashMap<ClientKey, CachedClient>>,
@@ -130,11 +130,7 @@ impl AwsKms {
     /// Prepares KMS access from the standard AWS environment. Nothing is contacted and no
     /// credentials are read until a key is used.
     pub fn from_env() -> Result<AwsKms, KmsError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| KmsError::Runtime(e.to_string()))?;
+        let runtime = BlockingRuntime::new().map_err(|e| KmsError::Runtime(e.to_string()))?;
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
             .build_https();
@@ -171,6 +167,7 @@ impl AwsKms {
             .plaintext(Blob::new(data_key.to_vec()))
             .set_encryption_context(context_map(&key.context));
         let out = self
+            .runtime
             .run(request.send())
             .map_err(|e| fail(classify(e, endpoint)))?;
         let blob = out
@@ -199,29 +196,13 @@ impl AwsKms {
             .ciphertext_blob(Blob::new(blob))
             .set_encryption_context(context_map(&stanza.context));
         let out = self
+            .runtime
             .run(request.send())
             .map_err(|e| fail(classify(e, endpoint)))?;
         let plaintext = out
             .plaintext
             .ok_or_else(|| fail(KmsFailure::EmptyResponse("Plaintext")))?;
         Ok(Zeroizing::new(plaintext.into_inner()))
-    }
-
-    fn run<F>(&self, future: F) -> F::Output
-    where
-        F: Future + Send,
-        F::Output: Send,
-    {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // block_on inside a runtime panics; a plain thread has no runtime context.
-            std::thread::scope(|s| {
-                s.spawn(|| self.runtime.block_on(future))
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-        } else {
-            self.runtime.block_on(future)
-        }
     }
 
     /// The KMS client for `key`'s region, profile and role (built on first use), and the
@@ -264,7 +245,7 @@ impl AwsKms {
         if let Some(url) = &self.endpoint {
             loader = loader.endpoint_url(url);
         }
-        let config: SdkConfig = self.run(loader.load());
+        let config: SdkConfig = self.runtime.run(loader.load());
         let endpoint = self.endpoint.clone().or_else(|| {
             std::env::var("AWS_ENDPOINT_URL_KMS")
                 .ok()
@@ -274,7 +255,7 @@ impl AwsKms {
         let Some(role) = role else {
             return Ok((aws_sdk_kms::Client::new(&config), endpoint));
         };
-        let provider = self.run(
+        let provider = self.runtime.run(
             AssumeRoleProvider::builder(role.clone())
                 .session_name(session_name())
                 .configure(&config)
@@ -282,7 +263,8 @@ impl AwsKms {
         );
         // Assume the role now, so that a refused role is reported as such rather than as a
         // credentials error inside the first KMS call.
-        self.run(provider.provide_credentials())
+        self.runtime
+            .run(provider.provide_credentials())
             .map_err(|e| KmsFailure::AssumeRole {
                 role: role.clone(),
                 reason: error_chain(&e),

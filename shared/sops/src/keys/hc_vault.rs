@@ -22,7 +22,6 @@
 //! retried like the Go client's default (2 retries).
 
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -34,6 +33,7 @@ use hyper_util::rt::TokioExecutor;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::format::metadata::{now_rfc3339, VaultStanza};
+use crate::keys::blocking::BlockingRuntime;
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 
 /// A connection that is not up after this long is an unreachable server.
@@ -216,7 +216,7 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Secr
 
 /// Vault transit access for wrapping and unwrapping data keys.
 pub struct VaultTransit {
-    runtime: tokio::runtime::Runtime,
+    runtime: BlockingRuntime,
     client: HttpsClient,
     token: Option<Zeroizing<String>>,
     /// Why `VAULT_CACERT` could not be used: every call then fails with it, as sops' Vault
@@ -234,11 +234,7 @@ impl VaultTransit {
     /// Vault access with the token found as sops finds it (`VAULT_TOKEN`, else
     /// `~/.vault-token`), read at each call. Nothing is contacted until a key is used.
     pub fn from_env() -> Result<VaultTransit, VaultError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| VaultError::Runtime(e.to_string()))?;
+        let runtime = BlockingRuntime::new().map_err(|e| VaultError::Runtime(e.to_string()))?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.enforce_http(false);
@@ -483,7 +479,7 @@ impl VaultTransit {
             let request = request
                 .body(Full::new(SecretBody::new(body.clone())))
                 .map_err(|_| VaultError::BadAddress(url.clone()))?;
-            let result = self.run(async {
+            let result = self.runtime.run(async {
                 let call = async {
                     type BoxError = Box<dyn std::error::Error + Send + Sync>;
                     let response = self.client.request(request).await.map_err(BoxError::from)?;
@@ -516,23 +512,6 @@ impl VaultTransit {
                 Ok(Ok((_, bytes))) => return Ok(bytes),
             }
             std::thread::sleep(RETRY_PAUSE);
-        }
-    }
-
-    fn run<F>(&self, future: F) -> F::Output
-    where
-        F: Future + Send,
-        F::Output: Send,
-    {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // block_on inside a runtime panics; a plain thread has no runtime context.
-            std::thread::scope(|s| {
-                s.spawn(|| self.runtime.block_on(future))
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-        } else {
-            self.runtime.block_on(future)
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod age;
 pub mod aws_kms;
+mod blocking;
 pub mod groups;
 pub mod hc_vault;
 pub mod pgp;
