@@ -1,6 +1,7 @@
 //! What every command needs: formats, stores, the keyring, and how to open an encrypted file.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use enseal_sops::file::{self, Decrypted, FileError, Mac, OpenOptions};
 use enseal_sops::keys::age::AgeIdentities;
@@ -14,6 +15,7 @@ use enseal_sops::stores::{self, Format, Store};
 use crate::args::GlobalOptions;
 use crate::exit::{self, Failure, Result};
 use crate::file_io::Input;
+use crate::terminal::TerminalPrompt;
 
 pub fn store(format: Format) -> Box<dyn Store> {
     stores::store_for(format)
@@ -35,7 +37,11 @@ pub fn vault_service() -> Result<VaultTransit> {
 /// for PGP keys; and AWS KMS access, set up only when the file has KMS keys (so that age-only
 /// files never pay for it).
 pub fn keyring() -> Keyring<'static> {
-    Keyring::loading_age(AgeIdentities::from_env)
+    // A passphrase-protected identity file is asked for on the terminal, as sops asks.
+    let age = || {
+        AgeIdentities::from_env().map(|ids| ids.with_passphrase_prompt(Arc::new(TerminalPrompt)))
+    };
+    Keyring::loading_age(age)
         .with_gpg(GnuPg::from_env())
         .with_kms_from(|| {
             kms_service()

@@ -13,6 +13,7 @@ mod exit;
 mod file_io;
 mod plan;
 mod private_dir;
+mod terminal;
 mod tree_path;
 mod voice;
 

@@ -4,6 +4,7 @@
 //! instead of once per file, and the tests of all modules share one control plane (each test
 //! works in its own namespace). Helpers live in the `enseal_tests` library (tests/src).
 
+mod age_key_sources;
 mod age_plugin;
 mod age_pq_interop;
 mod cli_attacks;

@@ -14,3 +14,4 @@ pub mod manifest;
 pub mod moto;
 pub mod openbao;
 pub mod peers;
+pub mod terminal;

@@ -8,12 +8,23 @@
 //! 0.13 (`age::pq`, on the RustCrypto `x-wing`/`ml-kem` crates through `hpke`), so enseal uses
 //! the same maintained crate for every age key type rather than a second implementation.
 //!
-//! Where sops looks (age/keysource.go and age/ssh_parse.go in sops 3.11), all of them, not the
-//! first that exists: the SSH private key in `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, then
-//! `$HOME/.ssh/id_ed25519` and `$HOME/.ssh/id_rsa` when they exist, then `SOPS_AGE_KEY` (key
-//! text), `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD` (split like a shell command line and run
-//! without a shell, stdout holds the keys), then the default file
-//! `$XDG_CONFIG_HOME/sops/age/keys.txt` or `$HOME/.config/sops/age/keys.txt`.
+//! Where sops looks (age/keysource.go and age/ssh_parse.go in sops 3.13), all of them, not the
+//! first that exists: the SSH private key in `SOPS_AGE_SSH_PRIVATE_KEY_FILE`, the one printed by
+//! `SOPS_AGE_SSH_PRIVATE_KEY_CMD` (3.12+), then `$HOME/.ssh/id_ed25519` and `$HOME/.ssh/id_rsa`
+//! when they exist, then `SOPS_AGE_KEY` (key text), `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY_CMD`
+//! (stdout holds the keys), then the default file `$XDG_CONFIG_HOME/sops/age/keys.txt` or
+//! `$HOME/.config/sops/age/keys.txt`. The two commands are split like a shell command line and
+//! run without a shell, for each age master key tried, with that key's recipient in
+//! `SOPS_AGE_RECIPIENT` (so that a password manager can hand out the one key asked for), as
+//! sops runs them (`getOutputFromCmd`, once per key: its key service loads identities anew
+//! for every stanza).
+//!
+//! A passphrase-protected age identity file (what `age -p` makes of a keys.txt, binary or
+//! armored), in any of those places: sops asks for its passphrase when the identities before
+//! it opened nothing (age/encrypted_keys.go). Asking is the binary's business, through a
+//! [`PassphrasePrompt`]: the CLI asks on the terminal; without one (the controller, a closed
+//! terminal) the file is named in a clear error. enseal asks once per file and run, where sops
+//! asks again for every master key it tries (unless a gpg-agent caches the passphrase).
 //!
 //! A passphrase-protected SSH key: sops asks for the passphrase on the terminal, and only when
 //! the key is the recipient of the data key being opened. enseal never prompts, so it reports
@@ -21,8 +32,7 @@
 //! age plugins (`age1<name>1...` recipients, `AGE-PLUGIN-<NAME>-1...` identities) run the
 //! binary `age-plugin-<name>` found on PATH, through the age plugin protocol (the age crate's
 //! `plugin` module, c2sp.org/age-plugin), as age and sops do; it is looked for when a data key
-//! is wrapped or unwrapped, not when the key is read. Passphrase-protected age identity files
-//! are not supported.
+//! is wrapped or unwrapped, not when the key is read.
 
 use std::cell::Cell;
 use std::ffi::OsString;
@@ -31,6 +41,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
@@ -48,6 +59,25 @@ pub const SOPS_AGE_KEY: &str = "SOPS_AGE_KEY";
 pub const SOPS_AGE_KEY_FILE: &str = "SOPS_AGE_KEY_FILE";
 pub const SOPS_AGE_KEY_CMD: &str = "SOPS_AGE_KEY_CMD";
 pub const SOPS_AGE_SSH_PRIVATE_KEY_FILE: &str = "SOPS_AGE_SSH_PRIVATE_KEY_FILE";
+pub const SOPS_AGE_SSH_PRIVATE_KEY_CMD: &str = "SOPS_AGE_SSH_PRIVATE_KEY_CMD";
+/// Set for the key commands: the recipient of the master key being opened.
+pub const SOPS_AGE_RECIPIENT: &str = "SOPS_AGE_RECIPIENT";
+
+/// The largest passphrase-protected identity file read, as sops limits it (16 MiB).
+const ENCRYPTED_IDENTITY_FILE_LIMIT: usize = 1 << 24;
+/// The highest scrypt work factor accepted for a passphrase-protected identity file: Go age's
+/// default limit (`ScryptIdentity.SetMaxWorkFactor`, 22), so that the files sops opens open
+/// here too, and no more (a crafted file could otherwise ask for hours and gigabytes).
+const MAX_SCRYPT_WORK_FACTOR: u8 = 22;
+
+/// Asks the user for the passphrase of a passphrase-protected age identity file. Asking is
+/// the binary's business (the CLI asks on the terminal, as sops does); a set of identities
+/// without a prompt reports such a file by name instead.
+pub trait PassphrasePrompt: Send + Sync {
+    /// The passphrase of the identity file `location` (named as errors name sources:
+    /// `SOPS_AGE_KEY_FILE (/path)`, a path), or why it could not be had.
+    fn passphrase(&self, location: &str) -> Result<Zeroizing<String>, String>;
+}
 
 /// An age recipient as written in `.sops.yaml`, on the command line, or in a file's metadata.
 /// The text is kept as given (trimmed): sops writes it back as `recipient:` unchanged, so an SSH
@@ -198,8 +228,15 @@ impl MasterKey for AgeStanza {
     }
 
     fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
-        unwrap(&self.enc, access.age).map_err(|e| e.to_string())
+        unwrap_stanza(self, access.age).map_err(|e| e.to_string())
     }
+}
+
+/// The data key (or share) of one age stanza, with `ids` and what the key commands print for
+/// its recipient (run here, as sops runs them for each key it tries).
+fn unwrap_stanza(stanza: &AgeStanza, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let from_commands = ids.run_commands(&stanza.recipient);
+    unwrap_with(&stanza.enc, &[ids, &from_commands])
 }
 
 /// Encrypts `data_key` to one recipient, armored as sops writes `enc`: the
@@ -234,39 +271,83 @@ pub fn wrap(data_key: &[u8], recipient: &AgeRecipient) -> Result<String, KeyErro
     String::from_utf8(armored).map_err(|e| KeyError::Encrypt(e.to_string()))
 }
 
-/// Decrypts an `enc` text. Tells "none of these identities is a recipient"
-/// ([`KeyError::NoMatchingIdentity`]) from "this is not a valid age file" ([`KeyError::Corrupt`]).
+/// Decrypts an `enc` text with `ids`, without their key commands (those need the stanza's
+/// recipient: the [`MasterKey`] impl of [`AgeStanza`] runs them). Tells "none of these
+/// identities is a recipient" ([`KeyError::NoMatchingIdentity`]) from "this is not a valid age
+/// file" ([`KeyError::Corrupt`]).
 pub fn unwrap(armored: &str, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    if ids.is_empty() {
+    unwrap_with(armored, &[ids])
+}
+
+/// [`unwrap`] with the identities of several sets (the loaded ones, and those a key command
+/// printed for this stanza); the first set's passphrase prompt opens every set's
+/// passphrase-protected files.
+fn unwrap_with(armored: &str, sets: &[&AgeIdentities]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let searched = || -> Vec<String> {
+        sets.iter()
+            .flat_map(|ids| ids.searched.iter().cloned())
+            .collect()
+    };
+    if sets.iter().all(|ids| ids.is_empty()) {
         return Err(KeyError::NoIdentities {
-            searched: ids.searched.clone(),
+            searched: searched(),
         });
     }
     // new_buffered: the header is read a line at a time from the armour, instead of age parsing
     // it again at every read (about 0.6M instructions per data key, measured).
     let decryptor = Decryptor::new_buffered(ArmoredReader::new(armored.as_bytes()))
         .map_err(|e| KeyError::Corrupt(e.to_string()))?;
-    let probes: Vec<PassphraseProbe> = ids
-        .ssh_encrypted
+    let probes: Vec<PassphraseProbe> = sets
         .iter()
+        .flat_map(|ids| &ids.ssh_encrypted)
         .map(|key| PassphraseProbe {
             key,
             matched: Cell::new(false),
         })
         .collect();
+    let prompt = sets.iter().find_map(|ids| ids.prompt.as_deref());
+    let locked: Vec<LockedIdentity> = sets
+        .iter()
+        .flat_map(|ids| &ids.encrypted)
+        .map(|file| LockedIdentity {
+            file,
+            prompt,
+            failed: Cell::new(false),
+        })
+        .collect();
     // One connection per plugin, holding all of its identities (as age and sops group them).
     // A plugin is started only when the native identities before it matched no stanza.
-    let (plugins, missing) = ids.plugins();
-    // SSH identities first, as sops loads them first; plugins last, as they start processes.
-    let all = ids
-        .ssh
+    let plugin_ids: Vec<age::plugin::Identity> = sets
         .iter()
-        .map(|i| i as &dyn age::Identity)
-        .chain(ids.identities.iter().map(|i| i as &dyn age::Identity))
-        .chain(ids.pq.iter().map(|i| i as &dyn age::Identity))
+        .flat_map(|ids| ids.plugin.iter().cloned())
+        .collect();
+    let (plugins, missing) = plugins(&plugin_ids);
+    // SSH identities first, as sops loads them first; then the plain age keys, then the
+    // passphrase-protected files (asking for a passphrase only when those opened nothing);
+    // plugins last, as they start processes.
+    let all = sets
+        .iter()
+        .flat_map(|ids| ids.ssh.iter().map(|i| i as &dyn age::Identity))
+        .chain(
+            sets.iter()
+                .flat_map(|ids| ids.identities.iter().map(|i| i as &dyn age::Identity)),
+        )
+        .chain(
+            sets.iter()
+                .flat_map(|ids| ids.pq.iter().map(|i| i as &dyn age::Identity)),
+        )
         .chain(probes.iter().map(|p| p as &dyn age::Identity))
+        .chain(locked.iter().map(|l| l as &dyn age::Identity))
         .chain(plugins.iter().map(|p| p as &dyn age::Identity));
-    let mut reader = decryptor.decrypt(all).map_err(|e| match e {
+    let decrypted = decryptor.decrypt(all);
+    // A passphrase-protected file that could not be opened stops the search, as in sops (its
+    // error is the error of this stanza), and is reported as itself.
+    if let Some(l) = locked.iter().find(|l| l.failed.get()) {
+        if let Some(Err(e)) = l.file.opened.get() {
+            return Err(e.clone());
+        }
+    }
+    let mut reader = decrypted.map_err(|e| match e {
         DecryptError::NoMatchingKeys => match probes.iter().find(|p| p.matched.get()) {
             Some(p) => KeyError::SshKeyNeedsPassphrase {
                 path: p.key.path.clone(),
@@ -274,10 +355,10 @@ pub fn unwrap(armored: &str, ids: &AgeIdentities) -> Result<Zeroizing<Vec<u8>>, 
             None => match missing.into_iter().next() {
                 Some(binary_name) => KeyError::PluginNotFound {
                     binary_name,
-                    searched: ids.searched.clone(),
+                    searched: searched(),
                 },
                 None => KeyError::NoMatchingIdentity {
-                    searched: ids.searched.clone(),
+                    searched: searched(),
                 },
             },
         },
@@ -376,6 +457,126 @@ impl age::Identity for PassphraseProbe<'_> {
     }
 }
 
+/// A passphrase-protected age identity file (`age -p` over a keys.txt): the age file, kept
+/// until the identities before it open nothing, then opened once with the passphrase the
+/// user gives.
+struct EncryptedIdentityFile {
+    /// The source it came from, as messages name sources.
+    location: String,
+    /// The age file, binary (de-armored when it was armored).
+    contents: Vec<u8>,
+    /// The identities it holds, or why it could not be opened (asked once per run).
+    opened: OnceLock<Result<AgeIdentities, KeyError>>,
+}
+
+impl EncryptedIdentityFile {
+    /// Opens the file with the passphrase `prompt` gets, the first time only. As Go age's
+    /// `ParseIdentities`, which sops uses on the decrypted text, it holds X25519 and
+    /// post-quantum keys only.
+    fn open(&self, prompt: Option<&dyn PassphrasePrompt>) -> &Result<AgeIdentities, KeyError> {
+        self.opened.get_or_init(|| {
+            let fail = |reason: String| KeyError::IdentityPassphrase {
+                source_name: self.location.clone(),
+                reason,
+            };
+            let decryptor = Decryptor::new_buffered(&self.contents[..])
+                .map_err(|e| fail(format!("not a valid age file: {e}")))?;
+            if !decryptor.is_scrypt() {
+                return Err(fail(
+                    "it is an age file, but not one encrypted with a passphrase".to_owned(),
+                ));
+            }
+            let prompt = prompt.ok_or_else(|| {
+                fail("nothing here can ask for its passphrase (only the enseal command line does, on a terminal)".to_owned())
+            })?;
+            let passphrase = prompt
+                .passphrase(&self.location)
+                .map_err(|reason| fail(format!("could not read its passphrase: {reason}")))?;
+            let mut scrypt =
+                age::scrypt::Identity::new(age::secrecy::SecretString::from(passphrase.to_string()));
+            scrypt.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
+            let mut reader = decryptor
+                .decrypt(std::iter::once(&scrypt as &dyn age::Identity))
+                .map_err(|e| match e {
+                    DecryptError::DecryptionFailed | DecryptError::KeyDecryptionFailed => {
+                        fail("incorrect passphrase".to_owned())
+                    }
+                    DecryptError::ExcessiveWork { required, .. } => fail(format!(
+                        "its scrypt work factor {required} is above the limit of {MAX_SCRYPT_WORK_FACTOR}"
+                    )),
+                    other => fail(other.to_string()),
+                })?;
+            let mut text = Zeroizing::new(Vec::new());
+            reader
+                .read_to_end(&mut text)
+                .map_err(|e| fail(format!("cannot decrypt it: {e}")))?;
+            let mut ids = AgeIdentities::default();
+            ids.add_bytes(&self.location, &text)?;
+            if !(ids.plugin.is_empty() && ids.encrypted.is_empty()) {
+                return Err(fail(
+                    "it holds a plugin identity or another encrypted file; only \
+                     AGE-SECRET-KEY-1... and AGE-SECRET-KEY-PQ-1... keys are read from it, as sops reads it"
+                        .to_owned(),
+                ));
+            }
+            Ok(ids)
+        })
+    }
+}
+
+/// Stands in for a passphrase-protected identity file during one decryption: asks for the
+/// passphrase when it is reached (no identity before it matched), then tries the keys inside.
+struct LockedIdentity<'a> {
+    file: &'a EncryptedIdentityFile,
+    prompt: Option<&'a dyn PassphrasePrompt>,
+    /// Set when the file could not be opened; its error is then the stanza's error.
+    failed: Cell<bool>,
+}
+
+impl age::Identity for LockedIdentity<'_> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, DecryptError>> {
+        self.unwrap_stanzas(std::slice::from_ref(stanza))
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, DecryptError>> {
+        match self.file.open(self.prompt) {
+            Ok(ids) => ids
+                .identities
+                .iter()
+                .map(|i| i as &dyn age::Identity)
+                .chain(ids.pq.iter().map(|i| i as &dyn age::Identity))
+                .find_map(|i| i.unwrap_stanzas(stanzas)),
+            Err(_) => {
+                // Ends the search, as the Go identity's error does; the caller reports it.
+                self.failed.set(true);
+                Some(Err(DecryptError::KeyDecryptionFailed))
+            }
+        }
+    }
+}
+
+/// Which kind of key a key command prints.
+#[derive(Clone, Copy)]
+enum CommandOutput {
+    /// `SOPS_AGE_SSH_PRIVATE_KEY_CMD`: one SSH private key, unencrypted.
+    SshKey,
+    /// `SOPS_AGE_KEY_CMD`: age identities, one per line (or a passphrase-protected file).
+    AgeKeys,
+}
+
+/// A key command as configured: run for each age master key tried.
+struct KeyCommand {
+    variable: &'static str,
+    command: String,
+    output: CommandOutput,
+}
+
 /// The age identities available for decryption. Secret keys are zeroized on drop (age's
 /// `StaticSecret`, its SSH Ed25519 `SecretBox` and the `rsa` crate's private key do it); the key
 /// text they were read from is kept in `Zeroizing` buffers.
@@ -391,6 +592,13 @@ pub struct AgeIdentities {
     /// Unencrypted SSH private keys (always `SshIdentity::Unencrypted`).
     ssh: Vec<SshIdentity>,
     ssh_encrypted: Vec<EncryptedSshKey>,
+    /// Passphrase-protected identity files, opened when the identities before them open
+    /// nothing.
+    encrypted: Vec<EncryptedIdentityFile>,
+    /// `SOPS_AGE_SSH_PRIVATE_KEY_CMD` and `SOPS_AGE_KEY_CMD`, run for each age master key.
+    commands: Vec<KeyCommand>,
+    /// Asks for the passphrase of passphrase-protected identity files; none by default.
+    prompt: Option<Arc<dyn PassphrasePrompt>>,
     /// Where identities were looked for, for error messages.
     searched: Vec<String>,
 }
@@ -424,6 +632,21 @@ impl AgeIdentities {
     /// age keys.
     pub fn from_sources(env: &dyn Fn(&str) -> Option<OsString>) -> Result<AgeIdentities, KeyError> {
         let mut ids = AgeIdentities::default();
+        // Noted here, run for each master key (they get its recipient); in sops' order.
+        let command = |ids: &mut AgeIdentities, variable: &'static str, output| {
+            if let Some(cmd) = env(variable) {
+                match cmd.into_string() {
+                    Ok(command) => ids.commands.push(KeyCommand {
+                        variable,
+                        command,
+                        output,
+                    }),
+                    Err(_) => ids
+                        .searched
+                        .push(format!("{variable} (unusable: not valid UTF-8)")),
+                }
+            }
+        };
 
         if let Some(path) = env(SOPS_AGE_SSH_PRIVATE_KEY_FILE) {
             let path = PathBuf::from(path);
@@ -440,6 +663,11 @@ impl AgeIdentities {
                 Ok(())
             });
         }
+        command(
+            &mut ids,
+            SOPS_AGE_SSH_PRIVATE_KEY_CMD,
+            CommandOutput::SshKey,
+        );
 
         // Go's os.UserHomeDir on Unix: $HOME, and nothing when it is empty.
         if let Some(home) = env("HOME").filter(|v| !v.is_empty()) {
@@ -479,13 +707,7 @@ impl AgeIdentities {
             });
         }
 
-        if let Some(cmd) = env(SOPS_AGE_KEY_CMD) {
-            ids.try_source(SOPS_AGE_KEY_CMD, |ids| {
-                let cmd = os_to_string(cmd, SOPS_AGE_KEY_CMD)?;
-                let out = run_key_command(&cmd)?;
-                ids.add_bytes(SOPS_AGE_KEY_CMD, &out)
-            });
-        }
+        command(&mut ids, SOPS_AGE_KEY_CMD, CommandOutput::AgeKeys);
 
         if let Some(path) = default_key_file(env) {
             let name = path.display().to_string();
@@ -516,6 +738,7 @@ impl AgeIdentities {
                 self.plugin.append(&mut loaded.plugin);
                 self.ssh.append(&mut loaded.ssh);
                 self.ssh_encrypted.append(&mut loaded.ssh_encrypted);
+                self.encrypted.append(&mut loaded.encrypted);
                 self.searched.append(&mut loaded.searched);
             }
             Err(e) => self.searched.push(format!("{name} (unusable: {e})")),
@@ -523,11 +746,46 @@ impl AgeIdentities {
     }
 
     /// Parses identities from key text (a keys.txt, or a Kubernetes Secret's value).
-    /// `source_name` names the text in errors.
+    /// `source_name` names the text in errors. A passphrase-protected identity file is refused
+    /// here ([`KeyError::EncryptedIdentityFile`]): whoever hands key text by value (the
+    /// controller) has nobody to ask for a passphrase.
     pub fn parse(source_name: &str, text: &str) -> Result<AgeIdentities, KeyError> {
+        if is_age_file(text.as_bytes()) {
+            return Err(KeyError::EncryptedIdentityFile {
+                source_name: source_name.to_owned(),
+            });
+        }
         let mut ids = AgeIdentities::default();
         ids.add_text(source_name, text, false)?;
         Ok(ids)
+    }
+
+    /// Passphrase-protected identity files found in these sources are opened with the
+    /// passphrase `prompt` asks for.
+    pub fn with_passphrase_prompt(mut self, prompt: Arc<dyn PassphrasePrompt>) -> AgeIdentities {
+        self.prompt = Some(prompt);
+        self
+    }
+
+    /// The identities the key commands print for the master key of `recipient`, run with it
+    /// in `SOPS_AGE_RECIPIENT`; a command that fails or prints no usable key is noted as
+    /// unusable, with why, like any other source.
+    fn run_commands(&self, recipient: &str) -> AgeIdentities {
+        let mut ids = AgeIdentities::default();
+        for c in &self.commands {
+            ids.try_source(c.variable, |ids| {
+                let out = run_key_command(c.variable, &c.command, recipient)?;
+                match c.output {
+                    CommandOutput::AgeKeys => ids.add_bytes(c.variable, &out),
+                    CommandOutput::SshKey => {
+                        ids.add_ssh_key_from_command(c.variable, &out)?;
+                        ids.searched.push(c.variable.to_owned());
+                        Ok(())
+                    }
+                }
+            });
+        }
+        ids
     }
 
     pub fn push(&mut self, identity: age::x25519::Identity) {
@@ -541,6 +799,7 @@ impl AgeIdentities {
             + self.plugin.len()
             + self.ssh.len()
             + self.ssh_encrypted.len()
+            + self.encrypted.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -576,7 +835,36 @@ impl AgeIdentities {
         Ok(())
     }
 
+    /// An SSH private key printed by `SOPS_AGE_SSH_PRIVATE_KEY_CMD`: as sops, a
+    /// passphrase-protected one is refused (there is no file to name in a prompt).
+    fn add_ssh_key_from_command(&mut self, variable: &str, bytes: &[u8]) -> Result<(), KeyError> {
+        let unreadable = |reason: String| KeyError::IdentitySourceUnreadable {
+            source_name: variable.to_owned(),
+            reason,
+        };
+        let identity = SshIdentity::from_buffer(bytes, None).map_err(|_| {
+            unreadable("its output is not an SSH private key age can use".to_owned())
+        })?;
+        match identity {
+            SshIdentity::Unencrypted(_) => self.ssh.push(identity),
+            SshIdentity::Encrypted(_) => {
+                return Err(unreadable(
+                    "the SSH key it printed is passphrase-protected, which sops does not \
+                     support for a command's key either"
+                        .to_owned(),
+                ))
+            }
+            SshIdentity::Unsupported(why) => return Err(unreadable(unsupported_reason(&why))),
+        }
+        Ok(())
+    }
+
+    /// Identities from a source's bytes: a passphrase-protected identity file (binary or
+    /// armored age file) is kept to be opened when needed; anything else is key text.
     fn add_bytes(&mut self, source_name: &str, bytes: &[u8]) -> Result<(), KeyError> {
+        if is_age_file(bytes) {
+            return self.add_encrypted_file(source_name, bytes);
+        }
         let text = std::str::from_utf8(bytes).map_err(|e| KeyError::MalformedIdentity {
             source_name: source_name.to_owned(),
             line: line_of_offset(bytes, e.valid_up_to()),
@@ -594,12 +882,10 @@ impl AgeIdentities {
         text: &str,
         several_per_line: bool,
     ) -> Result<(), KeyError> {
-        self.searched.push(source_name.to_owned());
-        if text.starts_with("age-encryption") || text.starts_with("-----BEGIN AGE") {
-            return Err(KeyError::EncryptedIdentityFile {
-                source_name: source_name.to_owned(),
-            });
+        if is_age_file(text.as_bytes()) {
+            return self.add_encrypted_file(source_name, text.as_bytes());
         }
+        self.searched.push(source_name.to_owned());
         for (idx, line) in text.lines().enumerate() {
             let malformed = |reason: &str| KeyError::MalformedIdentity {
                 source_name: source_name.to_owned(),
@@ -641,25 +927,57 @@ impl AgeIdentities {
 }
 
 impl AgeIdentities {
-    /// The plugin connections for this set's plugin identities, one per plugin name in the
-    /// order the names first appear, and the binaries of the plugins not found on PATH.
-    fn plugins(&self) -> (Vec<age::plugin::IdentityPluginV1<PluginUi>>, Vec<String>) {
-        let mut names: Vec<&str> = Vec::new();
-        for identity in &self.plugin {
-            if !names.contains(&identity.plugin()) {
-                names.push(identity.plugin());
-            }
+    /// Keeps a passphrase-protected identity file (sops' `unwrapIdentities`: the source
+    /// starts `age-encryption` or `-----BEGIN AGE`), de-armored, to be opened when needed.
+    fn add_encrypted_file(&mut self, source_name: &str, bytes: &[u8]) -> Result<(), KeyError> {
+        let fail = |reason: String| KeyError::IdentityPassphrase {
+            source_name: source_name.to_owned(),
+            reason,
+        };
+        let mut contents = Vec::new();
+        ArmoredReader::new(bytes)
+            .take(ENCRYPTED_IDENTITY_FILE_LIMIT as u64)
+            .read_to_end(&mut contents)
+            .map_err(|e| fail(format!("cannot read it: {e}")))?;
+        if contents.len() == ENCRYPTED_IDENTITY_FILE_LIMIT {
+            return Err(fail("the file is too long".to_owned()));
         }
-        let mut found = Vec::new();
-        let mut missing = Vec::new();
-        for name in names {
-            match age::plugin::IdentityPluginV1::new(name, &self.plugin, PluginUi) {
-                Ok(plugin) => found.push(plugin),
-                Err(_) => missing.push(format!("age-plugin-{name}")),
-            }
-        }
-        (found, missing)
+        self.searched.push(source_name.to_owned());
+        self.encrypted.push(EncryptedIdentityFile {
+            location: source_name.to_owned(),
+            contents,
+            opened: OnceLock::new(),
+        });
+        Ok(())
     }
+}
+
+/// Whether a key source holds an age file (binary or armored) rather than key text: what a
+/// passphrase-protected identity file looks like, tested as sops tests it.
+fn is_age_file(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"age-encryption") || bytes.starts_with(b"-----BEGIN AGE")
+}
+
+/// The plugin connections for `identities`, one per plugin name in the order the names first
+/// appear, and the binaries of the plugins not found on PATH.
+fn plugins(
+    identities: &[age::plugin::Identity],
+) -> (Vec<age::plugin::IdentityPluginV1<PluginUi>>, Vec<String>) {
+    let mut names: Vec<&str> = Vec::new();
+    for identity in identities {
+        if !names.contains(&identity.plugin()) {
+            names.push(identity.plugin());
+        }
+    }
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match age::plugin::IdentityPluginV1::new(name, identities, PluginUi) {
+            Ok(plugin) => found.push(plugin),
+            Err(_) => missing.push(format!("age-plugin-{name}")),
+        }
+    }
+    (found, missing)
 }
 
 /// What a plugin may ask of the user while it runs. Like sops' pluginTerminalUI
@@ -759,10 +1077,16 @@ fn default_key_file(env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
     Some(base.join("sops").join("age").join("keys.txt"))
 }
 
-/// Runs `SOPS_AGE_KEY_CMD` as sops does: split with shell-like quoting rules, executed directly
-/// (no shell), stdin from /dev/null. Its stderr goes to ours so the user sees why it failed.
-fn run_key_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+/// Runs a key command (`variable` names it) as sops does: split with shell-like quoting rules,
+/// executed directly (no shell), stdin from /dev/null, our environment plus
+/// `SOPS_AGE_RECIPIENT`. Its stderr goes to ours so the user sees why it failed.
+fn run_key_command(
+    variable: &str,
+    cmd: &str,
+    recipient: &str,
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let fail = |reason: String| KeyError::KeyCommand {
+        variable: variable.to_owned(),
         command: cmd.to_owned(),
         reason,
     };
@@ -772,6 +1096,7 @@ fn run_key_command(cmd: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         .ok_or_else(|| fail("empty command".to_owned()))?;
     let output = Command::new(program)
         .args(rest)
+        .env(SOPS_AGE_RECIPIENT, recipient)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -1240,7 +1565,9 @@ mod tests {
             ("HOME", "/nonexistent"),
         ]))
         .unwrap();
-        assert_eq!(ids.len(), 4);
+        // The command's key comes when a master key is opened (it gets the recipient).
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids.run_commands("age1whatever").len(), 1);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -1266,12 +1593,243 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// Opens `enc` as the master key of `recipient` does: key commands included. The error as
+    /// a failed decryption shows it.
+    fn open_stanza(recipient: &str, enc: &str, ids: &AgeIdentities) -> Result<Vec<u8>, String> {
+        let stanza = AgeStanza {
+            recipient: recipient.to_owned(),
+            enc: enc.to_owned(),
+        };
+        unwrap_stanza(&stanza, ids)
+            .map(|k| k.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
     #[test]
     fn a_failing_key_command_is_named_when_nothing_opens() {
-        for cmd in ["false", "  "] {
-            let msg = failure_with(&[(SOPS_AGE_KEY_CMD, cmd)]);
-            assert!(msg.contains("SOPS_AGE_KEY_CMD (unusable:"), "{msg}");
+        let (_, r) = generate();
+        let enc = wrap(&[1u8; 32], &r.parse().unwrap()).unwrap();
+        for variable in [SOPS_AGE_KEY_CMD, SOPS_AGE_SSH_PRIVATE_KEY_CMD] {
+            for cmd in ["false", "  "] {
+                let ids = AgeIdentities::from_sources(&env_of(&[(variable, cmd)])).unwrap();
+                let msg = open_stanza(&r, &enc, &ids).unwrap_err();
+                assert!(msg.contains(&format!("{variable} (unusable:")), "{msg}");
+            }
         }
+    }
+
+    /// sops runs the key commands for each age master key it tries, with that key's recipient
+    /// in SOPS_AGE_RECIPIENT (3.10+), so a command can hand out only the key asked for.
+    #[test]
+    fn key_commands_run_per_master_key_with_its_recipient() {
+        let dir = temp_dir("keycmd");
+        let (k1, r1) = generate();
+        let (k2, r2) = generate();
+        for (k, r) in [(&k1, &r1), (&k2, &r2)] {
+            std::fs::write(dir.join(r), k.as_bytes()).unwrap();
+        }
+        let log = dir.join("log");
+        // Prints only the key of the recipient asked for, and notes each run.
+        let script = format!(
+            "echo \"$SOPS_AGE_RECIPIENT\" >> '{log}'; cat \"{dir}/$SOPS_AGE_RECIPIENT\"",
+            log = log.display(),
+            dir = dir.display()
+        );
+        let ids = AgeIdentities::from_sources(&env_of(&[(
+            SOPS_AGE_KEY_CMD,
+            &format!("sh -c '{}'", script.replace('\'', "'\\''")),
+        )]))
+        .unwrap();
+        assert!(
+            !log.exists(),
+            "the command runs when a key is opened, not when loading"
+        );
+        let e1 = wrap(&[1u8; 32], &r1.parse().unwrap()).unwrap();
+        let e2 = wrap(&[2u8; 32], &r2.parse().unwrap()).unwrap();
+        assert_eq!(open_stanza(&r1, &e1, &ids).unwrap(), vec![1u8; 32]);
+        assert_eq!(open_stanza(&r2, &e2, &ids).unwrap(), vec![2u8; 32]);
+        // Asked for r1's key, the command gives only r1's: r2's stanza stays closed.
+        let msg = open_stanza(&r1, &e2, &ids).unwrap_err();
+        assert!(msg.contains("no age identity matches"), "{msg}");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!("{r1}\n{r2}\n{r1}\n")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// SOPS_AGE_SSH_PRIVATE_KEY_CMD (sops 3.12+) prints an SSH private key; a
+    /// passphrase-protected one is refused, as sops refuses it.
+    #[test]
+    fn ssh_key_command_prints_the_private_key() {
+        let dir = temp_dir("sshcmd");
+        let (key, line) = ssh_keygen(&dir, "id_ed25519", "ed25519", "");
+        let enc = wrap(&[9u8; 32], &line.parse().unwrap()).unwrap();
+        let cmd = format!("cat '{}'", key.display());
+        let ids =
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_SSH_PRIVATE_KEY_CMD, &cmd)])).unwrap();
+        assert_eq!(open_stanza(&line, &enc, &ids).unwrap(), vec![9u8; 32]);
+
+        let (locked, locked_line) = ssh_keygen(&dir, "id_locked", "ed25519", "secret");
+        let enc = wrap(&[9u8; 32], &locked_line.parse().unwrap()).unwrap();
+        let cmd = format!("cat '{}'", locked.display());
+        let ids =
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_SSH_PRIVATE_KEY_CMD, &cmd)])).unwrap();
+        let msg = open_stanza(&locked_line, &enc, &ids).unwrap_err();
+        assert!(
+            msg.contains("SOPS_AGE_SSH_PRIVATE_KEY_CMD (unusable:"),
+            "{msg}"
+        );
+        assert!(msg.contains("passphrase-protected"), "{msg}");
+
+        let cmd = "echo not-a-key".to_owned();
+        let ids =
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_SSH_PRIVATE_KEY_CMD, &cmd)])).unwrap();
+        let msg = open_stanza(&line, &enc, &ids).unwrap_err();
+        assert!(msg.contains("not an SSH private key"), "{msg}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A prompt for tests: gives `answer` and counts how often it was asked.
+    struct FixedPrompt {
+        answer: Result<&'static str, &'static str>,
+        asked: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl PassphrasePrompt for FixedPrompt {
+        fn passphrase(&self, location: &str) -> Result<Zeroizing<String>, String> {
+            self.asked.lock().unwrap().push(location.to_owned());
+            self.answer
+                .map(|a| Zeroizing::new(a.to_owned()))
+                .map_err(str::to_owned)
+        }
+    }
+
+    fn prompt(answer: Result<&'static str, &'static str>) -> Arc<FixedPrompt> {
+        Arc::new(FixedPrompt {
+            answer,
+            asked: Default::default(),
+        })
+    }
+
+    /// What `age -p` makes of `text`: an scrypt-encrypted age file (a low work factor, to keep
+    /// the test quick), armored with `-a`.
+    fn passphrase_file(text: &str, passphrase: &str, armored: bool) -> Vec<u8> {
+        let mut recipient =
+            age::scrypt::Recipient::new(age::secrecy::SecretString::from(passphrase.to_owned()));
+        recipient.set_work_factor(10);
+        let encryptor =
+            Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient)).unwrap();
+        let format = if armored {
+            Format::AsciiArmor
+        } else {
+            Format::Binary
+        };
+        let armor = ArmoredWriter::wrap_output(Vec::new(), format).unwrap();
+        let mut w = encryptor.wrap_output(armor).unwrap();
+        w.write_all(text.as_bytes()).unwrap();
+        w.finish().and_then(|a| a.finish()).unwrap()
+    }
+
+    /// A passphrase-protected identity file (binary or armored) opens with its passphrase,
+    /// asked once per run and only when needed; the prompt names the file.
+    #[test]
+    fn passphrase_protected_identity_file_opens_with_its_passphrase() {
+        let dir = temp_dir("pass");
+        let (k, r) = generate();
+        let (pq, pq_r) = generate_pq();
+        let enc = wrap(&[4u8; 32], &r.parse().unwrap()).unwrap();
+        let pq_enc = wrap(&[5u8; 32], &pq_r.parse().unwrap()).unwrap();
+        for armored in [false, true] {
+            let file = dir.join("keys.age");
+            let text = format!("{}{}", k.as_str(), pq.as_str());
+            std::fs::write(&file, passphrase_file(&text, "correct horse", armored)).unwrap();
+            let asker = prompt(Ok("correct horse"));
+            let ids = AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_KEY_FILE,
+                file.to_str().unwrap(),
+            )]))
+            .unwrap()
+            .with_passphrase_prompt(asker.clone());
+            assert!(
+                asker.asked.lock().unwrap().is_empty(),
+                "asked before needed"
+            );
+            assert_eq!(open_stanza(&r, &enc, &ids).unwrap(), vec![4u8; 32]);
+            assert_eq!(open_stanza(&pq_r, &pq_enc, &ids).unwrap(), vec![5u8; 32]);
+            let asked = asker.asked.lock().unwrap().clone();
+            assert_eq!(
+                asked,
+                vec![format!("{SOPS_AGE_KEY_FILE} ({})", file.display())],
+                "asked once, naming the file"
+            );
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn passphrase_protected_identity_file_is_asked_for_only_when_nothing_before_opens() {
+        let dir = temp_dir("pass-order");
+        let (k, r) = generate();
+        let (locked, _) = generate();
+        let file = dir.join("keys.age");
+        std::fs::write(&file, passphrase_file(&locked, "pw", false)).unwrap();
+        let asker = prompt(Ok("pw"));
+        let ids = AgeIdentities::from_sources(&env_of(&[
+            (SOPS_AGE_KEY_FILE, file.to_str().unwrap()),
+            (SOPS_AGE_KEY, k.as_str()),
+        ]))
+        .unwrap()
+        .with_passphrase_prompt(asker.clone());
+        let enc = wrap(&[4u8; 32], &r.parse().unwrap()).unwrap();
+        assert_eq!(open_stanza(&r, &enc, &ids).unwrap(), vec![4u8; 32]);
+        assert!(asker.asked.lock().unwrap().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Without a prompt, with a prompt that cannot ask (no terminal), or with the wrong
+    /// passphrase, the error names the file and says why; never key text.
+    #[test]
+    fn passphrase_protected_identity_file_failures_name_the_file() {
+        let dir = temp_dir("pass-fail");
+        let (k, r) = generate();
+        let file = dir.join("keys.age");
+        std::fs::write(&file, passphrase_file(&k, "right", true)).unwrap();
+        let enc = wrap(&[4u8; 32], &r.parse().unwrap()).unwrap();
+        let load = || {
+            AgeIdentities::from_sources(&env_of(&[(SOPS_AGE_KEY_FILE, file.to_str().unwrap())]))
+                .unwrap()
+        };
+        let cases: [(Option<Arc<FixedPrompt>>, &str); 3] = [
+            (None, "nothing here can ask for its passphrase"),
+            (
+                Some(prompt(Err("no terminal"))),
+                "could not read its passphrase: no terminal",
+            ),
+            (Some(prompt(Ok("wrong"))), "incorrect passphrase"),
+        ];
+        for (asker, why) in cases {
+            let ids = match &asker {
+                Some(a) => load().with_passphrase_prompt(a.clone()),
+                None => load(),
+            };
+            let msg = open_stanza(&r, &enc, &ids).unwrap_err();
+            assert!(
+                msg.contains(&format!(
+                    "cannot open the passphrase-protected age identity file {SOPS_AGE_KEY_FILE} ({})",
+                    file.display()
+                )),
+                "{msg}"
+            );
+            assert!(msg.contains(why), "{msg}");
+            assert!(!msg.contains("AGE-SECRET-KEY"), "{msg}");
+            // Asked once, even when a second key is tried.
+            let _ = open_stanza(&r, &enc, &ids);
+            if let Some(a) = asker {
+                assert_eq!(a.asked.lock().unwrap().len(), 1);
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

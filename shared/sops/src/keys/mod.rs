@@ -125,8 +125,10 @@ pub enum KeyError {
         line: usize,
         reason: String,
     },
-    #[error("{source_name} holds a passphrase-protected age identity file, which enseal does not support yet")]
+    #[error("{source_name} holds a passphrase-protected age identity file, which can only be opened where enseal can ask for its passphrase (the command line, on a terminal)")]
     EncryptedIdentityFile { source_name: String },
+    #[error("cannot open the passphrase-protected age identity file {source_name}: {reason}")]
+    IdentityPassphrase { source_name: String, reason: String },
     #[error("the SSH key {path} is passphrase-protected and is the recipient of this data key: sops asks for the passphrase on a terminal, enseal cannot; use an unencrypted copy (SOPS_AGE_SSH_PRIVATE_KEY_FILE) or an age key")]
     SshKeyNeedsPassphrase { path: String },
     #[error("no age identity matches any recipient of this data key, and {binary_name}, the plugin of some identities, is not on PATH{}", locations_suffix(.searched))]
@@ -136,8 +138,13 @@ pub enum KeyError {
     },
     #[error("age plugin failed: {0}")]
     Plugin(String),
-    #[error("cannot run SOPS_AGE_KEY_CMD {command:?}: {reason}")]
-    KeyCommand { command: String, reason: String },
+    /// `variable` is the variable that named the command (`SOPS_AGE_KEY_CMD`, ...).
+    #[error("cannot run {variable} {command:?}: {reason}")]
+    KeyCommand {
+        variable: String,
+        command: String,
+        reason: String,
+    },
 }
 
 fn locations_suffix(searched: &[String]) -> String {
