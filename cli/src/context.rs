@@ -6,6 +6,7 @@ use std::sync::Arc;
 use enseal_sops::file::{self, Decrypted, FileError, Mac, OpenOptions};
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::aws_kms::AwsKms;
+use enseal_sops::keys::gcp_kms::GcpKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
 use enseal_sops::keys::hc_vault::VaultTransit;
 use enseal_sops::keys::pgp::GnuPg;
@@ -32,6 +33,12 @@ pub fn vault_service() -> Result<VaultTransit> {
     VaultTransit::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
+/// GCP Cloud KMS access with credentials found as sops finds them (read and used only when a
+/// key is).
+pub fn gcp_kms_service() -> Result<GcpKms> {
+    GcpKms::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+}
+
 /// The keys of the user running enseal: age identities (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ...),
 /// read when a file is opened; the GnuPG keyring through `SOPS_GPG_EXEC` (else `gpg`), run only
 /// for PGP keys; and AWS KMS access, set up only when the file has KMS keys (so that age-only
@@ -49,6 +56,7 @@ pub fn keyring() -> Keyring<'static> {
                 .map_err(|f| f.message)
         })
         .with_vault_from(|| vault_service().map_err(|f| f.message))
+        .with_gcp_kms_from(|| gcp_kms_service().map_err(|f| f.message))
 }
 
 /// Whether the global options check the MAC (`--ignore-mac` does not).

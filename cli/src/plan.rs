@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use enseal_sops::config::{self, Config, ConfigError};
 use enseal_sops::format::crypt_rule::{CryptRule, CryptRuleKind};
-use enseal_sops::format::metadata::{KmsStanza, VaultStanza};
+use enseal_sops::format::metadata::{GcpKmsStanza, KmsStanza, VaultStanza};
 use enseal_sops::keys::age::AgeRecipient;
 use enseal_sops::keys::aws_kms;
+use enseal_sops::keys::gcp_kms;
 use enseal_sops::keys::groups::GroupRecipients;
 use enseal_sops::keys::hc_vault;
 use enseal_sops::keys::pgp::{GnuPg, PgpFingerprint};
@@ -75,6 +76,15 @@ pub fn parse_vault_uris(list: &str) -> Result<Vec<VaultStanza>> {
     hc_vault::parse_uri_list(list).map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
+/// The GCP KMS keys of `--gcp-kms` / `SOPS_GCP_KMS_IDS`.
+fn cli_gcp_kms_keys(global: &GlobalOptions) -> Vec<GcpKmsStanza> {
+    global
+        .gcp_kms
+        .as_deref()
+        .map(gcp_kms::parse_resource_ids)
+        .unwrap_or_default()
+}
+
 fn cli_vault_keys(global: &GlobalOptions) -> Result<Vec<VaultStanza>> {
     match &global.hc_vault_transit {
         Some(list) => parse_vault_uris(list),
@@ -92,6 +102,7 @@ pub fn cli_group(global: &GlobalOptions) -> Result<GroupRecipients> {
         kms: cli_kms_keys(global)?,
         pgp: cli_pgp_keys(global)?,
         hc_vault: cli_vault_keys(global)?,
+        gcp_kms: cli_gcp_kms_keys(global),
     })
 }
 
@@ -134,6 +145,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
     let cli_kms = cli_kms_keys(global)?;
     let cli_pgp = cli_pgp_keys(global)?;
     let cli_vault = cli_vault_keys(global)?;
+    let cli_gcp_kms = cli_gcp_kms_keys(global);
     let cli_rule = cli_crypt_rule(global)?;
     let config = match config_path(global) {
         Some(p) => {
@@ -165,13 +177,19 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         };
         write.indent = indent.and_then(|i| usize::try_from(i).ok());
     }
-    if !cli_age.is_empty() || !cli_kms.is_empty() || !cli_pgp.is_empty() || !cli_vault.is_empty() {
+    if !cli_age.is_empty()
+        || !cli_kms.is_empty()
+        || !cli_pgp.is_empty()
+        || !cli_vault.is_empty()
+        || !cli_gcp_kms.is_empty()
+    {
         return Ok(Plan {
             groups: vec![GroupRecipients {
                 age: cli_age,
                 kms: cli_kms,
                 pgp: cli_pgp,
                 hc_vault: cli_vault,
+                gcp_kms: cli_gcp_kms,
             }],
             threshold: global.shamir_secret_sharing_threshold,
             crypt_rule: cli_rule.unwrap_or_default(),
@@ -221,6 +239,9 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         for uri in &spec.hc_vault {
             group.hc_vault.extend(parse_vault_uris(uri)?);
         }
+        group
+            .gcp_kms
+            .extend(spec.gcp_kms.iter().map(|id| gcp_kms::key(id)));
         for k in &spec.kms {
             group.kms.push(KmsStanza {
                 arn: k.arn.clone(),
@@ -280,6 +301,11 @@ pub fn wrap_for(
     } else {
         None
     };
+    let gcp = if groups.iter().any(|g| !g.gcp_kms.is_empty()) {
+        Some(crate::context::gcp_kms_service()?)
+    } else {
+        None
+    };
     enseal_sops::keys::groups::wrap_with_gpg(
         key,
         groups,
@@ -289,6 +315,7 @@ pub fn wrap_for(
             .map(|s| s as &dyn enseal_sops::keys::KmsService),
         &GnuPg::from_env(),
         vault.as_ref(),
+        gcp.as_ref(),
     )
     .map_err(|e| exit::key_group_error(file, e))
 }

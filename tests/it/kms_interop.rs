@@ -477,7 +477,7 @@ fn enseal_kms_file_opens_with_sops() {
                 age: vec![],
                 kms: keys,
                 pgp: vec![],
-                hc_vault: vec![],
+                ..Default::default()
             }],
             None,
         );
@@ -502,7 +502,7 @@ fn enseal_kms_metadata_is_written_as_sops_writes_it() {
             age: vec![],
             kms: keys,
             pgp: vec![],
-            hc_vault: vec![],
+            ..Default::default()
         }],
         None,
     );
@@ -534,7 +534,7 @@ fn one_group_with_age_and_kms_opens_with_either() {
         age: vec![age_recipient("a")],
         kms: aws_kms::parse_kms_list(&arn, &[], None).unwrap(),
         pgp: vec![],
-        hc_vault: vec![],
+        ..Default::default()
     };
     let bytes = encrypt_with_library(&[group], None);
     let plain = json(PLAIN.as_bytes());
@@ -583,7 +583,7 @@ fn shamir_across_age_and_kms_groups_opens_with_any_two() {
             age: vec![],
             kms: aws_kms::parse_kms_list(&arn, &[("app".into(), "web".into())], None).unwrap(),
             pgp: vec![],
-            hc_vault: vec![],
+            ..Default::default()
         },
         GroupRecipients {
             age: vec![age_recipient("b")],

@@ -81,6 +81,12 @@ pub struct LegacyArgs {
     /// With --rotate: remove these PGP fingerprints.
     #[arg(long, value_name = "FINGERPRINTS")]
     pub rm_pgp: Option<String>,
+    /// With --rotate: add these GCP KMS key resource IDs.
+    #[arg(long, value_name = "RESOURCE_IDS")]
+    pub add_gcp_kms: Option<String>,
+    /// With --rotate: remove these GCP KMS key resource IDs.
+    #[arg(long, value_name = "RESOURCE_IDS")]
+    pub rm_gcp_kms: Option<String>,
     /// With --rotate: add these Vault transit key URIs.
     #[arg(long, value_name = "URIS")]
     pub add_hc_vault_transit: Option<String>,
@@ -137,6 +143,16 @@ pub struct GlobalArgs {
         action = clap::ArgAction::Append
     )]
     pub hc_vault_transit: Vec<String>,
+    /// Comma-separated GCP Cloud KMS keys to encrypt for, as resource IDs
+    /// (`projects/P/locations/L/keyRings/R/cryptoKeys/K`).
+    #[arg(
+        long,
+        global = true,
+        env = "SOPS_GCP_KMS_IDS",
+        value_name = "RESOURCE_IDS",
+        action = clap::ArgAction::Append
+    )]
+    pub gcp_kms: Vec<String>,
     /// AWS profile for the KMS keys given with --kms.
     #[arg(long, global = true, value_name = "PROFILE")]
     pub aws_profile: Option<String>,
@@ -255,6 +271,7 @@ pub struct GlobalOptions {
     pub kms: Option<String>,
     pub pgp: Option<String>,
     pub hc_vault_transit: Option<String>,
+    pub gcp_kms: Option<String>,
     pub aws_profile: Option<String>,
     pub encryption_context: Option<String>,
     pub input_type: Option<Format>,
@@ -296,6 +313,7 @@ impl GlobalArgs {
             kms: joined(self.kms),
             pgp: joined(self.pgp),
             hc_vault_transit: joined(self.hc_vault_transit),
+            gcp_kms: joined(self.gcp_kms),
             aws_profile: self.aws_profile,
             encryption_context: self.encryption_context,
             encrypted_regex: self.encrypted_regex,
@@ -547,14 +565,16 @@ impl LegacyArgs {
             &self.rm_age,
             &self.add_pgp,
             &self.rm_pgp,
+            &self.add_gcp_kms,
+            &self.rm_gcp_kms,
             &self.add_hc_vault_transit,
             &self.rm_hc_vault_transit,
         ];
         if key_changes.iter().any(|k| k.is_some()) && !self.rotate {
             return Err(Failure::new(
                 exit::CONFLICTING_PARAMETERS,
-                "--add-age, --rm-age, --add-pgp, --rm-pgp, --add-hc-vault-transit and \
-                 --rm-hc-vault-transit go with --rotate",
+                "--add-age, --rm-age, --add-pgp, --rm-pgp, --add-gcp-kms, --rm-gcp-kms, \
+                 --add-hc-vault-transit and --rm-hc-vault-transit go with --rotate",
             ));
         }
         let file = self.file;
@@ -579,6 +599,8 @@ impl LegacyArgs {
                     rm_age: self.rm_age,
                     add_pgp: self.add_pgp,
                     rm_pgp: self.rm_pgp,
+                    add_gcp_kms: self.add_gcp_kms,
+                    rm_gcp_kms: self.rm_gcp_kms,
                     add_hc_vault_transit: self.add_hc_vault_transit,
                     rm_hc_vault_transit: self.rm_hc_vault_transit,
                 },

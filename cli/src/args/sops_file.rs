@@ -66,6 +66,12 @@ pub struct RotateArgs {
     /// Remove these PGP fingerprints while rotating.
     #[arg(long, value_name = "FINGERPRINTS")]
     pub rm_pgp: Option<String>,
+    /// Add these GCP KMS key resource IDs while rotating.
+    #[arg(long, value_name = "RESOURCE_IDS")]
+    pub add_gcp_kms: Option<String>,
+    /// Remove these GCP KMS key resource IDs while rotating.
+    #[arg(long, value_name = "RESOURCE_IDS")]
+    pub rm_gcp_kms: Option<String>,
     /// Add these Vault transit key URIs while rotating.
     #[arg(long, value_name = "URIS")]
     pub add_hc_vault_transit: Option<String>,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use enseal_sops::crypto::data_key::DataKey;
 use enseal_sops::file;
 use enseal_sops::format::metadata::{KeyGroup, KmsStanza, Metadata, VaultStanza};
+use enseal_sops::keys::gcp_kms;
 use enseal_sops::keys::groups::{self, GroupRecipients};
 use enseal_sops::stores::WriteOptions;
 
@@ -56,11 +57,17 @@ fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
                     ..k.clone()
                 })
                 .collect();
+            let gcp_kms = g
+                .gcp_kms
+                .iter()
+                .map(|k| gcp_kms::key(&k.resource_id))
+                .collect();
             Ok(GroupRecipients {
                 age,
                 kms,
                 pgp,
                 hc_vault,
+                gcp_kms,
             })
         })
         .collect()
@@ -107,6 +114,26 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
         let gone = plan::parse_fingerprints(rm)?;
         for group in &mut groups {
             group.pgp.retain(|f| !gone.contains(f));
+        }
+    }
+    // Compared by resource ID (sops' ToString), as the PGP keys above.
+    if let Some(add) = &a.add_gcp_kms {
+        let first = groups
+            .first_mut()
+            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
+        for k in gcp_kms::parse_resource_ids(add) {
+            if !first.gcp_kms.iter().any(|x| x.resource_id == k.resource_id) {
+                first.gcp_kms.push(k);
+            }
+        }
+    }
+    if let Some(rm) = &a.rm_gcp_kms {
+        let gone: BTreeSet<String> = gcp_kms::parse_resource_ids(rm)
+            .into_iter()
+            .map(|k| k.resource_id)
+            .collect();
+        for group in &mut groups {
+            group.gcp_kms.retain(|k| !gone.contains(&k.resource_id));
         }
     }
     // Compared by URI (sops' ToString), as the PGP keys above.
@@ -175,6 +202,11 @@ fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
                         .iter()
                         .map(move |k| format!("group {}: hc_vault {}", i + 1, k.uri())),
                 )
+                .chain(
+                    g.gcp_kms
+                        .iter()
+                        .map(move |k| format!("group {}: gcp_kms {}", i + 1, k.resource_id)),
+                )
         })
         .collect()
 }
@@ -201,6 +233,11 @@ fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
                     g.hc_vault
                         .iter()
                         .map(move |k| format!("group {}: hc_vault {}", i + 1, k.uri())),
+                )
+                .chain(
+                    g.gcp_kms
+                        .iter()
+                        .map(move |k| format!("group {}: gcp_kms {}", i + 1, k.resource_id)),
                 )
         })
         .collect()
@@ -456,7 +493,7 @@ pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
             if group.is_empty() {
                 return Err(Failure::new(
                     exit::GENERIC,
-                    "groups add: name the new group's keys with --age, --pgp, --kms or --hc-vault-transit",
+                    "groups add: name the new group's keys with --age, --pgp, --kms, --gcp-kms or --hc-vault-transit",
                 ));
             }
             groups.push(group);

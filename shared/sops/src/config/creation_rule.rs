@@ -26,7 +26,9 @@ pub struct KeyGroupSpec {
     /// Vault transit key URIs (`https://host:8200/v1/transit/keys/NAME`), as written; the key
     /// source splits them.
     pub hc_vault: Vec<String>,
-    /// Fields naming key types enseal does not implement (`gcp_kms`, `azure_keyvault`), so the
+    /// GCP KMS key resource IDs, spaces removed as sops removes them.
+    pub gcp_kms: Vec<String>,
+    /// Fields naming key types enseal does not implement (`azure_keyvault`), so the
     /// caller can refuse instead of silently dropping keys.
     pub unsupported: Vec<String>,
 }
@@ -37,6 +39,7 @@ impl KeyGroupSpec {
             && self.kms.is_empty()
             && self.pgp.is_empty()
             && self.hc_vault.is_empty()
+            && self.gcp_kms.is_empty()
             && self.unsupported.is_empty()
     }
 }
@@ -160,7 +163,9 @@ impl CreationRule {
                     // sops names it "vault" in its messages (config.go getKeysWithValidation).
                     top.hc_vault = key_field(value, "vault")
                 }
-                "gcp_kms" | "azure_keyvault" => {
+                // sops names it "gcpkms" in its messages (config.go getKeysWithValidation).
+                "gcp_kms" => top.gcp_kms = key_field(value, "gcpkms"),
+                "azure_keyvault" => {
                     top.other.push((
                         key.to_owned(),
                         key_field(value, key).unwrap_or(Ok(Vec::new())),
@@ -245,6 +250,7 @@ struct TopLevelKeys {
     kms: Option<KeyList>,
     pgp: Option<KeyList>,
     hc_vault: Option<KeyList>,
+    gcp_kms: Option<KeyList>,
     other: Vec<(String, KeyList)>,
 }
 
@@ -257,6 +263,7 @@ impl TopLevelKeys {
         let pgp = take(self.pgp)?;
         let kms = take(self.kms)?;
         let hc_vault = take(self.hc_vault)?;
+        let gcp_kms = take(self.gcp_kms)?;
         let mut group = KeyGroupSpec::default();
 
         let joined = age.join(",");
@@ -282,6 +289,11 @@ impl TopLevelKeys {
             .filter(|u| !u.is_empty())
             .map(str::to_owned)
             .collect();
+        // sops joins the list and splits it again (gcpkms.MasterKeysFromResourceIDString).
+        let joined = gcp_kms.join(",");
+        if !joined.is_empty() {
+            group.gcp_kms = joined.split(',').map(|id| id.replace(' ', "")).collect();
+        }
         for (field, list) in self.other {
             if !list?.is_empty() {
                 group.unsupported.push(field);
@@ -374,6 +386,7 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                     group.kms.extend(sub.kms);
                     group.pgp.extend(sub.pgp);
                     group.hc_vault.extend(sub.hc_vault);
+                    group.gcp_kms.extend(sub.gcp_kms);
                     group.unsupported.extend(sub.unsupported);
                 }
             }
@@ -393,7 +406,20 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                     own.kms.push(decode_kms(d, item, deferred));
                 }
             }
-            "gcp_kms" | "azure_keyvault" => {
+            // A list of `{resource_id: ...}` (sops config.go `gcpKmsKey`).
+            "gcp_kms" => {
+                for item in d.seq(value, "config.gcpKmsKey") {
+                    let mut id = String::new();
+                    for (field, v) in d.fields(item, "config.gcpKmsKey") {
+                        match field {
+                            "resource_id" => id = d.string(v).unwrap_or_default(),
+                            _ => d.unknown(field, v),
+                        }
+                    }
+                    own.gcp_kms.push(id.replace(' ', ""));
+                }
+            }
+            "azure_keyvault" => {
                 if !d.seq(value, key).is_empty() {
                     own.unsupported.push(key.to_owned());
                 }
@@ -407,11 +433,13 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
     group.kms.extend(own.kms);
     group.pgp.extend(own.pgp);
     group.hc_vault.extend(own.hc_vault);
+    group.gcp_kms.extend(own.gcp_kms);
     group.unsupported.extend(own.unsupported);
     dedup(&mut group.age);
     dedup(&mut group.kms);
     dedup(&mut group.pgp);
     dedup(&mut group.hc_vault);
+    dedup(&mut group.gcp_kms);
     dedup(&mut group.unsupported);
     group
 }

@@ -514,7 +514,11 @@ mod tests {
             rule.key_groups[2].pgp,
             vec!["FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4"]
         );
-        assert_eq!(rule.key_groups[2].unsupported, vec!["gcp_kms"]);
+        assert_eq!(
+            rule.key_groups[2].gcp_kms,
+            vec!["projects/p/locations/global/keyRings/r/cryptoKeys/k"]
+        );
+        assert!(rule.key_groups[2].unsupported.is_empty());
         // Top-level keys are ignored when key_groups is set.
         assert!(rule
             .key_groups
@@ -549,7 +553,11 @@ mod tests {
             ]
         );
         assert_eq!(g.pgp, vec!["ABCD", "EF"]);
-        assert_eq!(g.unsupported, vec!["gcp_kms"]);
+        assert_eq!(
+            g.gcp_kms,
+            vec!["projects/p/locations/l/keyRings/r/cryptoKeys/k"]
+        );
+        assert!(g.unsupported.is_empty());
         assert_eq!(rule.aws_profile.as_deref(), Some("prod"));
     }
 

@@ -30,7 +30,8 @@ pub struct KeyGroup {
     pub kms: Vec<KmsStanza>,
     pub pgp: Vec<PgpStanza>,
     pub hc_vault: Vec<VaultStanza>,
-    /// Master keys enseal does not use (gcp_kms, azure_kv), kept as they were so
+    pub gcp_kms: Vec<GcpKmsStanza>,
+    /// Master keys enseal does not use (azure_kv), kept as they were so
     /// that rewriting a file does not drop other people's access.
     pub other: Vec<(String, Node)>,
 }
@@ -73,6 +74,16 @@ pub struct VaultStanza {
     pub key_name: String,
     pub created_at: String,
     /// The transit ciphertext of the data key (`vault:v1:...`), as Vault returned it.
+    pub enc: String,
+}
+
+/// A GCP Cloud KMS master key (sops' `gcp_kms` entry, stores.go `gcpkmskey`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct GcpKmsStanza {
+    /// `projects/P/locations/L/keyRings/R/cryptoKeys/K`.
+    pub resource_id: String,
+    pub created_at: String,
+    /// Standard base64 of the KMS ciphertext.
     pub enc: String,
 }
 
@@ -294,6 +305,15 @@ fn read_key_field(group: &mut KeyGroup, key: &str, value: &Node) -> Result<(), M
                 });
             }
         }
+        "gcp_kms" => {
+            for entry in list(value, "gcp_kms")? {
+                group.gcp_kms.push(GcpKmsStanza {
+                    resource_id: field(entry, "gcp_kms", "resource_id")?,
+                    created_at: optional_field(entry, "created_at")?.unwrap_or_default(),
+                    enc: field(entry, "gcp_kms", "enc")?,
+                });
+            }
+        }
         "pgp" => {
             for entry in list(value, "pgp")? {
                 group.pgp.push(PgpStanza {
@@ -340,6 +360,21 @@ fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
             })
             .collect();
         items.push(Item::Pair("kms".into(), Node::Seq(entries)));
+    }
+    if !group.gcp_kms.is_empty() {
+        // sops 3.11's place (stores.go: after kms, before azure_kv) and `gcpkmskey` order.
+        let entries = group
+            .gcp_kms
+            .iter()
+            .map(|k| {
+                Node::Map(vec![
+                    Item::Pair("resource_id".into(), Node::str(&k.resource_id)),
+                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
+                    Item::Pair("enc".into(), Node::str(&k.enc)),
+                ])
+            })
+            .collect();
+        items.push(Item::Pair("gcp_kms".into(), Node::Seq(entries)));
     }
     for (name, node) in &group.other {
         items.push(Item::Pair(name.clone(), node.clone()));
@@ -494,12 +529,19 @@ mod tests {
             Item::Pair("recipient".into(), Node::str("age1a")),
             Item::Pair("enc".into(), Node::str("x")),
         ])]);
+        let gcp = Node::Seq(vec![Node::Map(vec![
+            Item::Pair(
+                "resource_id".into(),
+                Node::str("projects/p/locations/l/keyRings/r/cryptoKeys/k"),
+            ),
+            Item::Pair("enc".into(), Node::str("eA==")),
+        ])]);
         let node = Node::Map(vec![
             Item::Pair(
                 "key_groups".into(),
                 Node::Seq(vec![Node::Map(vec![
-                    Item::Pair("_ge".into(), stanza.clone()),
-                    Item::Pair("gcp_kms".into(), stanza),
+                    Item::Pair("_ge".into(), stanza),
+                    Item::Pair("gcp_kms".into(), gcp),
                 ])]),
             ),
             Item::Pair("lastmodified".into(), Node::str("2024-01-01T00:00:00Z")),
@@ -507,12 +549,9 @@ mod tests {
             Item::Pair("version".into(), Node::str("3.11.0")),
         ]);
         let m = Metadata::from_node(&node).unwrap();
-        let names: Vec<&str> = m.key_groups[0]
-            .other
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect();
-        assert_eq!(names, ["gcp_kms"]);
+        assert!(m.key_groups[0].other.is_empty());
+        assert!(m.key_groups[0].age.is_empty());
+        assert_eq!(m.key_groups[0].gcp_kms.len(), 1);
         assert_eq!(Metadata::from_node(&m.to_node()).unwrap(), m);
     }
 
@@ -681,6 +720,66 @@ mod tests {
                 "enc"
             ]
         );
+        assert_eq!(Metadata::from_node(&node).unwrap(), m);
+    }
+
+    /// sops 3.11 writes a `gcp_kms` entry as resource_id, created_at, enc, right after kms and
+    /// before the other key types (stores.go `gcpkmskey`, its place in `Metadata`).
+    #[test]
+    fn gcp_kms_keys_are_written_where_sops_3_11_writes_them() {
+        let m = Metadata::new(
+            vec![KeyGroup {
+                age: vec![AgeStanza {
+                    recipient: "age1a".into(),
+                    enc: "x".into(),
+                }],
+                kms: vec![KmsStanza {
+                    arn: "arn:aws:kms:us-east-1:1:key/k".into(),
+                    enc: "e".into(),
+                    ..Default::default()
+                }],
+                hc_vault: vec![VaultStanza {
+                    vault_address: "http://127.0.0.1:8200".into(),
+                    engine_path: "transit".into(),
+                    key_name: "k".into(),
+                    created_at: "2024-01-01T00:00:00Z".into(),
+                    enc: "vault:v1:abc".into(),
+                }],
+                gcp_kms: vec![GcpKmsStanza {
+                    resource_id: "projects/p/locations/global/keyRings/r/cryptoKeys/k".into(),
+                    created_at: "2024-01-01T00:00:00Z".into(),
+                    enc: "CiQAbc==".into(),
+                }],
+                ..Default::default()
+            }],
+            CryptRule::default(),
+        );
+        let node = m.to_node();
+        let Node::Map(items) = &node else {
+            panic!("not a map")
+        };
+        let names: Vec<&str> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Pair(k, _) => Some(k.as_str()),
+                Item::Comment(_) => None,
+            })
+            .collect();
+        assert_eq!(&names[..4], ["kms", "gcp_kms", "hc_vault", "age"]);
+        let Some(Node::Seq(entries)) = node.get("gcp_kms") else {
+            panic!("no gcp_kms list")
+        };
+        let Node::Map(fields) = &entries[0] else {
+            panic!("not a map")
+        };
+        let fields: Vec<&str> = fields
+            .iter()
+            .filter_map(|i| match i {
+                Item::Pair(k, _) => Some(k.as_str()),
+                Item::Comment(_) => None,
+            })
+            .collect();
+        assert_eq!(fields, ["resource_id", "created_at", "enc"]);
         assert_eq!(Metadata::from_node(&node).unwrap(), m);
     }
 

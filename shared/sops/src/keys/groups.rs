@@ -9,8 +9,9 @@ use std::sync::{Mutex, OnceLock};
 use zeroize::Zeroizing;
 
 use crate::crypto::data_key::DataKey;
-use crate::format::metadata::{KeyGroup, KmsStanza, Metadata, VaultStanza};
+use crate::format::metadata::{GcpKmsStanza, KeyGroup, KmsStanza, Metadata, VaultStanza};
 use crate::keys::age::{AgeIdentities, AgeRecipient};
+use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
 use crate::keys::pgp::{GnuPg, PgpFingerprint};
 use crate::keys::shamir::{self, ShamirError};
@@ -25,6 +26,8 @@ pub struct GroupRecipients {
     pub pgp: Vec<PgpFingerprint>,
     /// Vault transit keys to wrap for (address, engine and key name set; `enc` empty).
     pub hc_vault: Vec<VaultStanza>,
+    /// GCP KMS keys to wrap for (`resource_id` set; `enc` empty).
+    pub gcp_kms: Vec<GcpKmsStanza>,
 }
 
 impl GroupRecipients {
@@ -33,15 +36,18 @@ impl GroupRecipients {
             && self.kms.is_empty()
             && self.pgp.is_empty()
             && self.hc_vault.is_empty()
+            && self.gcp_kms.is_empty()
     }
 
-    /// The group's master keys in the order they are wrapped for: age, KMS, Vault, then PGP.
+    /// The group's master keys in the order they are wrapped for: age, AWS KMS, GCP KMS,
+    /// Vault, then PGP.
     fn recipients(&self) -> impl Iterator<Item = &dyn Recipient> {
         let age = self.age.iter().map(|r| r as &dyn Recipient);
         let kms = self.kms.iter().map(|k| k as &dyn Recipient);
+        let gcp = self.gcp_kms.iter().map(|k| k as &dyn Recipient);
         let vault = self.hc_vault.iter().map(|k| k as &dyn Recipient);
         let pgp = self.pgp.iter().map(|k| k as &dyn Recipient);
-        age.chain(kms).chain(vault).chain(pgp)
+        age.chain(kms).chain(gcp).chain(vault).chain(pgp)
     }
 }
 
@@ -55,6 +61,7 @@ pub struct Keyring<'a> {
     kms: Option<Deferred<'a, Box<dyn KmsService>, String>>,
     gpg: Option<GnuPg>,
     vault: Option<Deferred<'a, VaultTransit, String>>,
+    gcp_kms: Option<Deferred<'a, GcpKms, String>>,
 }
 
 impl<'a> Keyring<'a> {
@@ -65,6 +72,7 @@ impl<'a> Keyring<'a> {
             kms: None,
             gpg: None,
             vault: None,
+            gcp_kms: None,
         }
     }
 
@@ -78,6 +86,7 @@ impl<'a> Keyring<'a> {
             kms: None,
             gpg: None,
             vault: None,
+            gcp_kms: None,
         }
     }
 
@@ -112,6 +121,27 @@ impl<'a> Keyring<'a> {
     ) -> Keyring<'a> {
         self.vault = Some(Deferred::later(connect));
         self
+    }
+
+    /// GCP KMS access set up by `connect` the first time a file with `gcp_kms` keys is
+    /// opened; a failure is [`KeyGroupError::KmsAccess`].
+    pub fn with_gcp_kms_from(
+        mut self,
+        connect: impl FnOnce() -> Result<GcpKms, String> + Send + 'a,
+    ) -> Keyring<'a> {
+        self.gcp_kms = Some(Deferred::later(connect));
+        self
+    }
+
+    /// `None` when no GCP KMS access is configured.
+    fn gcp_kms(&self) -> Result<Option<&GcpKms>, KeyGroupError> {
+        match &self.gcp_kms {
+            None => Ok(None),
+            Some(gcp) => match gcp.get() {
+                Ok(g) => Ok(Some(g)),
+                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
+            },
+        }
     }
 
     /// `None` when no Vault access is configured.
@@ -190,6 +220,8 @@ pub enum KeyGroupError {
     NoKms,
     #[error("Vault transit keys are named but no Vault access is configured")]
     NoVault,
+    #[error("GCP KMS keys are named but no GCP KMS access is configured")]
+    NoGcpKms,
     /// The keyring's age identities could not be loaded.
     #[error(transparent)]
     AgeIdentities(KeyError),
@@ -229,10 +261,11 @@ pub fn wrap(
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
-    wrap_groups(key, groups, threshold, kms, None, None)
+    wrap_groups(key, groups, threshold, kms, None, None, None)
 }
 
-/// [`wrap`], with PGP keys going through `gpg` and Vault transit keys through `vault`.
+/// [`wrap`], with PGP keys going through `gpg`, Vault transit keys through `vault` and GCP
+/// KMS keys through `gcp_kms`.
 pub fn wrap_with_gpg(
     key: &DataKey,
     groups: &[GroupRecipients],
@@ -240,8 +273,9 @@ pub fn wrap_with_gpg(
     kms: Option<&dyn KmsService>,
     gpg: &GnuPg,
     vault: Option<&VaultTransit>,
+    gcp_kms: Option<&GcpKms>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
-    wrap_groups(key, groups, threshold, kms, Some(gpg), vault)
+    wrap_groups(key, groups, threshold, kms, Some(gpg), vault, gcp_kms)
 }
 
 fn wrap_groups(
@@ -251,6 +285,7 @@ fn wrap_groups(
     kms: Option<&dyn KmsService>,
     gpg: Option<&GnuPg>,
     vault: Option<&VaultTransit>,
+    gcp_kms: Option<&GcpKms>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
     if groups.is_empty() || groups.iter().all(GroupRecipients::is_empty) {
         return Err(KeyGroupError::NoKeys);
@@ -259,7 +294,7 @@ fn wrap_groups(
         return Err(KeyGroupError::EmptyGroup { group: i + 1 });
     }
     if groups.len() == 1 {
-        let group = wrap_group(key.as_bytes(), &groups[0], kms, gpg, vault)?;
+        let group = wrap_group(key.as_bytes(), &groups[0], kms, gpg, vault, gcp_kms)?;
         return Ok((vec![group], threshold));
     }
     let threshold = threshold.unwrap_or(groups.len());
@@ -267,7 +302,7 @@ fn wrap_groups(
     let wrapped = groups
         .iter()
         .zip(shares.iter())
-        .map(|(g, share)| wrap_group(share, g, kms, gpg, vault))
+        .map(|(g, share)| wrap_group(share, g, kms, gpg, vault, gcp_kms))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((wrapped, Some(threshold)))
 }
@@ -278,6 +313,7 @@ fn wrap_group(
     kms: Option<&dyn KmsService>,
     gpg: Option<&GnuPg>,
     vault: Option<&VaultTransit>,
+    gcp_kms: Option<&GcpKms>,
 ) -> Result<KeyGroup, KeyGroupError> {
     // Wrapping needs no age identity: only recipients.
     let no_identities = AgeIdentities::default();
@@ -286,12 +322,16 @@ fn wrap_group(
         kms,
         gpg,
         vault,
+        gcp_kms,
     };
     let mut out = KeyGroup::default();
     for r in group.recipients() {
         let stanza = r.wrap(secret, &access).map_err(|e| match e {
             WrapError::NoAccess if group.hc_vault.iter().any(|k| k.uri() == r.name()) => {
                 KeyGroupError::NoVault
+            }
+            WrapError::NoAccess if group.gcp_kms.iter().any(|k| k.resource_id == r.name()) => {
+                KeyGroupError::NoGcpKms
             }
             WrapError::NoAccess => KeyGroupError::NoKms,
             WrapError::Failed(reason) => KeyGroupError::Wrap {
@@ -321,6 +361,11 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
     } else {
         None
     };
+    let gcp_kms = if groups.iter().any(|g| !g.gcp_kms.is_empty()) {
+        keyring.gcp_kms()?
+    } else {
+        None
+    };
     let needed = if groups.len() > 1 {
         metadata.shamir_threshold.unwrap_or(groups.len())
     } else {
@@ -334,6 +379,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
             kms,
             gpg: keyring.gpg.as_ref(),
             vault,
+            gcp_kms,
         };
         if let Some(part) = open_group(group, &access, &mut attempts) {
             parts.push(part);

@@ -11,6 +11,7 @@
 pub mod age;
 pub mod aws_kms;
 mod blocking;
+pub mod gcp_kms;
 pub mod groups;
 pub mod hc_vault;
 pub mod pgp;
@@ -18,8 +19,11 @@ pub mod shamir;
 
 use zeroize::Zeroizing;
 
-use crate::format::metadata::{AgeStanza, KeyGroup, KmsStanza, PgpStanza, VaultStanza};
+use crate::format::metadata::{
+    AgeStanza, GcpKmsStanza, KeyGroup, KmsStanza, PgpStanza, VaultStanza,
+};
 use crate::keys::age::AgeIdentities;
+use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
 use crate::keys::pgp::GnuPg;
 
@@ -34,6 +38,8 @@ pub struct KeyAccess<'k> {
     pub gpg: Option<&'k GnuPg>,
     /// Vault / OpenBao transit access; `None` when not configured.
     pub vault: Option<&'k VaultTransit>,
+    /// GCP Cloud KMS access; `None` when not configured.
+    pub gcp_kms: Option<&'k GcpKms>,
 }
 
 /// A master key to wrap a data key for, as named on the command line or in a creation rule.
@@ -66,6 +72,7 @@ pub enum Stanza {
     Kms(KmsStanza),
     Pgp(PgpStanza),
     Vault(VaultStanza),
+    GcpKms(GcpKmsStanza),
 }
 
 impl Stanza {
@@ -76,12 +83,13 @@ impl Stanza {
             Stanza::Kms(s) => group.kms.push(s),
             Stanza::Pgp(s) => group.pgp.push(s),
             Stanza::Vault(s) => group.hc_vault.push(s),
+            Stanza::GcpKms(s) => group.gcp_kms.push(s),
         }
     }
 }
 
-/// The master keys of `group`, in the order they are tried: age, then PGP, then KMS, then
-/// Vault, as sops does by default (its `--decryption-order` default is `age,pgp`, the other
+/// The master keys of `group`, in the order they are tried: age, then PGP, then AWS KMS, GCP
+/// KMS, Vault, as sops does by default (its `--decryption-order` default is `age,pgp`, the other
 /// types after them in the group's order, sops.go `sortKeyGroupIndices`; a group read from a
 /// file lists kms, gcp_kms, azure_kv, hc_vault in that order, stores/stores.go
 /// `internalKeyGroup`).
@@ -89,8 +97,9 @@ pub fn master_keys(group: &KeyGroup) -> impl Iterator<Item = &dyn MasterKey> {
     let age = group.age.iter().map(|s| s as &dyn MasterKey);
     let pgp = group.pgp.iter().map(|s| s as &dyn MasterKey);
     let kms = group.kms.iter().map(|s| s as &dyn MasterKey);
+    let gcp = group.gcp_kms.iter().map(|s| s as &dyn MasterKey);
     let vault = group.hc_vault.iter().map(|s| s as &dyn MasterKey);
-    age.chain(pgp).chain(kms).chain(vault)
+    age.chain(pgp).chain(kms).chain(gcp).chain(vault)
 }
 
 /// A KMS implementation (AWS KMS in enseal), behind a trait so that the key groups do not
