@@ -19,6 +19,7 @@ mod controller_sopssecret;
 mod deploy_manifests;
 mod deploy_monitoring;
 mod deploy_rbac;
+mod gcp_kms_interop;
 mod generated_yaml;
 mod helm_chart;
 mod kms_interop;
