@@ -6,6 +6,7 @@ use std::sync::Arc;
 use enseal_sops::file::{self, Decrypted, FileError, Mac, OpenOptions};
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::aws_kms::AwsKms;
+use enseal_sops::keys::azure_kv::AzureKeyVault;
 use enseal_sops::keys::gcp_kms::GcpKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
 use enseal_sops::keys::hc_vault::VaultTransit;
@@ -33,6 +34,12 @@ pub fn vault_service() -> Result<VaultTransit> {
     VaultTransit::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
+/// Azure Key Vault access with the credentials DefaultAzureCredential would find (read and
+/// used only when a key is).
+pub fn azure_kv_service() -> Result<AzureKeyVault> {
+    AzureKeyVault::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+}
+
 /// GCP Cloud KMS access with credentials found as sops finds them (read and used only when a
 /// key is).
 pub fn gcp_kms_service() -> Result<GcpKms> {
@@ -57,6 +64,7 @@ pub fn keyring() -> Keyring<'static> {
         })
         .with_vault_from(|| vault_service().map_err(|f| f.message))
         .with_gcp_kms_from(|| gcp_kms_service().map_err(|f| f.message))
+        .with_azure_kv_from(|| azure_kv_service().map_err(|f| f.message))
 }
 
 /// Whether the global options check the MAC (`--ignore-mac` does not).

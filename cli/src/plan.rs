@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use enseal_sops::config::creation_rule::AzureKvKeySpec;
 use enseal_sops::config::{self, Config, ConfigError};
 use enseal_sops::format::crypt_rule::{CryptRule, CryptRuleKind};
-use enseal_sops::format::metadata::{GcpKmsStanza, KmsStanza, VaultStanza};
+use enseal_sops::format::metadata::{AzureKvStanza, GcpKmsStanza, KmsStanza, VaultStanza};
 use enseal_sops::keys::age::AgeRecipient;
 use enseal_sops::keys::aws_kms;
+use enseal_sops::keys::azure_kv;
 use enseal_sops::keys::gcp_kms;
 use enseal_sops::keys::groups::GroupRecipients;
 use enseal_sops::keys::hc_vault;
@@ -76,6 +78,19 @@ pub fn parse_vault_uris(list: &str) -> Result<Vec<VaultStanza>> {
     hc_vault::parse_uri_list(list).map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
+/// A comma-separated list of Azure Key Vault key URLs (`--azure-kv`,
+/// `SOPS_AZURE_KEYVAULT_URLS`, a creation rule's `azure_keyvault`, `--add-azure-kv`).
+pub fn parse_azure_kv_urls(list: &str) -> Result<Vec<AzureKvStanza>> {
+    azure_kv::parse_url_list(list).map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
+}
+
+fn cli_azure_kv_keys(global: &GlobalOptions) -> Result<Vec<AzureKvStanza>> {
+    match &global.azure_kv {
+        Some(list) => parse_azure_kv_urls(list),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// The GCP KMS keys of `--gcp-kms` / `SOPS_GCP_KMS_IDS`.
 fn cli_gcp_kms_keys(global: &GlobalOptions) -> Vec<GcpKmsStanza> {
     global
@@ -103,6 +118,7 @@ pub fn cli_group(global: &GlobalOptions) -> Result<GroupRecipients> {
         pgp: cli_pgp_keys(global)?,
         hc_vault: cli_vault_keys(global)?,
         gcp_kms: cli_gcp_kms_keys(global),
+        azure_kv: cli_azure_kv_keys(global)?,
     })
 }
 
@@ -146,6 +162,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
     let cli_pgp = cli_pgp_keys(global)?;
     let cli_vault = cli_vault_keys(global)?;
     let cli_gcp_kms = cli_gcp_kms_keys(global);
+    let cli_azure_kv = cli_azure_kv_keys(global)?;
     let cli_rule = cli_crypt_rule(global)?;
     let config = match config_path(global) {
         Some(p) => {
@@ -182,6 +199,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         || !cli_pgp.is_empty()
         || !cli_vault.is_empty()
         || !cli_gcp_kms.is_empty()
+        || !cli_azure_kv.is_empty()
     {
         return Ok(Plan {
             groups: vec![GroupRecipients {
@@ -190,6 +208,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
                 pgp: cli_pgp,
                 hc_vault: cli_vault,
                 gcp_kms: cli_gcp_kms,
+                azure_kv: cli_azure_kv,
             }],
             threshold: global.shamir_secret_sharing_threshold,
             crypt_rule: cli_rule.unwrap_or_default(),
@@ -242,6 +261,21 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         group
             .gcp_kms
             .extend(spec.gcp_kms.iter().map(|id| gcp_kms::key(id)));
+        for k in &spec.azure_kv {
+            match k {
+                AzureKvKeySpec::Url(url) => group.azure_kv.extend(parse_azure_kv_urls(url)?),
+                AzureKvKeySpec::Key {
+                    vault_url,
+                    key,
+                    version,
+                } => group.azure_kv.push(AzureKvStanza {
+                    vault_url: vault_url.clone(),
+                    name: key.clone(),
+                    version: version.clone(),
+                    ..Default::default()
+                }),
+            }
+        }
         for k in &spec.kms {
             group.kms.push(KmsStanza {
                 arn: k.arn.clone(),
@@ -306,16 +340,23 @@ pub fn wrap_for(
     } else {
         None
     };
-    enseal_sops::keys::groups::wrap_with_gpg(
-        key,
-        groups,
-        threshold,
-        service
+    let azure = if groups.iter().any(|g| !g.azure_kv.is_empty()) {
+        Some(crate::context::azure_kv_service()?)
+    } else {
+        None
+    };
+    let gpg = GnuPg::from_env();
+    let no_identities = enseal_sops::keys::age::AgeIdentities::default();
+    let services = enseal_sops::keys::KeyAccess {
+        age: &no_identities,
+        kms: service
             .as_ref()
             .map(|s| s as &dyn enseal_sops::keys::KmsService),
-        &GnuPg::from_env(),
-        vault.as_ref(),
-        gcp.as_ref(),
-    )
-    .map_err(|e| exit::key_group_error(file, e))
+        gpg: Some(&gpg),
+        vault: vault.as_ref(),
+        gcp_kms: gcp.as_ref(),
+        azure_kv: azure.as_ref(),
+    };
+    enseal_sops::keys::groups::wrap_for(key, groups, threshold, &services)
+        .map_err(|e| exit::key_group_error(file, e))
 }

@@ -87,6 +87,12 @@ pub struct LegacyArgs {
     /// With --rotate: remove these GCP KMS key resource IDs.
     #[arg(long, value_name = "RESOURCE_IDS")]
     pub rm_gcp_kms: Option<String>,
+    /// With --rotate: add these Azure Key Vault key URLs.
+    #[arg(long, value_name = "URLS")]
+    pub add_azure_kv: Option<String>,
+    /// With --rotate: remove these Azure Key Vault key URLs.
+    #[arg(long, value_name = "URLS")]
+    pub rm_azure_kv: Option<String>,
     /// With --rotate: add these Vault transit key URIs.
     #[arg(long, value_name = "URIS")]
     pub add_hc_vault_transit: Option<String>,
@@ -153,6 +159,16 @@ pub struct GlobalArgs {
         action = clap::ArgAction::Append
     )]
     pub gcp_kms: Vec<String>,
+    /// Comma-separated Azure Key Vault keys to encrypt for, as key URLs
+    /// (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`).
+    #[arg(
+        long,
+        global = true,
+        env = "SOPS_AZURE_KEYVAULT_URLS",
+        value_name = "URLS",
+        action = clap::ArgAction::Append
+    )]
+    pub azure_kv: Vec<String>,
     /// AWS profile for the KMS keys given with --kms.
     #[arg(long, global = true, value_name = "PROFILE")]
     pub aws_profile: Option<String>,
@@ -272,6 +288,7 @@ pub struct GlobalOptions {
     pub pgp: Option<String>,
     pub hc_vault_transit: Option<String>,
     pub gcp_kms: Option<String>,
+    pub azure_kv: Option<String>,
     pub aws_profile: Option<String>,
     pub encryption_context: Option<String>,
     pub input_type: Option<Format>,
@@ -314,6 +331,7 @@ impl GlobalArgs {
             pgp: joined(self.pgp),
             hc_vault_transit: joined(self.hc_vault_transit),
             gcp_kms: joined(self.gcp_kms),
+            azure_kv: joined(self.azure_kv),
             aws_profile: self.aws_profile,
             encryption_context: self.encryption_context,
             encrypted_regex: self.encrypted_regex,
@@ -567,6 +585,8 @@ impl LegacyArgs {
             &self.rm_pgp,
             &self.add_gcp_kms,
             &self.rm_gcp_kms,
+            &self.add_azure_kv,
+            &self.rm_azure_kv,
             &self.add_hc_vault_transit,
             &self.rm_hc_vault_transit,
         ];
@@ -574,7 +594,8 @@ impl LegacyArgs {
             return Err(Failure::new(
                 exit::CONFLICTING_PARAMETERS,
                 "--add-age, --rm-age, --add-pgp, --rm-pgp, --add-gcp-kms, --rm-gcp-kms, \
-                 --add-hc-vault-transit and --rm-hc-vault-transit go with --rotate",
+                 --add-azure-kv, --rm-azure-kv, --add-hc-vault-transit and \
+                 --rm-hc-vault-transit go with --rotate",
             ));
         }
         let file = self.file;
@@ -601,6 +622,8 @@ impl LegacyArgs {
                     rm_pgp: self.rm_pgp,
                     add_gcp_kms: self.add_gcp_kms,
                     rm_gcp_kms: self.rm_gcp_kms,
+                    add_azure_kv: self.add_azure_kv,
+                    rm_azure_kv: self.rm_azure_kv,
                     add_hc_vault_transit: self.add_hc_vault_transit,
                     rm_hc_vault_transit: self.rm_hc_vault_transit,
                 },

@@ -72,6 +72,12 @@ pub struct RotateArgs {
     /// Remove these GCP KMS key resource IDs while rotating.
     #[arg(long, value_name = "RESOURCE_IDS")]
     pub rm_gcp_kms: Option<String>,
+    /// Add these Azure Key Vault key URLs while rotating.
+    #[arg(long, value_name = "URLS")]
+    pub add_azure_kv: Option<String>,
+    /// Remove these Azure Key Vault key URLs while rotating.
+    #[arg(long, value_name = "URLS")]
+    pub rm_azure_kv: Option<String>,
     /// Add these Vault transit key URIs while rotating.
     #[arg(long, value_name = "URIS")]
     pub add_hc_vault_transit: Option<String>,

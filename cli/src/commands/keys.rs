@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use enseal_sops::crypto::data_key::DataKey;
 use enseal_sops::file;
-use enseal_sops::format::metadata::{KeyGroup, KmsStanza, Metadata, VaultStanza};
+use enseal_sops::format::metadata::{AzureKvStanza, KeyGroup, KmsStanza, Metadata, VaultStanza};
 use enseal_sops::keys::gcp_kms;
 use enseal_sops::keys::groups::{self, GroupRecipients};
 use enseal_sops::stores::WriteOptions;
@@ -62,12 +62,22 @@ fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
                 .iter()
                 .map(|k| gcp_kms::key(&k.resource_id))
                 .collect();
+            let azure_kv = g
+                .azure_kv
+                .iter()
+                .map(|k| AzureKvStanza {
+                    enc: String::new(),
+                    created_at: String::new(),
+                    ..k.clone()
+                })
+                .collect();
             Ok(GroupRecipients {
                 age,
                 kms,
                 pgp,
                 hc_vault,
                 gcp_kms,
+                azure_kv,
             })
         })
         .collect()
@@ -134,6 +144,27 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
             .collect();
         for group in &mut groups {
             group.gcp_kms.retain(|k| !gone.contains(&k.resource_id));
+        }
+    }
+    // Compared by URL with version (sops' ToString), as the PGP keys above; a URL without a
+    // version names the key's current version once wrapped.
+    if let Some(add) = &a.add_azure_kv {
+        let first = groups
+            .first_mut()
+            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
+        for k in plan::parse_azure_kv_urls(add)? {
+            if !first.azure_kv.iter().any(|x| x.uri() == k.uri()) {
+                first.azure_kv.push(k);
+            }
+        }
+    }
+    if let Some(rm) = &a.rm_azure_kv {
+        let gone: BTreeSet<String> = plan::parse_azure_kv_urls(rm)?
+            .iter()
+            .map(AzureKvStanza::uri)
+            .collect();
+        for group in &mut groups {
+            group.azure_kv.retain(|k| !gone.contains(&k.uri()));
         }
     }
     // Compared by URI (sops' ToString), as the PGP keys above.
@@ -207,6 +238,11 @@ fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
                         .iter()
                         .map(move |k| format!("group {}: gcp_kms {}", i + 1, k.resource_id)),
                 )
+                .chain(
+                    g.azure_kv
+                        .iter()
+                        .map(move |k| format!("group {}: azure_kv {}", i + 1, k.uri())),
+                )
         })
         .collect()
 }
@@ -238,6 +274,11 @@ fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
                     g.gcp_kms
                         .iter()
                         .map(move |k| format!("group {}: gcp_kms {}", i + 1, k.resource_id)),
+                )
+                .chain(
+                    g.azure_kv
+                        .iter()
+                        .map(move |k| format!("group {}: azure_kv {}", i + 1, k.uri())),
                 )
         })
         .collect()
@@ -493,7 +534,7 @@ pub fn groups(g: &GlobalOptions, action: &GroupsAction) -> Result<()> {
             if group.is_empty() {
                 return Err(Failure::new(
                     exit::GENERIC,
-                    "groups add: name the new group's keys with --age, --pgp, --kms, --gcp-kms or --hc-vault-transit",
+                    "groups add: name the new group's keys with --age, --pgp, --kms, --gcp-kms, --azure-kv or --hc-vault-transit",
                 ));
             }
             groups.push(group);

@@ -26,9 +26,11 @@ pub struct KeyGroupSpec {
     /// Vault transit key URIs (`https://host:8200/v1/transit/keys/NAME`), as written; the key
     /// source splits them.
     pub hc_vault: Vec<String>,
+    /// Azure Key Vault keys (`azure_keyvault`), as written; the key source parses them.
+    pub azure_kv: Vec<AzureKvKeySpec>,
     /// GCP KMS key resource IDs, spaces removed as sops removes them.
     pub gcp_kms: Vec<String>,
-    /// Fields naming key types enseal does not implement (`azure_keyvault`), so the
+    /// Fields naming key types enseal does not implement, so the
     /// caller can refuse instead of silently dropping keys.
     pub unsupported: Vec<String>,
 }
@@ -39,9 +41,23 @@ impl KeyGroupSpec {
             && self.kms.is_empty()
             && self.pgp.is_empty()
             && self.hc_vault.is_empty()
+            && self.azure_kv.is_empty()
             && self.gcp_kms.is_empty()
             && self.unsupported.is_empty()
     }
+}
+
+/// An Azure Key Vault key as `.sops.yaml` gives it: a key URL at the top of a creation rule
+/// (`https://VAULT/keys/NAME[/VERSION]`), its parts in a `key_groups` entry (sops config.go
+/// `azureKVKey`: `vaultUrl`, `key`, `version`, the version optional).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AzureKvKeySpec {
+    Url(String),
+    Key {
+        vault_url: String,
+        key: String,
+        version: String,
+    },
 }
 
 /// An AWS KMS key as `.sops.yaml` gives it.
@@ -163,14 +179,9 @@ impl CreationRule {
                     // sops names it "vault" in its messages (config.go getKeysWithValidation).
                     top.hc_vault = key_field(value, "vault")
                 }
+                "azure_keyvault" => top.azure_kv = key_field(value, key),
                 // sops names it "gcpkms" in its messages (config.go getKeysWithValidation).
                 "gcp_kms" => top.gcp_kms = key_field(value, "gcpkms"),
-                "azure_keyvault" => {
-                    top.other.push((
-                        key.to_owned(),
-                        key_field(value, key).unwrap_or(Ok(Vec::new())),
-                    ));
-                }
                 "key_groups" => {
                     groups = d
                         .seq(value, "keyGroup")
@@ -250,6 +261,7 @@ struct TopLevelKeys {
     kms: Option<KeyList>,
     pgp: Option<KeyList>,
     hc_vault: Option<KeyList>,
+    azure_kv: Option<KeyList>,
     gcp_kms: Option<KeyList>,
     other: Vec<(String, KeyList)>,
 }
@@ -263,6 +275,7 @@ impl TopLevelKeys {
         let pgp = take(self.pgp)?;
         let kms = take(self.kms)?;
         let hc_vault = take(self.hc_vault)?;
+        let azure_kv = take(self.azure_kv)?;
         let gcp_kms = take(self.gcp_kms)?;
         let mut group = KeyGroupSpec::default();
 
@@ -289,6 +302,15 @@ impl TopLevelKeys {
             .filter(|u| !u.is_empty())
             .map(str::to_owned)
             .collect();
+        // sops joins the list and splits it again (azkv.MasterKeysFromURLs); an empty entry
+        // is an error there, left to the key source's URL parser here.
+        let joined = azure_kv.join(",");
+        if !joined.is_empty() {
+            group.azure_kv = joined
+                .split(',')
+                .map(|u| AzureKvKeySpec::Url(u.to_owned()))
+                .collect();
+        }
         // sops joins the list and splits it again (gcpkms.MasterKeysFromResourceIDString).
         let joined = gcp_kms.join(",");
         if !joined.is_empty() {
@@ -386,6 +408,7 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                     group.kms.extend(sub.kms);
                     group.pgp.extend(sub.pgp);
                     group.hc_vault.extend(sub.hc_vault);
+                    group.azure_kv.extend(sub.azure_kv);
                     group.gcp_kms.extend(sub.gcp_kms);
                     group.unsupported.extend(sub.unsupported);
                 }
@@ -406,6 +429,11 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                     own.kms.push(decode_kms(d, item, deferred));
                 }
             }
+            "azure_keyvault" => {
+                for item in d.seq(value, "config.azureKVKey") {
+                    own.azure_kv.push(decode_azure_kv(d, item));
+                }
+            }
             // A list of `{resource_id: ...}` (sops config.go `gcpKmsKey`).
             "gcp_kms" => {
                 for item in d.seq(value, "config.gcpKmsKey") {
@@ -419,11 +447,6 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                     own.gcp_kms.push(id.replace(' ', ""));
                 }
             }
-            "azure_keyvault" => {
-                if !d.seq(value, key).is_empty() {
-                    own.unsupported.push(key.to_owned());
-                }
-            }
             // One URI per entry (sops config.go: hcvault.NewMasterKeyFromURI per item).
             "hc_vault" => own.hc_vault.extend(d.strings(value)),
             _ => d.unknown(key, value),
@@ -433,12 +456,14 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
     group.kms.extend(own.kms);
     group.pgp.extend(own.pgp);
     group.hc_vault.extend(own.hc_vault);
+    group.azure_kv.extend(own.azure_kv);
     group.gcp_kms.extend(own.gcp_kms);
     group.unsupported.extend(own.unsupported);
     dedup(&mut group.age);
     dedup(&mut group.kms);
     dedup(&mut group.pgp);
     dedup(&mut group.hc_vault);
+    dedup(&mut group.azure_kv);
     dedup(&mut group.gcp_kms);
     dedup(&mut group.unsupported);
     group
@@ -468,6 +493,25 @@ fn decode_kms(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> Kms
         }
     }
     key
+}
+
+/// A `key_groups` entry's `azure_keyvault` item, sops' `azureKVKey` (yaml names `vaultUrl`,
+/// `key`, `version`).
+fn decode_azure_kv(d: &mut Decoder, node: &Node) -> AzureKvKeySpec {
+    let (mut vault_url, mut key, mut version) = (String::new(), String::new(), String::new());
+    for (field, value) in d.fields(node, "config.azureKVKey") {
+        match field {
+            "vaultUrl" => vault_url = d.string(value).unwrap_or_default(),
+            "key" => key = d.string(value).unwrap_or_default(),
+            "version" => version = d.string(value).unwrap_or_default(),
+            _ => d.unknown(field, value),
+        }
+    }
+    AzureKvKeySpec::Key {
+        vault_url,
+        key,
+        version,
+    }
 }
 
 fn dedup<T: PartialEq>(items: &mut Vec<T>) {

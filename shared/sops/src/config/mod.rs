@@ -590,6 +590,48 @@ mod tests {
         assert!(rule.key_groups.iter().all(|g| g.unsupported.is_empty()));
     }
 
+    /// `azure_keyvault` at the top of a rule is "string or list" of key URLs (joined and split
+    /// on commas, as sops' MasterKeysFromURLs); in a key group it is a list of
+    /// `{vaultUrl, key, version}` (sops' azureKVKey), the version optional.
+    #[test]
+    fn azure_keyvault_urls_at_the_top_level_and_keys_in_key_groups() {
+        use crate::config::creation_rule::AzureKvKeySpec;
+        let u1 = "https://a.vault.azure.net/keys/k/v1";
+        let u2 = "https://b.vault.azure.net/keys/k";
+        let config = parse(&format!(
+            "creation_rules:\n  - path_regex: one\n    azure_keyvault: '{u1},{u2}'\n\
+             \x20 - path_regex: list\n    azure_keyvault:\n      - {u1}\n\
+             \x20 - path_regex: groups\n    key_groups:\n      - azure_keyvault:\n          - vaultUrl: https://a.vault.azure.net\n            key: k\n            version: v1\n        merge:\n          - azure_keyvault:\n              - vaultUrl: https://b.vault.azure.net\n                key: k\n"
+        ))
+        .unwrap();
+        let azure = |file: &str| -> Vec<Vec<AzureKvKeySpec>> {
+            config
+                .rule_for(Path::new(file))
+                .unwrap()
+                .key_groups
+                .iter()
+                .map(|g| g.azure_kv.clone())
+                .collect()
+        };
+        let url = |u: &str| AzureKvKeySpec::Url(u.to_owned());
+        assert_eq!(azure("/proj/one"), vec![vec![url(u1), url(u2)]]);
+        assert_eq!(azure("/proj/list"), vec![vec![url(u1)]]);
+        let key = |v: &str, version: &str| AzureKvKeySpec::Key {
+            vault_url: v.to_owned(),
+            key: "k".to_owned(),
+            version: version.to_owned(),
+        };
+        assert_eq!(
+            azure("/proj/groups"),
+            vec![vec![
+                key("https://b.vault.azure.net", ""),
+                key("https://a.vault.azure.net", "v1")
+            ]]
+        );
+        let rule = config.rule_for(Path::new("/proj/groups")).unwrap();
+        assert!(rule.key_groups.iter().all(|g| g.unsupported.is_empty()));
+    }
+
     #[test]
     fn crypt_rules_and_flags() {
         let config = parse(&format!(

@@ -31,7 +31,8 @@ pub struct KeyGroup {
     pub pgp: Vec<PgpStanza>,
     pub hc_vault: Vec<VaultStanza>,
     pub gcp_kms: Vec<GcpKmsStanza>,
-    /// Master keys enseal does not use (azure_kv), kept as they were so
+    pub azure_kv: Vec<AzureKvStanza>,
+    /// Master keys enseal does not use (hckms), kept as they were so
     /// that rewriting a file does not drop other people's access.
     pub other: Vec<(String, Node)>,
 }
@@ -84,6 +85,19 @@ pub struct GcpKmsStanza {
     pub resource_id: String,
     pub created_at: String,
     /// Standard base64 of the KMS ciphertext.
+    pub enc: String,
+}
+
+/// An Azure Key Vault master key (sops' `azure_kv` entry, stores.go `azkvkey`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct AzureKvStanza {
+    /// The vault (`https://myvault.vault.azure.net`), without a trailing slash.
+    pub vault_url: String,
+    pub name: String,
+    /// The key version; empty only before the key is looked up (sops writes it resolved).
+    pub version: String,
+    pub created_at: String,
+    /// The RSA-OAEP-256 ciphertext of the data key, base64url without padding.
     pub enc: String,
 }
 
@@ -314,6 +328,17 @@ fn read_key_field(group: &mut KeyGroup, key: &str, value: &Node) -> Result<(), M
                 });
             }
         }
+        "azure_kv" => {
+            for entry in list(value, "azure_kv")? {
+                group.azure_kv.push(AzureKvStanza {
+                    vault_url: field(entry, "azure_kv", "vault_url")?,
+                    name: field(entry, "azure_kv", "name")?,
+                    version: optional_field(entry, "version")?.unwrap_or_default(),
+                    created_at: optional_field(entry, "created_at")?.unwrap_or_default(),
+                    enc: field(entry, "azure_kv", "enc")?,
+                });
+            }
+        }
         "pgp" => {
             for entry in list(value, "pgp")? {
                 group.pgp.push(PgpStanza {
@@ -378,6 +403,23 @@ fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
     }
     for (name, node) in &group.other {
         items.push(Item::Pair(name.clone(), node.clone()));
+    }
+    if !group.azure_kv.is_empty() {
+        // sops 3.11's place (stores.go: after gcp_kms, before hc_vault) and `azkvkey` order.
+        let entries = group
+            .azure_kv
+            .iter()
+            .map(|k| {
+                Node::Map(vec![
+                    Item::Pair("vault_url".into(), Node::str(&k.vault_url)),
+                    Item::Pair("name".into(), Node::str(&k.name)),
+                    Item::Pair("version".into(), Node::str(&k.version)),
+                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
+                    Item::Pair("enc".into(), Node::str(&k.enc)),
+                ])
+            })
+            .collect();
+        items.push(Item::Pair("azure_kv".into(), Node::Seq(entries)));
     }
     if !group.hc_vault.is_empty() {
         // Where and in the order sops 3.11 writes them (the version enseal writes; its
@@ -780,6 +822,63 @@ mod tests {
             })
             .collect();
         assert_eq!(fields, ["resource_id", "created_at", "enc"]);
+        assert_eq!(Metadata::from_node(&node).unwrap(), m);
+    }
+
+    /// sops 3.11 writes an `azure_kv` entry as vault_url, name, version, created_at, enc,
+    /// after kms (and gcp_kms) and before hc_vault and age.
+    #[test]
+    fn azure_kv_keys_are_written_where_sops_3_11_writes_them() {
+        let names = |node: &Node| -> Vec<String> {
+            let Node::Map(items) = node else {
+                panic!("not a map")
+            };
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Pair(k, _) => Some(k.clone()),
+                    Item::Comment(_) => None,
+                })
+                .collect()
+        };
+        let m = Metadata::new(
+            vec![KeyGroup {
+                age: vec![AgeStanza {
+                    recipient: "age1a".into(),
+                    enc: "x".into(),
+                }],
+                kms: vec![KmsStanza {
+                    arn: "arn:aws:kms:us-east-1:1:key/k".into(),
+                    enc: "e".into(),
+                    ..Default::default()
+                }],
+                hc_vault: vec![VaultStanza {
+                    vault_address: "http://127.0.0.1:8200".into(),
+                    engine_path: "transit".into(),
+                    key_name: "k".into(),
+                    created_at: "2024-01-01T00:00:00Z".into(),
+                    enc: "vault:v1:abc".into(),
+                }],
+                azure_kv: vec![AzureKvStanza {
+                    vault_url: "https://v.vault.azure.net".into(),
+                    name: "k".into(),
+                    version: "0123abcd".into(),
+                    created_at: "2024-01-01T00:00:00Z".into(),
+                    enc: "c2VjcmV0".into(),
+                }],
+                ..Default::default()
+            }],
+            CryptRule::default(),
+        );
+        let node = m.to_node();
+        assert_eq!(&names(&node)[..4], ["kms", "azure_kv", "hc_vault", "age"]);
+        let Some(Node::Seq(entries)) = node.get("azure_kv") else {
+            panic!("no azure_kv list")
+        };
+        assert_eq!(
+            names(&entries[0]),
+            ["vault_url", "name", "version", "created_at", "enc"]
+        );
         assert_eq!(Metadata::from_node(&node).unwrap(), m);
     }
 

@@ -9,8 +9,11 @@ use std::sync::{Mutex, OnceLock};
 use zeroize::Zeroizing;
 
 use crate::crypto::data_key::DataKey;
-use crate::format::metadata::{GcpKmsStanza, KeyGroup, KmsStanza, Metadata, VaultStanza};
+use crate::format::metadata::{
+    AzureKvStanza, GcpKmsStanza, KeyGroup, KmsStanza, Metadata, VaultStanza,
+};
 use crate::keys::age::{AgeIdentities, AgeRecipient};
+use crate::keys::azure_kv::AzureKeyVault;
 use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
 use crate::keys::pgp::{GnuPg, PgpFingerprint};
@@ -28,6 +31,8 @@ pub struct GroupRecipients {
     pub hc_vault: Vec<VaultStanza>,
     /// GCP KMS keys to wrap for (`resource_id` set; `enc` empty).
     pub gcp_kms: Vec<GcpKmsStanza>,
+    /// Azure Key Vault keys to wrap for (vault URL and name set, version maybe; `enc` empty).
+    pub azure_kv: Vec<AzureKvStanza>,
 }
 
 impl GroupRecipients {
@@ -37,17 +42,23 @@ impl GroupRecipients {
             && self.pgp.is_empty()
             && self.hc_vault.is_empty()
             && self.gcp_kms.is_empty()
+            && self.azure_kv.is_empty()
     }
 
     /// The group's master keys in the order they are wrapped for: age, AWS KMS, GCP KMS,
-    /// Vault, then PGP.
+    /// Azure Key Vault, Vault, then PGP.
     fn recipients(&self) -> impl Iterator<Item = &dyn Recipient> {
         let age = self.age.iter().map(|r| r as &dyn Recipient);
         let kms = self.kms.iter().map(|k| k as &dyn Recipient);
         let gcp = self.gcp_kms.iter().map(|k| k as &dyn Recipient);
+        let azure = self.azure_kv.iter().map(|k| k as &dyn Recipient);
         let vault = self.hc_vault.iter().map(|k| k as &dyn Recipient);
         let pgp = self.pgp.iter().map(|k| k as &dyn Recipient);
-        age.chain(kms).chain(gcp).chain(vault).chain(pgp)
+        age.chain(kms)
+            .chain(gcp)
+            .chain(azure)
+            .chain(vault)
+            .chain(pgp)
     }
 }
 
@@ -62,6 +73,7 @@ pub struct Keyring<'a> {
     gpg: Option<GnuPg>,
     vault: Option<Deferred<'a, VaultTransit, String>>,
     gcp_kms: Option<Deferred<'a, GcpKms, String>>,
+    azure_kv: Option<Deferred<'a, AzureKeyVault, String>>,
 }
 
 impl<'a> Keyring<'a> {
@@ -73,6 +85,7 @@ impl<'a> Keyring<'a> {
             gpg: None,
             vault: None,
             gcp_kms: None,
+            azure_kv: None,
         }
     }
 
@@ -87,6 +100,7 @@ impl<'a> Keyring<'a> {
             gpg: None,
             vault: None,
             gcp_kms: None,
+            azure_kv: None,
         }
     }
 
@@ -139,6 +153,27 @@ impl<'a> Keyring<'a> {
             None => Ok(None),
             Some(gcp) => match gcp.get() {
                 Ok(g) => Ok(Some(g)),
+                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
+            },
+        }
+    }
+
+    /// Azure Key Vault access set up by `connect` the first time a file with `azure_kv` keys
+    /// is opened; a failure is [`KeyGroupError::KmsAccess`].
+    pub fn with_azure_kv_from(
+        mut self,
+        connect: impl FnOnce() -> Result<AzureKeyVault, String> + Send + 'a,
+    ) -> Keyring<'a> {
+        self.azure_kv = Some(Deferred::later(connect));
+        self
+    }
+
+    /// `None` when no Azure Key Vault access is configured.
+    fn azure_kv(&self) -> Result<Option<&AzureKeyVault>, KeyGroupError> {
+        match &self.azure_kv {
+            None => Ok(None),
+            Some(azure) => match azure.get() {
+                Ok(a) => Ok(Some(a)),
                 Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
             },
         }
@@ -222,6 +257,8 @@ pub enum KeyGroupError {
     NoVault,
     #[error("GCP KMS keys are named but no GCP KMS access is configured")]
     NoGcpKms,
+    #[error("Azure Key Vault keys are named but no Azure Key Vault access is configured")]
+    NoAzureKv,
     /// The keyring's age identities could not be loaded.
     #[error(transparent)]
     AgeIdentities(KeyError),
@@ -261,7 +298,16 @@ pub fn wrap(
     threshold: Option<usize>,
     kms: Option<&dyn KmsService>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
-    wrap_groups(key, groups, threshold, kms, None, None, None)
+    let no_identities = AgeIdentities::default();
+    let services = KeyAccess {
+        age: &no_identities,
+        kms,
+        gpg: None,
+        vault: None,
+        gcp_kms: None,
+        azure_kv: None,
+    };
+    wrap_for(key, groups, threshold, &services)
 }
 
 /// [`wrap`], with PGP keys going through `gpg`, Vault transit keys through `vault` and GCP
@@ -275,17 +321,26 @@ pub fn wrap_with_gpg(
     vault: Option<&VaultTransit>,
     gcp_kms: Option<&GcpKms>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
-    wrap_groups(key, groups, threshold, kms, Some(gpg), vault, gcp_kms)
+    let no_identities = AgeIdentities::default();
+    let services = KeyAccess {
+        age: &no_identities,
+        kms,
+        gpg: Some(gpg),
+        vault,
+        gcp_kms,
+        azure_kv: None,
+    };
+    wrap_for(key, groups, threshold, &services)
 }
 
-fn wrap_groups(
+/// [`wrap`], with every key source `services` holds (its age identities are not used: wrapping
+/// needs only recipients). One struct rather than one argument per source, which grow with
+/// every source.
+pub fn wrap_for(
     key: &DataKey,
     groups: &[GroupRecipients],
     threshold: Option<usize>,
-    kms: Option<&dyn KmsService>,
-    gpg: Option<&GnuPg>,
-    vault: Option<&VaultTransit>,
-    gcp_kms: Option<&GcpKms>,
+    services: &KeyAccess<'_>,
 ) -> Result<(Vec<KeyGroup>, Option<usize>), KeyGroupError> {
     if groups.is_empty() || groups.iter().all(GroupRecipients::is_empty) {
         return Err(KeyGroupError::NoKeys);
@@ -294,7 +349,7 @@ fn wrap_groups(
         return Err(KeyGroupError::EmptyGroup { group: i + 1 });
     }
     if groups.len() == 1 {
-        let group = wrap_group(key.as_bytes(), &groups[0], kms, gpg, vault, gcp_kms)?;
+        let group = wrap_group(key.as_bytes(), &groups[0], services)?;
         return Ok((vec![group], threshold));
     }
     let threshold = threshold.unwrap_or(groups.len());
@@ -302,7 +357,7 @@ fn wrap_groups(
     let wrapped = groups
         .iter()
         .zip(shares.iter())
-        .map(|(g, share)| wrap_group(share, g, kms, gpg, vault, gcp_kms))
+        .map(|(g, share)| wrap_group(share, g, services))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((wrapped, Some(threshold)))
 }
@@ -310,28 +365,19 @@ fn wrap_groups(
 fn wrap_group(
     secret: &[u8],
     group: &GroupRecipients,
-    kms: Option<&dyn KmsService>,
-    gpg: Option<&GnuPg>,
-    vault: Option<&VaultTransit>,
-    gcp_kms: Option<&GcpKms>,
+    access: &KeyAccess<'_>,
 ) -> Result<KeyGroup, KeyGroupError> {
-    // Wrapping needs no age identity: only recipients.
-    let no_identities = AgeIdentities::default();
-    let access = KeyAccess {
-        age: &no_identities,
-        kms,
-        gpg,
-        vault,
-        gcp_kms,
-    };
     let mut out = KeyGroup::default();
     for r in group.recipients() {
-        let stanza = r.wrap(secret, &access).map_err(|e| match e {
+        let stanza = r.wrap(secret, access).map_err(|e| match e {
             WrapError::NoAccess if group.hc_vault.iter().any(|k| k.uri() == r.name()) => {
                 KeyGroupError::NoVault
             }
             WrapError::NoAccess if group.gcp_kms.iter().any(|k| k.resource_id == r.name()) => {
                 KeyGroupError::NoGcpKms
+            }
+            WrapError::NoAccess if group.azure_kv.iter().any(|k| k.uri() == r.name()) => {
+                KeyGroupError::NoAzureKv
             }
             WrapError::NoAccess => KeyGroupError::NoKms,
             WrapError::Failed(reason) => KeyGroupError::Wrap {
@@ -366,6 +412,11 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
     } else {
         None
     };
+    let azure_kv = if groups.iter().any(|g| !g.azure_kv.is_empty()) {
+        keyring.azure_kv()?
+    } else {
+        None
+    };
     let needed = if groups.len() > 1 {
         metadata.shamir_threshold.unwrap_or(groups.len())
     } else {
@@ -380,6 +431,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
             gpg: keyring.gpg.as_ref(),
             vault,
             gcp_kms,
+            azure_kv,
         };
         if let Some(part) = open_group(group, &access, &mut attempts) {
             parts.push(part);

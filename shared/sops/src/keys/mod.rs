@@ -10,6 +10,7 @@
 
 pub mod age;
 pub mod aws_kms;
+pub mod azure_kv;
 mod blocking;
 pub mod gcp_kms;
 pub mod groups;
@@ -20,9 +21,10 @@ pub mod shamir;
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{
-    AgeStanza, GcpKmsStanza, KeyGroup, KmsStanza, PgpStanza, VaultStanza,
+    AgeStanza, AzureKvStanza, GcpKmsStanza, KeyGroup, KmsStanza, PgpStanza, VaultStanza,
 };
 use crate::keys::age::AgeIdentities;
+use crate::keys::azure_kv::AzureKeyVault;
 use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
 use crate::keys::pgp::GnuPg;
@@ -40,6 +42,8 @@ pub struct KeyAccess<'k> {
     pub vault: Option<&'k VaultTransit>,
     /// GCP Cloud KMS access; `None` when not configured.
     pub gcp_kms: Option<&'k GcpKms>,
+    /// Azure Key Vault access; `None` when not configured.
+    pub azure_kv: Option<&'k AzureKeyVault>,
 }
 
 /// A master key to wrap a data key for, as named on the command line or in a creation rule.
@@ -73,6 +77,7 @@ pub enum Stanza {
     Pgp(PgpStanza),
     Vault(VaultStanza),
     GcpKms(GcpKmsStanza),
+    AzureKv(AzureKvStanza),
 }
 
 impl Stanza {
@@ -84,22 +89,28 @@ impl Stanza {
             Stanza::Pgp(s) => group.pgp.push(s),
             Stanza::Vault(s) => group.hc_vault.push(s),
             Stanza::GcpKms(s) => group.gcp_kms.push(s),
+            Stanza::AzureKv(s) => group.azure_kv.push(s),
         }
     }
 }
 
 /// The master keys of `group`, in the order they are tried: age, then PGP, then AWS KMS, GCP
-/// KMS, Vault, as sops does by default (its `--decryption-order` default is `age,pgp`, the other
-/// types after them in the group's order, sops.go `sortKeyGroupIndices`; a group read from a
-/// file lists kms, gcp_kms, azure_kv, hc_vault in that order, stores/stores.go
-/// `internalKeyGroup`).
+/// KMS, Azure Key Vault, Vault, as sops does by default (its `--decryption-order` default is
+/// `age,pgp`, the other types after them in the group's order, sops.go `sortKeyGroupIndices`;
+/// a group read from a file lists kms, gcp_kms, azure_kv, hc_vault in that order,
+/// stores/stores.go `internalKeyGroup`).
 pub fn master_keys(group: &KeyGroup) -> impl Iterator<Item = &dyn MasterKey> {
     let age = group.age.iter().map(|s| s as &dyn MasterKey);
     let pgp = group.pgp.iter().map(|s| s as &dyn MasterKey);
     let kms = group.kms.iter().map(|s| s as &dyn MasterKey);
     let gcp = group.gcp_kms.iter().map(|s| s as &dyn MasterKey);
+    let azure = group.azure_kv.iter().map(|s| s as &dyn MasterKey);
     let vault = group.hc_vault.iter().map(|s| s as &dyn MasterKey);
-    age.chain(pgp).chain(kms).chain(gcp).chain(vault)
+    age.chain(pgp)
+        .chain(kms)
+        .chain(gcp)
+        .chain(azure)
+        .chain(vault)
 }
 
 /// A KMS implementation (AWS KMS in enseal), behind a trait so that the key groups do not

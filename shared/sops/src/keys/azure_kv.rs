@@ -1,0 +1,1340 @@
+//! Azure Key Vault as a key source, interoperable with sops' `azure_kv` master keys (sops
+//! azkv/keysource.go, on the Go SDK's azkeys and azidentity).
+//!
+//! A key is named by a URL `https://VAULT/keys/NAME[/VERSION]` (sops' regexp: https only, no
+//! trailing part). A key named without a version is looked up (`GET {vault}/keys/{name}/`) and
+//! its current version written down, as sops does before encrypting. Wrapping POSTs
+//! `{"alg":"RSA-OAEP-256","value":base64url(data key)}` to
+//! `{vault}/keys/{name}/{version}/encrypt` (the RSA encryption happens in the vault, as in
+//! sops: it calls `Encrypt`, not `WrapKey`), and stores the answer's `value` as base64url
+//! without padding in `enc`; unwrapping POSTs it to `/decrypt`. The api-version is the one the
+//! Go SDK sops 3.13 builds with sends (azkeys 1.5: `2025-07-01`).
+//!
+//! Authentication is the Key Vault bearer challenge as the Go SDK's policy does it: the first
+//! request to a vault goes without body or token, the 401's `WWW-Authenticate` names the tenant
+//! (`authorization=`) and the resource or scope, which must be the vault's own domain (a host
+//! suffix, so a vault cannot send its clients to another resource's token); a token for that
+//! scope then comes from `{AZURE_AUTHORITY_HOST}/{tenant}/oauth2/v2.0/token` (default authority
+//! `https://login.microsoftonline.com`) by a client-credentials grant, with the first of
+//! DefaultAzureCredential's sources that is configured:
+//! - client secret: `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`;
+//! - client certificate: `AZURE_CLIENT_CERTIFICATE_PATH` (a PEM file with the certificate and
+//!   its unencrypted RSA key), the assertion a PS256 JWT with `x5t#S256`, as MSAL signs it;
+//! - workload identity: `AZURE_FEDERATED_TOKEN_FILE` (re-read for every token), with
+//!   `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`.
+//!
+//! Managed identity (IMDS), the Azure CLI and PKCS#12 certificates are not supported yet.
+//! `HTTPS_PROXY`/`NO_PROXY` are honoured as Go's `ProxyFromEnvironment` does (never for
+//! localhost), and extra CAs come from `SSL_CERT_FILE`/`SSL_CERT_DIR` (rustls-native-certs
+//! reads them as Go does). Every call is bounded: 2 s to connect, 5 s per attempt, 3 attempts
+//! on a failed connection, a timeout, a 408, 429 or 5xx.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Buf;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, StatusCode, Uri};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::format::metadata::{now_rfc3339, AzureKvStanza};
+use crate::keys::blocking::BlockingRuntime;
+use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
+
+/// A connection that is not up after this long is an unreachable service.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One HTTP attempt (connect, send, wait for the whole answer).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per call, the first included.
+pub const MAX_ATTEMPTS: u32 = 3;
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// The Key Vault REST API version azkeys 1.5 (sops 3.13) sends.
+pub const API_VERSION: &str = "2025-07-01";
+/// azidentity's default authority (`AZURE_AUTHORITY_HOST` overrides it).
+pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// A token this close to its expiry is fetched again (azcore's refresh margin).
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AzureUrlError {
+    /// sops' message (azkv.NewMasterKeyFromURL); the regexp's parts are always empty then.
+    #[error("could not parse {0:?} into a valid Azure Key Vault MasterKey []")]
+    Invalid(String),
+}
+
+/// The keys of a comma-separated list of key URLs (`--azure-kv`, `SOPS_AZURE_KEYVAULT_URLS`,
+/// a creation rule's `azure_keyvault`); as sops' `MasterKeysFromURLs`, an empty list is no key
+/// and an empty entry in a list is an error.
+pub fn parse_url_list(list: &str) -> Result<Vec<AzureKvStanza>, AzureUrlError> {
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',').map(parse_url).collect()
+}
+
+/// One key URL, `https://VAULT/keys/NAME[/VERSION]`, split as sops' regexp
+/// `^(https://[^/]+)/keys/([^/]+)(/[^/]*)?$` splits it (after trimming white space).
+pub fn parse_url(url: &str) -> Result<AzureKvStanza, AzureUrlError> {
+    let url = url.trim();
+    let bad = || AzureUrlError::Invalid(url.to_string());
+    let rest = url.strip_prefix("https://").ok_or_else(bad)?;
+    let (host, path) = rest.split_once('/').ok_or_else(bad)?;
+    let path = path.strip_prefix("keys/").ok_or_else(bad)?;
+    let (name, version) = match path.split_once('/') {
+        Some((name, version)) if !version.contains('/') => (name, version),
+        Some(_) => return Err(bad()),
+        None => (path, ""),
+    };
+    if host.is_empty() || name.is_empty() {
+        return Err(bad());
+    }
+    Ok(AzureKvStanza {
+        vault_url: format!("https://{host}"),
+        name: name.to_string(),
+        version: version.to_string(),
+        ..AzureKvStanza::default()
+    })
+}
+
+impl AzureKvStanza {
+    /// The key as sops names it (`ToString`): `{vault_url}/keys/{name}/{version}`.
+    pub fn uri(&self) -> String {
+        format!("{}/keys/{}/{}", self.vault_url, self.name, self.version)
+    }
+}
+
+/// Why Azure could not wrap or unwrap a data key. Never holds key material or a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum AzureError {
+    #[error("DefaultAzureCredential: no credential is configured (set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE; managed identity is not supported by enseal yet)")]
+    NoCredential,
+    #[error("{variable}: {reason}")]
+    Credential {
+        variable: &'static str,
+        reason: String,
+    },
+    #[error("AZURE_AUTHORITY_HOST must be an https URL, got {0:?}")]
+    AuthorityHost(String),
+    #[error("{credential} isn't configured to acquire tokens for tenant {tenant:?}: add it to AZURE_ADDITIONALLY_ALLOWED_TENANTS, or \"*\" for any tenant")]
+    TenantNotAllowed {
+        credential: &'static str,
+        tenant: String,
+    },
+    #[error("cannot start the runtime for Azure calls: {0}")]
+    Runtime(String),
+    #[error("invalid URL {0:?}")]
+    BadUrl(String),
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("no answer within {}s from {url}", ATTEMPT_TIMEOUT.as_secs())]
+    TimedOut { url: String },
+    #[error("{url}: bearer challenge: {problem}")]
+    Challenge { url: String, problem: String },
+    #[error("{credential}: authentication failed: POST {url}: RESPONSE {status}: {error}: {description}")]
+    Token {
+        credential: &'static str,
+        url: String,
+        status: u16,
+        error: String,
+        description: String,
+    },
+    #[error("{method} {url}: RESPONSE {status}: ERROR CODE: {code}: {message}")]
+    Refused {
+        method: String,
+        url: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected answer from {url}: {problem}")]
+    BadAnswer { url: String, problem: &'static str },
+    #[error("failed to base64 decode Azure Key Vault encrypted key")]
+    MalformedEnc,
+}
+
+/// Who enseal authenticates as: one of DefaultAzureCredential's sources.
+#[derive(Clone)]
+pub enum AzureCredential {
+    ClientSecret {
+        tenant_id: String,
+        client_id: String,
+        secret: Zeroizing<String>,
+    },
+    /// A certificate's RSA key (PEM file), the assertion signed with PS256.
+    ClientCertificate {
+        tenant_id: String,
+        client_id: String,
+        /// Standard base64 of the certificate's SHA-256 (the JWT's `x5t#S256`).
+        thumbprint: String,
+        key: Arc<ring::rsa::KeyPair>,
+    },
+    /// Workload identity: the assertion is the token file's content, read for every token.
+    WorkloadIdentity {
+        tenant_id: String,
+        client_id: String,
+        token_file: PathBuf,
+    },
+}
+
+impl fmt::Debug for AzureCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl AzureCredential {
+    /// The first source DefaultAzureCredential would use, from the environment (`None` when
+    /// none is configured).
+    pub fn from_env() -> Result<Option<AzureCredential>, AzureError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let tenant = var("AZURE_TENANT_ID");
+        let client = var("AZURE_CLIENT_ID");
+        // EnvironmentCredential: a secret first, then a certificate.
+        if let (Some(tenant_id), Some(client_id)) = (&tenant, &client) {
+            if let Some(secret) = var("AZURE_CLIENT_SECRET") {
+                return Ok(Some(AzureCredential::ClientSecret {
+                    tenant_id: tenant_id.clone(),
+                    client_id: client_id.clone(),
+                    secret: Zeroizing::new(secret),
+                }));
+            }
+            if let Some(path) = var("AZURE_CLIENT_CERTIFICATE_PATH") {
+                return AzureCredential::from_certificate_file(
+                    tenant_id,
+                    client_id,
+                    &PathBuf::from(path),
+                )
+                .map(Some);
+            }
+        }
+        if let (Some(tenant_id), Some(client_id), Some(file)) =
+            (tenant, client, var("AZURE_FEDERATED_TOKEN_FILE"))
+        {
+            return Ok(Some(AzureCredential::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file: PathBuf::from(file),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// A client-certificate credential from a PEM file holding the certificate and its RSA
+    /// private key (PKCS#8 or PKCS#1), as azidentity's `ParseCertificates` reads PEM.
+    pub fn from_certificate_file(
+        tenant_id: &str,
+        client_id: &str,
+        path: &std::path::Path,
+    ) -> Result<AzureCredential, AzureError> {
+        let fail = |reason: String| AzureError::Credential {
+            variable: "AZURE_CLIENT_CERTIFICATE_PATH",
+            reason: format!("{}: {reason}", path.display()),
+        };
+        if std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD").is_ok_and(|p| !p.is_empty()) {
+            return Err(fail(
+                "password-protected certificates are not supported by enseal yet".into(),
+            ));
+        }
+        let pem = Zeroizing::new(std::fs::read(path).map_err(|e| fail(e.to_string()))?);
+        Self::from_certificate_pem(tenant_id, client_id, &pem).map_err(fail)
+    }
+
+    /// A client-certificate credential from PEM text (certificate and RSA key); the error is
+    /// the reason only, for the caller to say where the PEM came from.
+    pub fn from_certificate_pem(
+        tenant_id: &str,
+        client_id: &str,
+        pem: &[u8],
+    ) -> Result<AzureCredential, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use sha2::Digest as _;
+        let fail = |reason: String| reason;
+        let cert = CertificateDer::pem_slice_iter(pem)
+            .next()
+            .ok_or_else(|| fail("no PEM certificate in it (PKCS#12 is not supported)".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(pem)
+            .map_err(|e| fail(format!("no usable private key: {e}")))?;
+        let key = match &key {
+            PrivateKeyDer::Pkcs8(k) => ring::rsa::KeyPair::from_pkcs8(k.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(k) => ring::rsa::KeyPair::from_der(k.secret_pkcs1_der()),
+            _ => return Err(fail("the private key is not an RSA key".into())),
+        }
+        .map_err(|e| fail(format!("the private key is not a usable RSA key: {e}")))?;
+        let thumbprint =
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(cert.as_ref()));
+        Ok(AzureCredential::ClientCertificate {
+            tenant_id: tenant_id.to_string(),
+            client_id: client_id.to_string(),
+            thumbprint,
+            key: Arc::new(key),
+        })
+    }
+
+    /// The credential type as azidentity names it in messages.
+    fn name(&self) -> &'static str {
+        match self {
+            AzureCredential::ClientSecret { .. } => "ClientSecretCredential",
+            AzureCredential::ClientCertificate { .. } => "ClientCertificateCredential",
+            AzureCredential::WorkloadIdentity { .. } => "WorkloadIdentityCredential",
+        }
+    }
+
+    fn tenant_and_client(&self) -> (&str, &str) {
+        match self {
+            AzureCredential::ClientSecret {
+                tenant_id,
+                client_id,
+                ..
+            }
+            | AzureCredential::ClientCertificate {
+                tenant_id,
+                client_id,
+                ..
+            }
+            | AzureCredential::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                ..
+            } => (tenant_id, client_id),
+        }
+    }
+
+    /// The form fields proving who we are to `token_url`.
+    fn proof(&self, token_url: &str) -> Result<Vec<(&'static str, Zeroizing<String>)>, AzureError> {
+        match self {
+            AzureCredential::ClientSecret { secret, .. } => {
+                Ok(vec![("client_secret", secret.clone())])
+            }
+            AzureCredential::ClientCertificate {
+                client_id,
+                thumbprint,
+                key,
+                ..
+            } => Ok(vec![
+                ("client_assertion_type", Zeroizing::new(JWT_BEARER.into())),
+                (
+                    "client_assertion",
+                    Zeroizing::new(signed_assertion(client_id, token_url, thumbprint, key)?),
+                ),
+            ]),
+            AzureCredential::WorkloadIdentity { token_file, .. } => {
+                let token = std::fs::read_to_string(token_file)
+                    .map(Zeroizing::new)
+                    .map_err(|e| AzureError::Credential {
+                        variable: "AZURE_FEDERATED_TOKEN_FILE",
+                        reason: format!("{}: {e}", token_file.display()),
+                    })?;
+                Ok(vec![
+                    ("client_assertion_type", Zeroizing::new(JWT_BEARER.into())),
+                    // As read, untrimmed, as azidentity sends it (a projected token has no
+                    // line break).
+                    ("client_assertion", token),
+                ])
+            }
+        }
+    }
+}
+
+/// What Flux's `sops.azure-kv` key Secret entry holds (kustomize-controller's `AADConfig`): a
+/// YAML or JSON object (UTF-16 with a byte-order mark accepted, as Flux decodes it) with
+/// `tenantId`, `clientId` and `clientSecret` or `clientCertificate` (PEM), or the Azure CLI's
+/// service-principal fields `tenant`, `appId`, `password`; `authorityHost` optional.
+#[derive(Debug)]
+pub struct FluxAzureConfig {
+    pub credential: AzureCredential,
+    /// `authorityHost`, when given (else the public cloud's).
+    pub authority_host: Option<String>,
+}
+
+/// Why a `sops.azure-kv` entry cannot be used. Never holds the entry's text.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FluxAzureConfigError {
+    #[error("failed to decode Azure authentication file bytes: {0}")]
+    Decode(&'static str),
+    #[error("failed to unmarshal Azure authentication file: {0}")]
+    Unmarshal(String),
+    #[error("invalid data: requires a 'clientId' field, a combination of 'tenantId', 'clientId' and 'clientSecret', or 'tenantId', 'clientId' and 'clientCertificate'")]
+    Incomplete,
+    #[error("a 'clientId' alone selects a managed identity, which enseal does not support yet")]
+    ManagedIdentity,
+    #[error("clientCertificate: {0}")]
+    Certificate(String),
+}
+
+impl FluxAzureConfig {
+    /// Reads a `sops.azure-kv` entry, choosing the credential as Flux's `TokenFromAADConfig`
+    /// does: tenant, client and secret; else tenant, client and certificate; else the CLI's
+    /// service-principal fields; a client ID alone is a managed identity (not supported).
+    pub fn parse(bytes: &[u8]) -> Result<FluxAzureConfig, FluxAzureConfigError> {
+        let text = Zeroizing::new(decode_utf16_bom(bytes)?);
+        use saphyr::LoadableYamlNode as _;
+        let docs = saphyr::YamlOwned::load_from_str(&text)
+            .map_err(|e| FluxAzureConfigError::Unmarshal(e.to_string()))?;
+        let field = |name: &str| -> Zeroizing<String> {
+            let value = docs
+                .first()
+                .and_then(|d| d.as_mapping_get(name))
+                .map(|v| match v {
+                    v if v.as_str().is_some() => v.as_str().unwrap_or_default().to_string(),
+                    v => v.as_integer().map(|i| i.to_string()).unwrap_or_default(),
+                })
+                .unwrap_or_default();
+            Zeroizing::new(value)
+        };
+        if docs.first().is_some_and(|d| !d.is_mapping()) {
+            return Err(FluxAzureConfigError::Unmarshal(
+                "not a mapping of fields".into(),
+            ));
+        }
+        let (tenant, client) = (field("tenantId"), field("clientId"));
+        let authority_host = Some(field("authorityHost").to_string()).filter(|h| !h.is_empty());
+        let done = |credential| {
+            Ok(FluxAzureConfig {
+                credential,
+                authority_host: authority_host.clone(),
+            })
+        };
+        if !tenant.is_empty() && !client.is_empty() {
+            let secret = field("clientSecret");
+            if !secret.is_empty() {
+                return done(AzureCredential::ClientSecret {
+                    tenant_id: tenant.to_string(),
+                    client_id: client.to_string(),
+                    secret,
+                });
+            }
+            let pem = field("clientCertificate");
+            if !pem.is_empty() {
+                if !field("clientCertificatePassword").is_empty() {
+                    return Err(FluxAzureConfigError::Certificate(
+                        "password-protected certificates are not supported by enseal yet".into(),
+                    ));
+                }
+                return AzureCredential::from_certificate_pem(&tenant, &client, pem.as_bytes())
+                    .map_err(FluxAzureConfigError::Certificate)
+                    .and_then(done);
+            }
+        }
+        let (cli_tenant, app, password) = (field("tenant"), field("appId"), field("password"));
+        if !cli_tenant.is_empty() && !app.is_empty() && !password.is_empty() {
+            return done(AzureCredential::ClientSecret {
+                tenant_id: cli_tenant.to_string(),
+                client_id: app.to_string(),
+                secret: password,
+            });
+        }
+        if !client.is_empty() {
+            return Err(FluxAzureConfigError::ManagedIdentity);
+        }
+        Err(FluxAzureConfigError::Incomplete)
+    }
+}
+
+/// The entry's text: UTF-8, or UTF-16 when it starts with a byte-order mark (files written by
+/// PowerShell), as Flux's `decode` reads it.
+fn decode_utf16_bom(bytes: &[u8]) -> Result<String, FluxAzureConfigError> {
+    let units = |rest: &[u8], big_endian: bool| -> Vec<u16> {
+        rest.chunks(2)
+            .map(|c| {
+                let pair = [c[0], *c.get(1).unwrap_or(&0)];
+                if big_endian {
+                    u16::from_be_bytes(pair)
+                } else {
+                    u16::from_le_bytes(pair)
+                }
+            })
+            .collect()
+    };
+    let text = match bytes {
+        [0xFF, 0xFE, rest @ ..] => String::from_utf16(&units(rest, false)),
+        [0xFE, 0xFF, rest @ ..] => String::from_utf16(&units(rest, true)),
+        _ => {
+            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            return std::str::from_utf8(bytes)
+                .map(str::to_string)
+                .map_err(|_| FluxAzureConfigError::Decode("not UTF-8"));
+        }
+    };
+    text.map_err(|_| FluxAzureConfigError::Decode("invalid UTF-16"))
+}
+
+/// A client assertion as MSAL makes it for a certificate: a PS256 JWT for `aud` = the token
+/// endpoint, valid 10 minutes, `x5t#S256` naming the certificate.
+fn signed_assertion(
+    client_id: &str,
+    token_url: &str,
+    thumbprint: &str,
+    key: &ring::rsa::KeyPair,
+) -> Result<String, AzureError> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut jti = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut jti);
+    let header = serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": thumbprint});
+    let claims = serde_json::json!({
+        "aud": token_url,
+        "exp": now + 600,
+        "iss": client_id,
+        "jti": hex::encode(jti),
+        "nbf": now,
+        "sub": client_id,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64.encode(header.to_string()),
+        b64.encode(claims.to_string())
+    );
+    let mut signature = vec![0u8; key.public().modulus_len()];
+    key.sign(
+        &ring::signature::RSA_PSS_SHA256,
+        &ring::rand::SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| AzureError::Credential {
+        variable: "AZURE_CLIENT_CERTIFICATE_PATH",
+        reason: "cannot sign the client assertion".into(),
+    })?;
+    Ok(format!("{signing_input}.{}", b64.encode(signature)))
+}
+
+/// What a vault's bearer challenge said: the tenant and the token scope.
+#[derive(Clone, Debug, PartialEq)]
+struct Challenge {
+    tenant: String,
+    scope: String,
+}
+
+struct CachedToken {
+    token: Zeroizing<String>,
+    refresh_after: Instant,
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<ProxyConnector>, Full<SecretBody>>;
+
+/// Azure Key Vault access for wrapping and unwrapping data keys.
+pub struct AzureKeyVault {
+    runtime: BlockingRuntime,
+    client: HttpsClient,
+    /// Set by [`AzureKeyVault::with_credential`] (Flux's `sops.azure-kv`), else read from the
+    /// environment at the first token request.
+    credential: Option<AzureCredential>,
+    /// Set by [`AzureKeyVault::with_authority_host`], else `AZURE_AUTHORITY_HOST` or the public
+    /// cloud's.
+    authority_host: Option<String>,
+    challenges: Mutex<HashMap<String, Challenge>>,
+    tokens: Mutex<HashMap<(String, String), CachedToken>>,
+}
+
+impl fmt::Debug for AzureKeyVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureKeyVault").finish_non_exhaustive()
+    }
+}
+
+impl AzureKeyVault {
+    /// Azure access with the credentials DefaultAzureCredential would find in the environment,
+    /// read when the first token is needed. Nothing is contacted until a key is used.
+    pub fn from_env() -> Result<AzureKeyVault, AzureError> {
+        let runtime = BlockingRuntime::new().map_err(|e| AzureError::Runtime(e.to_string()))?;
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.enforce_http(false);
+        let connector = ProxyConnector {
+            direct: http,
+            proxies: Arc::new(Matcher::from_env()),
+        };
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+            .or_else(|_| {
+                // No system roots: https then fails at the handshake, naming the server.
+                let config = rustls::ClientConfig::builder_with_provider(
+                    rustls::crypto::ring::default_provider().into(),
+                )
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+                Ok::<_, rustls::Error>(
+                    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
+                )
+            })
+            .map_err(|e| AzureError::Runtime(e.to_string()))?
+            .https_only()
+            .enable_http1()
+            .wrap_connector(connector);
+        Ok(AzureKeyVault {
+            runtime,
+            client: Client::builder(TokioExecutor::new()).build(https),
+            credential: None,
+            authority_host: None,
+            challenges: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Authenticates as `credential` rather than as the environment says.
+    pub fn with_credential(mut self, credential: AzureCredential) -> AzureKeyVault {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// Gets tokens from `host` (`https://...`) rather than as the environment says (Flux's
+    /// `authorityHost`).
+    pub fn with_authority_host(mut self, host: impl Into<String>) -> AzureKeyVault {
+        self.authority_host = Some(host.into());
+        self
+    }
+
+    /// Wraps `data_key` for `key`: the stanza comes back with `version` resolved, `enc` and
+    /// `created_at` set.
+    pub fn encrypt_key(
+        &self,
+        key: &AzureKvStanza,
+        data_key: &[u8],
+    ) -> Result<AzureKvStanza, AzureError> {
+        let mut key = key.clone();
+        if key.version.is_empty() {
+            key.version = self.current_version(&key)?;
+        }
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let value = Zeroizing::new(b64.encode(data_key));
+        let mut body = Zeroizing::new(Vec::with_capacity(value.len() + 40));
+        body.extend_from_slice(b"{\"alg\":\"RSA-OAEP-256\",\"value\":\"");
+        body.extend_from_slice(value.as_bytes());
+        body.extend_from_slice(b"\"}");
+        let url = operation_url(&key, "encrypt");
+        let answer = self.vault_call(Method::POST, &url, Some(body))?;
+        let result = answer_value(&answer, &url)?;
+        Ok(AzureKvStanza {
+            enc: b64.encode(&*result),
+            created_at: now_rfc3339(),
+            ..key
+        })
+    }
+
+    /// Unwraps the data key held in `stanza.enc`.
+    pub fn decrypt_key(&self, stanza: &AzureKvStanza) -> Result<Zeroizing<Vec<u8>>, AzureError> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(stanza.enc.as_bytes())
+            .map_err(|_| AzureError::MalformedEnc)?;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let body = format!("{{\"alg\":\"RSA-OAEP-256\",\"value\":\"{b64}\"}}");
+        let url = operation_url(stanza, "decrypt");
+        let answer = self.vault_call(Method::POST, &url, Some(Zeroizing::new(body.into())))?;
+        answer_value(&answer, &url)
+    }
+
+    /// The key's current version (sops' `ensureKeyHasVersion`: GetKey with an empty version).
+    fn current_version(&self, key: &AzureKvStanza) -> Result<String, AzureError> {
+        let url = format!(
+            "{}/keys/{}/?api-version={API_VERSION}",
+            key.vault_url.trim_end_matches('/'),
+            encode_path(&key.name)
+        );
+        let answer = self.vault_call(Method::GET, &url, None)?;
+        let bad = |problem| AzureError::BadAnswer {
+            url: url.clone(),
+            problem,
+        };
+        let bundle: serde_json::Value =
+            serde_json::from_slice(&answer).map_err(|_| bad("not JSON"))?;
+        let kid = bundle
+            .get("key")
+            .and_then(|k| k.get("kid"))
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| bad("no key.kid"))?;
+        // azkeys' ID.Version: the segment after /keys/NAME/.
+        let path = kid.parse::<Uri>().map_err(|_| bad("key.kid is no URL"))?;
+        let segments: Vec<&str> = path.path().trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            [_, _, version] if !version.is_empty() => Ok((*version).to_string()),
+            _ => Err(bad("key.kid has no version")),
+        }
+    }
+
+    /// One Key Vault call, authorized by the vault's bearer challenge.
+    fn vault_call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<bytes::Bytes, AzureError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| AzureError::BadUrl(url.to_string()))?;
+        let host = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .ok_or_else(|| AzureError::BadUrl(url.to_string()))?;
+        let known = self
+            .challenges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&host)
+            .cloned();
+        let challenge = match known {
+            Some(c) => c,
+            None => {
+                // As the SDK's policy: elicit the challenge without the body (the data key
+                // never goes out before the vault has said who it trusts).
+                let (status, headers, bytes) = self.send(&method, url, &[], None)?;
+                if status != StatusCode::UNAUTHORIZED {
+                    return refused_or(status, &method, url, bytes);
+                }
+                let c =
+                    parse_challenge(&headers, &host).map_err(|problem| AzureError::Challenge {
+                        url: url.to_string(),
+                        problem,
+                    })?;
+                self.challenges
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(host, c.clone());
+                c
+            }
+        };
+        let token = self.token(&challenge)?;
+        let bearer = Zeroizing::new(format!("Bearer {}", token.as_str()));
+        let mut headers = vec![("authorization", bearer.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let (status, _, bytes) = self.send(&method, url, &headers, body)?;
+        refused_or(status, &method, url, bytes)
+    }
+
+    /// A token for `challenge`'s scope and tenant, cached until 5 minutes before it expires.
+    fn token(&self, challenge: &Challenge) -> Result<Zeroizing<String>, AzureError> {
+        let credential = match &self.credential {
+            Some(c) => c.clone(),
+            None => AzureCredential::from_env()?.ok_or(AzureError::NoCredential)?,
+        };
+        let (configured, client_id) = credential.tenant_and_client();
+        let tenant = resolve_tenant(configured, &challenge.tenant, credential.name())?;
+        let cache_key = (tenant.clone(), challenge.scope.clone());
+        if let Some(t) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key)
+            .filter(|t| Instant::now() < t.refresh_after)
+        {
+            return Ok(t.token.clone());
+        }
+        let authority = authority_host(self.authority_host.as_deref())?;
+        let url = format!("{authority}/{tenant}/oauth2/v2.0/token");
+        let mut form: Vec<(&str, Zeroizing<String>)> = vec![
+            ("client_id", Zeroizing::new(client_id.to_string())),
+            ("grant_type", Zeroizing::new("client_credentials".into())),
+            ("scope", Zeroizing::new(challenge.scope.clone())),
+        ];
+        form.extend(credential.proof(&url)?);
+        let mut body = Zeroizing::new(Vec::new());
+        for (i, (name, value)) in form.iter().enumerate() {
+            if i > 0 {
+                body.push(b'&');
+            }
+            body.extend_from_slice(name.as_bytes());
+            body.push(b'=');
+            form_encode(value, &mut body);
+        }
+        let (status, _, bytes) = self.send(
+            &Method::POST,
+            &url,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(body),
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            access_token: Option<String>,
+            expires_in: Option<serde_json::Value>,
+            error: Option<String>,
+            error_description: Option<String>,
+        }
+        let answer: Option<Answer> = serde_json::from_slice(&bytes).ok();
+        let Some(Answer {
+            access_token: Some(token),
+            expires_in,
+            ..
+        }) = answer.as_ref().filter(|_| status.is_success())
+        else {
+            let (error, description) = match answer {
+                Some(a) => (
+                    a.error.unwrap_or_default(),
+                    a.error_description.unwrap_or_default(),
+                ),
+                None => (String::new(), snippet(&bytes)),
+            };
+            return Err(AzureError::Token {
+                credential: credential.name(),
+                url,
+                status: status.as_u16(),
+                error,
+                description,
+            });
+        };
+        let token = Zeroizing::new(token.clone());
+        // `expires_in` is a number, or a string of one from some endpoints.
+        let lifetime = expires_in
+            .as_ref()
+            .and_then(|e| e.as_u64().or_else(|| e.as_str()?.parse().ok()))
+            .unwrap_or(3600);
+        let refresh_after =
+            Instant::now() + Duration::from_secs(lifetime).saturating_sub(TOKEN_REFRESH_MARGIN);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                cache_key,
+                CachedToken {
+                    token: token.clone(),
+                    refresh_after,
+                },
+            );
+        Ok(token)
+    }
+
+    /// Sends one request, retried on a failed connection, a timeout, a 408, 429 or 5xx (azcore's
+    /// retry policy); the answer comes back whatever its status.
+    fn send(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), AzureError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| AzureError::BadUrl(url.to_string()))?;
+        let body = body.unwrap_or_default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = hyper::Request::builder()
+                .method(method.clone())
+                .uri(uri.clone())
+                .header("accept", "application/json");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let request = request
+                .body(Full::new(SecretBody::new(body.clone())))
+                .map_err(|_| AzureError::BadUrl(url.to_string()))?;
+            let result = self.runtime.run(async {
+                let call = async {
+                    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+                    let response = self.client.request(request).await.map_err(BoxError::from)?;
+                    let (parts, body) = response.into_parts();
+                    let bytes = body.collect().await?.to_bytes();
+                    Ok::<_, BoxError>((parts.status, parts.headers, bytes))
+                };
+                tokio::time::timeout(ATTEMPT_TIMEOUT, call).await
+            });
+            let retry = attempt < MAX_ATTEMPTS;
+            match result {
+                Err(_) if retry => {}
+                Err(_) => {
+                    return Err(AzureError::TimedOut {
+                        url: url.to_string(),
+                    })
+                }
+                Ok(Err(_)) if retry => {}
+                Ok(Err(e)) => {
+                    return Err(AzureError::Unreachable {
+                        url: url.to_string(),
+                        reason: error_chain(e.as_ref()),
+                    })
+                }
+                Ok(Ok((status, ..)))
+                    if retry
+                        && (status.is_server_error()
+                            || status == StatusCode::REQUEST_TIMEOUT
+                            || status == StatusCode::TOO_MANY_REQUESTS) => {}
+                Ok(Ok(answer)) => return Ok(answer),
+            }
+            std::thread::sleep(RETRY_PAUSE);
+        }
+    }
+}
+
+/// `{vault}/keys/{name}/{version}/{op}?api-version=...`, path segments escaped as Go's
+/// `url.PathEscape` does.
+fn operation_url(key: &AzureKvStanza, op: &str) -> String {
+    format!(
+        "{}/keys/{}/{}/{op}?api-version={API_VERSION}",
+        key.vault_url.trim_end_matches('/'),
+        encode_path(&key.name),
+        encode_path(&key.version)
+    )
+}
+
+/// The `value` of a key operation's answer, base64url (padding tolerated).
+fn answer_value(answer: &[u8], url: &str) -> Result<Zeroizing<Vec<u8>>, AzureError> {
+    let bad = |problem| AzureError::BadAnswer {
+        url: url.to_string(),
+        problem,
+    };
+    let mut parsed: serde_json::Value =
+        serde_json::from_slice(answer).map_err(|_| bad("not JSON"))?;
+    let value = match parsed.get_mut("value") {
+        Some(serde_json::Value::String(s)) => Zeroizing::new(std::mem::take(s)),
+        _ => return Err(bad("no value")),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('=').as_bytes())
+        .map(Zeroizing::new)
+        .map_err(|_| bad("value is not base64url"))
+}
+
+fn refused_or(
+    status: StatusCode,
+    method: &Method,
+    url: &str,
+    bytes: bytes::Bytes,
+) -> Result<bytes::Bytes, AzureError> {
+    if status.is_success() {
+        return Ok(bytes);
+    }
+    // Key Vault's `{"error": {"code": ..., "message": ...}}`.
+    let error = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("error").cloned());
+    let text = |f: &str| {
+        error
+            .as_ref()
+            .and_then(|e| e.get(f))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    Err(AzureError::Refused {
+        method: method.to_string(),
+        url: url.to_string(),
+        status: status.as_u16(),
+        code: text("code").unwrap_or_else(|| "UNAVAILABLE".into()),
+        message: text("message").unwrap_or_else(|| snippet(&bytes)),
+    })
+}
+
+/// Parses a Key Vault 401's `WWW-Authenticate` as the Go SDK's challenge policy does, and
+/// checks that the resource is the vault's own domain (`host` ends with `.` + its host).
+fn parse_challenge(headers: &HeaderMap, host: &str) -> Result<Challenge, String> {
+    let header = headers
+        .get("www-authenticate")
+        .and_then(|h| h.to_str().ok())
+        .ok_or("the 401 has no WWW-Authenticate header")?;
+    let header = header.replace("Bearer ", "");
+    let mut values: HashMap<&str, String> = HashMap::new();
+    for part in header.split(' ') {
+        let pieces: Vec<&str> = part.split('=').collect();
+        if let [name, value] = pieces.as_slice() {
+            values.insert(
+                name,
+                value.replace('"', "").trim_end_matches(',').to_string(),
+            );
+        }
+    }
+    let scope = values
+        .get("scope")
+        .or_else(|| values.get("resource"))
+        .filter(|s| !s.is_empty())
+        .ok_or("no resource or scope in WWW-Authenticate")?;
+    let resource_host = scope
+        .parse::<Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
+        .ok_or_else(|| format!("invalid challenge resource {scope:?}"))?;
+    if !host.ends_with(&format!(".{resource_host}")) {
+        return Err(format!(
+            "challenge resource {scope:?} doesn't match the requested domain"
+        ));
+    }
+    let scope = if scope.ends_with("/.default") {
+        scope.clone()
+    } else {
+        format!("{scope}/.default")
+    };
+    // azidentity's parseTenant: the fourth `/`-separated part of the authorization URL.
+    let tenant = values
+        .get("authorization")
+        .and_then(|a| a.split('/').nth(3))
+        .unwrap_or("")
+        .replace(',', "");
+    Ok(Challenge { tenant, scope })
+}
+
+/// azidentity's `resolveTenant`: the challenge's tenant is used only when it is the
+/// credential's own or allowed by `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated, `*`).
+fn resolve_tenant(
+    configured: &str,
+    challenged: &str,
+    credential: &'static str,
+) -> Result<String, AzureError> {
+    if challenged.is_empty() || challenged == configured {
+        return Ok(configured.to_string());
+    }
+    let allowed = std::env::var("AZURE_ADDITIONALLY_ALLOWED_TENANTS").unwrap_or_default();
+    let valid = challenged
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if valid && allowed.split(';').any(|t| t == "*" || t == challenged) {
+        return Ok(challenged.to_string());
+    }
+    Err(AzureError::TenantNotAllowed {
+        credential,
+        tenant: challenged.to_string(),
+    })
+}
+
+fn authority_host(configured: Option<&str>) -> Result<String, AzureError> {
+    let host = configured
+        .map(str::to_string)
+        .or_else(|| std::env::var("AZURE_AUTHORITY_HOST").ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_AUTHORITY_HOST.to_string());
+    if !host.starts_with("https://") {
+        return Err(AzureError::AuthorityHost(host));
+    }
+    Ok(host.trim_end_matches('/').to_string())
+}
+
+/// `application/x-www-form-urlencoded` of `value`, appended to `out`.
+fn form_encode(value: &str, out: &mut Vec<u8>) {
+    for &b in value.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b),
+            b' ' => out.push(b'+'),
+            _ => out.extend_from_slice(format!("%{b:02X}").as_bytes()),
+        }
+    }
+}
+
+/// A path segment escaped as Go's `url.PathEscape` escapes it.
+fn encode_path(segment: &str) -> String {
+    let mut out = String::new();
+    for &b in segment.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            b'$' | b'&' | b'+' | b',' | b':' | b';' | b'=' | b'@' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Connects directly, or through the `HTTPS_PROXY` the environment names (a CONNECT tunnel),
+/// as Go's `http.ProxyFromEnvironment` decides: `NO_PROXY` exempts hosts, and localhost and
+/// loopback addresses never go through a proxy.
+#[derive(Clone)]
+struct ProxyConnector {
+    direct: HttpConnector,
+    proxies: Arc<Matcher>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Connecting =
+    Pin<Box<dyn Future<Output = Result<TokioIo<tokio::net::TcpStream>, BoxError>> + Send>>;
+
+impl tower_service::Service<Uri> for ProxyConnector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.direct.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Connecting {
+        let loopback = dst.host().is_some_and(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        let intercept = if loopback {
+            None
+        } else {
+            self.proxies.intercept(&dst)
+        };
+        match intercept {
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.direct.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move { tunnel.call(dst).await.map_err(Into::into) })
+            }
+            None => {
+                let mut direct = self.direct.clone();
+                Box::pin(async move { direct.call(dst).await.map_err(Into::into) })
+            }
+        }
+    }
+}
+
+/// A request body that clears itself when dropped: it holds the base64url data key on the way
+/// to the vault, or a client secret on the way to the token endpoint.
+#[derive(Clone)]
+struct SecretBody {
+    bytes: Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
+impl SecretBody {
+    fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBody {
+        SecretBody { bytes, pos: 0 }
+    }
+}
+
+impl Buf for SecretBody {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.bytes[self.pos..]
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        assert!(cnt <= self.remaining(), "advance past the end of the body");
+        self.pos += cnt;
+    }
+}
+
+impl Drop for SecretBody {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+/// An Azure Key Vault key to wrap for: a stanza with vault URL, name and (maybe) version set.
+impl Recipient for AzureKvStanza {
+    fn name(&self) -> String {
+        self.uri()
+    }
+
+    fn wrap(&self, secret: &[u8], access: &KeyAccess<'_>) -> Result<Stanza, WrapError> {
+        let azure = access.azure_kv.ok_or(WrapError::NoAccess)?;
+        azure
+            .encrypt_key(self, secret)
+            .map(Stanza::AzureKv)
+            .map_err(|e| {
+                WrapError::Failed(format!(
+                    "failed to encrypt sops data key with Azure Key Vault key '{}': {e}",
+                    self.uri()
+                ))
+            })
+    }
+}
+
+impl MasterKey for AzureKvStanza {
+    fn describe(&self) -> String {
+        format!("azure_kv {}", self.uri())
+    }
+
+    fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
+        match access.azure_kv {
+            Some(azure) => azure.decrypt_key(self).map_err(|e| match e {
+                AzureError::MalformedEnc => e.to_string(),
+                e => format!(
+                    "failed to decrypt sops data key with Azure Key Vault key '{}': {e}",
+                    self.uri()
+                ),
+            }),
+            None => Err("Azure Key Vault access is not configured".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(url: &str) -> (String, String, String) {
+        let k = parse_url(url).unwrap();
+        (k.vault_url, k.name, k.version)
+    }
+
+    fn s(a: &str, b: &str, c: &str) -> (String, String, String) {
+        (a.into(), b.into(), c.into())
+    }
+
+    #[test]
+    fn urls_split_like_sops() {
+        assert_eq!(
+            parts("https://v.vault.azure.net/keys/k/0123abc"),
+            s("https://v.vault.azure.net", "k", "0123abc")
+        );
+        assert_eq!(
+            parts(" https://v.vault.azure.net/keys/k "),
+            s("https://v.vault.azure.net", "k", "")
+        );
+        assert_eq!(
+            parts("https://v.vault.azure.net/keys/k/"),
+            s("https://v.vault.azure.net", "k", "")
+        );
+        assert_eq!(parse_url_list("").unwrap(), vec![]);
+        assert_eq!(
+            parse_url_list("https://a/keys/x,https://b/keys/y/1")
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn urls_sops_refuses_are_refused() {
+        for bad in [
+            "http://v.vault.azure.net/keys/k/1",
+            "https://v.vault.azure.net/secrets/k/1",
+            "https://v.vault.azure.net/keys/k/1/2",
+            "https://v.vault.azure.net/keys/",
+            "https://v.vault.azure.net",
+        ] {
+            assert_eq!(
+                parse_url(bad),
+                Err(AzureUrlError::Invalid(bad.to_string())),
+                "{bad}"
+            );
+        }
+        assert!(parse_url_list("https://a/keys/x,").is_err());
+    }
+
+    fn challenge_headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("www-authenticate", value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn a_challenge_names_tenant_and_scope_of_the_vaults_own_domain() {
+        let h = challenge_headers(
+            "Bearer authorization=\"https://login.microsoftonline.com/tenant-1\", resource=\"https://vault.azure.net\"",
+        );
+        assert_eq!(
+            parse_challenge(&h, "v.vault.azure.net"),
+            Ok(Challenge {
+                tenant: "tenant-1".into(),
+                scope: "https://vault.azure.net/.default".into()
+            })
+        );
+        // A resource of another domain is refused, as by the SDK's verification.
+        assert!(parse_challenge(&h, "v.vault.evil.example").is_err());
+        assert!(parse_challenge(&HeaderMap::new(), "v.vault.azure.net").is_err());
+    }
+
+    #[test]
+    fn another_tenant_needs_to_be_allowed() {
+        assert_eq!(resolve_tenant("t1", "", "C").unwrap(), "t1");
+        assert_eq!(resolve_tenant("t1", "t1", "C").unwrap(), "t1");
+        assert!(matches!(
+            resolve_tenant("t1", "t2", "C"),
+            Err(AzureError::TenantNotAllowed { .. })
+        ));
+    }
+
+    /// Flux's `sops.azure-kv` layouts: its own fields (YAML or JSON, UTF-16 accepted) and the
+    /// Azure CLI's service-principal output; a client ID alone (managed identity) and an
+    /// incomplete entry are refused with Flux's reasons, never the entry's text.
+    #[test]
+    fn flux_azure_kv_entries_choose_the_credential_as_flux_does() {
+        let secret_of = |c: &FluxAzureConfig| match &c.credential {
+            AzureCredential::ClientSecret {
+                tenant_id,
+                client_id,
+                secret,
+            } => (tenant_id.clone(), client_id.clone(), secret.to_string()),
+            other => panic!("not a client secret: {other:?}"),
+        };
+        let yaml = FluxAzureConfig::parse(
+            b"tenantId: t1\nclientId: c1\nclientSecret: s1\nauthorityHost: https://login.example\n",
+        )
+        .unwrap();
+        assert_eq!(secret_of(&yaml), ("t1".into(), "c1".into(), "s1".into()));
+        assert_eq!(
+            yaml.authority_host.as_deref(),
+            Some("https://login.example")
+        );
+        let cli = FluxAzureConfig::parse(
+            br#"{"appId": "a2", "displayName": "sp", "password": "p2", "tenant": "t2"}"#,
+        )
+        .unwrap();
+        assert_eq!(secret_of(&cli), ("t2".into(), "a2".into(), "p2".into()));
+        assert_eq!(cli.authority_host, None);
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain(
+                "tenantId: t3\nclientId: c3\nclientSecret: s3\n"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes),
+            )
+            .collect();
+        assert_eq!(
+            secret_of(&FluxAzureConfig::parse(&utf16).unwrap()),
+            ("t3".into(), "c3".into(), "s3".into())
+        );
+        assert_eq!(
+            FluxAzureConfig::parse(b"clientId: c4\n").unwrap_err(),
+            FluxAzureConfigError::ManagedIdentity
+        );
+        assert_eq!(
+            FluxAzureConfig::parse(b"tenantId: t5\nclientSecret: hidden\n").unwrap_err(),
+            FluxAzureConfigError::Incomplete
+        );
+        let bad =
+            FluxAzureConfig::parse(b"tenantId: t6\nclientId: c6\nclientCertificate: not-pem\n")
+                .unwrap_err();
+        assert!(
+            matches!(bad, FluxAzureConfigError::Certificate(_)),
+            "{bad:?}"
+        );
+    }
+
+    #[test]
+    fn form_values_are_escaped() {
+        let mut out = Vec::new();
+        form_encode("a b&c=d/e~", &mut out);
+        assert_eq!(out, b"a+b%26c%3Dd%2Fe~");
+        assert_eq!(encode_path("a b/c"), "a%20b%2Fc");
+    }
+}
