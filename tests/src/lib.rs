@@ -7,6 +7,7 @@ pub mod controller;
 pub mod data;
 pub mod deploy;
 pub mod differential;
+pub mod fake_azure_kv;
 pub mod fake_gcp_kms;
 pub mod generate;
 pub mod gnupg;
