@@ -1,10 +1,18 @@
-//! The controller's command line: Sealed Secrets' flag names where they exist.
+//! The controller's command line: Sealed Secrets' flag names where they exist, so that the
+//! args of an existing sealed-secrets-controller Deployment (its Helm chart's, its
+//! controller.yaml's) work unchanged. As there, each Sealed Secrets flag can also come from
+//! `SEALED_SECRETS_<FLAG>` in the environment (pflagenv); a flag on the command line wins.
+//!
+//! Sealed Secrets' boolean flags are Go pflag booleans: `--update-status` alone means true,
+//! `--update-status=false` false (never `--update-status false`, which pflag reads as a
+//! positional argument).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{ArgAction, Parser, ValueEnum};
+use k8s_openapi::jiff::Timestamp;
 
 #[derive(Parser, Debug)]
 #[command(name = "enseal-controller", version, about)]
@@ -20,33 +28,38 @@ pub struct Flags {
     #[arg(long)]
     pub watch_namespace: Option<String>,
     /// generateName of new key Secrets.
-    #[arg(long, default_value = "sealed-secrets-key")]
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_KEY_PREFIX",
+        default_value = "sealed-secrets-key"
+    )]
     pub key_prefix: String,
     /// Make a new key when the newest is older than this (`0` disables), e.g. 720h, 30m, 10s.
-    #[arg(long, default_value = "720h", value_parser = parse_duration)]
+    /// `--rotate-period` is Sealed Secrets' deprecated name for it.
+    #[arg(long, alias = "rotate-period", env = "SEALED_SECRETS_KEY_RENEW_PERIOD", default_value = "720h", value_parser = parse_duration)]
     pub key_renew_period: Duration,
     /// RSA size of new keys.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, env = "SEALED_SECRETS_KEY_SIZE", default_value_t = 4096)]
     pub key_size: usize,
     /// Validity of new keys' certificates.
-    #[arg(long, default_value = "87600h", value_parser = parse_duration)]
+    #[arg(long, env = "SEALED_SECRETS_KEY_TTL", default_value = "87600h", value_parser = parse_duration)]
     pub key_ttl: Duration,
     /// Common name of new keys' certificates.
-    #[arg(long, default_value = "")]
+    #[arg(long, env = "SEALED_SECRETS_MY_CN", default_value = "")]
     pub my_cn: String,
     /// Public HTTP address (/healthz, /readyz, /v1/cert.pem, /v1/verify, /v1/rotate).
-    #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_addr)]
+    #[arg(long, env = "SEALED_SECRETS_LISTEN_ADDR", default_value = "0.0.0.0:8080", value_parser = parse_addr)]
     pub listen_addr: SocketAddr,
     /// Metrics address (/metrics).
-    #[arg(long, alias = "listen-metrics-addr", default_value = "0.0.0.0:8081", value_parser = parse_addr)]
+    #[arg(long, alias = "listen-metrics-addr", env = "SEALED_SECRETS_LISTEN_METRICS_ADDR", default_value = "0.0.0.0:8081", value_parser = parse_addr)]
     pub metrics_addr: SocketAddr,
     /// Requests per second each client address may send to /v1/verify and /v1/rotate (as
     /// Sealed Secrets' --rate-limit).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT", default_value_t = 2.0)]
     pub rate_limit: f64,
     /// Requests a client address may send to /v1/verify and /v1/rotate at once before the rate
     /// applies (as Sealed Secrets' --rate-limit-burst).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "SEALED_SECRETS_RATE_LIMIT_BURST", default_value_t = 2)]
     pub rate_limit_burst: u32,
     /// Elect one leader among replicas through a Lease; only it reconciles and makes keys.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -85,8 +98,181 @@ pub struct Flags {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub sops_secrets: bool,
     /// Log format: text or json.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, env = "SEALED_SECRETS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Least severe log level when RUST_LOG is not set: Sealed Secrets' INFO or ERROR (also
+    /// DEBUG, WARN; any case).
+    #[arg(long, env = "SEALED_SECRETS_LOG_LEVEL", default_value = "INFO", value_parser = parse_log_level)]
+    pub log_level: String,
+
+    // --- Sealed Secrets' controller flags (cmd/controller/main.go, v0.40.0) ---
+    /// Reconcile SealedSecrets in every namespace (the default), or with `=false` only in the
+    /// controller's own namespace (plus --additional-namespaces). --watch-namespace wins over
+    /// both.
+    #[arg(long, env = "SEALED_SECRETS_ALL_NAMESPACES", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub all_namespaces: bool,
+    /// Namespaces (comma-separated) reconciled besides the controller's own. As in Sealed
+    /// Secrets, naming any turns --all-namespaces off: the controller then watches exactly its
+    /// own namespace and these, each with its own watch (started together, so a long list
+    /// starts in about the time of one).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_ADDITIONAL_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACES"
+    )]
+    pub additional_namespaces: Vec<String>,
+    /// Only reconcile SealedSecrets (and SopsSecrets) whose labels match this selector
+    /// (`team=a`, `tier in (x,y)`, `!legacy`), e.g. to split objects between controllers.
+    #[arg(long, env = "SEALED_SECRETS_LABEL_SELECTOR", default_value = "")]
+    pub label_selector: String,
+    /// Make a new key once this time has come if the newest key is older (RFC 1123 with a
+    /// numeric zone, as Sealed Secrets takes it: `Mon, 14 Oct 2024 21:45:30 +0200`). For
+    /// renewing early, e.g. after a key may have leaked.
+    #[arg(long, env = "SEALED_SECRETS_KEY_CUTOFF_TIME", value_parser = parse_cutoff_time)]
+    pub key_cutoff_time: Option<Timestamp>,
+    /// Which key is the newest (seals new values, starts the renewal period): the one whose
+    /// certificate's NotBefore is latest (CertNotBefore, Sealed Secrets' default) or the one
+    /// whose Secret was created last (SecretCreationTimestamp).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_KEY_ORDER_PRIORITY",
+        value_enum,
+        default_value = "CertNotBefore"
+    )]
+    pub key_order_priority: KeyOrder,
+    /// Write each SealedSecret's status (the Synced condition Argo CD reads). `=false` leaves
+    /// status alone.
+    #[arg(long, env = "SEALED_SECRETS_UPDATE_STATUS", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub update_status: bool,
+    /// Annotations (`k=v,k2=v2`) put on new key Secrets.
+    #[arg(long, env = "SEALED_SECRETS_PRIVATEKEY_ANNOTATIONS", default_value = "", value_parser = parse_key_values)]
+    pub privatekey_annotations: KeyValues,
+    /// Labels (`k=v,k2=v2`) put on new key Secrets, besides the key label itself.
+    #[arg(long, env = "SEALED_SECRETS_PRIVATEKEY_LABELS", default_value = "", value_parser = parse_key_values)]
+    pub privatekey_labels: KeyValues,
+    /// Retries of a failed SealedSecret that back off quickly (1 s, doubling). Sealed Secrets
+    /// gives up on the object after this many, and its Secret is then never written until the
+    /// object changes (sealed-secrets #1599); here a failure is never given up: later retries
+    /// come at the failure's own slower interval (at most every few minutes).
+    #[arg(long, env = "SEALED_SECRETS_MAX_UNSEAL_RETRIES", default_value_t = 5)]
+    pub max_unseal_retries: u32,
+    /// Accepted for Sealed Secrets' Deployments; no effect: client-go's limit (QPS 5) is what
+    /// makes Sealed Secrets slow with many objects, and kube-rs sets no client-side limit (the
+    /// API server's priority and fairness still applies).
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_KUBECLIENT_QPS",
+        default_value_t = 5.0,
+        allow_negative_numbers = true
+    )]
+    pub kubeclient_qps: f32,
+    /// Accepted for Sealed Secrets' Deployments; no effect (see --kubeclient-qps).
+    #[arg(long, env = "SEALED_SECRETS_KUBECLIENT_BURST", default_value_t = 10)]
+    pub kubeclient_burst: i32,
+    /// Do not watch Secrets: a deleted or edited Secret is then rewritten only when its
+    /// SealedSecret changes or the keys do. For installs without list/watch on Secrets.
+    #[arg(long, env = "SEALED_SECRETS_SKIP_RECREATE", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub skip_recreate: bool,
+    /// Leave the per-object `sealed_secrets_controller_condition_info` series out of /metrics,
+    /// so that whoever reaches the metrics port cannot list SealedSecret names.
+    #[arg(long, env = "SEALED_SECRETS_METRICS_OMIT_SECRET_LABELS", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub metrics_omit_secret_labels: bool,
+    /// Accepted for Sealed Secrets' Deployments; no effect: key Secrets are always watched,
+    /// so keys created outside the controller are used without a restart.
+    #[arg(long, env = "SEALED_SECRETS_WATCH_FOR_SECRETS", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub watch_for_secrets: bool,
+    /// Accepted for Sealed Secrets' Deployments; no effect: every log line goes to stderr.
+    #[arg(long, env = "SEALED_SECRETS_LOG_INFO_STDOUT", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub log_info_stdout: bool,
+    /// Accepted for Sealed Secrets' Deployments; no effect: a SealedSecret with the deprecated
+    /// `spec.data` is always unsealed.
+    #[arg(long, env = "SEALED_SECRETS_ACCEPT_DEPRECATED_V1_DATA", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub accept_deprecated_v1_data: bool,
+    /// Accepted for Sealed Secrets' Deployments; no effect: Secrets are removed by the garbage
+    /// collector through their ownerReference.
+    #[arg(long, env = "SEALED_SECRETS_OLD_GC_BEHAVIOR", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub old_gc_behavior: bool,
+}
+
+/// `--key-order-priority`: what makes a key the newest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KeyOrder {
+    #[value(name = "CertNotBefore")]
+    CertNotBefore,
+    #[value(name = "SecretCreationTimestamp")]
+    SecretCreationTimestamp,
+}
+
+/// Which namespaces' objects the controller reconciles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Namespaces {
+    All,
+    /// These, each watched on its own.
+    Only(Vec<String>),
+}
+
+impl Flags {
+    /// Sealed Secrets' rule (pkg/controller/main.go): all namespaces unless
+    /// `--all-namespaces=false` or `--additional-namespaces` is given, then the controller's
+    /// own namespace plus the additional ones. enseal's `--watch-namespace` names one
+    /// namespace and wins over both.
+    pub fn namespaces(&self, own: &str) -> Namespaces {
+        if let Some(ns) = self.watch_namespace.as_ref().filter(|n| !n.is_empty()) {
+            return Namespaces::Only(vec![ns.clone()]);
+        }
+        let additional: Vec<&str> = self
+            .additional_namespaces
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if self.all_namespaces && additional.is_empty() {
+            return Namespaces::All;
+        }
+        let mut list = vec![own.to_owned()];
+        for ns in additional {
+            if !list.iter().any(|n| n == ns) {
+                list.push(ns.to_owned());
+            }
+        }
+        Namespaces::Only(list)
+    }
+}
+
+/// `k=v,k2=v2` as Sealed Secrets' --privatekey-labels and --privatekey-annotations take it.
+pub type KeyValues = Vec<(String, String)>;
+
+fn parse_key_values(s: &str) -> Result<KeyValues, String> {
+    let mut out: KeyValues = Vec::new();
+    for item in s.split(',').filter(|i| !i.is_empty()) {
+        // Sealed Secrets indexes [1] after splitting on `=` and panics without one; a clear
+        // error at start is kinder.
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not key=value"))?;
+        if k.is_empty() {
+            return Err(format!("{item:?} has an empty key"));
+        }
+        out.retain(|(old, _)| old != k);
+        out.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(out)
+}
+
+/// Go's time.RFC1123Z, `Mon, 02 Jan 2006 15:04:05 -0700` (RFC 2822's form of it).
+fn parse_cutoff_time(s: &str) -> Result<Timestamp, String> {
+    k8s_openapi::jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(s.trim())
+        .map_err(|e| format!("{s:?}: not an RFC 1123 time with a numeric zone such as \"Mon, 14 Oct 2024 21:45:30 +0200\": {e}"))
+}
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    let level = s.to_ascii_lowercase();
+    match level.as_str() {
+        "error" | "warn" | "info" | "debug" | "trace" => Ok(level),
+        _ => Err(format!("{s:?}: one of INFO, ERROR, WARN, DEBUG")),
+    }
 }
 
 /// Go-style durations as Sealed Secrets takes them: `720h`, `1h30m`, `10s`, `0`.
@@ -160,6 +346,138 @@ mod tests {
         assert!(parse(&[]).is_empty());
         assert_eq!(parse(&["--sops-trusted-namespaces", "a,b"]), ["a", "b"]);
         assert_eq!(parse(&["--sops-trusted-namespaces=*"]), ["*"]);
+    }
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::try_parse_from(std::iter::once("enseal-controller").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Every flag the Sealed Secrets v0.40.0 Helm chart's Deployment can pass
+    /// (helm/sealed-secrets/templates/deployment.yaml with every value set), as it renders
+    /// them: each takes the same meaning here.
+    #[test]
+    fn the_sealed_secrets_charts_args_parse_with_their_meaning() {
+        let f = flags(&[
+            "--update-status",
+            "--skip-recreate",
+            "--key-renew-period",
+            "720h30m",
+            "--key-ttl",
+            "8760h00m00s",
+            "--key-cutoff-time",
+            "Mon, 14 Oct 2024 21:45:30 +0200",
+            "--rate-limit",
+            "5",
+            "--rate-limit-burst",
+            "3",
+            "--key-prefix",
+            "sealed-secrets-key",
+            "--additional-namespaces",
+            "team-a,team-b",
+            "--privatekey-annotations",
+            "owner=sec,backup=yes",
+            "--privatekey-labels",
+            "tier=keys",
+            "--log-info-stdout",
+            "--log-level",
+            "ERROR",
+            "--log-format",
+            "json",
+            "--listen-addr",
+            ":8080",
+            "--listen-metrics-addr",
+            ":8081",
+            "--max-unseal-retries",
+            "7",
+            "--watch-for-secrets",
+            "--kubeclient-qps",
+            "-1",
+            "--kubeclient-burst",
+            "20",
+        ]);
+        assert!(f.update_status && f.skip_recreate && f.watch_for_secrets);
+        assert_eq!(f.key_renew_period, Duration::from_secs(720 * 3600 + 1800));
+        assert_eq!(f.key_ttl, Duration::from_secs(8760 * 3600));
+        assert_eq!(
+            f.key_cutoff_time.unwrap().to_string(),
+            "2024-10-14T19:45:30Z"
+        );
+        assert_eq!((f.rate_limit, f.rate_limit_burst), (5.0, 3));
+        assert_eq!(
+            f.privatekey_annotations,
+            [
+                ("owner".into(), "sec".into()),
+                ("backup".into(), "yes".into())
+            ]
+        );
+        assert_eq!(f.privatekey_labels, [("tier".into(), "keys".into())]);
+        assert_eq!(f.log_level, "error");
+        assert_eq!(f.metrics_addr.port(), 8081);
+        assert_eq!(f.max_unseal_retries, 7);
+        assert_eq!(
+            f.namespaces("sealed-secrets"),
+            Namespaces::Only(vec![
+                "sealed-secrets".into(),
+                "team-a".into(),
+                "team-b".into()
+            ])
+        );
+        assert_eq!(f.key_order_priority, KeyOrder::CertNotBefore);
+    }
+
+    #[test]
+    fn pflag_booleans_take_no_separate_value() {
+        assert!(flags(&[]).update_status);
+        assert!(!flags(&["--update-status=false"]).update_status);
+        assert!(flags(&["--update-status=true"]).update_status);
+        // pflag would read `false` as a positional argument; so does clap, and refuses it.
+        assert!(Flags::try_parse_from(["c", "--update-status", "false"]).is_err());
+    }
+
+    #[test]
+    fn namespaces_follow_sealed_secrets_rules() {
+        assert_eq!(flags(&[]).namespaces("own"), Namespaces::All);
+        assert_eq!(
+            flags(&["--all-namespaces=false"]).namespaces("own"),
+            Namespaces::Only(vec!["own".into()])
+        );
+        // Additional namespaces turn all-namespaces off even when it is asked for; the own
+        // namespace is not repeated.
+        assert_eq!(
+            flags(&["--all-namespaces", "--additional-namespaces", "a, own,,a"]).namespaces("own"),
+            Namespaces::Only(vec!["own".into(), "a".into()])
+        );
+        assert_eq!(
+            flags(&["--additional-namespaces=a", "--watch-namespace", "w"]).namespaces("own"),
+            Namespaces::Only(vec!["w".into()])
+        );
+    }
+
+    #[test]
+    fn key_order_and_bad_values_are_refused_at_start() {
+        assert_eq!(
+            flags(&["--key-order-priority", "SecretCreationTimestamp"]).key_order_priority,
+            KeyOrder::SecretCreationTimestamp
+        );
+        for bad in [
+            &["--key-order-priority", "Newest"][..],
+            &["--privatekey-labels", "novalue"],
+            &["--key-cutoff-time", "2024-10-14"],
+            &["--log-level", "LOUD"],
+        ] {
+            assert!(
+                Flags::try_parse_from(std::iter::once("c").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(flags(&["--privatekey-labels", ""])
+            .privatekey_labels
+            .is_empty());
+        assert_eq!(
+            flags(&["--rotate-period", "1h"]).key_renew_period,
+            Duration::from_secs(3600)
+        );
     }
 
     #[test]

@@ -117,6 +117,10 @@ impl RateLimiter {
     }
 }
 
+/// The paths Sealed Secrets counts in its HTTP request metrics (`Instrument` in its
+/// pkg/controller/server.go); the health checks are not counted there either.
+const INSTRUMENTED: [&str; 3] = ["/v1/verify", "/v1/rotate", "/v1/cert.pem"];
+
 pub fn public_router(state: Shared) -> Router {
     // Checked before the body is read: a refused request costs no parsing.
     let guarded = Router::new()
@@ -129,8 +133,23 @@ pub fn public_router(state: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/cert.pem", get(cert))
         .merge(guarded)
+        // Outside the rate limit, as Sealed Secrets' Instrument wraps its limiter: refused
+        // requests (429) are counted too.
+        .layer(middleware::from_fn_with_state(state.clone(), instrument))
         .layer(middleware::from_fn(request_timeout))
         .with_state(state)
+}
+
+async fn instrument(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(path) = INSTRUMENTED.iter().find(|p| **p == req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    s.metrics
+        .http_request(path, &method, response.status().as_u16(), started.elapsed());
+    response
 }
 
 pub fn metrics_router(state: Shared) -> Router {
@@ -317,10 +336,11 @@ async fn rotate(State(s): State<Shared>, body: Bytes) -> Response {
     let Some(newest) = s.keys.keys().first().cloned() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "no sealing key loaded yet");
     };
-    let (ss, permit) = match admit(&s, &body) {
+    let (mut ss, permit) = match admit(&s, &body) {
         Ok(ok) => ok,
         Err(r) => return *r,
     };
+    align_template_with_object(&mut ss);
     let keys = private_keys(&s);
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -342,6 +362,41 @@ async fn rotate(State(s): State<Shared>, body: Bytes) -> Response {
     }
 }
 
+/// Sealed Secrets 0.36's rule for /v1/rotate (sealed-secrets #1885, #1886): the object's own
+/// metadata decides the scope, and a template whose name, namespace or scope annotations say
+/// otherwise is made to agree with it, so a rotation can never hand back an object whose
+/// template claims a wider scope than its values are sealed for. Sealed Secrets copies the
+/// whole metadata over the template; only what decides the scope and the Secret's identity is
+/// copied here, so the Secret's own labels and annotations stay as they were.
+fn align_template_with_object(ss: &mut SealedSecret) {
+    use enseal_sealing::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
+    let object = &ss.metadata;
+    let template = &mut ss.spec.template.metadata;
+    let scope_of = |a: &std::collections::BTreeMap<String, String>| {
+        [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION].map(|k| a.get(k).cloned())
+    };
+    if template.name == object.name
+        && template.namespace == object.namespace
+        && scope_of(&template.annotations) == scope_of(&object.annotations)
+    {
+        return;
+    }
+    tracing::warn!(
+        name = object.name(),
+        namespace = object.namespace(),
+        "rotate: the SealedSecret's metadata and spec.template.metadata disagree; the object's \
+         own name, namespace and scope are kept"
+    );
+    template.name.clone_from(&object.name);
+    template.namespace.clone_from(&object.namespace);
+    for key in [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION] {
+        match object.annotations.get(key) {
+            Some(v) => template.annotations.insert(key.to_owned(), v.clone()),
+            None => template.annotations.remove(key),
+        };
+    }
+}
+
 /// The private keys, newest first (the order unseal tries them in).
 fn private_keys(s: &Shared) -> Vec<PrivateKey> {
     s.keys.keys().iter().map(|k| k.private.clone()).collect()
@@ -350,6 +405,29 @@ fn private_keys(s: &Shared) -> Vec<PrivateKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotate_makes_the_template_agree_with_the_objects_scope() {
+        let mut ss: SealedSecret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s", "namespace": "n"},
+            "spec": {"template": {"metadata": {
+                "name": "other", "namespace": "n",
+                "labels": {"app": "x"},
+                "annotations": {
+                    "sealedsecrets.bitnami.com/cluster-wide": "true",
+                    "note": "kept"
+                }
+            }}}
+        }))
+        .unwrap();
+        align_template_with_object(&mut ss);
+        let t = &ss.spec.template.metadata;
+        assert_eq!(t.name(), "s");
+        assert_eq!(ss.spec.template.metadata.annotations.len(), 1, "{t:?}");
+        assert_eq!(t.annotations["note"], "kept");
+        assert_eq!(t.labels["app"], "x");
+        assert_eq!(ss.scope(), enseal_sealing::Scope::Strict);
+    }
 
     #[test]
     fn the_rate_limit_allows_the_burst_then_refills_at_the_rate() {

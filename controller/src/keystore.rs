@@ -23,6 +23,8 @@ use tokio::sync::watch;
 use enseal_sealing::keys::{self as sealing_keys, KeyError as PemError};
 use enseal_sealing::{KeyPair, PrivateKey, PublicKey};
 
+use crate::flags::KeyOrder;
+
 /// The label (with value `active`) that makes a Secret a sealing key.
 pub const KEY_LABEL: &str = "sealedsecrets.bitnami.com/sealed-secrets-key";
 pub const KEY_LABEL_SELECTOR: &str = "sealedsecrets.bitnami.com/sealed-secrets-key=active";
@@ -30,7 +32,8 @@ pub const KEY_LABEL_SELECTOR: &str = "sealedsecrets.bitnami.com/sealed-secrets-k
 /// One key pair and the Secret it came from.
 pub struct Key {
     pub secret_name: String,
-    /// What "newest" is decided by: the Secret's creation time.
+    /// What "newest" is decided by, and what the renewal period counts from: the
+    /// certificate's NotBefore or the Secret's creation time (`--key-order-priority`).
     pub created: Timestamp,
     pub private: PrivateKey,
     pub public: PublicKey,
@@ -49,23 +52,30 @@ impl std::fmt::Debug for Key {
 /// All known keys, newest first.
 pub type Keys = Arc<Vec<Arc<Key>>>;
 
-#[derive(Default)]
 pub struct KeyStore {
     keys: RwLock<Keys>,
     loaded: AtomicBool,
     changed: Option<watch::Sender<u64>>,
+    order: KeyOrder,
 }
 
 impl KeyStore {
-    pub fn new() -> (Arc<Self>, watch::Receiver<u64>) {
+    pub fn new(order: KeyOrder) -> (Arc<Self>, watch::Receiver<u64>) {
         let (tx, rx) = watch::channel(0);
         (
             Arc::new(Self {
+                keys: RwLock::default(),
+                loaded: AtomicBool::new(false),
                 changed: Some(tx),
-                ..Self::default()
+                order,
             }),
             rx,
         )
+    }
+
+    /// How this store orders keys (`--key-order-priority`).
+    pub fn order(&self) -> KeyOrder {
+        self.order
     }
 
     pub fn keys(&self) -> Keys {
@@ -127,8 +137,10 @@ pub enum KeyError {
     Parse { name: String, source: PemError },
 }
 
-/// Reads one key Secret; never logs or returns its contents.
-pub fn key_from_secret(secret: &Secret) -> Result<Key, KeyError> {
+/// Reads one key Secret; never logs or returns its contents. `order` decides the time it is
+/// ordered by: the certificate's NotBefore (a Secret restored from a backup keeps its key's
+/// age) or the Secret's creation time.
+pub fn key_from_secret(secret: &Secret, order: KeyOrder) -> Result<Key, KeyError> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let data = secret.data.as_ref();
     let key_pem = data
@@ -145,12 +157,22 @@ pub fn key_from_secret(secret: &Secret) -> Result<Key, KeyError> {
             name: name.clone(),
             source,
         })?;
-    let created = secret
+    let created_at = secret
         .metadata
         .creation_timestamp
         .as_ref()
         .map(|t| t.0)
         .unwrap_or(Timestamp::UNIX_EPOCH);
+    let created = match order {
+        KeyOrder::SecretCreationTimestamp => created_at,
+        // As Sealed Secrets: a certificate it cannot read makes the key unusable there; here
+        // the key is kept, ordered by its Secret, since opening values needs only the key.
+        KeyOrder::CertNotBefore => sealing_keys::parse_certificate_pem(&cert.0)
+            .ok()
+            .and_then(|c| c.not_before)
+            .and_then(|t| Timestamp::try_from(t).ok())
+            .unwrap_or(created_at),
+    };
     Ok(Key {
         secret_name: name,
         created,
@@ -164,6 +186,7 @@ pub fn key_from_secret(secret: &Secret) -> Result<Key, KeyError> {
 /// process ends. Parsed keys are cached by resourceVersion so a relist does
 /// not re-parse every RSA key.
 pub async fn watch_keys(store: Arc<KeyStore>, api: Api<Secret>) {
+    let order = store.order;
     let config = watcher::Config::default().labels(KEY_LABEL_SELECTOR);
     let mut current: HashMap<String, (String, Arc<Key>)> = HashMap::new();
     let mut next: Option<HashMap<String, (String, Arc<Key>)>> = None;
@@ -179,7 +202,7 @@ pub async fn watch_keys(store: Arc<KeyStore>, api: Api<Secret>) {
                 return Some((name, (rv, key.clone())));
             }
         }
-        match key_from_secret(s) {
+        match key_from_secret(s, order) {
             Ok(key) => {
                 if !key.private.decrypts_with_aws_lc() {
                     // Still usable (Sealed Secrets allows `--key-size 1024`), but every
@@ -248,23 +271,47 @@ pub struct KeyPolicy {
     pub renew_period: Option<Duration>,
     pub cert_validity: Duration,
     pub common_name: String,
+    /// `--key-cutoff-time`: once it has come, a newest key older than it is renewed.
+    pub cutoff: Option<Timestamp>,
+    /// `--privatekey-labels` and `--privatekey-annotations`, put on new key Secrets.
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    pub order: KeyOrder,
 }
 
 impl KeyPolicy {
     /// Whether a new key is due now, and otherwise how long until it is.
-    pub fn due(&self, newest: Option<&Key>, now: Timestamp) -> Result<(), Duration> {
+    /// `newest` is the newest key's time (Key::created), `None` when there is no key.
+    pub fn due(&self, newest: Option<Timestamp>, now: Timestamp) -> Result<(), Duration> {
         let Some(newest) = newest else { return Ok(()) };
+        // Sealed Secrets checks the cutoff once, at start, and so makes a new key at every
+        // restart while the cutoff is in the future; here it applies when it comes, once.
+        let until_cutoff = match self.cutoff {
+            Some(cutoff) if newest < cutoff => {
+                if now >= cutoff {
+                    return Ok(());
+                }
+                Some(
+                    cutoff
+                        .duration_since(now)
+                        .try_into()
+                        .unwrap_or(Duration::ZERO),
+                )
+            }
+            _ => None,
+        };
         let Some(period) = self.renew_period else {
-            return Err(Duration::from_secs(3600));
+            return Err(until_cutoff.unwrap_or(Duration::from_secs(3600)));
         };
         let age = now
-            .duration_since(newest.created)
+            .duration_since(newest)
             .try_into()
             .unwrap_or(Duration::ZERO);
         if age >= period {
             Ok(())
         } else {
-            Err(period - age)
+            let until = period - age;
+            Err(until_cutoff.map_or(until, |c| c.min(until)))
         }
     }
 }
@@ -297,10 +344,18 @@ pub async fn create_key(api: &Api<Secret>, policy: &KeyPolicy) -> Result<Arc<Key
     let secret = Secret {
         metadata: ObjectMeta {
             generate_name: Some(policy.prefix.clone()),
-            labels: Some(BTreeMap::from([(
-                KEY_LABEL.to_owned(),
-                "active".to_owned(),
-            )])),
+            // As Sealed Secrets: extra labels never replace the key label itself.
+            labels: Some(
+                policy
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| k != KEY_LABEL)
+                    .cloned()
+                    .chain([(KEY_LABEL.to_owned(), "active".to_owned())])
+                    .collect(),
+            ),
+            annotations: (!policy.annotations.is_empty())
+                .then(|| policy.annotations.iter().cloned().collect()),
             ..ObjectMeta::default()
         },
         type_: Some("kubernetes.io/tls".to_owned()),
@@ -317,7 +372,7 @@ pub async fn create_key(api: &Api<Secret>, policy: &KeyPolicy) -> Result<Arc<Key
         ..Secret::default()
     };
     let created = api.create(&PostParams::default(), &secret).await?;
-    let key = key_from_secret(&created)?;
+    let key = key_from_secret(&created, policy.order)?;
     tracing::info!(secret = %key.secret_name, "created a new sealing key");
     Ok(Arc::new(key))
 }
@@ -333,11 +388,33 @@ mod tests {
             renew_period: period,
             cert_validity: Duration::from_secs(3600),
             common_name: "x".into(),
+            cutoff: None,
+            labels: Vec::new(),
+            annotations: Vec::new(),
+            order: KeyOrder::CertNotBefore,
         }
     }
 
     #[test]
     fn a_key_is_due_when_there_is_none_even_with_renewal_off() {
         assert!(policy(None).due(None, Timestamp::now()).is_ok());
+    }
+
+    #[test]
+    fn the_cutoff_renews_a_key_older_than_it_once_it_has_come() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let cutoff: Timestamp = "2026-02-01T00:00:00Z".parse().unwrap();
+        let mut p = policy(None);
+        p.cutoff = Some(cutoff);
+        // Before the cutoff: not yet, and the wait ends at the cutoff.
+        let day_before: Timestamp = "2026-01-31T00:00:00Z".parse().unwrap();
+        assert_eq!(p.due(Some(t0), day_before), Err(Duration::from_secs(86400)));
+        let after: Timestamp = "2026-02-01T00:00:01Z".parse().unwrap();
+        assert!(p.due(Some(t0), after).is_ok());
+        // The key made then is newer than the cutoff: no second renewal.
+        assert!(p.due(Some(after), after).is_err());
+        // With a renewal period, the nearer of the two decides the wait.
+        p.renew_period = Some(Duration::from_secs(40 * 86400));
+        assert_eq!(p.due(Some(t0), day_before), Err(Duration::from_secs(86400)));
     }
 }

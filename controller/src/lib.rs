@@ -23,11 +23,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::PartialObjectMeta;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Config};
 use tokio::sync::watch;
 
 pub use crate::flags::Flags;
+use crate::flags::Namespaces;
 use crate::keystore::{KeyPolicy, KeyStore};
 use crate::metrics::Metrics;
 use crate::sealed_secret::reconcile as sealed_reconcile;
@@ -78,7 +80,8 @@ async fn shutdown_signal() {
 pub async fn run(flags: Flags) -> Result<(), String> {
     let config = kube_config(&flags).await?;
     // kube-rs applies no client-side rate limit (client-go's QPS 5 / burst 10
-    // is what makes Sealed Secrets slow with many objects), so nothing to raise.
+    // is what makes Sealed Secrets slow with many objects), so --kubeclient-qps and
+    // --kubeclient-burst have nothing to raise.
     let client = Client::try_from(config).map_err(|e| e.to_string())?;
     let namespace = own_namespace(flags.namespace.clone());
     let identity = flags.identity.clone().unwrap_or_else(|| {
@@ -91,8 +94,17 @@ pub async fn run(flags: Flags) -> Result<(), String> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (leader_tx, leader_rx) = watch::channel(!flags.leader_elect);
-    let (keys, keys_changed) = KeyStore::new();
+    let (keys, keys_changed) = KeyStore::new(flags.key_order_priority);
     let metrics = Arc::new(Metrics::default());
+    // sealed_secrets_controller_condition_info is read from the SealedSecrets the running
+    // controllers hold, so an object gone from the cluster leaves the metric with it.
+    let sealed_stores: Arc<Stores<SealedSecret>> = Arc::default();
+    if !flags.metrics_omit_secret_labels {
+        let stores = sealed_stores.clone();
+        metrics.set_condition_source(Box::new(move || {
+            sealed_reconcile::condition_rows(&stores.all())
+        }));
+    }
 
     let key_api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     tokio::spawn(keystore::watch_keys(keys.clone(), key_api.clone()));
@@ -136,6 +148,10 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         renew_period: (!flags.key_renew_period.is_zero()).then_some(flags.key_renew_period),
         cert_validity: flags.key_ttl,
         common_name: flags.my_cn.clone(),
+        cutoff: flags.key_cutoff_time,
+        labels: flags.privatekey_labels.clone(),
+        annotations: flags.privatekey_annotations.clone(),
+        order: flags.key_order_priority,
     };
     tokio::spawn(renew_keys(keys.clone(), key_api, policy, leader_rx.clone()));
 
@@ -154,12 +170,23 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         recorder: recorder.clone(),
         field_manager: format!("{}-{kind}", flags.field_manager),
         legacy_field_manager: flags.field_manager.clone(),
+        retries: status::Retries::new(flags.max_unseal_retries),
     };
     let ctx = Arc::new(sealed_reconcile::Context {
         cluster: cluster("sealedsecret"),
         keys: keys.clone(),
         synced: Default::default(),
+        update_status: flags.update_status,
     });
+    let namespaces = flags.namespaces(&namespace);
+    tracing::info!(?namespaces, label_selector = %flags.label_selector, "watching");
+    let watch = |kind: &'static str| Watch {
+        kind,
+        namespaces: namespaces.clone(),
+        label_selector: (!flags.label_selector.is_empty()).then(|| flags.label_selector.clone()),
+        secrets: !flags.skip_recreate,
+        concurrency: flags.max_concurrent_reconciles,
+    };
     let sops_enabled = flags.sops_secrets || flags.sops_age_key_secret.is_some();
     let sops_controller = sops_enabled.then(|| {
         let keys = Arc::new(sops_keys::SopsKeys::default());
@@ -178,28 +205,26 @@ pub async fn run(flags: Flags) -> Result<(), String> {
             trusted: sops_tenancy::TrustedNamespaces::from_flag(&flags.sops_trusted_namespaces),
             decrypts: Default::default(),
         });
-        tokio::spawn(reconcile_while_leader(
-            "SopsSecret",
+        tokio::spawn(reconcile_namespaces(
+            watch("SopsSecret"),
             client.clone(),
-            flags.watch_namespace.clone(),
-            flags.max_concurrent_reconciles,
             sops_ctx,
             leader_rx.clone(),
             changed_rx,
             sops_reconcile::reconcile,
             status::error_policy,
+            Arc::default(),
         ))
     });
-    let controllers = tokio::spawn(reconcile_while_leader(
-        "SealedSecret",
+    let controllers = tokio::spawn(reconcile_namespaces(
+        watch("SealedSecret"),
         client,
-        flags.watch_namespace.clone(),
-        flags.max_concurrent_reconciles,
         ctx,
         leader_rx,
         keys_changed,
         sealed_reconcile::reconcile,
         status::error_policy,
+        sealed_stores,
     ));
 
     tokio::select! {
@@ -226,20 +251,65 @@ fn join_msg(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> String {
     }
 }
 
-/// Runs a controller for `K` whenever this replica leads, and stops it (letting in-flight
-/// reconciles finish) when leadership is lost. Both kinds (SealedSecret, SopsSecret) run this
-/// way under one election; a change of keys reconciles every object of the kind again.
-#[allow(clippy::too_many_arguments)]
-async fn reconcile_while_leader<K, Ctx, Fut, E>(
+type SealedSecret = enseal_sealing::SealedSecretObject;
+
+/// What one kind's controllers watch.
+#[derive(Clone)]
+struct Watch {
     kind: &'static str,
-    client: Client,
-    watch_namespace: Option<String>,
+    namespaces: Namespaces,
+    /// `--label-selector`: only objects it matches.
+    label_selector: Option<String>,
+    /// Watch Secrets (metadata only) to rewrite a deleted or edited one; off with
+    /// `--skip-recreate`.
+    secrets: bool,
     concurrency: u16,
+}
+
+/// The reflector stores of one kind's running controllers (one per watched namespace), for
+/// what reads every object (the condition metric).
+pub struct Stores<K: kube::Resource<DynamicType = ()> + 'static>(
+    std::sync::Mutex<Vec<(Option<String>, Store<K>)>>,
+);
+
+impl<K: kube::Resource<DynamicType = ()> + 'static> Default for Stores<K> {
+    fn default() -> Self {
+        Stores(std::sync::Mutex::default())
+    }
+}
+
+impl<K: kube::Resource<DynamicType = ()> + Clone + 'static> Stores<K> {
+    fn set(&self, namespace: &Option<String>, store: Option<Store<K>>) {
+        if let Ok(mut stores) = self.0.lock() {
+            stores.retain(|(ns, _)| ns != namespace);
+            if let Some(store) = store {
+                stores.push((namespace.clone(), store));
+            }
+        }
+    }
+
+    /// Every object the running controllers hold.
+    pub fn all(&self) -> Vec<Arc<K>> {
+        self.0
+            .lock()
+            .map(|stores| stores.iter().flat_map(|(_, s)| s.state()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// One controller per watched namespace (or one for all), as Sealed Secrets runs one informer
+/// per namespace: all started at once, so a long --additional-namespaces list starts in about
+/// the time of one namespace.
+#[allow(clippy::too_many_arguments)]
+async fn reconcile_namespaces<K, Ctx, Fut, E>(
+    watch: Watch,
+    client: Client,
     ctx: Arc<Ctx>,
-    mut leader: watch::Receiver<bool>,
+    leader: watch::Receiver<bool>,
     keys_changed: watch::Receiver<u64>,
     reconcile: fn(Arc<K>, Arc<Ctx>) -> Fut,
     error_policy: fn(Arc<K>, &E, Arc<Ctx>) -> kube::runtime::controller::Action,
+    stores: Arc<Stores<K>>,
 ) where
     K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
@@ -253,39 +323,100 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
         std::future::Future<Output = Result<kube::runtime::controller::Action, E>> + Send + 'static,
     E: std::error::Error + Send + 'static,
 {
+    let namespaces: Vec<Option<String>> = match &watch.namespaces {
+        Namespaces::All => vec![None],
+        Namespaces::Only(list) => list.iter().cloned().map(Some).collect(),
+    };
+    let runs = namespaces.into_iter().map(|namespace| {
+        reconcile_while_leader(
+            watch.clone(),
+            namespace,
+            client.clone(),
+            ctx.clone(),
+            leader.clone(),
+            keys_changed.clone(),
+            reconcile,
+            error_policy,
+            stores.clone(),
+        )
+    });
+    futures::future::join_all(runs).await;
+}
+
+/// Runs a controller for `K` in `namespace` (all when `None`) whenever this replica leads, and
+/// stops it (letting in-flight reconciles finish) when leadership is lost. Both kinds
+/// (SealedSecret, SopsSecret) run this way under one election; a change of keys reconciles
+/// every object of the kind again.
+#[allow(clippy::too_many_arguments)]
+async fn reconcile_while_leader<K, Ctx, Fut, E>(
+    watch: Watch,
+    namespace: Option<String>,
+    client: Client,
+    ctx: Arc<Ctx>,
+    mut leader: watch::Receiver<bool>,
+    keys_changed: watch::Receiver<u64>,
+    reconcile: fn(Arc<K>, Arc<Ctx>) -> Fut,
+    error_policy: fn(Arc<K>, &E, Arc<Ctx>) -> kube::runtime::controller::Action,
+    stores: Arc<Stores<K>>,
+) where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    Ctx: Send + Sync + 'static,
+    Fut:
+        std::future::Future<Output = Result<kube::runtime::controller::Action, E>> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+{
+    let kind = watch.kind;
+    let shown = namespace.as_deref().unwrap_or("all namespaces").to_owned();
     loop {
         if leader.wait_for(|l| *l).await.is_err() {
             return;
         }
-        tracing::info!("reconciling {kind}s");
-        let (api, secret_api): (Api<K>, Api<PartialObjectMeta<Secret>>) = match &watch_namespace {
+        tracing::info!(namespace = %shown, "reconciling {kind}s");
+        let (api, secret_api): (Api<K>, Api<PartialObjectMeta<Secret>>) = match &namespace {
             Some(ns) => (
                 Api::namespaced(client.clone(), ns),
                 Api::namespaced(client.clone(), ns),
             ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
-        // Metadata only: owner references are all a trigger needs, and the
-        // controller never holds other Secrets' values in memory.
-        let secrets = watcher(secret_api, watcher::Config::default())
-            .default_backoff()
-            .touched_objects();
+        let mut config = watcher::Config::default().any_semantic();
+        if let Some(selector) = &watch.label_selector {
+            config = config.labels(selector);
+        }
         let mut lost = leader.clone();
         let key_changes = futures::stream::unfold(keys_changed.clone(), |mut rx| async move {
             rx.changed().await.ok()?;
             Some(((), rx))
         });
-        Controller::new(api, watcher::Config::default().any_semantic())
-            .owns_stream(secrets)
+        let mut controller = Controller::new(api, config);
+        if watch.secrets {
+            // Metadata only: owner references are all a trigger needs, and the
+            // controller never holds other Secrets' values in memory.
+            let secrets = watcher(secret_api, watcher::Config::default())
+                .default_backoff()
+                .touched_objects();
+            controller = controller.owns_stream(secrets);
+        }
+        stores.set(&namespace, Some(controller.store()));
+        controller
             .reconcile_all_on(key_changes)
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(watch.concurrency),
+            )
             .graceful_shutdown_on(async move {
                 let _ = lost.wait_for(|l| !*l).await;
             })
             .run(reconcile, error_policy, ctx.clone())
             .for_each(|_| std::future::ready(()))
             .await;
-        tracing::info!("stopped reconciling {kind}s (no longer leader)");
+        stores.set(&namespace, None);
+        tracing::info!(namespace = %shown, "stopped reconciling {kind}s (no longer leader)");
     }
 }
 
@@ -303,7 +434,7 @@ async fn renew_keys(
         let wait = if !keys.is_loaded() {
             Duration::from_millis(200)
         } else {
-            match policy.due(keys.newest().as_deref(), Timestamp::now()) {
+            match policy.due(keys.newest().map(|k| k.created), Timestamp::now()) {
                 Ok(()) => match keystore::create_key(&api, &policy).await {
                     Ok(key) => {
                         keys.insert(key);

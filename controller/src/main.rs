@@ -14,7 +14,7 @@ static ALLOCATOR: enseal_wiping_alloc::Wiping<std::alloc::System> =
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    init_logging(&flags.log_format);
+    init_logging(&flags.log_format, &flags.log_level);
     quiet_panics();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -35,9 +35,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: &str) {
+/// `level` (--log-level) applies when RUST_LOG is not set.
+fn init_logging(format: &str, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // Colour only on a terminal: `kubectl logs` and collectors read the escape codes as text.
     // NO_COLOR (no-color.org) turns it off there too.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())

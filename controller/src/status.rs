@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -30,6 +30,68 @@ pub struct Cluster {
     /// `--field-manager` alone, which both kinds used before they had one each: still
     /// recognised on Secrets without any ownerReference that older versions applied.
     pub legacy_field_manager: String,
+    /// How soon a failed object is tried again.
+    pub retries: Retries,
+}
+
+/// Retry timing for failed objects (`--max-unseal-retries`): the first retries back off from
+/// [`Retries::FIRST`], doubling, up to the failure's own interval; after that many, every
+/// retry waits the failure's own interval. Never given up: Sealed Secrets forgets an object
+/// after its last retry and then leaves its Secret unwritten until the object changes
+/// (sealed-secrets #1599).
+pub struct Retries {
+    quick: u32,
+    /// Failures in a row per object, and when the last one was.
+    failed: std::sync::Mutex<std::collections::HashMap<ObjectKey, (u32, Instant)>>,
+}
+
+/// An object by (kind, namespace, name).
+pub type ObjectKey = (String, String, String);
+
+impl Retries {
+    pub const FIRST: Duration = Duration::from_secs(1);
+    /// A failing object is retried at least this often (the longest Failure::retry), so an
+    /// entry older than this belongs to an object that is gone.
+    const FORGET_AFTER: Duration = Duration::from_secs(3 * 3600);
+
+    pub fn new(quick: u32) -> Retries {
+        Retries {
+            quick,
+            failed: Default::default(),
+        }
+    }
+
+    /// The object synced: the next failure starts the quick retries again.
+    pub fn succeeded(&self, key: &ObjectKey) {
+        if let Ok(mut f) = self.failed.lock() {
+            f.remove(key);
+        }
+    }
+
+    /// The wait before retrying an object that failed again; `slowest` is the failure's own.
+    pub fn after_failure(&self, key: ObjectKey, slowest: Duration) -> Duration {
+        let now = Instant::now();
+        let Ok(mut failed) = self.failed.lock() else {
+            return slowest;
+        };
+        if failed.len() > 1024 {
+            failed.retain(|_, (_, at)| now.duration_since(*at) < Self::FORGET_AFTER);
+        }
+        let entry = failed.entry(key).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+        self.wait(entry.0, slowest)
+    }
+
+    /// The wait after the `n`th failure in a row.
+    fn wait(&self, n: u32, slowest: Duration) -> Duration {
+        if n > self.quick {
+            return slowest;
+        }
+        Self::FIRST
+            .saturating_mul(1u32 << (n - 1).min(20))
+            .min(slowest)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,8 +252,10 @@ where
     use kube::runtime::controller::Action;
     let (namespace, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
     let kind = K::kind(&());
+    let retry_key = (kind.to_string(), namespace.clone(), name.clone());
     match outcome {
         Ok((_, changed)) => {
+            cluster.retries.succeeded(&retry_key);
             cluster.metrics.object_synced(&kind, &namespace, &name);
             if let Some((reason, note)) = changed {
                 publish(
@@ -223,7 +287,7 @@ where
                 note,
             )
             .await;
-            Action::requeue(f.retry)
+            Action::requeue(cluster.retries.after_failure(retry_key, f.retry))
         }
     }
 }
@@ -398,6 +462,25 @@ mod tests {
         assert!(!failed.is_unchanged(Some(&before)));
         assert_eq!(failed.transition_time(Some(&before), "t1"), "t1");
         assert_eq!(failed.transition_time(None, "t1"), "t1");
+    }
+
+    #[test]
+    fn the_first_retries_back_off_quickly_then_keep_the_failures_interval_forever() {
+        let r = Retries::new(3);
+        let key = || ("SealedSecret".to_owned(), "n".to_owned(), "s".to_owned());
+        let slow = Duration::from_secs(300);
+        let waits: Vec<u64> = (0..6)
+            .map(|_| r.after_failure(key(), slow).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 300, 300, 300]);
+        // A quick retry never waits longer than the failure's own interval.
+        assert_eq!(r.wait(3, Duration::from_secs(2)), Duration::from_secs(2));
+        r.succeeded(&key());
+        assert_eq!(r.after_failure(key(), slow), Duration::from_secs(1));
+        // --max-unseal-retries 0: every retry at the failure's interval, still never given up.
+        let none = Retries::new(0);
+        assert_eq!(none.after_failure(key(), slow), slow);
+        assert_eq!(none.after_failure(key(), slow), slow);
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod cli_yaml_tags;
 mod cluster_smoke;
 mod controller_interop;
 mod controller_operations;
+mod controller_sealed_secrets_flags;
+mod controller_sealed_secrets_metrics;
 mod controller_sealedsecret;
 mod controller_sopssecret;
 mod deploy_manifests;

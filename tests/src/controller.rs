@@ -35,7 +35,7 @@ pub fn sealed_secrets_controller_bin() -> PathBuf {
     cluster::sealed_secrets_bin("controller")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -363,6 +363,41 @@ impl Controller {
         c
     }
 
+    /// Runs enseal-controller with exactly `args` (a Deployment's container args, say) and
+    /// nothing added but `env`, the way it runs in a pod: the API server comes from
+    /// KUBECONFIG (its in-cluster stand-in here), the own namespace from POD_NAMESPACE. The
+    /// caller's args must make it listen on `http_port` and `metrics_port` (127.0.0.1 or all
+    /// addresses); it is ready once /readyz answers 200 there.
+    pub async fn start_exactly(
+        args: &[String],
+        env: &[(&str, &str)],
+        http_port: u16,
+        metrics_port: u16,
+    ) -> Controller {
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join("controller.log");
+        let kubeconfig = cluster::control_plane().kubeconfig().to_path_buf();
+        let child = Command::new(controller_bin())
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting enseal-controller");
+        let mut c = Controller {
+            child,
+            http_port,
+            metrics_port,
+            log,
+            _logdir: logdir,
+        };
+        c.wait_ready().await;
+        c
+    }
+
     pub async fn wait_ready(&mut self) {
         let port = self.http_port;
         let ready = cluster::eventually(Duration::from_secs(120), || async move {
@@ -511,6 +546,7 @@ pub async fn setup(prefix: &str) -> (cluster::TestNamespace, Client) {
 pub struct RealController {
     child: Child,
     pub http_port: u16,
+    pub metrics_port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -608,6 +644,7 @@ impl RealController {
         let rc = RealController {
             child,
             http_port,
+            metrics_port,
             log,
             _dir: dir,
         };
@@ -634,6 +671,12 @@ impl RealController {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn metrics(&self) -> String {
+        http("GET", self.metrics_port, "/metrics", b"")
+            .expect("GET /metrics of the Sealed Secrets controller")
+            .1
     }
 
     pub fn log_text(&self) -> String {

@@ -21,6 +21,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use crate::keystore::KeyStore;
+use crate::metrics::{ConditionRow, UnsealError};
 use crate::status::{
     self, api_failure, Cluster, Failure, PreviousCondition, ReconcileError, Synced,
 };
@@ -36,6 +37,50 @@ pub struct Context {
     pub keys: Arc<KeyStore>,
     /// Last successful sync per (namespace, name); see [`LastSync`].
     pub synced: std::sync::Mutex<std::collections::HashMap<(String, String), LastSync>>,
+    /// `--update-status`: write the `Synced` condition (off: status is left alone).
+    pub update_status: bool,
+}
+
+/// Sealed Secrets' `unseal_errors_total` reason for a failure (its pkg/controller/controller.go
+/// counts `unseal` for decryption and templates, `unmanaged` for someone else's Secret and
+/// `update` for every failed read or write of the Secret).
+fn sealed_secrets_reason(f: &Failure) -> UnsealError {
+    match f.reason {
+        "NoKeys" | "DecryptFailed" | "MalformedValue" | "TemplateFailed" => UnsealError::Unseal,
+        "SecretNotOwned" => UnsealError::Unmanaged,
+        _ => UnsealError::Update,
+    }
+}
+
+/// `sealed_secrets_controller_condition_info`'s series for `objects`: one per condition in
+/// each one's status, as Sealed Secrets' ObserveCondition sets them.
+pub fn condition_rows(objects: &[Arc<SealedSecret>]) -> Vec<ConditionRow> {
+    let mut rows: Vec<ConditionRow> = objects
+        .iter()
+        .flat_map(|ss| {
+            let instance = ss
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app.kubernetes.io/instance"))
+                .cloned()
+                .unwrap_or_default();
+            ss.status
+                .iter()
+                .flat_map(|st| &st.conditions)
+                .map(move |c| ConditionRow {
+                    namespace: ss.metadata.namespace.clone().unwrap_or_default(),
+                    name: ss.metadata.name.clone().unwrap_or_default(),
+                    condition: c.type_.clone(),
+                    instance: instance.clone(),
+                    status: c.status.clone(),
+                })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.namespace, &a.name, &a.condition).cmp(&(&b.namespace, &b.name, &b.condition))
+    });
+    rows
 }
 
 /// The status reason (and metrics label) of an unseal failure.
@@ -58,10 +103,12 @@ fn unseal_failed(e: &ResourceError) -> Failure {
     }
 }
 
+const NO_KEYS: &str = "NoKeys";
+
 fn no_keys() -> Failure {
     Failure {
         event_reason: EVENT_UNSEAL_FAILED,
-        reason: "NoKeys",
+        reason: NO_KEYS,
         message: "Failed to unseal: no sealing keys are loaded yet".to_owned(),
         retry: Duration::from_secs(2),
     }
@@ -82,6 +129,7 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
         // The garbage collector removes the Secret through its ownerReference.
         return Ok(Action::await_change());
     }
+    ctx.cluster.metrics.unseal_requested();
     let outcome = sync(&ss, &ctx, &namespace, &name).await.map(|changed| {
         let event = changed.then(|| (EVENT_UNSEALED, "SealedSecret unsealed successfully".into()));
         ((), event)
@@ -95,6 +143,9 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
         },
         Err(f) => {
             ctx.forget_sync(&(namespace.clone(), name.clone()));
+            ctx.cluster
+                .metrics
+                .unseal_failed(sealed_secrets_reason(f), &namespace);
             Synced {
                 ok: false,
                 reason: f.reason,
@@ -102,9 +153,21 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             }
         }
     };
-    let result = write_status(&ctx, &ss, &namespace, &name, synced)
-        .await
-        .map(|()| action);
+    // No key loaded yet (the controller is starting, or the leader is making the first key)
+    // says nothing about the object: its status stays as it was, so Argo CD keeps showing a
+    // new object Progressing instead of Degraded for the seconds this lasts.
+    let waiting_for_keys = matches!(&outcome, Err(f) if f.reason == NO_KEYS);
+    let result = if ctx.update_status && !waiting_for_keys {
+        write_status(&ctx, &ss, &namespace, &name, synced).await
+    } else {
+        Ok(())
+    };
+    if result.is_err() {
+        ctx.cluster
+            .metrics
+            .unseal_failed(UnsealError::Status, &namespace);
+    }
+    let result = result.map(|()| action);
     ctx.cluster.metrics.reconciled(started.elapsed());
     result
 }
@@ -500,6 +563,24 @@ mod tests {
         assert_eq!(f.reason, "SecretNotOwned");
         let patch = secret_meta(&[(PATCH_ANNOTATION, "true")], Some("sops-uid"));
         assert!(decide(Some(&patch), &ss, &FM).is_err());
+    }
+
+    #[test]
+    fn failures_count_under_sealed_secrets_reasons() {
+        let reason = |r: &'static str| {
+            sealed_secrets_reason(&Failure {
+                event_reason: EVENT_UNSEAL_FAILED,
+                reason: r,
+                message: String::new(),
+                retry: Duration::ZERO,
+            })
+        };
+        assert_eq!(reason("NoKeys"), UnsealError::Unseal);
+        assert_eq!(reason("DecryptFailed"), UnsealError::Unseal);
+        assert_eq!(reason("TemplateFailed"), UnsealError::Unseal);
+        assert_eq!(reason("SecretNotOwned"), UnsealError::Unmanaged);
+        assert_eq!(reason("Conflict"), UnsealError::Update);
+        assert_eq!(reason("UpdateFailed"), UnsealError::Update);
     }
 
     #[test]

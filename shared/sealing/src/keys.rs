@@ -201,6 +201,9 @@ pub struct SealingCertificate {
     pub public_key: PublicKey,
     /// `None` for a bare public key (no certificate, no expiry).
     pub not_after: Option<SystemTime>,
+    /// When the certificate became valid: what Sealed Secrets orders its keys by by default
+    /// (`--key-order-priority CertNotBefore`). `None` for a bare public key.
+    pub not_before: Option<SystemTime>,
 }
 
 impl SealingCertificate {
@@ -245,6 +248,7 @@ pub fn parse_certificate_pem(bytes: &[u8]) -> Result<SealingCertificate, KeyErro
                 return Ok(SealingCertificate {
                     public_key,
                     not_after: Some(tbs.validity().not_after.to_system_time()),
+                    not_before: Some(tbs.validity().not_before.to_system_time()),
                 });
             }
             "PUBLIC KEY" => {
@@ -253,6 +257,7 @@ pub fn parse_certificate_pem(bytes: &[u8]) -> Result<SealingCertificate, KeyErro
                 return Ok(SealingCertificate {
                     public_key,
                     not_after: None,
+                    not_before: None,
                 });
             }
             "RSA PUBLIC KEY" => {
@@ -261,6 +266,7 @@ pub fn parse_certificate_pem(bytes: &[u8]) -> Result<SealingCertificate, KeyErro
                 return Ok(SealingCertificate {
                     public_key,
                     not_after: None,
+                    not_before: None,
                 });
             }
             _ => {}
