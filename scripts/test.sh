@@ -89,6 +89,10 @@ fi
 log "ensuring promtool for the alert rules' checks (built from Go source once, then cached)"
 ENSEAL_PROMTOOL_BIN=$(bash tests/tools/promtool.sh)
 export ENSEAL_PROMTOOL_BIN
+log "ensuring gopher-lua's glua and Argo CD's health checks for the Argo CD health tests (once, then cached)"
+ENSEAL_GLUA_BIN=$(bash tests/tools/glua.sh)
+ENSEAL_ARGOCD_RESOURCE_CUSTOMIZATIONS=$(bash tests/tools/argocd-health.sh)
+export ENSEAL_GLUA_BIN ENSEAL_ARGOCD_RESOURCE_CUSTOMIZATIONS
 if [[ -f tests/tools/kustomize.sh ]]; then
 	log "ensuring kustomize for the KRM plugin tests (built from Go source once, then cached)"
 	ENSEAL_KUSTOMIZE_BIN=$(bash tests/tools/kustomize.sh)
