@@ -73,7 +73,7 @@ fn copy_tree(from: &Path, to: &Path) {
 /// Each run has its own OpenBao dev server for the two `publish` tests, set up as sops' CI
 /// sets up Vault for them (its .sops.yaml destination rules): KV version 2 at `secret/` (the
 /// dev server's own) and version 1 at `kv/`, reached through `VAULT_ADDR` and `VAULT_TOKEN`.
-fn run_with(prepared: &Path, sops_binary: &Path) -> BTreeMap<String, Outcome> {
+fn run_with(prepared: &Path, sops_binary: &Path) -> Run {
     let key_file = prepared.join("sops_functional_tests_key.asc");
     let keys = std::fs::read(&key_file).unwrap_or_else(|e| {
         panic!(
@@ -127,7 +127,46 @@ fn run_with(prepared: &Path, sops_binary: &Path) -> BTreeMap<String, Outcome> {
         out.stdout_str(),
         out.stderr_str()
     );
-    outcomes
+    Run {
+        outcomes,
+        stdout: out.stdout_str().to_string(),
+    }
+}
+
+/// What one run of the crate gave: each test's outcome, and libtest's whole output.
+struct Run {
+    outcomes: BTreeMap<String, Outcome>,
+    stdout: String,
+}
+
+impl Run {
+    fn get(&self, name: &str) -> Option<&Outcome> {
+        self.outcomes.get(name)
+    }
+
+    /// The output libtest printed for the failed test `name` (its `---- name stdout ----`
+    /// section: the assertion and what the test printed), cut to a readable length.
+    fn failure_text(&self, name: &str) -> String {
+        let marker = format!("---- {name} stdout ----");
+        let Some(at) = self.stdout.find(&marker) else {
+            return String::from("(no output section)");
+        };
+        let section = &self.stdout[at + marker.len()..];
+        let end = ["\n---- ", "\nfailures:\n"]
+            .iter()
+            .filter_map(|m| section.find(m))
+            .min()
+            .unwrap_or(section.len());
+        section[..end].trim().chars().take(1500).collect()
+    }
+}
+
+/// Writes `text` to this process's standard error directly. libtest captures only the print
+/// macros, so this reaches the log at once, next to the test's name: a CI log that keeps only
+/// the lines around a failure then still says why, not just that the test failed.
+fn report_uncaptured(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
 #[test]
@@ -137,31 +176,21 @@ fn every_functional_test_that_passes_for_sops_passes_for_enseal() {
     let enseal = run_with(&prepared, &enseal_bin());
 
     let passed_by_sops: Vec<&String> = sops
+        .outcomes
         .iter()
         .filter(|(_, o)| **o == Outcome::Passed)
         .map(|(n, _)| n)
         .collect();
-    // The crate has 41 tests; with its PGP keys and an OpenBao, sops passes all but the ignored
-    // ones (KMS, S3). Far fewer means the set-up broke, not sops.
-    for publish in [
-        "tests::publish_json_file_vault",
-        "tests::publish_json_file_vault_version_1",
-    ] {
-        assert_eq!(
-            sops.get(publish),
-            Some(&Outcome::Passed),
-            "sops 3.13.3 does not pass {publish}: the OpenBao set-up broke"
-        );
-    }
-    assert!(
-        passed_by_sops.len() >= 37,
-        "sops 3.13.3 itself passes only {} functional tests: {sops:?}",
-        passed_by_sops.len()
-    );
     let deliberate = |name: &str| DELIBERATE.iter().any(|(n, _)| *n == name);
     let failed_by_enseal: Vec<&&String> = passed_by_sops
         .iter()
         .filter(|n| enseal.get(n.as_str()) != Some(&Outcome::Passed) && !deliberate(n))
+        .collect();
+    let failed_by_sops: Vec<&String> = sops
+        .outcomes
+        .iter()
+        .filter(|(_, o)| **o == Outcome::Failed)
+        .map(|(n, _)| n)
         .collect();
     let stale: Vec<&str> = DELIBERATE
         .iter()
@@ -171,9 +200,44 @@ fn every_functional_test_that_passes_for_sops_passes_for_enseal() {
         })
         .collect();
     let table: String = sops
+        .outcomes
         .iter()
         .map(|(name, o)| format!("  {name}: sops {o:?}, enseal {:?}\n", enseal.get(name)))
         .collect();
+    if !failed_by_enseal.is_empty() || !failed_by_sops.is_empty() {
+        let mut report = format!(
+            "\nsops_functional_tests: {} pass for sops 3.13.3, {} fail for it; {} of those it \
+             passes fail for enseal\n",
+            passed_by_sops.len(),
+            failed_by_sops.len(),
+            failed_by_enseal.len()
+        );
+        for name in &failed_by_sops {
+            report += &format!("  sops 3.13.3, {name}: {}\n", sops.failure_text(name));
+        }
+        for name in &failed_by_enseal {
+            report += &format!("  enseal, {name}: {}\n", enseal.failure_text(name));
+        }
+        report_uncaptured(&report);
+    }
+
+    // The crate has 41 tests; with its PGP keys and an OpenBao, sops passes all but the ignored
+    // ones (KMS, S3). Far fewer means the set-up broke, not sops.
+    for publish in [
+        "tests::publish_json_file_vault",
+        "tests::publish_json_file_vault_version_1",
+    ] {
+        assert_eq!(
+            sops.get(publish),
+            Some(&Outcome::Passed),
+            "sops 3.13.3 does not pass {publish}: the OpenBao set-up broke\n{table}"
+        );
+    }
+    assert!(
+        passed_by_sops.len() >= 37,
+        "sops 3.13.3 itself passes only {} functional tests:\n{table}",
+        passed_by_sops.len()
+    );
     assert!(
         failed_by_enseal.is_empty(),
         "{} of the {} functional tests that pass for sops 3.13.3 fail for enseal: {failed_by_enseal:?}\n{table}",
