@@ -1,7 +1,7 @@
 //! What every command needs: formats, stores, the keyring, and how to open an encrypted file.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use enseal_sops::file::{self, Decrypted, FileError, Mac, OpenOptions};
 use enseal_sops::keys::age::AgeIdentities;
@@ -10,6 +10,7 @@ use enseal_sops::keys::azure_kv::AzureKeyVault;
 use enseal_sops::keys::gcp_kms::GcpKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
 use enseal_sops::keys::hc_vault::VaultTransit;
+use enseal_sops::keys::order::DecryptionOrder;
 use enseal_sops::keys::pgp::GnuPg;
 use enseal_sops::keys::KmsService;
 use enseal_sops::stores::{self, Format, Store};
@@ -46,16 +47,25 @@ pub fn gcp_kms_service() -> Result<GcpKms> {
     GcpKms::from_env().map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
+static DECRYPTION_ORDER: OnceLock<DecryptionOrder> = OnceLock::new();
+
+/// The order every keyring of this run tries a file's keys in (`--decryption-order`); set
+/// once, before a command runs.
+pub fn set_decryption_order(order: DecryptionOrder) {
+    let _ = DECRYPTION_ORDER.set(order);
+}
+
 /// The keys of the user running enseal: age identities (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ...),
 /// read when a file is opened; the GnuPG keyring through `SOPS_GPG_EXEC` (else `gpg`), run only
 /// for PGP keys; and AWS KMS access, set up only when the file has KMS keys (so that age-only
-/// files never pay for it).
+/// files never pay for it). Keys are tried in the run's decryption order.
 pub fn keyring() -> Keyring<'static> {
     // A passphrase-protected identity file is asked for on the terminal, as sops asks.
     let age = || {
         AgeIdentities::from_env().map(|ids| ids.with_passphrase_prompt(Arc::new(TerminalPrompt)))
     };
     Keyring::loading_age(age)
+        .with_decryption_order(DECRYPTION_ORDER.get().cloned().unwrap_or_default())
         .with_gpg(GnuPg::from_env())
         .with_kms_from(|| {
             kms_service()

@@ -20,6 +20,7 @@ pub const MAC_MISMATCH: i32 = 51;
 pub const INVALID_TREE_PATH: i32 = 91;
 pub const NEED_AT_LEAST_ONE_DOCUMENT: i32 = 92;
 pub const NO_FILE: i32 = 100;
+pub const DUPLICATE_DECRYPTION_KEY_TYPE: i32 = 112;
 pub const COULD_NOT_RETRIEVE_KEY: i32 = 128;
 pub const FILE_NOT_MODIFIED: i32 = 200;
 pub const NO_EDITOR: i32 = 201;

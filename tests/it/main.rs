@@ -20,6 +20,7 @@ mod controller_sealed_secrets_flags;
 mod controller_sealed_secrets_metrics;
 mod controller_sealedsecret;
 mod controller_sopssecret;
+mod decryption_order;
 mod deploy_manifests;
 mod deploy_monitoring;
 mod deploy_rbac;

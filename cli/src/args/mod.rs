@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use enseal_sops::keys::order::{DecryptionOrder, DuplicateKeyType};
 use enseal_sops::stores::Format;
 
 use crate::exit::{self, Failure, Result};
@@ -208,6 +209,15 @@ pub struct GlobalArgs {
     /// Decrypt even when the MAC does not match (recovery only).
     #[arg(long, global = true)]
     pub ignore_mac: bool,
+    /// Comma-separated key types in the order a file's keys are tried (default `age,pgp`; the
+    /// other types after them): `age`, `pgp`, `kms`, `gcp_kms`, `azure_kv`, `hc_vault`.
+    #[arg(
+        long,
+        global = true,
+        env = "SOPS_DECRYPTION_ORDER",
+        value_name = "TYPES"
+    )]
+    pub decryption_order: Option<String>,
     /// Path to the .sops.yaml to use instead of searching for one.
     #[arg(long, global = true, env = "SOPS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -302,6 +312,7 @@ pub struct GlobalOptions {
     pub mac_only_encrypted: bool,
     pub shamir_secret_sharing_threshold: Option<usize>,
     pub ignore_mac: bool,
+    pub decryption_order: DecryptionOrder,
     pub config: Option<PathBuf>,
     pub filename_override: Option<PathBuf>,
     pub output: Option<PathBuf>,
@@ -343,6 +354,7 @@ impl GlobalArgs {
             mac_only_encrypted: self.mac_only_encrypted,
             shamir_secret_sharing_threshold: self.shamir_secret_sharing_threshold,
             ignore_mac: self.ignore_mac,
+            decryption_order: parse_decryption_order(self.decryption_order)?,
             config: self.config,
             filename_override: self.filename_override,
             output: self.output,
@@ -354,6 +366,18 @@ impl GlobalArgs {
 /// The values of a repeatable list flag as one comma-separated list (`None` when not given).
 fn joined(values: Vec<String>) -> Option<String> {
     (!values.is_empty()).then(|| values.join(","))
+}
+
+/// `--decryption-order` / `SOPS_DECRYPTION_ORDER` as sops reads it (unknown types accepted,
+/// ranked last); a type named twice is sops' error and exit code.
+fn parse_decryption_order(value: Option<String>) -> Result<DecryptionOrder> {
+    value
+        .as_deref()
+        .unwrap_or("")
+        .parse()
+        .map_err(|e: DuplicateKeyType| {
+            Failure::new(exit::DUPLICATE_DECRYPTION_KEY_TYPE, e.to_string())
+        })
 }
 
 /// A format flag's value. Checked here rather than by a clap value parser so that a wrong one

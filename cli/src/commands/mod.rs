@@ -16,9 +16,33 @@ mod sops_secret;
 use clap::CommandFactory;
 
 use crate::args::{Cli, Invocation};
+use crate::context;
 use crate::exit::{self, Failure, Result};
+use enseal_sops::keys::order::DecryptionOrder;
+
+/// Installs the run's `--decryption-order` for every keyring. updatekeys and groups take the
+/// group's own order, as sops passes them no order (its flag is not theirs either).
+fn use_decryption_order(invocation: &Invocation) {
+    let order = match invocation {
+        Invocation::Updatekeys(..) | Invocation::Groups(..) => DecryptionOrder::file_order(),
+        Invocation::Encrypt(g, _)
+        | Invocation::Decrypt(g, _)
+        | Invocation::Edit(g, _)
+        | Invocation::Set(g, _)
+        | Invocation::Unset(g, _)
+        | Invocation::Rotate(g, _)
+        | Invocation::Publish(g, _)
+        | Invocation::Check(g, _)
+        | Invocation::Filestatus(g, _)
+        | Invocation::ExecEnv(g, _)
+        | Invocation::ExecFile(g, _) => g.decryption_order.clone(),
+        _ => return,
+    };
+    context::set_decryption_order(order);
+}
 
 pub fn run(invocation: Invocation) -> Result<i32> {
+    use_decryption_order(&invocation);
     match invocation {
         Invocation::Encrypt(g, file) => encrypt::run(&g, file.as_deref()).map(|_| 0),
         Invocation::Decrypt(g, a) => {

@@ -16,6 +16,7 @@ use crate::keys::age::{AgeIdentities, AgeRecipient};
 use crate::keys::azure_kv::AzureKeyVault;
 use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
+use crate::keys::order::DecryptionOrder;
 use crate::keys::pgp::{GnuPg, PgpFingerprint};
 use crate::keys::shamir::{self, ShamirError};
 use crate::keys::{master_keys, KeyAccess, KeyError, KmsService, Recipient, WrapError};
@@ -74,6 +75,8 @@ pub struct Keyring<'a> {
     vault: Option<Deferred<'a, VaultTransit, String>>,
     gcp_kms: Option<Deferred<'a, GcpKms, String>>,
     azure_kv: Option<Deferred<'a, AzureKeyVault, String>>,
+    /// The order a group's keys are tried in (sops' `--decryption-order`).
+    order: DecryptionOrder,
 }
 
 impl<'a> Keyring<'a> {
@@ -86,6 +89,7 @@ impl<'a> Keyring<'a> {
             vault: None,
             gcp_kms: None,
             azure_kv: None,
+            order: DecryptionOrder::default(),
         }
     }
 
@@ -101,7 +105,14 @@ impl<'a> Keyring<'a> {
             vault: None,
             gcp_kms: None,
             azure_kv: None,
+            order: DecryptionOrder::default(),
         }
+    }
+
+    /// Tries each group's keys in `order` rather than sops' default (age, then PGP).
+    pub fn with_decryption_order(mut self, order: DecryptionOrder) -> Keyring<'a> {
+        self.order = order;
+        self
     }
 
     /// PGP keys go through `gpg` (`SOPS_GPG_EXEC`, else `gpg`, in the CLI). Without it a
@@ -390,8 +401,9 @@ fn wrap_group(
     Ok(out)
 }
 
-/// Gets the data key back from the metadata with what the keyring holds. age keys are tried
-/// before PGP keys and those before KMS keys, as sops does by default.
+/// Gets the data key back from the metadata with what the keyring holds. Each group's keys are
+/// tried in the keyring's decryption order: by default age keys before PGP keys and those
+/// before KMS keys, as sops does.
 pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGroupError> {
     let groups = &metadata.key_groups;
     // The keys are loaded before any is tried, so that a broken key source is reported as
@@ -433,7 +445,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
             gcp_kms,
             azure_kv,
         };
-        if let Some(part) = open_group(group, &access, &mut attempts) {
+        if let Some(part) = open_group(group, &access, &keyring.order, &mut attempts) {
             parts.push(part);
             if parts.len() >= needed {
                 break;
@@ -466,9 +478,10 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
 fn open_group(
     group: &KeyGroup,
     access: &KeyAccess<'_>,
+    order: &DecryptionOrder,
     attempts: &mut Vec<(String, String)>,
 ) -> Option<Zeroizing<Vec<u8>>> {
-    for key in master_keys(group) {
+    for key in master_keys(group, order) {
         match key.unwrap(access) {
             Ok(secret) => return Some(secret),
             Err(why) => attempts.push((key.describe(), why)),
@@ -578,5 +591,37 @@ mod tests {
             wrap(&DataKey::generate(), &[recipients], None, None),
             Err(KeyGroupError::Wrap { .. })
         ));
+    }
+
+    /// The keyring's decryption order decides which key of a group is tried first: the
+    /// attempts, listed in the order made, show it.
+    #[test]
+    fn keys_are_tried_in_the_keyring_decryption_order() {
+        let (_, someone) = identity();
+        let key = DataKey::generate();
+        let recipients = GroupRecipients {
+            age: vec![someone],
+            ..Default::default()
+        };
+        let (mut groups, _) = wrap(&key, &[recipients], None, None).unwrap();
+        groups[0].pgp.push(crate::format::metadata::PgpStanza {
+            fp: "FBC7B9E2A4F9289AC0C1D4843D16CEE4A27381B4".into(),
+            created_at: String::new(),
+            enc: "-----BEGIN PGP MESSAGE-----".into(),
+        });
+        let meta = Metadata::new(groups, CryptRule::default());
+        let tried = |keyring: Keyring| match unwrap(&meta, &keyring).unwrap_err() {
+            KeyGroupError::Unavailable { attempts, .. } => attempts
+                .into_iter()
+                .map(|(key, _)| key.split(' ').next().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+            other => panic!("{other}"),
+        };
+        assert_eq!(tried(keyring(&[])), ["age", "pgp"], "sops' default");
+        let pgp_first = "pgp,age".parse().unwrap();
+        assert_eq!(
+            tried(keyring(&[]).with_decryption_order(pgp_first)),
+            ["pgp", "age"]
+        );
     }
 }

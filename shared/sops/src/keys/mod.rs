@@ -15,6 +15,7 @@ mod blocking;
 pub mod gcp_kms;
 pub mod groups;
 pub mod hc_vault;
+pub mod order;
 pub mod pgp;
 pub mod shamir;
 
@@ -27,6 +28,7 @@ use crate::keys::age::AgeIdentities;
 use crate::keys::azure_kv::AzureKeyVault;
 use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
+use crate::keys::order::DecryptionOrder;
 use crate::keys::pgp::GnuPg;
 
 /// What the keyring holds, loaded, for master keys to use.
@@ -94,23 +96,25 @@ impl Stanza {
     }
 }
 
-/// The master keys of `group`, in the order they are tried: age, then PGP, then AWS KMS, GCP
-/// KMS, Azure Key Vault, Vault, as sops does by default (its `--decryption-order` default is
-/// `age,pgp`, the other types after them in the group's order, sops.go `sortKeyGroupIndices`;
-/// a group read from a file lists kms, gcp_kms, azure_kv, hc_vault in that order,
-/// stores/stores.go `internalKeyGroup`).
-pub fn master_keys(group: &KeyGroup) -> impl Iterator<Item = &dyn MasterKey> {
-    let age = group.age.iter().map(|s| s as &dyn MasterKey);
-    let pgp = group.pgp.iter().map(|s| s as &dyn MasterKey);
-    let kms = group.kms.iter().map(|s| s as &dyn MasterKey);
-    let gcp = group.gcp_kms.iter().map(|s| s as &dyn MasterKey);
-    let azure = group.azure_kv.iter().map(|s| s as &dyn MasterKey);
-    let vault = group.hc_vault.iter().map(|s| s as &dyn MasterKey);
-    age.chain(pgp)
-        .chain(kms)
-        .chain(gcp)
-        .chain(azure)
-        .chain(vault)
+/// The master keys of `group`, in the order they are tried: by `order` (sops'
+/// `--decryption-order`, by default age then PGP), the other types after them in the order
+/// sops reads a group from a file: kms, gcp_kms, azure_kv, hc_vault, pgp, age
+/// (stores/stores.go `internalGroupFrom`; see [`order`]).
+pub fn master_keys<'g>(group: &'g KeyGroup, order: &DecryptionOrder) -> Vec<&'g dyn MasterKey> {
+    fn typed<'g, K: MasterKey>(
+        kind: &'static str,
+        keys: &'g [K],
+    ) -> impl Iterator<Item = (&'static str, &'g dyn MasterKey)> {
+        keys.iter().map(move |k| (kind, k as &dyn MasterKey))
+    }
+    order.arrange(
+        typed(order::KMS, &group.kms)
+            .chain(typed(order::GCP_KMS, &group.gcp_kms))
+            .chain(typed(order::AZURE_KV, &group.azure_kv))
+            .chain(typed(order::HC_VAULT, &group.hc_vault))
+            .chain(typed(order::PGP, &group.pgp))
+            .chain(typed(order::AGE, &group.age)),
+    )
 }
 
 /// A KMS implementation (AWS KMS in enseal), behind a trait so that the key groups do not
