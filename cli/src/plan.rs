@@ -353,6 +353,7 @@ pub fn wrap_for(
             .as_ref()
             .map(|s| s as &dyn enseal_sops::keys::KmsService),
         gpg: Some(&gpg),
+        pgp_keys: None,
         vault: vault.as_ref(),
         gcp_kms: gcp.as_ref(),
         azure_kv: azure.as_ref(),

@@ -800,3 +800,77 @@ async fn a_namespace_key_secret_opens_the_tenants_files_and_nothing_else() {
         assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
     }
 }
+
+/// Issue #14, Flux's layout: a file sops 3.13.3 encrypted for a GnuPG key only (no age) opens in
+/// the controller, whose image has no gpg, with the armored secret key as an `*.asc` entry of
+/// the key Secret. Without it the condition names the PGP key the file needs; with the wrong
+/// key it names the key again and quotes no key text; the right key added later is used by the
+/// running controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pgp_only_file_from_sops_opens_with_an_asc_entry_of_the_key_secret() {
+    let (ns, client) = setup_sops("sops-pgp").await;
+    let n = ns.name();
+    let ctl = start(n, vec![]).await;
+
+    let mut sb = Sandbox::new();
+    let home = enseal_tests::gnupg::GnupgHome::new(&sb.path().parent().unwrap().join("g"));
+    let right = home.generate("right");
+    let wrong = home.generate("wrong");
+    sb.env("GNUPGHOME", home.path())
+        .env("SOPS_AGE_KEY_FILE", "/dev/null");
+    let path = sb.write("db.yaml", secret_for(n, "pgp-native-s3cret"));
+    let out = sb.sops_of(
+        peers::SopsRelease::V3_13,
+        [
+            "--disable-version-check",
+            "encrypt",
+            "--pgp",
+            &right,
+            &path.display().to_string(),
+        ],
+    );
+    out.assert_success("sops 3.13.3 encrypt --pgp");
+    assert!(!out.stdout_str().contains("age1"), "a PGP-only file");
+    sb.write("db.yaml", &out.stdout);
+    create(&client, n, &manifest(&sb, "db.yaml", n, &[])).await;
+
+    let cond = wait_condition(&client, n, "db", "False", "NoKeys").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&format!("pgp {right}")),
+        "names the PGP key needed: {msg}"
+    );
+
+    let wrong_key = String::from_utf8(home.export_secret(&wrong)).unwrap();
+    store_age_keys(&client, n, &[("wrong.asc", wrong_key.clone())]).await;
+    let cond = wait_condition(&client, n, "db", "False", "DecryptFailed").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(&right), "{msg}");
+    assert!(!msg.contains("PRIVATE KEY"), "{msg}");
+
+    let pid = ctl.pid();
+    let right_key = String::from_utf8(home.export_secret(&right)).unwrap();
+    store_age_keys(
+        &client,
+        n,
+        &[("wrong.asc", wrong_key), ("right.asc", right_key.clone())],
+    )
+    .await;
+    wait_condition(&client, n, "db", "True", "Decrypted").await;
+    wait_secret(&client, n, "db", |s| {
+        value(s, "password").as_deref() == Some("pgp-native-s3cret")
+    })
+    .await
+    .expect("the Secret appears once the .asc key is there");
+    assert_eq!(ctl.pid(), pid, "picked up without a restart");
+    let log = ctl.log_text();
+    assert!(
+        !log.contains("pgp-native-s3cret"),
+        "the log holds the value"
+    );
+    let key_line = right_key
+        .lines()
+        .find(|l| l.len() > 40)
+        .expect("a base64 line of the key");
+    assert!(!log.contains(key_line), "the log holds key text");
+}

@@ -31,6 +31,7 @@ mod kms_interop;
 mod kubeseal_interop;
 mod kustomize_plugin;
 mod pgp_interop;
+mod pgp_native;
 mod pre_commit_hook;
 mod real_world_corpus;
 mod seal_interop;

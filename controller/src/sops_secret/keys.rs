@@ -1,13 +1,15 @@
-//! The keys SopsSecrets are decrypted with: age identities from one Secret in the controller's
-//! namespace (every entry named `*.agekey` is identity text, as Flux reads them), watched so
-//! that a key added later is used without a restart; and AWS KMS from the standard credential
-//! chain, set up on first need and reused.
+//! The keys SopsSecrets are decrypted with: age identities and armored PGP secret keys from one
+//! Secret in the controller's namespace (every entry named `*.agekey` is identity text and every
+//! `*.asc` entry an armored secret key, Flux's layout), watched so that a key added later is used
+//! without a restart; and AWS KMS from the standard credential chain, set up on first need and
+//! reused. PGP keys are opened in-process (enseal_sops::keys::openpgp): the image has no gpg.
 
 use std::sync::{Arc, Mutex, RwLock};
 
 use enseal_sops::format::metadata::KmsStanza;
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::aws_kms::AwsKms;
+use enseal_sops::keys::openpgp::PgpSecretKeys;
 use enseal_sops::keys::KmsService;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -21,6 +23,9 @@ pub struct SopsKeys {
     /// The valid `*.agekey` entries, joined; parsed again for each decryption (cheap), so no
     /// identity object has to be shared between threads.
     age_text: RwLock<Zeroizing<String>>,
+    /// The `*.asc` entries read, kept to tell whether they changed, and their keys, parsed once
+    /// (an RSA key costs more to read than an age identity) and shared by every decryption.
+    pgp: RwLock<(Zeroizing<Vec<u8>>, PgpSecretKeys)>,
     kms: Mutex<Option<Arc<AwsKms>>>,
 }
 
@@ -35,6 +40,27 @@ impl SopsKeys {
         }
         // Every entry was checked when it was loaded.
         AgeIdentities::parse("the age key Secret", &text).unwrap_or_default()
+    }
+
+    /// The PGP secret keys of the `*.asc` entries (none when there are none).
+    pub fn pgp(&self) -> PgpSecretKeys {
+        match self.pgp.read() {
+            Ok(p) => p.1.clone(),
+            Err(p) => p.into_inner().1.clone(),
+        }
+    }
+
+    /// Replaces the PGP keys read from `entries`; true when they changed.
+    pub(crate) fn set_pgp(&self, entries: Zeroizing<Vec<u8>>, keys: PgpSecretKeys) -> bool {
+        let mut slot = match self.pgp.write() {
+            Ok(p) => p,
+            Err(p) => p.into_inner(),
+        };
+        if *slot.0 == *entries {
+            return false;
+        }
+        *slot = (entries, keys);
+        true
     }
 
     /// The one KMS client, made on first use. `from_env` builds a runtime: call it off the
@@ -105,6 +131,30 @@ pub fn age_text_of(secret: &Secret) -> (Zeroizing<String>, usize) {
     (text, count)
 }
 
+/// The PGP secret keys of a key Secret's `*.asc` entries (one armored key or more each, as
+/// `gpg --armor --export-secret-keys` writes them), and the entries' bytes, to tell a change.
+/// Unusable entries are skipped with a warning that names the entry and why (never key text);
+/// passphrase-protected keys are kept, so that a file encrypted for one says so.
+pub fn pgp_keys_of(secret: &Secret) -> (Zeroizing<Vec<u8>>, PgpSecretKeys) {
+    let mut seen = Zeroizing::new(Vec::new());
+    let mut keys = PgpSecretKeys::default();
+    for (key, value) in secret.data.iter().flatten() {
+        if !key.ends_with(".asc") {
+            continue;
+        }
+        match keys.add(key, &value.0) {
+            Ok(_) => {
+                seen.extend_from_slice(key.as_bytes());
+                seen.push(0);
+                seen.extend_from_slice(&value.0);
+                seen.push(0);
+            }
+            Err(e) => tracing::warn!(entry = %key, error = %e, "ignoring a key entry"),
+        }
+    }
+    (seen, keys)
+}
+
 /// Follows the key Secret `name`; bumps `changed` whenever the usable keys change.
 pub async fn watch_key_secret(
     keys: Arc<SopsKeys>,
@@ -117,8 +167,16 @@ pub async fn watch_key_secret(
     let mut seen_in_init = false;
     let update = |secret: Option<&Secret>| {
         let (text, count) = secret.map(age_text_of).unwrap_or_default();
-        if keys.set_age_text(text) {
-            tracing::info!(secret = %name, identities = count, "SopsSecret age keys loaded");
+        let (entries, pgp) = secret.map(pgp_keys_of).unwrap_or_default();
+        let pgp_count = pgp.len();
+        let age_changed = keys.set_age_text(text);
+        if keys.set_pgp(entries, pgp) | age_changed {
+            tracing::info!(
+                secret = %name,
+                identities = count,
+                pgp_keys = pgp_count,
+                "SopsSecret keys loaded"
+            );
             changed.send_modify(|v| *v += 1);
         }
     };
@@ -169,5 +227,29 @@ mod tests {
         assert!(keys.set_age_text(text.clone()));
         assert!(!keys.set_age_text(text));
         assert_eq!(keys.age().len(), 1);
+    }
+
+    /// `*.asc` entries that hold no armored secret key are skipped (with a warning naming the
+    /// entry): they neither count as PGP keys nor break the entries beside them.
+    #[test]
+    fn asc_entries_without_a_secret_key_are_skipped() {
+        let (good, _) = enseal_sops::keys::age::generate();
+        let secret = Secret {
+            data: Some(
+                [
+                    ("a.agekey".to_owned(), ByteString(good.as_bytes().to_vec())),
+                    ("b.asc".to_owned(), ByteString(b"garbage".to_vec())),
+                ]
+                .into(),
+            ),
+            ..Secret::default()
+        };
+        let (entries, pgp) = pgp_keys_of(&secret);
+        assert!(pgp.is_empty());
+        assert!(entries.is_empty());
+        assert_eq!(age_text_of(&secret).1, 1);
+        let keys = SopsKeys::default();
+        assert!(!keys.set_pgp(entries, pgp), "nothing held, nothing changed");
+        assert!(keys.pgp().is_empty());
     }
 }

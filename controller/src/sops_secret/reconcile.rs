@@ -18,7 +18,7 @@ use kube::{Api, ResourceExt};
 
 use enseal_sops::keys::age::AgeIdentities;
 
-use super::keys::{age_text_of, SopsKeys};
+use super::keys::{age_text_of, pgp_keys_of, SopsKeys};
 use super::render::{self, DesiredSecret, Keys, SopsError};
 use super::tenancy::TrustedNamespaces;
 use crate::status::{
@@ -281,7 +281,7 @@ async fn read_key_secret(
 }
 
 /// The keys this SopsSecret's file is opened with. With spec.decryption.secretRef, the age
-/// identities of that Secret (`key_secret`, as read) and nothing of the controller's: a file's
+/// identities and PGP secret keys of that Secret (`key_secret`, as read) and nothing of the controller's: a file's
 /// metadata names its own master keys, KMS ones included, and anyone may copy a file. Without
 /// it, the controller's keys, which then decrypt only files bound to the namespace unless it is
 /// trusted.
@@ -296,6 +296,7 @@ fn keys_for(
         let kms = cluster.clone();
         return Ok(Keys::Cluster {
             age: cluster.age(),
+            pgp: cluster.pgp(),
             kms: Box::new(move || kms.kms()),
             trusted: trusted.trusts(namespace),
         });
@@ -308,12 +309,17 @@ fn keys_for(
     let age = AgeIdentities::parse(name, &text)
         .ok()
         .filter(|_| count > 0)
-        .ok_or_else(|| SopsError::NoNamespaceKeys {
+        .unwrap_or_default();
+    let (_, pgp) = pgp_keys_of(secret);
+    if age.is_empty() && pgp.is_empty() {
+        return Err(SopsError::NoNamespaceKeys {
             secret: name.to_owned(),
-        })?;
+        });
+    }
     Ok(Keys::Namespace {
         secret: name.to_owned(),
         age,
+        pgp,
     })
 }
 

@@ -12,6 +12,7 @@ use enseal_sops::file::{self, FileError, Mac};
 use enseal_sops::format::tree::{Item, Node, Tree};
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
+use enseal_sops::keys::openpgp::PgpSecretKeys;
 use enseal_sops::keys::KmsService;
 use enseal_sops::stores::{self, Format, WriteOptions};
 use k8s_openapi::ByteString;
@@ -28,7 +29,7 @@ pub enum SopsError {
     NotEncrypted,
     #[error("spec.encrypted is not a valid encrypted {format} file: {message}")]
     Invalid { format: String, message: String },
-    #[error("the controller holds no keys for this file (it is encrypted for: {needs}); add an age identity to the key Secret (--sops-age-key-secret) or configure KMS access")]
+    #[error("the controller holds no keys for this file (it is encrypted for: {needs}); add an age identity (an entry named *.agekey) or an armored PGP secret key (*.asc) to the key Secret (--sops-age-key-secret), or configure KMS access")]
     NoKeys { needs: String },
     #[error("{0}")]
     DecryptFailed(String),
@@ -44,13 +45,13 @@ pub enum SopsError {
     /// Cluster keys, an untrusted namespace, a file that does not name it.
     #[error("the file is opened with the controller's keys, which decrypt into namespace {namespace:?} only a file bound to it, and {why}. Add `metadata.namespace: {namespace}` to every Secret manifest in the file and encrypt it again, or set spec.decryption.secretRef to a key Secret of this namespace, or ask the cluster admin to list {namespace:?} in --sops-trusted-namespaces")]
     NamespaceNotBound { namespace: String, why: String },
-    #[error("the key Secret {secret:?} named in spec.decryption.secretRef does not exist in this namespace: create it with the age identities the file is encrypted for, in entries named *.agekey")]
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef does not exist in this namespace: create it with the age identities the file is encrypted for, in entries named *.agekey, or its armored PGP secret keys, in entries named *.asc")]
     KeySecretMissing { secret: String },
-    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no age identity (in an entry named *.agekey)")]
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no age identity (in an entry named *.agekey) and no PGP secret key (in an entry named *.asc)")]
     NoNamespaceKeys { secret: String },
     /// The namespace key Secret's identities do not open the file; the controller's own keys
     /// were not tried, by design.
-    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no key for this file; with a key Secret only its age identities are used, never the controller's keys or KMS access: {detail}")]
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no key for this file; with a key Secret only its age identities and PGP secret keys are used, never the controller's keys or KMS access: {detail}")]
     NotForNamespaceKey { secret: String, detail: String },
 }
 
@@ -95,13 +96,19 @@ pub enum Keys {
     /// --sops-trusted-namespaces.
     Cluster {
         age: AgeIdentities,
+        /// The `*.asc` entries' keys; PGP stanzas are opened with them, never through a gpg.
+        pgp: PgpSecretKeys,
         kms: KmsAccess,
         trusted: bool,
     },
     /// The identities of the key Secret `secret` in the SopsSecret's own namespace, and
     /// nothing else: no KMS access, since the file's metadata (which anyone can copy) would
     /// choose the KMS key.
-    Namespace { secret: String, age: AgeIdentities },
+    Namespace {
+        secret: String,
+        age: AgeIdentities,
+        pgp: PgpSecretKeys,
+    },
 }
 
 /// One Secret to apply.
@@ -128,16 +135,25 @@ pub fn decrypt(
         message,
     };
     let (keyring, opener, key_secret) = match keys {
-        Keys::Cluster { age, kms, trusted } => {
-            let no_age = age.is_empty();
+        Keys::Cluster {
+            age,
+            pgp,
+            kms,
+            trusted,
+        } => {
+            let no_age = age.is_empty() && pgp.is_empty();
             // KMS access is set up by the library only when the file names KMS keys.
             (
-                Keyring::new(age).with_kms_from(kms),
+                Keyring::new(age).with_pgp_keys(pgp).with_kms_from(kms),
                 Opener::Cluster { trusted },
                 Err(no_age),
             )
         }
-        Keys::Namespace { secret, age } => (Keyring::new(age), Opener::NamespaceKey, Ok(secret)),
+        Keys::Namespace { secret, age, pgp } => (
+            Keyring::new(age).with_pgp_keys(pgp),
+            Opener::NamespaceKey,
+            Ok(secret),
+        ),
     };
     let rendered = file::decrypt_with(
         spec.encrypted.as_bytes(),
@@ -186,7 +202,7 @@ pub fn decrypt(
     }
 }
 
-/// When the controller holds no key that could open the file (no age identity, and the file
+/// When the controller holds no key that could open the file (no age identity or PGP key, and the file
 /// names no KMS key), the master keys the file is encrypted for. Only on this failure path is
 /// the metadata read a second time.
 fn no_keys(spec: &SopsSecretSpec, no_age: bool) -> Option<String> {
@@ -203,7 +219,10 @@ fn no_keys(spec: &SopsSecretSpec, no_age: bool) -> Option<String> {
     let needs: Vec<String> = metadata
         .key_groups
         .iter()
-        .flat_map(|g| g.age.iter().map(|a| format!("age {}", a.recipient)))
+        .flat_map(|g| {
+            let age = g.age.iter().map(|a| format!("age {}", a.recipient));
+            age.chain(g.pgp.iter().map(|p| format!("pgp {}", p.fp)))
+        })
         .collect();
     Some(needs.join(", "))
 }
@@ -464,6 +483,7 @@ pub(super) mod tests {
     fn cluster(age: AgeIdentities, trusted: bool) -> Keys {
         Keys::Cluster {
             age,
+            pgp: PgpSecretKeys::default(),
             kms: Box::new(|| Err("no KMS in this test".into())),
             trusted,
         }
@@ -530,6 +550,7 @@ pub(super) mod tests {
             Keys::Namespace {
                 secret: "team-b-keys".into(),
                 age: ids(&age),
+                pgp: PgpSecretKeys::default(),
             },
         ] {
             let e = decrypt(&s, "own", "team-b", keys).unwrap_err();
@@ -565,6 +586,7 @@ pub(super) mod tests {
         let by_tenant = Keys::Namespace {
             secret: "keys".into(),
             age: ids(&age),
+            pgp: PgpSecretKeys::default(),
         };
         assert_eq!(decrypt(&s, "own", "team-b", by_tenant).unwrap().len(), 1);
     }
@@ -582,6 +604,7 @@ pub(super) mod tests {
             Keys::Namespace {
                 secret: "team-b-keys".into(),
                 age: ids(&tenant_age),
+                pgp: PgpSecretKeys::default(),
             },
         )
         .unwrap_err();

@@ -17,6 +17,7 @@ use crate::keys::azure_kv::AzureKeyVault;
 use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
 use crate::keys::order::DecryptionOrder;
+use crate::keys::openpgp::PgpSecretKeys;
 use crate::keys::pgp::{GnuPg, PgpFingerprint};
 use crate::keys::shamir::{self, ShamirError};
 use crate::keys::{master_keys, KeyAccess, KeyError, KmsService, Recipient, WrapError};
@@ -72,6 +73,7 @@ pub struct Keyring<'a> {
     age: Deferred<'a, AgeIdentities, KeyError>,
     kms: Option<Deferred<'a, Box<dyn KmsService>, String>>,
     gpg: Option<GnuPg>,
+    pgp_keys: Option<PgpSecretKeys>,
     vault: Option<Deferred<'a, VaultTransit, String>>,
     gcp_kms: Option<Deferred<'a, GcpKms, String>>,
     azure_kv: Option<Deferred<'a, AzureKeyVault, String>>,
@@ -86,6 +88,7 @@ impl<'a> Keyring<'a> {
             age: Deferred::ready(age),
             kms: None,
             gpg: None,
+            pgp_keys: None,
             vault: None,
             gcp_kms: None,
             azure_kv: None,
@@ -102,6 +105,7 @@ impl<'a> Keyring<'a> {
             age: Deferred::later(load),
             kms: None,
             gpg: None,
+            pgp_keys: None,
             vault: None,
             gcp_kms: None,
             azure_kv: None,
@@ -120,6 +124,13 @@ impl<'a> Keyring<'a> {
     /// whatever gpg and keyring its host has used on its behalf.
     pub fn with_gpg(mut self, gpg: GnuPg) -> Keyring<'a> {
         self.gpg = Some(gpg);
+        self
+    }
+
+    /// PGP keys are opened in-process with these armored secret keys, and not through gpg
+    /// (the controller: its image has no gpg; keys/openpgp.rs).
+    pub fn with_pgp_keys(mut self, keys: PgpSecretKeys) -> Keyring<'a> {
+        self.pgp_keys = Some(keys);
         self
     }
 
@@ -314,6 +325,7 @@ pub fn wrap(
         age: &no_identities,
         kms,
         gpg: None,
+        pgp_keys: None,
         vault: None,
         gcp_kms: None,
         azure_kv: None,
@@ -337,6 +349,7 @@ pub fn wrap_with_gpg(
         age: &no_identities,
         kms,
         gpg: Some(gpg),
+        pgp_keys: None,
         vault,
         gcp_kms,
         azure_kv: None,
@@ -441,6 +454,7 @@ pub fn unwrap(metadata: &Metadata, keyring: &Keyring) -> Result<DataKey, KeyGrou
             age,
             kms,
             gpg: keyring.gpg.as_ref(),
+            pgp_keys: keyring.pgp_keys.as_ref(),
             vault,
             gcp_kms,
             azure_kv,

@@ -16,6 +16,7 @@ pub mod gcp_kms;
 pub mod groups;
 pub mod hc_vault;
 pub mod order;
+pub mod openpgp;
 pub mod pgp;
 pub mod shamir;
 
@@ -29,6 +30,7 @@ use crate::keys::azure_kv::AzureKeyVault;
 use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
 use crate::keys::order::DecryptionOrder;
+use crate::keys::openpgp::PgpSecretKeys;
 use crate::keys::pgp::GnuPg;
 
 /// What the keyring holds, loaded, for master keys to use.
@@ -40,6 +42,9 @@ pub struct KeyAccess<'k> {
     /// The gpg binary PGP keys go through (it finds the keys itself: keyring, agent, card);
     /// `None` where PGP is not to be used (the controller: no gpg, and no keyring of its own).
     pub gpg: Option<&'k GnuPg>,
+    /// Armored secret keys that open PGP stanzas in-process ([`openpgp`]), used instead of gpg
+    /// when given (the controller's `*.asc` key entries); `None` where none are held.
+    pub pgp_keys: Option<&'k PgpSecretKeys>,
     /// Vault / OpenBao transit access; `None` when not configured.
     pub vault: Option<&'k VaultTransit>,
     /// GCP Cloud KMS access; `None` when not configured.

@@ -130,10 +130,8 @@ struct Run {
 /// standard error is quoted as it said it.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum PgpError {
-    /// The keyring was not given gpg (the controller: no native OpenPGP yet).
-    #[error(
-        "PGP keys are not supported here: they need gpg, and enseal has no native OpenPGP yet"
-    )]
+    /// The keyring was given neither gpg nor armored secret keys (keys/openpgp.rs).
+    #[error("PGP keys are not supported here: they need gpg, or an armored PGP secret key (in the controller: an `*.asc` entry of the key Secret)")]
     NoGpg,
     #[error("invalid PGP fingerprint {fingerprint:?}: {reason}")]
     InvalidFingerprint { fingerprint: String, reason: String },
@@ -239,9 +237,15 @@ impl MasterKey for PgpStanza {
         format!("pgp {}", self.fp)
     }
 
+    /// PGP's one rule: the armored secret keys the keyring was given open the stanza
+    /// in-process (keys/openpgp.rs), else gpg does, else PGP is not available here. A keyring
+    /// holds one of the two: the CLI gpg (as sops), the controller its `*.asc` key entries.
     fn unwrap(&self, access: &KeyAccess<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
-        let gpg = access.gpg.ok_or_else(|| PgpError::NoGpg.to_string())?;
-        unwrap(&self.enc, &self.fp, gpg).map_err(|e| e.to_string())
+        match (access.pgp_keys, access.gpg) {
+            (Some(keys), _) => keys.unwrap(&self.enc, &self.fp).map_err(|e| e.to_string()),
+            (None, Some(gpg)) => unwrap(&self.enc, &self.fp, gpg).map_err(|e| e.to_string()),
+            (None, None) => Err(PgpError::NoGpg.to_string()),
+        }
     }
 }
 
