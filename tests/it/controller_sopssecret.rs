@@ -874,3 +874,46 @@ async fn a_pgp_only_file_from_sops_opens_with_an_asc_entry_of_the_key_secret() {
         .expect("a base64 line of the key");
     assert!(!log.contains(key_line), "the log holds key text");
 }
+
+/// Flux's `sops.gcp-kms` entry: the key Secret holds a service account's credentials JSON, and
+/// the controller (with no Google credentials of its own) opens a file encrypted for a GCP KMS
+/// key through the fake Cloud KMS, exchanging that account's signed JWT for a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_kms_keys_open_with_the_sops_gcp_kms_entry_of_the_key_secret() {
+    let (ns, client) = setup_sops("sops-gcp").await;
+    let n = ns.name();
+    let fake = enseal_tests::fake_gcp_kms::FakeGcpKms::start();
+    let id = fake.create_key("controller");
+    let account = fake.service_account("controller");
+    let json = std::fs::read_to_string(&account).unwrap();
+    store_age_keys(&client, n, &[("sops.gcp-kms", json)]).await;
+    let _ctl = start_trusting(n, fake.env()).await;
+
+    let mut sb = Sandbox::new();
+    for (k, v) in fake.env() {
+        sb.env(k, v);
+    }
+    sb.env("GOOGLE_APPLICATION_CREDENTIALS", &account);
+    encrypt(
+        &sb,
+        "service.env",
+        "DB_PASSWORD=gcp-s3cret\nMODE=prod\n",
+        &["--gcp-kms", &id],
+    );
+    let m = manifest(&sb, "service.env", n, &["--name", "svc"]);
+    create(&client, n, &m).await;
+    let secret = wait_secret(&client, n, "svc", |s| {
+        value(s, "DB_PASSWORD").as_deref() == Some("gcp-s3cret")
+    })
+    .await
+    .unwrap_or_else(|| panic!("the GCP KMS file is decrypted; fake log: {:?}", fake.log()));
+    assert_eq!(value(&secret, "MODE").as_deref(), Some("prod"));
+    wait_condition(&client, n, "svc", "True", "Decrypted").await;
+    // The encrypt and the controller's decrypt each exchanged a JWT for a token.
+    let tokens = fake
+        .log()
+        .iter()
+        .filter(|l| *l == "POST /token -> 200")
+        .count();
+    assert!(tokens >= 2, "{:?}", fake.log());
+}

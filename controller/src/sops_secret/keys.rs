@@ -3,12 +3,15 @@
 //! `*.asc` entry an armored secret key, Flux's layout), watched so that a key added later is used
 //! without a restart; and AWS KMS from the standard credential chain, set up on first need and
 //! reused. PGP keys are opened in-process (enseal_sops::keys::openpgp): the image has no gpg.
+//! GCP KMS uses the `sops.gcp-kms` entry's credentials JSON when there is one (Flux's layout),
+//! else the controller's environment (ADC, workload identity through the metadata server).
 
 use std::sync::{Arc, Mutex, RwLock};
 
 use enseal_sops::format::metadata::KmsStanza;
 use enseal_sops::keys::age::AgeIdentities;
 use enseal_sops::keys::aws_kms::AwsKms;
+use enseal_sops::keys::gcp_kms::GcpKms;
 use enseal_sops::keys::openpgp::PgpSecretKeys;
 use enseal_sops::keys::KmsService;
 use futures::StreamExt;
@@ -27,7 +30,12 @@ pub struct SopsKeys {
     /// (an RSA key costs more to read than an age identity) and shared by every decryption.
     pgp: RwLock<(Zeroizing<Vec<u8>>, PgpSecretKeys)>,
     kms: Mutex<Option<Arc<AwsKms>>>,
+    /// The `sops.gcp-kms` entry (a service account's or user's credentials JSON), if any.
+    gcp_credentials: RwLock<Option<Zeroizing<Vec<u8>>>>,
 }
+
+/// The key Secret entry holding GCP credentials, as Flux names it.
+pub const GCP_KMS_ENTRY: &str = "sops.gcp-kms";
 
 impl SopsKeys {
     pub fn age(&self) -> AgeIdentities {
@@ -48,6 +56,33 @@ impl SopsKeys {
             Ok(p) => p.1.clone(),
             Err(p) => p.into_inner().1.clone(),
         }
+    }
+
+    /// GCP KMS access for one decryption, with the `sops.gcp-kms` credentials when the key
+    /// Secret has them. `from_env` builds a runtime: call it off the async reactor.
+    pub fn gcp_kms(&self) -> Result<GcpKms, String> {
+        let gcp = GcpKms::from_env().map_err(|e| e.to_string())?;
+        let credentials = match self.gcp_credentials.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        Ok(match credentials {
+            Some(json) => gcp.with_credentials_json(json),
+            None => gcp,
+        })
+    }
+
+    /// Replaces the `sops.gcp-kms` credentials; true when they changed.
+    pub(crate) fn set_gcp_credentials(&self, json: Option<Zeroizing<Vec<u8>>>) -> bool {
+        let mut slot = match self.gcp_credentials.write() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if *slot == json {
+            return false;
+        }
+        *slot = json;
+        true
     }
 
     /// Replaces the PGP keys read from `entries`; true when they changed.
@@ -155,6 +190,15 @@ pub fn pgp_keys_of(secret: &Secret) -> (Zeroizing<Vec<u8>>, PgpSecretKeys) {
     (seen, keys)
 }
 
+/// The `sops.gcp-kms` entry of a key Secret, if it has one.
+pub fn gcp_credentials_of(secret: &Secret) -> Option<Zeroizing<Vec<u8>>> {
+    secret
+        .data
+        .as_ref()?
+        .get(GCP_KMS_ENTRY)
+        .map(|v| Zeroizing::new(v.0.clone()))
+}
+
 /// Follows the key Secret `name`; bumps `changed` whenever the usable keys change.
 pub async fn watch_key_secret(
     keys: Arc<SopsKeys>,
@@ -169,12 +213,16 @@ pub async fn watch_key_secret(
         let (text, count) = secret.map(age_text_of).unwrap_or_default();
         let (entries, pgp) = secret.map(pgp_keys_of).unwrap_or_default();
         let pgp_count = pgp.len();
+        let gcp = secret.and_then(gcp_credentials_of);
+        let has_gcp = gcp.is_some();
         let age_changed = keys.set_age_text(text);
-        if keys.set_pgp(entries, pgp) | age_changed {
+        let gcp_changed = keys.set_gcp_credentials(gcp);
+        if keys.set_pgp(entries, pgp) | age_changed | gcp_changed {
             tracing::info!(
                 secret = %name,
                 identities = count,
                 pgp_keys = pgp_count,
+                gcp_credentials = has_gcp,
                 "SopsSecret keys loaded"
             );
             changed.send_modify(|v| *v += 1);

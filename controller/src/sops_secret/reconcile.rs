@@ -293,11 +293,12 @@ fn keys_for(
     key_secret: Option<&Option<Secret>>,
 ) -> Result<Keys, SopsError> {
     let Some(name) = spec.key_secret() else {
-        let kms = cluster.clone();
+        let (kms, gcp) = (cluster.clone(), cluster.clone());
         return Ok(Keys::Cluster {
             age: cluster.age(),
             pgp: cluster.pgp(),
             kms: Box::new(move || kms.kms()),
+            gcp_kms: Box::new(move || gcp.gcp_kms()),
             trusted: trusted.trusts(namespace),
         });
     };

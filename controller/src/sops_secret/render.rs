@@ -11,6 +11,7 @@ use enseal_sops::crypto::values::EncryptionError;
 use enseal_sops::file::{self, FileError, Mac};
 use enseal_sops::format::tree::{Item, Node, Tree};
 use enseal_sops::keys::age::AgeIdentities;
+use enseal_sops::keys::gcp_kms::GcpKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
 use enseal_sops::keys::openpgp::PgpSecretKeys;
 use enseal_sops::keys::KmsService;
@@ -89,6 +90,9 @@ impl SopsError {
 /// KMS access set up on first need.
 pub type KmsAccess = Box<dyn FnOnce() -> Result<Box<dyn KmsService>, String> + Send>;
 
+/// GCP KMS access set up on first need.
+pub type GcpKmsAccess = Box<dyn FnOnce() -> Result<GcpKms, String> + Send>;
+
 /// The keys a SopsSecret's file is opened with.
 pub enum Keys {
     /// The controller's: the age key Secret's identities and its KMS access (set up only when
@@ -99,6 +103,7 @@ pub enum Keys {
         /// The `*.asc` entries' keys; PGP stanzas are opened with them, never through a gpg.
         pgp: PgpSecretKeys,
         kms: KmsAccess,
+        gcp_kms: GcpKmsAccess,
         trusted: bool,
     },
     /// The identities of the key Secret `secret` in the SopsSecret's own namespace, and
@@ -139,12 +144,16 @@ pub fn decrypt(
             age,
             pgp,
             kms,
+            gcp_kms,
             trusted,
         } => {
             let no_age = age.is_empty() && pgp.is_empty();
             // KMS access is set up by the library only when the file names KMS keys.
             (
-                Keyring::new(age).with_pgp_keys(pgp).with_kms_from(kms),
+                Keyring::new(age)
+                    .with_pgp_keys(pgp)
+                    .with_kms_from(kms)
+                    .with_gcp_kms_from(gcp_kms),
                 Opener::Cluster { trusted },
                 Err(no_age),
             )
@@ -485,6 +494,7 @@ pub(super) mod tests {
             age,
             pgp: PgpSecretKeys::default(),
             kms: Box::new(|| Err("no KMS in this test".into())),
+            gcp_kms: Box::new(|| Err("no GCP KMS in this test".into())),
             trusted,
         }
     }
