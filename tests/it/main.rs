@@ -30,6 +30,7 @@ mod helm_chart;
 mod kms_interop;
 mod kubeseal_interop;
 mod kustomize_plugin;
+mod pgp_errors;
 mod pgp_interop;
 mod pgp_native;
 mod pre_commit_hook;

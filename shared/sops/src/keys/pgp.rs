@@ -145,8 +145,15 @@ pub enum PgpError {
     NoPublicKey { fingerprint: String, gpg: String },
     #[error("could not encrypt the data key with PGP key {fingerprint}: {gpg}")]
     Encrypt { fingerprint: String, gpg: String },
+    /// gpg's "Unusable public key": expired, revoked, or without an encryption subkey.
+    #[error("could not encrypt the data key with PGP key {fingerprint}: the key cannot encrypt (expired, revoked, or no encryption subkey): {gpg}")]
+    UnusableKey { fingerprint: String, gpg: String },
     #[error("could not decrypt the data key with PGP key {fingerprint}: no secret key for it in the GnuPG keyring: {gpg}")]
     NoSecretKey { fingerprint: String, gpg: String },
+    /// The secret key is in the keyring but gpg could not use it: mostly a passphrase that
+    /// gpg-agent could not ask for (no terminal or display for pinentry), or a wrong one.
+    #[error("could not decrypt the data key with PGP key {fingerprint}: its secret key is in the GnuPG keyring but could not be unlocked (a passphrase-protected key needs gpg-agent's pinentry, on a terminal or a display): {gpg}")]
+    SecretKeyLocked { fingerprint: String, gpg: String },
     #[error("could not decrypt the data key with PGP key {fingerprint}: {gpg}")]
     Decrypt { fingerprint: String, gpg: String },
     /// What sops reports when an old GnuPG drops packets it cannot read (an AEAD message) and
@@ -283,6 +290,11 @@ pub fn wrap(secret: &[u8], fingerprint: &PgpFingerprint, gpg: &GnuPg) -> Result<
                     fingerprint: fp.to_string(),
                     gpg,
                 }
+            } else if gpg.contains("Unusable public key") {
+                PgpError::UnusableKey {
+                    fingerprint: fp.to_string(),
+                    gpg,
+                }
             } else {
                 PgpError::Encrypt {
                     fingerprint: fp.to_string(),
@@ -308,7 +320,14 @@ pub fn unwrap(enc: &str, fingerprint: &str, gpg: &GnuPg) -> Result<Zeroizing<Vec
         return Err(PgpError::TooLong { fingerprint: fp() });
     };
     if !run.success {
-        return Err(if run.stderr.contains("No secret key") {
+        // gpg ends with "No secret key" also when the key is there but could not be unlocked
+        // (a passphrase and no pinentry to ask for it): that case says so first.
+        return Err(if run.stderr.contains("public key decryption failed") {
+            PgpError::SecretKeyLocked {
+                fingerprint: fp(),
+                gpg: run.stderr,
+            }
+        } else if run.stderr.contains("No secret key") {
             PgpError::NoSecretKey {
                 fingerprint: fp(),
                 gpg: run.stderr,
