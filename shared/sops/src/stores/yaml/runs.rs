@@ -44,6 +44,30 @@ struct Run {
     hashes: Vec<usize>,
 }
 
+/// Ends the comment lines gathered since `start` as a foot run at `end` (a blank line or a
+/// less indented line closes a foot, as in go-yaml's scanner); the next run's scan, and the
+/// token it waits for, start there.
+fn end_foot(
+    runs: &mut Vec<Run>,
+    start: (usize, isize, usize),
+    end: usize,
+    scan: &mut usize,
+    token: &mut Option<usize>,
+    hashes: &mut Vec<usize>,
+) {
+    runs.push(Run {
+        start: start.0,
+        column: start.2,
+        end,
+        scan: *scan,
+        token: *token,
+        foot: true,
+        hashes: std::mem::take(hashes),
+    });
+    *scan = end;
+    *token = Some(end);
+}
+
 /// What the comments between two tokens need to be placed as go-yaml places them.
 pub struct Gap<'t> {
     pub text: &'t str,
@@ -162,17 +186,7 @@ impl Gap<'_> {
                             // Less indented than the block: unrelated to the last token.
                             token = Some(start.0);
                         }
-                        runs.push(Run {
-                            start: start.0,
-                            column: start.2,
-                            end: i,
-                            scan,
-                            token,
-                            foot: true,
-                            hashes: std::mem::take(&mut hashes),
-                        });
-                        scan = i;
-                        token = Some(scan);
+                        end_foot(&mut runs, start, i, &mut scan, &mut token, &mut hashes);
                     }
                 }
                 first_empty = false;
@@ -184,17 +198,7 @@ impl Gap<'_> {
             }
             if !hashes.is_empty() && column < self.next_indent + 1 && column != start.2 {
                 // A line at another, lesser indentation ends a foot of what came before.
-                runs.push(Run {
-                    start: start.0,
-                    column: start.2,
-                    end: i,
-                    scan,
-                    token,
-                    foot: true,
-                    hashes: std::mem::take(&mut hashes),
-                });
-                scan = i;
-                token = Some(scan);
+                end_foot(&mut runs, start, i, &mut scan, &mut token, &mut hashes);
             }
             if eof {
                 break;
