@@ -308,6 +308,50 @@ fn a_passphrase_protected_identity_file_opens_on_a_terminal() {
     );
 }
 
+/// A passphrase-protected SSH key (SOPS_AGE_SSH_PRIVATE_KEY_FILE) is asked for on the
+/// terminal by sops 3.13 and enseal with the same prompt, and opens the file; without a
+/// terminal both fail with sops' exit code, enseal naming the key.
+#[test]
+fn a_passphrase_protected_ssh_key_is_asked_for_on_the_terminal() {
+    let mut sb = sandbox();
+    let dir = sb.path().parent().unwrap().join("sshkeys");
+    let (key, line) = ssh_keygen(&dir, "id_ed25519", PASSPHRASE);
+    encrypted_by_sops(&sb, &line);
+    sb.env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", &key);
+    let prompt = format!("Enter passphrase for \"{}\":", key.display());
+    let mut plain = Vec::new();
+    for program in [peers::sops_3_13(), enseal_bin()] {
+        let run = run_on_terminal(
+            &sb,
+            &program,
+            &["decrypt", "enc.yaml"],
+            &[(prompt.as_str(), PASSPHRASE)],
+            TERMINAL_TIMEOUT,
+        );
+        let what = format!("{} with a locked SSH key", program.display());
+        plain.push(plaintext_of(&run.output, &what));
+    }
+    assert_eq!(plain[0], plain[1]);
+    assert!(plain[1].contains("hunter2"));
+
+    for program in [peers::sops_3_13(), enseal_bin()] {
+        let out = run_without_terminal(&sb, &program, &["decrypt", "enc.yaml"]);
+        out.assert_code(
+            COULD_NOT_RETRIEVE_KEY,
+            &format!("{}: a locked SSH key without a terminal", program.display()),
+        );
+    }
+    let out = run_without_terminal(&sb, enseal_bin(), &["decrypt", "enc.yaml"]);
+    let msg = out.stderr_str();
+    assert!(
+        msg.contains(&format!(
+            "cannot open the passphrase-protected SSH key {}",
+            key.display()
+        )),
+        "{msg}"
+    );
+}
+
 /// A fresh ed25519 key pair from the real ssh-keygen: (private key path, public key line).
 fn ssh_keygen(dir: &Path, name: &str, passphrase: &str) -> (PathBuf, String) {
     std::fs::create_dir_all(dir).expect("mkdir for the SSH key");

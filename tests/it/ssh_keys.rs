@@ -261,8 +261,10 @@ fn wrong_ssh_key_exits_128_like_sops() {
     }
 }
 
+/// Without a terminal to ask on, a passphrase-protected key fails naming the file (on a
+/// terminal it is asked for: age_key_sources.rs).
 #[test]
-fn passphrase_protected_ssh_key_is_named_not_prompted() {
+fn passphrase_protected_ssh_key_without_a_terminal_is_named() {
     let mut sb = Sandbox::new();
     let (key, line) = ssh_keygen(&key_dir(&sb), "locked", "ed25519", "correct horse");
     sb.write("plain.yaml", PLAIN_YAML);
@@ -270,14 +272,18 @@ fn passphrase_protected_ssh_key_is_named_not_prompted() {
     enc.assert_success("encrypting needs only the public key");
     sb.write("enc.yaml", &enc.stdout);
     sb.env("SOPS_AGE_SSH_PRIVATE_KEY_FILE", &key);
-    // sops would ask on the terminal; enseal never prompts and says which file needs it.
-    let out = sb.enseal(["decrypt", "enc.yaml"]);
+    let out = enseal_tests::terminal::run_without_terminal(
+        &sb,
+        enseal_tests::cli::enseal_bin(),
+        &["decrypt", "enc.yaml"],
+    );
     out.assert_code(
         COULD_NOT_RETRIEVE_KEY,
-        "enseal with a passphrase-protected key",
+        "enseal with a passphrase-protected key and no terminal",
     );
     assert!(out.stdout.is_empty());
     let err = out.stderr_str();
     assert!(err.contains(key.to_str().expect("utf-8")), "{err}");
     assert!(err.contains("passphrase-protected"), "{err}");
+    assert!(err.contains("no terminal"), "{err}");
 }

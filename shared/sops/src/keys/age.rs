@@ -27,8 +27,9 @@
 //! asks again for every master key it tries (unless a gpg-agent caches the passphrase).
 //!
 //! A passphrase-protected SSH key: sops asks for the passphrase on the terminal, and only when
-//! the key is the recipient of the data key being opened. enseal never prompts, so it reports
-//! that case by file name ([`KeyError::SshKeyNeedsPassphrase`]) and otherwise ignores the key.
+//! the key is the recipient of the data key being opened. enseal asks the same way, through the
+//! [`PassphrasePrompt`] (once per run); without one it reports that case by file name
+//! ([`KeyError::SshKeyNeedsPassphrase`]), and otherwise ignores the key.
 //! age plugins (`age1<name>1...` recipients, `AGE-PLUGIN-<NAME>-1...` identities) run the
 //! binary `age-plugin-<name>` found on PATH, through the age plugin protocol (the age crate's
 //! `plugin` module, c2sp.org/age-plugin), as age and sops do; it is looked for when a data key
@@ -70,13 +71,22 @@ const ENCRYPTED_IDENTITY_FILE_LIMIT: usize = 1 << 24;
 /// here too, and no more (a crafted file could otherwise ask for hours and gigabytes).
 const MAX_SCRYPT_WORK_FACTOR: u8 = 22;
 
-/// Asks the user for the passphrase of a passphrase-protected age identity file. Asking is
-/// the binary's business (the CLI asks on the terminal, as sops does); a set of identities
-/// without a prompt reports such a file by name instead.
+/// What a passphrase is asked for.
+#[derive(Clone, Copy, Debug)]
+pub enum Locked<'a> {
+    /// A passphrase-protected age identity file, named as errors name sources
+    /// (`SOPS_AGE_KEY_FILE (/path)`, a path).
+    IdentityFile(&'a str),
+    /// A passphrase-protected SSH private key, by path.
+    SshKey(&'a str),
+}
+
+/// Asks the user for the passphrase of a passphrase-protected age identity file or SSH key.
+/// Asking is the binary's business (the CLI asks on the terminal, as sops does); a set of
+/// identities without a prompt reports such a key by name instead.
 pub trait PassphrasePrompt: Send + Sync {
-    /// The passphrase of the identity file `location` (named as errors name sources:
-    /// `SOPS_AGE_KEY_FILE (/path)`, a path), or why it could not be had.
-    fn passphrase(&self, location: &str) -> Result<Zeroizing<String>, String>;
+    /// The passphrase of `what`, or why it could not be had.
+    fn passphrase(&self, what: Locked<'_>) -> Result<Zeroizing<String>, String>;
 }
 
 /// An age recipient as written in `.sops.yaml`, on the command line, or in a file's metadata.
@@ -297,15 +307,17 @@ fn unwrap_with(armored: &str, sets: &[&AgeIdentities]) -> Result<Zeroizing<Vec<u
     // it again at every read (about 0.6M instructions per data key, measured).
     let decryptor = Decryptor::new_buffered(ArmoredReader::new(armored.as_bytes()))
         .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+    let prompt = sets.iter().find_map(|ids| ids.prompt.as_deref());
     let probes: Vec<PassphraseProbe> = sets
         .iter()
         .flat_map(|ids| &ids.ssh_encrypted)
         .map(|key| PassphraseProbe {
             key,
+            prompt,
             matched: Cell::new(false),
+            failed: Cell::new(false),
         })
         .collect();
-    let prompt = sets.iter().find_map(|ids| ids.prompt.as_deref());
     let locked: Vec<LockedIdentity> = sets
         .iter()
         .flat_map(|ids| &ids.encrypted)
@@ -340,10 +352,15 @@ fn unwrap_with(armored: &str, sets: &[&AgeIdentities]) -> Result<Zeroizing<Vec<u
         .chain(locked.iter().map(|l| l as &dyn age::Identity))
         .chain(plugins.iter().map(|p| p as &dyn age::Identity));
     let decrypted = decryptor.decrypt(all);
-    // A passphrase-protected file that could not be opened stops the search, as in sops (its
-    // error is the error of this stanza), and is reported as itself.
+    // A passphrase-protected file or SSH key that could not be opened stops the search, as in
+    // sops (its error is the error of this stanza), and is reported as itself.
     if let Some(l) = locked.iter().find(|l| l.failed.get()) {
         if let Some(Err(e)) = l.file.opened.get() {
+            return Err(e.clone());
+        }
+    }
+    if let Some(p) = probes.iter().find(|p| p.failed.get()) {
+        if let Some(Err(e)) = p.key.opened.get() {
             return Err(e.clone());
         }
     }
@@ -427,20 +444,45 @@ fn rfc3339_utc(t: SystemTime) -> String {
     crate::format::metadata::format_unix_seconds(secs)
 }
 
-/// A passphrase-protected SSH private key: only what is needed to tell that a stanza is
-/// addressed to it (the stanza type and the 4-byte key tag age puts in its first argument).
-/// The encrypted key itself is not kept: enseal cannot ask for the passphrase.
+/// A passphrase-protected SSH private key: the stanza type and the 4-byte key tag age puts in
+/// a stanza's first argument (to tell that a stanza is addressed to it without the
+/// passphrase), and the encrypted key, opened once when it is.
 struct EncryptedSshKey {
     path: String,
     stanza_type: &'static str,
     tag: String,
+    key: age::ssh::EncryptedKey,
+    /// The decrypted key, or why it could not be had (asked once per run).
+    opened: OnceLock<Result<SshIdentity, KeyError>>,
 }
 
-/// Stands in for a passphrase-protected SSH key during one decryption: it never unwraps, but
-/// notes whether a stanza was addressed to its key (where sops would prompt).
+impl EncryptedSshKey {
+    fn open(&self, prompt: &dyn PassphrasePrompt) -> &Result<SshIdentity, KeyError> {
+        self.opened.get_or_init(|| {
+            let fail = |reason: String| KeyError::SshKeyPassphrase {
+                path: self.path.clone(),
+                reason,
+            };
+            let passphrase = prompt
+                .passphrase(Locked::SshKey(&self.path))
+                .map_err(|reason| fail(format!("could not read its passphrase: {reason}")))?;
+            self.key
+                .decrypt(age::secrecy::SecretString::from(passphrase.to_string()))
+                .map(SshIdentity::Unencrypted)
+                .map_err(|_| fail("incorrect passphrase".to_owned()))
+        })
+    }
+}
+
+/// Stands in for a passphrase-protected SSH key during one decryption. When a stanza is
+/// addressed to its key (where sops prompts): with a prompt, asks for the passphrase and
+/// unwraps; without one, notes it, to be reported by name.
 struct PassphraseProbe<'a> {
     key: &'a EncryptedSshKey,
+    prompt: Option<&'a dyn PassphrasePrompt>,
     matched: Cell<bool>,
+    /// Set when the key could not be opened; its error is then the stanza's error.
+    failed: Cell<bool>,
 }
 
 impl age::Identity for PassphraseProbe<'_> {
@@ -448,12 +490,19 @@ impl age::Identity for PassphraseProbe<'_> {
         &self,
         stanza: &age_core::format::Stanza,
     ) -> Option<Result<age_core::format::FileKey, DecryptError>> {
-        if stanza.tag == self.key.stanza_type
-            && stanza.args.first().map(String::as_str) == Some(self.key.tag.as_str())
+        if stanza.tag != self.key.stanza_type
+            || stanza.args.first().map(String::as_str) != Some(self.key.tag.as_str())
         {
-            self.matched.set(true);
+            return None;
         }
-        None
+        self.matched.set(true);
+        match self.key.open(self.prompt?) {
+            Ok(identity) => identity.unwrap_stanza(stanza),
+            Err(_) => {
+                self.failed.set(true);
+                Some(Err(DecryptError::KeyDecryptionFailed))
+            }
+        }
     }
 }
 
@@ -490,7 +539,7 @@ impl EncryptedIdentityFile {
                 fail("nothing here can ask for its passphrase (only the enseal command line does, on a terminal)".to_owned())
             })?;
             let passphrase = prompt
-                .passphrase(&self.location)
+                .passphrase(Locked::IdentityFile(&self.location))
                 .map_err(|reason| fail(format!("could not read its passphrase: {reason}")))?;
             let mut scrypt =
                 age::scrypt::Identity::new(age::secrecy::SecretString::from(passphrase.to_string()));
@@ -815,7 +864,8 @@ impl AgeIdentities {
             .map_err(|_| "not an SSH private key age can use".to_owned())?;
         match identity {
             SshIdentity::Unencrypted(_) => self.ssh.push(identity),
-            SshIdentity::Encrypted(_) => {
+            SshIdentity::Encrypted(ref key) => {
+                let key = key.clone();
                 // The public half is stored in clear in an OpenSSH key file: enough to know
                 // which stanzas are addressed to it.
                 let recipient = age::ssh::Recipient::try_from(identity)
@@ -828,6 +878,8 @@ impl AgeIdentities {
                     path: shown,
                     stanza_type,
                     tag: ssh_key_tag(wire),
+                    key,
+                    opened: OnceLock::new(),
                 });
             }
             SshIdentity::Unsupported(why) => return Err(unsupported_reason(&why)),
@@ -1697,8 +1749,9 @@ mod tests {
     }
 
     impl PassphrasePrompt for FixedPrompt {
-        fn passphrase(&self, location: &str) -> Result<Zeroizing<String>, String> {
-            self.asked.lock().unwrap().push(location.to_owned());
+        fn passphrase(&self, what: Locked<'_>) -> Result<Zeroizing<String>, String> {
+            let (Locked::IdentityFile(name) | Locked::SshKey(name)) = what;
+            self.asked.lock().unwrap().push(name.to_owned());
             self.answer
                 .map(|a| Zeroizing::new(a.to_owned()))
                 .map_err(str::to_owned)
@@ -1784,6 +1837,49 @@ mod tests {
         let enc = wrap(&[4u8; 32], &r.parse().unwrap()).unwrap();
         assert_eq!(open_stanza(&r, &enc, &ids).unwrap(), vec![4u8; 32]);
         assert!(asker.asked.lock().unwrap().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A passphrase-protected SSH key is asked for (by path) only when it is the recipient,
+    /// and opens with its passphrase, as sops does; a wrong one is named with the path.
+    #[test]
+    fn passphrase_protected_ssh_key_opens_with_its_passphrase() {
+        let dir = temp_dir("ssh-pass");
+        let (key, line) = ssh_keygen(&dir, "id_ed25519", "ed25519", "sekrit");
+        let enc = wrap(&[8u8; 32], &line.parse().unwrap()).unwrap();
+        let (_, other) = generate();
+        let other_enc = wrap(&[8u8; 32], &other.parse().unwrap()).unwrap();
+        let load = |asker: &Arc<FixedPrompt>| {
+            AgeIdentities::from_sources(&env_of(&[(
+                SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+                key.to_str().unwrap(),
+            )]))
+            .unwrap()
+            .with_passphrase_prompt(asker.clone())
+        };
+        let asker = prompt(Ok("sekrit"));
+        let ids = load(&asker);
+        assert!(open_stanza(&other, &other_enc, &ids).is_err());
+        assert!(
+            asker.asked.lock().unwrap().is_empty(),
+            "not its stanza: not asked"
+        );
+        assert_eq!(open_stanza(&line, &enc, &ids).unwrap(), vec![8u8; 32]);
+        assert_eq!(open_stanza(&line, &enc, &ids).unwrap(), vec![8u8; 32]);
+        assert_eq!(
+            *asker.asked.lock().unwrap(),
+            vec![key.display().to_string()]
+        );
+
+        let asker = prompt(Ok("wrong"));
+        let msg = open_stanza(&line, &enc, &load(&asker)).unwrap_err();
+        assert!(
+            msg.contains(&format!(
+                "cannot open the passphrase-protected SSH key {}: incorrect passphrase",
+                key.display()
+            )),
+            "{msg}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

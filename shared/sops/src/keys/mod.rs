@@ -15,8 +15,8 @@ mod blocking;
 pub mod gcp_kms;
 pub mod groups;
 pub mod hc_vault;
-pub mod order;
 pub mod openpgp;
+pub mod order;
 pub mod pgp;
 pub mod shamir;
 
@@ -29,8 +29,8 @@ use crate::keys::age::AgeIdentities;
 use crate::keys::azure_kv::AzureKeyVault;
 use crate::keys::gcp_kms::GcpKms;
 use crate::keys::hc_vault::VaultTransit;
-use crate::keys::order::DecryptionOrder;
 use crate::keys::openpgp::PgpSecretKeys;
+use crate::keys::order::DecryptionOrder;
 use crate::keys::pgp::GnuPg;
 
 /// What the keyring holds, loaded, for master keys to use.
@@ -158,8 +158,10 @@ pub enum KeyError {
     EncryptedIdentityFile { source_name: String },
     #[error("cannot open the passphrase-protected age identity file {source_name}: {reason}")]
     IdentityPassphrase { source_name: String, reason: String },
-    #[error("the SSH key {path} is passphrase-protected and is the recipient of this data key: sops asks for the passphrase on a terminal, enseal cannot; use an unencrypted copy (SOPS_AGE_SSH_PRIVATE_KEY_FILE) or an age key")]
+    #[error("the SSH key {path} is passphrase-protected and is the recipient of this data key, and nothing here can ask for its passphrase (only the enseal command line does, on a terminal); use an unencrypted copy (SOPS_AGE_SSH_PRIVATE_KEY_FILE) or an age key")]
     SshKeyNeedsPassphrase { path: String },
+    #[error("cannot open the passphrase-protected SSH key {path}: {reason}")]
+    SshKeyPassphrase { path: String, reason: String },
     #[error("no age identity matches any recipient of this data key, and {binary_name}, the plugin of some identities, is not on PATH{}", locations_suffix(.searched))]
     PluginNotFound {
         binary_name: String,
