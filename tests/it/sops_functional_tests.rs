@@ -196,7 +196,7 @@ fn every_functional_test_that_passes_for_sops_passes_for_enseal() {
         .iter()
         .map(|(n, _)| *n)
         .filter(|n| {
-            sops.get(*n) != Some(&Outcome::Passed) || enseal.get(*n) != Some(&Outcome::Failed)
+            sops.get(n) != Some(&Outcome::Passed) || enseal.get(n) != Some(&Outcome::Failed)
         })
         .collect();
     let table: String = sops
