@@ -26,40 +26,23 @@
 //! Managed identity (IMDS), the Azure CLI and PKCS#12 certificates are not supported yet.
 //! `HTTPS_PROXY`/`NO_PROXY` are honoured as Go's `ProxyFromEnvironment` does (never for
 //! localhost), and extra CAs come from `SSL_CERT_FILE`/`SSL_CERT_DIR` (rustls-native-certs
-//! reads them as Go does). Every call is bounded: 2 s to connect, 5 s per attempt, 3 attempts
-//! on a failed connection, a timeout, a 408, 429 or 5xx.
+//! reads them as Go does). The calls go through the key services' shared blocking client
+//! (keys/http.rs), bounded as it bounds them (2 s to connect, 5 s per attempt, 3 attempts),
+//! retried on a failed connection, a timeout, a 408, 429 or 5xx.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Buf;
-use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, StatusCode, Uri};
-use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, AzureKvStanza};
-use crate::keys::blocking::BlockingRuntime;
+use crate::keys::http::{Failure, HttpClient, ProxyConnector, ATTEMPT_TIMEOUT};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
-
-/// A connection that is not up after this long is an unreachable service.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// One HTTP attempt (connect, send, wait for the whole answer).
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts per call, the first included.
-pub const MAX_ATTEMPTS: u32 = 3;
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// The Key Vault REST API version azkeys 1.5 (sops 3.13) sends.
 pub const API_VERSION: &str = "2025-07-01";
 /// azidentity's default authority (`AZURE_AUTHORITY_HOST` overrides it).
@@ -528,12 +511,9 @@ struct CachedToken {
     refresh_after: Instant,
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<ProxyConnector>, Full<SecretBody>>;
-
 /// Azure Key Vault access for wrapping and unwrapping data keys.
 pub struct AzureKeyVault {
-    runtime: BlockingRuntime,
-    client: HttpsClient,
+    http: HttpClient<ProxyConnector>,
     /// Set by [`AzureKeyVault::with_credential`] (Flux's `sops.azure-kv`), else read from the
     /// environment at the first token request.
     credential: Option<AzureCredential>,
@@ -554,35 +534,10 @@ impl AzureKeyVault {
     /// Azure access with the credentials DefaultAzureCredential would find in the environment,
     /// read when the first token is needed. Nothing is contacted until a key is used.
     pub fn from_env() -> Result<AzureKeyVault, AzureError> {
-        let runtime = BlockingRuntime::new().map_err(|e| AzureError::Runtime(e.to_string()))?;
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        http.enforce_http(false);
-        let connector = ProxyConnector {
-            direct: http,
-            proxies: Arc::new(Matcher::from_env()),
-        };
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .or_else(|_| {
-                // No system roots: https then fails at the handshake, naming the server.
-                let config = rustls::ClientConfig::builder_with_provider(
-                    rustls::crypto::ring::default_provider().into(),
-                )
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-                Ok::<_, rustls::Error>(
-                    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
-                )
-            })
-            .map_err(|e| AzureError::Runtime(e.to_string()))?
-            .https_only()
-            .enable_http1()
-            .wrap_connector(connector);
+        let http = HttpClient::https_through_env_proxy()
+            .map_err(|e| AzureError::Runtime(e.to_string()))?;
         Ok(AzureKeyVault {
-            runtime,
-            client: Client::builder(TokioExecutor::new()).build(https),
+            http,
             credential: None,
             authority_host: None,
             challenges: Mutex::new(HashMap::new()),
@@ -825,52 +780,23 @@ impl AzureKeyVault {
             .parse()
             .map_err(|_| AzureError::BadUrl(url.to_string()))?;
         let body = body.unwrap_or_default();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = hyper::Request::builder()
-                .method(method.clone())
-                .uri(uri.clone())
-                .header("accept", "application/json");
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            let request = request
-                .body(Full::new(SecretBody::new(body.clone())))
-                .map_err(|_| AzureError::BadUrl(url.to_string()))?;
-            let result = self.runtime.run(async {
-                let call = async {
-                    type BoxError = Box<dyn std::error::Error + Send + Sync>;
-                    let response = self.client.request(request).await.map_err(BoxError::from)?;
-                    let (parts, body) = response.into_parts();
-                    let bytes = body.collect().await?.to_bytes();
-                    Ok::<_, BoxError>((parts.status, parts.headers, bytes))
-                };
-                tokio::time::timeout(ATTEMPT_TIMEOUT, call).await
-            });
-            let retry = attempt < MAX_ATTEMPTS;
-            match result {
-                Err(_) if retry => {}
-                Err(_) => {
-                    return Err(AzureError::TimedOut {
-                        url: url.to_string(),
-                    })
-                }
-                Ok(Err(_)) if retry => {}
-                Ok(Err(e)) => {
-                    return Err(AzureError::Unreachable {
-                        url: url.to_string(),
-                        reason: error_chain(e.as_ref()),
-                    })
-                }
-                Ok(Ok((status, ..)))
-                    if retry
-                        && (status.is_server_error()
-                            || status == StatusCode::REQUEST_TIMEOUT
-                            || status == StatusCode::TOO_MANY_REQUESTS) => {}
-                Ok(Ok(answer)) => return Ok(answer),
-            }
-            std::thread::sleep(RETRY_PAUSE);
+        let mut all_headers = vec![("accept", "application/json")];
+        all_headers.extend_from_slice(headers);
+        let retry_on = |status: StatusCode| {
+            status.is_server_error()
+                || status == StatusCode::REQUEST_TIMEOUT
+                || status == StatusCode::TOO_MANY_REQUESTS
+        };
+        match self.http.send(method, &uri, &all_headers, &body, retry_on) {
+            Err(Failure::BadRequest) => Err(AzureError::BadUrl(url.to_string())),
+            Err(Failure::TimedOut) => Err(AzureError::TimedOut {
+                url: url.to_string(),
+            }),
+            Err(Failure::Unreachable(reason)) => Err(AzureError::Unreachable {
+                url: url.to_string(),
+                reason,
+            }),
+            Ok(answer) => Ok((answer.status, answer.headers, answer.body)),
         }
     }
 }
@@ -1047,104 +973,6 @@ fn snippet(bytes: &[u8]) -> String {
         .chars()
         .take(200)
         .collect()
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
-
-/// Connects directly, or through the `HTTPS_PROXY` the environment names (a CONNECT tunnel),
-/// as Go's `http.ProxyFromEnvironment` decides: `NO_PROXY` exempts hosts, and localhost and
-/// loopback addresses never go through a proxy.
-#[derive(Clone)]
-struct ProxyConnector {
-    direct: HttpConnector,
-    proxies: Arc<Matcher>,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Connecting =
-    Pin<Box<dyn Future<Output = Result<TokioIo<tokio::net::TcpStream>, BoxError>> + Send>>;
-
-impl tower_service::Service<Uri> for ProxyConnector {
-    type Response = TokioIo<tokio::net::TcpStream>;
-    type Error = BoxError;
-    type Future = Connecting;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.direct.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, dst: Uri) -> Connecting {
-        let loopback = dst.host().is_some_and(|h| {
-            let h = h.trim_start_matches('[').trim_end_matches(']');
-            h.eq_ignore_ascii_case("localhost")
-                || h.parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-        let intercept = if loopback {
-            None
-        } else {
-            self.proxies.intercept(&dst)
-        };
-        match intercept {
-            Some(proxy) => {
-                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.direct.clone());
-                if let Some(auth) = proxy.basic_auth() {
-                    tunnel = tunnel.with_auth(auth.clone());
-                }
-                Box::pin(async move { tunnel.call(dst).await.map_err(Into::into) })
-            }
-            None => {
-                let mut direct = self.direct.clone();
-                Box::pin(async move { direct.call(dst).await.map_err(Into::into) })
-            }
-        }
-    }
-}
-
-/// A request body that clears itself when dropped: it holds the base64url data key on the way
-/// to the vault, or a client secret on the way to the token endpoint.
-#[derive(Clone)]
-struct SecretBody {
-    bytes: Zeroizing<Vec<u8>>,
-    pos: usize,
-}
-
-impl SecretBody {
-    fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBody {
-        SecretBody { bytes, pos: 0 }
-    }
-}
-
-impl Buf for SecretBody {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    fn chunk(&self) -> &[u8] {
-        &self.bytes[self.pos..]
-    }
-
-    fn advance(&mut self, cnt: usize) {
-        assert!(cnt <= self.remaining(), "advance past the end of the body");
-        self.pos += cnt;
-    }
-}
-
-impl Drop for SecretBody {
-    fn drop(&mut self) {
-        self.bytes.zeroize();
-    }
 }
 
 /// An Azure Key Vault key to wrap for: a stanza with vault URL, name and (maybe) version set.

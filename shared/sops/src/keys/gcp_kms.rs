@@ -24,35 +24,20 @@
 //! `token_uri` when it has one (the Go library always uses Google's; gcloud's files carry
 //! none), else at Google's.
 //!
-//! The rest of enseal is synchronous: [`GcpKms`] blocks on a current-thread runtime and a hyper
-//! client (the hyper/rustls stack the AWS SDK client already builds; the RSA signature is ring's,
-//! which rustls already builds). Every call is bounded, as the AWS KMS source is: a refused or
-//! silent server is an error within seconds.
+//! The calls go through the key services' shared blocking client (keys/http.rs), bounded as it
+//! bounds them; a 5xx answer or a failed connection is retried, as the Go client retries
+//! UNAVAILABLE and DEADLINE_EXCEEDED. The RSA signature is ring's, which rustls already builds.
 
 use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use bytes::Buf;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, GcpKmsStanza};
-use crate::keys::blocking::BlockingRuntime;
+use crate::keys::http::{Failure, HttpClient, Roots, ATTEMPT_TIMEOUT};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
-
-/// A connection that is not up after this long is an unreachable server.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// One HTTP attempt (connect, send, wait for the whole answer).
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts per KMS call, the first included; retried on 5xx and failed connections, as the
-/// Go client retries UNAVAILABLE and DEADLINE_EXCEEDED.
-pub const MAX_ATTEMPTS: u32 = 3;
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// How long the metadata server may take to show it is there when `GCE_METADATA_HOST` is unset.
 const METADATA_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -178,12 +163,9 @@ struct CachedToken {
     renew_at: Option<Instant>,
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<SecretBody>>;
-
 /// GCP Cloud KMS access for wrapping and unwrapping data keys.
 pub struct GcpKms {
-    runtime: BlockingRuntime,
-    client: HttpsClient,
+    http: HttpClient,
     /// Credentials JSON given by the caller rather than found in the environment.
     credentials_json: Option<Zeroizing<Vec<u8>>>,
     /// Found on first use and kept, with the reason when there are none.
@@ -201,32 +183,10 @@ impl GcpKms {
     /// GCP KMS access with credentials found as sops finds them, on first use. Nothing is read
     /// or contacted until a key is used.
     pub fn from_env() -> Result<GcpKms, GcpKmsError> {
-        let runtime = BlockingRuntime::new().map_err(|e| GcpKmsError::Runtime(e.to_string()))?;
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .or_else(|_| {
-                // No system roots: https then fails at the handshake (naming the server),
-                // plain http (a test server, a local proxy) still works.
-                let config = rustls::ClientConfig::builder_with_provider(
-                    rustls::crypto::ring::default_provider().into(),
-                )
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-                Ok::<_, rustls::Error>(
-                    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
-                )
-            })
-            .map_err(|e| GcpKmsError::Runtime(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let http = HttpClient::https_or_http(Roots::Native)
+            .map_err(|e| GcpKmsError::Runtime(e.to_string()))?;
         Ok(GcpKms {
-            runtime,
-            client: Client::builder(TokioExecutor::new()).build(https),
+            http,
             credentials_json: None,
             found: OnceLock::new(),
             token: Mutex::new(None),
@@ -330,7 +290,7 @@ impl GcpKms {
             ("content-type", "application/json"),
             ("x-goog-request-params", params.as_str()),
         ];
-        let bytes = self.send(&url, &headers, body, MAX_ATTEMPTS)?;
+        let bytes = self.send(&url, &headers, body)?;
         let answer = serde_json::from_slice(&bytes).map_err(|_| GcpKmsError::BadAnswer {
             url: url.clone(),
             problem: "the answer is not JSON",
@@ -420,23 +380,13 @@ impl GcpKms {
                 return Some(host);
             }
         }
-        let request = hyper::Request::get(format!("http://{METADATA_IP}"))
-            .body(Full::new(SecretBody::new(Zeroizing::new(Vec::new()))))
-            .ok()?;
-        let answer = self.runtime.run(async {
-            tokio::time::timeout(METADATA_PROBE_TIMEOUT, self.client.request(request)).await
-        });
-        match answer {
-            Ok(Ok(response))
-                if response
-                    .headers()
-                    .get("metadata-flavor")
-                    .is_some_and(|v| v == "Google") =>
-            {
-                Some(METADATA_IP.to_string())
-            }
-            _ => None,
-        }
+        let headers = self
+            .http
+            .probe(&format!("http://{METADATA_IP}"), METADATA_PROBE_TIMEOUT)?;
+        headers
+            .get("metadata-flavor")
+            .is_some_and(|v| v == "Google")
+            .then(|| METADATA_IP.to_string())
     }
 
     fn fetch_token(&self, found: &Found) -> Result<CachedToken, GcpKmsError> {
@@ -503,7 +453,7 @@ impl GcpKms {
             origin: found.origin.clone(),
             reason,
         };
-        let bytes = match self.send(&url, &[header], body, MAX_ATTEMPTS) {
+        let bytes = match self.send(&url, &[header], body) {
             Ok(bytes) => bytes,
             Err(GcpKmsError::Refused { reason, status, .. }) => {
                 return Err(token_error(format!("code {status}, {reason}")))
@@ -542,7 +492,6 @@ impl GcpKms {
         url: &str,
         headers: &[(&str, &str)],
         body: Zeroizing<Vec<u8>>,
-        attempts: u32,
     ) -> Result<bytes::Bytes, GcpKmsError> {
         let uri: hyper::Uri = url
             .parse()
@@ -552,54 +501,18 @@ impl GcpKms {
         } else {
             hyper::Method::POST
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = hyper::Request::builder()
-                .method(method.clone())
-                .uri(uri.clone());
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            let request = request
-                .body(Full::new(SecretBody::new(body.clone())))
-                .map_err(|_| GcpKmsError::BadEndpoint(url.to_string()))?;
-            let result = self.runtime.run(async {
-                let call = async {
-                    type BoxError = Box<dyn std::error::Error + Send + Sync>;
-                    let response = self.client.request(request).await.map_err(BoxError::from)?;
-                    let status = response.status();
-                    let bytes = response.into_body().collect().await?.to_bytes();
-                    Ok::<_, BoxError>((status, bytes))
-                };
-                tokio::time::timeout(ATTEMPT_TIMEOUT, call).await
-            });
-            let retry = attempt < attempts;
-            match result {
-                Err(_) if retry => {}
-                Err(_) => {
-                    return Err(GcpKmsError::TimedOut {
-                        url: url.to_string(),
-                    })
-                }
-                Ok(Err(_)) if retry => {}
-                Ok(Err(e)) => {
-                    return Err(GcpKmsError::Unreachable {
-                        url: url.to_string(),
-                        reason: error_chain(e.as_ref()),
-                    })
-                }
-                Ok(Ok((status, _))) if retry && status.is_server_error() => {}
-                Ok(Ok((status, bytes))) if !status.is_success() => {
-                    return Err(GcpKmsError::Refused {
-                        url: url.to_string(),
-                        status: status.as_u16(),
-                        reason: google_error(&bytes),
-                    })
-                }
-                Ok(Ok((_, bytes))) => return Ok(bytes),
-            }
-            std::thread::sleep(RETRY_PAUSE);
+        let url = url.to_string();
+        let retry_on = |status: hyper::StatusCode| status.is_server_error();
+        match self.http.send(&method, &uri, headers, &body, retry_on) {
+            Err(Failure::BadRequest) => Err(GcpKmsError::BadEndpoint(url)),
+            Err(Failure::TimedOut) => Err(GcpKmsError::TimedOut { url }),
+            Err(Failure::Unreachable(reason)) => Err(GcpKmsError::Unreachable { url, reason }),
+            Ok(answer) if !answer.status.is_success() => Err(GcpKmsError::Refused {
+                url,
+                status: answer.status.as_u16(),
+                reason: google_error(&answer.body),
+            }),
+            Ok(answer) => Ok(answer.body),
         }
     }
 }
@@ -804,54 +717,6 @@ fn google_error(body: &[u8]) -> String {
             .chars()
             .take(200)
             .collect(),
-    }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
-
-/// A request body that clears itself when dropped: it holds the base64 data key (or a token
-/// request) on the way out (hyper's own buffers after it are outside our reach).
-#[derive(Clone)]
-pub struct SecretBody {
-    bytes: Zeroizing<Vec<u8>>,
-    pos: usize,
-}
-
-impl SecretBody {
-    fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBody {
-        SecretBody { bytes, pos: 0 }
-    }
-}
-
-impl Buf for SecretBody {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    fn chunk(&self) -> &[u8] {
-        &self.bytes[self.pos..]
-    }
-
-    fn advance(&mut self, cnt: usize) {
-        assert!(cnt <= self.remaining(), "advance past the end of the body");
-        self.pos += cnt;
-    }
-}
-
-impl Drop for SecretBody {
-    fn drop(&mut self) {
-        self.bytes.zeroize();
     }
 }
 

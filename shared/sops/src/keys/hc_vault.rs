@@ -16,34 +16,18 @@
 //! `X-Vault-Namespace`, as the Go client does. `SOPS_HC_VAULT_ALLOWLIST` (sops 3.13) limits the
 //! addresses a file may send its data key to.
 //!
-//! The rest of enseal is synchronous: [`VaultTransit`] owns a current-thread tokio runtime and a
-//! hyper client (the hyper/rustls stack the AWS SDK already brings). Every call is bounded: a
-//! refused or silent server is an error within seconds. A 5xx answer or a failed connection is
-//! retried like the Go client's default (2 retries).
+//! The calls go through the key services' shared blocking client (keys/http.rs), bounded as it
+//! bounds them; a 5xx or 412 answer or a failed connection is retried like the Go client's
+//! default (2 retries).
 
 use std::fmt;
-use std::time::Duration;
 
 use base64::Engine as _;
-use bytes::Buf;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, VaultStanza};
-use crate::keys::blocking::BlockingRuntime;
+use crate::keys::http::{Failure, HttpClient, Roots, ATTEMPT_TIMEOUT};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
-
-/// A connection that is not up after this long is an unreachable server.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// One HTTP attempt (connect, send, wait for the whole answer).
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts per call, the first included (the Go client's default `MaxRetries` is 2).
-pub const MAX_ATTEMPTS: u32 = 3;
-/// Pause before a retry.
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// sops' `SopsHCVaultAllowlist`.
 pub const ALLOWLIST_VAR: &str = "SOPS_HC_VAULT_ALLOWLIST";
@@ -212,12 +196,9 @@ fn with_slash(s: &str) -> String {
     }
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<SecretBody>>;
-
 /// Vault transit access for wrapping and unwrapping data keys.
 pub struct VaultTransit {
-    runtime: BlockingRuntime,
-    client: HttpsClient,
+    http: HttpClient,
     token: Option<Zeroizing<String>>,
     /// Why `VAULT_CACERT` could not be used: every call then fails with it, as sops' Vault
     /// client does (its `DefaultConfig` records the error, `NewClient` returns it per key).
@@ -234,50 +215,16 @@ impl VaultTransit {
     /// Vault access with the token found as sops finds it (`VAULT_TOKEN`, else
     /// `~/.vault-token`), read at each call. Nothing is contacted until a key is used.
     pub fn from_env() -> Result<VaultTransit, VaultError> {
-        let runtime = BlockingRuntime::new().map_err(|e| VaultError::Runtime(e.to_string()))?;
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        http.enforce_http(false);
         let (ca_roots, ca_error) = match ca_cert_roots() {
             Ok(roots) => (roots, None),
             Err(e) => (None, Some(e)),
         };
-        let https = match ca_roots {
-            // The Go client trusts only VAULT_CACERT's certificates when it is set.
-            Some(roots) => rustls::ClientConfig::builder_with_provider(
-                rustls::crypto::ring::default_provider().into(),
-            )
-            .with_safe_default_protocol_versions()
-            .map(|b| {
-                hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(b.with_root_certificates(roots).with_no_client_auth())
-            }),
-            None => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-                .map_err(|e| rustls::Error::General(e.to_string())),
-        };
-        let https = https
-            .or_else(|_| {
-                // No system roots: https then fails at the handshake (naming the server),
-                // http still works.
-                let config = rustls::ClientConfig::builder_with_provider(
-                    rustls::crypto::ring::default_provider().into(),
-                )
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-                Ok::<_, rustls::Error>(
-                    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
-                )
-            })
-            .map_err(|e| VaultError::Runtime(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        // The Go client trusts only VAULT_CACERT's certificates when it is set.
+        let roots = ca_roots.map_or(Roots::Native, Roots::Only);
+        let http =
+            HttpClient::https_or_http(roots).map_err(|e| VaultError::Runtime(e.to_string()))?;
         Ok(VaultTransit {
-            runtime,
-            client,
+            http,
             token: None,
             ca_error,
         })
@@ -460,58 +407,28 @@ impl VaultTransit {
             .ok()
             .filter(|n| !n.is_empty());
         let body = body.unwrap_or_default();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut request = hyper::Request::builder()
-                .method(method.clone())
-                .uri(uri.clone())
-                .header("x-vault-request", "true");
-            if !body.is_empty() {
-                request = request.header("content-type", "application/json");
-            }
-            if let Some(t) = token {
-                request = request.header("x-vault-token", t.as_str());
-            }
-            if let Some(ns) = &namespace {
-                request = request.header("x-vault-namespace", ns.as_str());
-            }
-            let request = request
-                .body(Full::new(SecretBody::new(body.clone())))
-                .map_err(|_| VaultError::BadAddress(url.clone()))?;
-            let result = self.runtime.run(async {
-                let call = async {
-                    type BoxError = Box<dyn std::error::Error + Send + Sync>;
-                    let response = self.client.request(request).await.map_err(BoxError::from)?;
-                    let status = response.status();
-                    let bytes = response.into_body().collect().await?.to_bytes();
-                    Ok::<_, BoxError>((status, bytes))
-                };
-                tokio::time::timeout(ATTEMPT_TIMEOUT, call).await
-            });
-            let retry = attempt < MAX_ATTEMPTS;
-            match result {
-                Err(_) if retry => {}
-                Err(_) => return Err(VaultError::TimedOut { url }),
-                Ok(Err(_)) if retry => {}
-                Ok(Err(e)) => {
-                    return Err(VaultError::Unreachable {
-                        url,
-                        reason: error_chain(e.as_ref()),
-                    })
-                }
-                Ok(Ok((status, _))) if retry && (status.is_server_error() || status == 412) => {}
-                Ok(Ok((status, bytes))) if !status.is_success() => {
-                    return Err(VaultError::Refused {
-                        url,
-                        method: method.to_string(),
-                        status: status.as_u16(),
-                        errors: vault_errors(&bytes),
-                    })
-                }
-                Ok(Ok((_, bytes))) => return Ok(bytes),
-            }
-            std::thread::sleep(RETRY_PAUSE);
+        let mut headers = vec![("x-vault-request", "true")];
+        if !body.is_empty() {
+            headers.push(("content-type", "application/json"));
+        }
+        if let Some(t) = token {
+            headers.push(("x-vault-token", t.as_str()));
+        }
+        if let Some(ns) = &namespace {
+            headers.push(("x-vault-namespace", ns.as_str()));
+        }
+        let retry_on = |status: hyper::StatusCode| status.is_server_error() || status == 412;
+        match self.http.send(&method, &uri, &headers, &body, retry_on) {
+            Err(Failure::BadRequest) => Err(VaultError::BadAddress(url)),
+            Err(Failure::TimedOut) => Err(VaultError::TimedOut { url }),
+            Err(Failure::Unreachable(reason)) => Err(VaultError::Unreachable { url, reason }),
+            Ok(answer) if !answer.status.is_success() => Err(VaultError::Refused {
+                url,
+                method: method.to_string(),
+                status: answer.status.as_u16(),
+                errors: vault_errors(&answer.body),
+            }),
+            Ok(answer) => Ok(answer.body),
         }
     }
 }
@@ -548,54 +465,6 @@ fn vault_errors(body: &[u8]) -> String {
             .chars()
             .take(200)
             .collect(),
-    }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
-
-/// A request body that clears itself when dropped: it holds the base64 data key on the way
-/// to Vault (hyper's own buffers after it are outside our reach).
-#[derive(Clone)]
-pub struct SecretBody {
-    bytes: Zeroizing<Vec<u8>>,
-    pos: usize,
-}
-
-impl SecretBody {
-    fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBody {
-        SecretBody { bytes, pos: 0 }
-    }
-}
-
-impl Buf for SecretBody {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    fn chunk(&self) -> &[u8] {
-        &self.bytes[self.pos..]
-    }
-
-    fn advance(&mut self, cnt: usize) {
-        assert!(cnt <= self.remaining(), "advance past the end of the body");
-        self.pos += cnt;
-    }
-}
-
-impl Drop for SecretBody {
-    fn drop(&mut self) {
-        self.bytes.zeroize();
     }
 }
 

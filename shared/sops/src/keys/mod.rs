@@ -15,6 +15,7 @@ mod blocking;
 pub mod gcp_kms;
 pub mod groups;
 pub mod hc_vault;
+mod http;
 pub mod openpgp;
 pub mod order;
 pub mod pgp;

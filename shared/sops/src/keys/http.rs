@@ -1,0 +1,330 @@
+//! The HTTP client the REST key services (Vault transit, GCP Cloud KMS, Azure Key Vault) share:
+//! hyper over rustls (ring) on their [`BlockingRuntime`], the hyper/rustls stack the AWS SDK
+//! client already builds, so no SDK of theirs enters the tree.
+//!
+//! Every call is bounded, as the AWS KMS source's are: [`CONNECT_TIMEOUT`] to connect,
+//! [`ATTEMPT_TIMEOUT`] per attempt, [`MAX_ATTEMPTS`] attempts, so a refused or silent server
+//! is an error within seconds, not a hang. What differs between the services stays theirs:
+//! which answers are retried, which certificates are trusted (Vault trusts only `VAULT_CACERT`
+//! when it is set, the others the system's, `SSL_CERT_FILE`/`SSL_CERT_DIR` included), whether
+//! plain http is allowed, and whether the environment's proxies are used.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Buf;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::keys::blocking::BlockingRuntime;
+
+/// A connection that is not up after this long is an unreachable server.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One HTTP attempt (connect, send, wait for the whole answer).
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per call, the first included (the Vault Go client's default `MaxRetries` is 2;
+/// the GCP client retries UNAVAILABLE and DEADLINE_EXCEEDED, azcore a few times too).
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
+/// Pause before a retry.
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SetupError {
+    #[error(transparent)]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Tls(rustls::Error),
+}
+
+/// Which certificates a server's must chain to.
+pub(crate) enum Roots {
+    /// The system's (rustls-native-certs, which reads `SSL_CERT_FILE`/`SSL_CERT_DIR` as Go does).
+    Native,
+    /// These only.
+    Only(rustls::RootCertStore),
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The request could not be made (a header value that is not one).
+    BadRequest,
+    /// The last attempt did not finish within [`ATTEMPT_TIMEOUT`].
+    TimedOut,
+    /// The last attempt failed: the error and its sources, joined.
+    Unreachable(String),
+}
+
+/// What the server said.
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: bytes::Bytes,
+}
+
+/// A blocking HTTPS client for one key service.
+pub(crate) struct HttpClient<C = HttpConnector> {
+    runtime: BlockingRuntime,
+    client: Client<HttpsConnector<C>, Full<SecretBody>>,
+}
+
+impl HttpClient {
+    /// Connects directly, by https with `roots`, or by plain http (a test server, a local
+    /// proxy, a Vault without TLS).
+    pub(crate) fn https_or_http(roots: Roots) -> Result<HttpClient, SetupError> {
+        let runtime = BlockingRuntime::new().map_err(SetupError::Runtime)?;
+        let https = tls(roots)
+            .map_err(SetupError::Tls)?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(direct());
+        Ok(HttpClient::with(runtime, https))
+    }
+}
+
+impl HttpClient<ProxyConnector> {
+    /// Connects by https only, with the system's roots, through the proxy the environment
+    /// names (see [`ProxyConnector`]).
+    pub(crate) fn https_through_env_proxy() -> Result<HttpClient<ProxyConnector>, SetupError> {
+        let runtime = BlockingRuntime::new().map_err(SetupError::Runtime)?;
+        let connector = ProxyConnector {
+            direct: direct(),
+            proxies: Arc::new(Matcher::from_env()),
+        };
+        let https = tls(Roots::Native)
+            .map_err(SetupError::Tls)?
+            .https_only()
+            .enable_http1()
+            .wrap_connector(connector);
+        Ok(HttpClient::with(runtime, https))
+    }
+}
+
+impl<C> HttpClient<C>
+where
+    HttpsConnector<C>: Connect + Clone + Send + Sync + 'static,
+{
+    fn with(runtime: BlockingRuntime, https: HttpsConnector<C>) -> HttpClient<C> {
+        HttpClient {
+            runtime,
+            client: Client::builder(TokioExecutor::new()).build(https),
+        }
+    }
+
+    /// Sends one request, retried after a failed connection, a timeout, or an answer whose
+    /// status `retry_on` accepts, for [`MAX_ATTEMPTS`] attempts in all. The last answer comes
+    /// back whatever its status. `body` goes out in a [`SecretBody`] for each attempt.
+    pub(crate) fn send(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &[(&str, &str)],
+        body: &Zeroizing<Vec<u8>>,
+        retry_on: impl Fn(StatusCode) -> bool,
+    ) -> Result<Answer, Failure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = hyper::Request::builder()
+                .method(method.clone())
+                .uri(uri.clone());
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let request = request
+                .body(Full::new(SecretBody::new(body.clone())))
+                .map_err(|_| Failure::BadRequest)?;
+            let result = self.runtime.run(async {
+                let call = async {
+                    let response = self.client.request(request).await.map_err(BoxError::from)?;
+                    let (parts, body) = response.into_parts();
+                    let body = body.collect().await?.to_bytes();
+                    Ok::<_, BoxError>(Answer {
+                        status: parts.status,
+                        headers: parts.headers,
+                        body,
+                    })
+                };
+                tokio::time::timeout(ATTEMPT_TIMEOUT, call).await
+            });
+            let retry = attempt < MAX_ATTEMPTS;
+            match result {
+                Err(_) if retry => {}
+                Err(_) => return Err(Failure::TimedOut),
+                Ok(Err(_)) if retry => {}
+                Ok(Err(e)) => return Err(Failure::Unreachable(error_chain(e.as_ref()))),
+                Ok(Ok(answer)) if retry && retry_on(answer.status) => {}
+                Ok(Ok(answer)) => return Ok(answer),
+            }
+            std::thread::sleep(RETRY_PAUSE);
+        }
+    }
+
+    /// The headers of the answer to a bodiless GET of `uri`, if one comes within `limit`; no
+    /// retry, and the body is not read (a probe for a server's presence).
+    pub(crate) fn probe(&self, uri: &str, limit: Duration) -> Option<HeaderMap> {
+        let request = hyper::Request::get(uri)
+            .body(Full::new(SecretBody::new(Zeroizing::new(Vec::new()))))
+            .ok()?;
+        let answer = self
+            .runtime
+            .run(async { tokio::time::timeout(limit, self.client.request(request)).await });
+        match answer {
+            Ok(Ok(response)) => Some(response.into_parts().0.headers),
+            _ => None,
+        }
+    }
+}
+
+/// A connector bounded by [`CONNECT_TIMEOUT`] that lets the TLS layer above it choose between
+/// http and https.
+fn direct() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.enforce_http(false);
+    http
+}
+
+/// rustls with ring and `roots`. Without any root (no system roots found, say), https still
+/// fails only at the handshake, naming the server, and plain http where allowed still works.
+fn tls(
+    roots: Roots,
+) -> Result<
+    hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+    rustls::Error,
+> {
+    let configured = match roots {
+        Roots::Only(roots) => rustls::ClientConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(b.with_root_certificates(roots).with_no_client_auth())
+        }),
+        Roots::Native => hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| rustls::Error::General(e.to_string())),
+    };
+    configured.or_else(|_| {
+        let config = rustls::ClientConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        Ok(hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config))
+    })
+}
+
+/// An error and its sources, joined by `: `, each once (hyper repeats its inner errors).
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Connects directly, or through the `HTTPS_PROXY` the environment names (a CONNECT tunnel),
+/// as Go's `http.ProxyFromEnvironment` decides: `NO_PROXY` exempts hosts, and localhost and
+/// loopback addresses never go through a proxy.
+#[derive(Clone)]
+pub(crate) struct ProxyConnector {
+    direct: HttpConnector,
+    proxies: Arc<Matcher>,
+}
+
+type Connecting =
+    Pin<Box<dyn Future<Output = Result<TokioIo<tokio::net::TcpStream>, BoxError>> + Send>>;
+
+impl tower_service::Service<Uri> for ProxyConnector {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.direct.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Connecting {
+        let loopback = dst.host().is_some_and(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        let intercept = if loopback {
+            None
+        } else {
+            self.proxies.intercept(&dst)
+        };
+        match intercept {
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.direct.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Box::pin(async move { tunnel.call(dst).await.map_err(Into::into) })
+            }
+            None => {
+                let mut direct = self.direct.clone();
+                Box::pin(async move { direct.call(dst).await.map_err(Into::into) })
+            }
+        }
+    }
+}
+
+/// A request body that clears itself when dropped: it holds a data key (base64) on the way to
+/// a key service, or a client secret or signed assertion on the way to a token endpoint
+/// (hyper's own buffers after it are outside our reach).
+#[derive(Clone)]
+pub(crate) struct SecretBody {
+    bytes: Zeroizing<Vec<u8>>,
+    pos: usize,
+}
+
+impl SecretBody {
+    fn new(bytes: Zeroizing<Vec<u8>>) -> SecretBody {
+        SecretBody { bytes, pos: 0 }
+    }
+}
+
+impl Buf for SecretBody {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    fn chunk(&self) -> &[u8] {
+        &self.bytes[self.pos..]
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        assert!(cnt <= self.remaining(), "advance past the end of the body");
+        self.pos += cnt;
+    }
+}
+
+impl Drop for SecretBody {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
