@@ -23,7 +23,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_kms::config::{ProvideCredentials, SharedCredentialsProvider, SharedHttpClient};
+use aws_sdk_kms::config::{
+    Credentials, ProvideCredentials, SharedCredentialsProvider, SharedHttpClient,
+};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -101,6 +103,78 @@ fn endpoint_suffix(endpoint: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// What Flux's `sops.aws-kms` key Secret entry holds (kustomize-controller's
+/// `LoadStaticCredentialsFromYAML`): a YAML or JSON object with `aws_access_key_id`,
+/// `aws_secret_access_key` and optionally `aws_session_token`; other fields are ignored.
+pub struct FluxAwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Zeroizing<String>,
+    pub session_token: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for FluxAwsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FluxAwsCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a `sops.aws-kms` entry cannot be used. Never holds the entry's text.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FluxAwsCredentialsError {
+    #[error("failed to unmarshal AWS credentials file: {0}")]
+    Unmarshal(String),
+    /// Flux passes empty fields on to AWS, which then refuses every call as unsigned; said
+    /// here instead, naming the field.
+    #[error("the {0} field is missing or empty")]
+    Missing(&'static str),
+}
+
+impl FluxAwsCredentials {
+    pub fn parse(bytes: &[u8]) -> Result<FluxAwsCredentials, FluxAwsCredentialsError> {
+        use saphyr::LoadableYamlNode as _;
+        let text = std::str::from_utf8(bytes)
+            .map(|t| Zeroizing::new(t.to_string()))
+            .map_err(|_| FluxAwsCredentialsError::Unmarshal("not UTF-8".into()))?;
+        let docs = saphyr::YamlOwned::load_from_str(&text)
+            // The scanner's message gives a position and what was expected, never the text.
+            .map_err(|e| FluxAwsCredentialsError::Unmarshal(e.to_string()))?;
+        let doc = docs.first();
+        if doc.is_some_and(|d| !d.is_mapping() && !d.is_null()) {
+            return Err(FluxAwsCredentialsError::Unmarshal(
+                "not a mapping of fields".into(),
+            ));
+        }
+        let field = |name: &'static str| -> Result<Zeroizing<String>, FluxAwsCredentialsError> {
+            match doc.and_then(|d| d.as_mapping_get(name)) {
+                None => Ok(Zeroizing::new(String::new())),
+                Some(v) if v.is_null() => Ok(Zeroizing::new(String::new())),
+                Some(v) => v
+                    .as_str()
+                    .map(|s| Zeroizing::new(s.to_string()))
+                    .ok_or_else(|| {
+                        FluxAwsCredentialsError::Unmarshal(format!("{name} is not a string"))
+                    }),
+            }
+        };
+        let access_key_id = field("aws_access_key_id")?;
+        let secret_access_key = field("aws_secret_access_key")?;
+        let session_token = field("aws_session_token")?;
+        if access_key_id.is_empty() {
+            return Err(FluxAwsCredentialsError::Missing("aws_access_key_id"));
+        }
+        if secret_access_key.is_empty() {
+            return Err(FluxAwsCredentialsError::Missing("aws_secret_access_key"));
+        }
+        Ok(FluxAwsCredentials {
+            access_key_id: access_key_id.to_string(),
+            secret_access_key,
+            session_token: (!session_token.is_empty()).then_some(session_token),
+        })
+    }
+}
+
 /// One cached client per (region, profile, role): the three things that change which
 /// credentials and endpoint a call uses.
 type ClientKey = (String, String, Option<String>);
@@ -117,6 +191,9 @@ pub struct AwsKms {
     runtime: BlockingRuntime,
     http: SharedHttpClient,
     endpoint: Option<String>,
+    /// Set by [`AwsKms::with_static_credentials`] (Flux's `sops.aws-kms`): then the only
+    /// credentials used, for KMS and for assuming a key's role.
+    credentials: Option<Credentials>,
     clients: Mutex<HashMap<ClientKey, CachedClient>>,
 }
 
@@ -138,8 +215,27 @@ impl AwsKms {
             runtime,
             http,
             endpoint: None,
+            credentials: None,
             clients: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Signs every call with `credentials` and nothing else: the environment's credential
+    /// chain (variables, profiles, web identity, instance metadata) is never consulted, not
+    /// even for a key's `aws_profile` (which then only picks config such as the endpoint).
+    pub fn with_static_credentials(mut self, credentials: &FluxAwsCredentials) -> AwsKms {
+        self.credentials = Some(Credentials::new(
+            credentials.access_key_id.as_str(),
+            credentials.secret_access_key.as_str(),
+            credentials.session_token.as_ref().map(|t| t.to_string()),
+            None,
+            "sops.aws-kms",
+        ));
+        self.clients
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self
     }
 
     /// Sends every KMS and STS call to `url` (a local KMS, a VPC endpoint), whatever the
@@ -244,6 +340,9 @@ impl AwsKms {
         }
         if let Some(url) = &self.endpoint {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = &self.credentials {
+            loader = loader.credentials_provider(credentials.clone());
         }
         let config: SdkConfig = self.runtime.run(loader.load());
         let endpoint = self.endpoint.clone().or_else(|| {
@@ -486,6 +585,41 @@ mod tests {
 
     fn pair(k: &str, v: &str) -> (String, String) {
         (k.to_string(), v.to_string())
+    }
+
+    /// Flux's `sops.aws-kms` entry, YAML or JSON; the session token is optional, unknown
+    /// fields are ignored; an unusable entry says why without quoting it.
+    #[test]
+    fn flux_aws_credentials_entries_are_read_as_flux_reads_them() {
+        let c = FluxAwsCredentials::parse(
+            b"aws_access_key_id: AKIAEXAMPLE\naws_secret_access_key: sec/ret+KEY\nregion: x\n",
+        )
+        .unwrap();
+        assert_eq!(c.access_key_id, "AKIAEXAMPLE");
+        assert_eq!(c.secret_access_key.as_str(), "sec/ret+KEY");
+        assert!(c.session_token.is_none());
+        let c = FluxAwsCredentials::parse(
+            br#"{"aws_access_key_id": "A", "aws_secret_access_key": "S", "aws_session_token": "T"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.session_token.as_deref().map(String::as_str), Some("T"));
+        assert!(!format!("{c:?}").contains('S'), "Debug hides the secret");
+        assert_eq!(
+            FluxAwsCredentials::parse(b"aws_access_key_id: A\n").unwrap_err(),
+            FluxAwsCredentialsError::Missing("aws_secret_access_key")
+        );
+        assert_eq!(
+            FluxAwsCredentials::parse(b"").unwrap_err(),
+            FluxAwsCredentialsError::Missing("aws_access_key_id")
+        );
+        for bad in [
+            &b"- SECRETLIST"[..],
+            b"aws_access_key_id: [SECRETSEQ]",
+            b"\xff",
+        ] {
+            let e = FluxAwsCredentials::parse(bad).unwrap_err().to_string();
+            assert!(!e.contains("SECRET"), "{e}");
+        }
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub enum VaultError {
     AllowlistEntryEmpty(usize),
     #[error("{ALLOWLIST_VAR} does not allow {0}")]
     NotAllowed(String),
+    /// [`VaultTransit::requiring_allowlist`] and the variable is unset.
+    #[error("{ALLOWLIST_VAR} is not set, so this token is sent to no Vault server (the file names {0}): set it to the addresses the token may be sent to")]
+    AllowlistRequired(String),
     #[error("cannot read the Vault token from {path}: {reason}")]
     TokenFile { path: String, reason: String },
     #[error("cannot use VAULT_CACERT: {0}")]
@@ -149,11 +152,12 @@ enum Allowlist {
 }
 
 impl Allowlist {
-    /// sops' `getAllowlist`: unset or empty means `all` (sops' default, to become `none`).
-    fn from_env() -> Result<Allowlist, VaultError> {
+    /// sops' `getAllowlist`: unset or empty means `all` (sops' default, to become `none`);
+    /// `None` when unset or empty.
+    fn from_env() -> Result<Option<Allowlist>, VaultError> {
         match std::env::var(ALLOWLIST_VAR) {
-            Ok(v) if !v.is_empty() => Allowlist::parse(&v),
-            _ => Ok(Allowlist::All),
+            Ok(v) if !v.is_empty() => Allowlist::parse(&v).map(Some),
+            _ => Ok(None),
         }
     }
 
@@ -188,6 +192,24 @@ impl Allowlist {
     }
 }
 
+/// Whether a call may go to `address`: the allowlist's say, where an unset one (`None`) is
+/// `all`, or nothing when the token requires one.
+fn may_send_to(
+    allowlist: Option<Allowlist>,
+    required: bool,
+    address: &str,
+) -> Result<(), VaultError> {
+    let allowlist = match allowlist {
+        Some(list) => list,
+        None if required => return Err(VaultError::AllowlistRequired(address.to_string())),
+        None => Allowlist::All,
+    };
+    if !allowlist.allows(address) {
+        return Err(VaultError::NotAllowed(address.to_string()));
+    }
+    Ok(())
+}
+
 fn with_slash(s: &str) -> String {
     if s.ends_with('/') {
         s.to_string()
@@ -200,6 +222,8 @@ fn with_slash(s: &str) -> String {
 pub struct VaultTransit {
     http: HttpClient,
     token: Option<Zeroizing<String>>,
+    /// [`VaultTransit::requiring_allowlist`]: an unset allowlist allows no server.
+    allowlist_required: bool,
     /// Why `VAULT_CACERT` could not be used: every call then fails with it, as sops' Vault
     /// client does (its `DefaultConfig` records the error, `NewClient` returns it per key).
     ca_error: Option<String>,
@@ -226,6 +250,7 @@ impl VaultTransit {
         Ok(VaultTransit {
             http,
             token: None,
+            allowlist_required: false,
             ca_error,
         })
     }
@@ -233,6 +258,15 @@ impl VaultTransit {
     /// Uses `token` rather than the environment's (Flux's `sops.vault-token`).
     pub fn with_token(mut self, token: Zeroizing<String>) -> VaultTransit {
         self.token = Some(token);
+        self
+    }
+
+    /// Sends the token only to servers `SOPS_HC_VAULT_ALLOWLIST` allows, and to none when it is
+    /// unset (sops' default is every server). For a token that is not the file author's: the
+    /// file names the server its data key (and so the token) goes to, and a file can be
+    /// written by anyone (the controller's own token, used for every tenant's files).
+    pub fn requiring_allowlist(mut self) -> VaultTransit {
+        self.allowlist_required = true;
         self
     }
 
@@ -334,10 +368,11 @@ impl VaultTransit {
         op: &str,
         body: Zeroizing<Vec<u8>>,
     ) -> Result<serde_json::Value, VaultError> {
-        let allowlist = Allowlist::from_env()?;
-        if !allowlist.allows(&key.vault_address) {
-            return Err(VaultError::NotAllowed(key.vault_address.clone()));
-        }
+        may_send_to(
+            Allowlist::from_env()?,
+            self.allowlist_required,
+            &key.vault_address,
+        )?;
         let url = self.url(key, op);
         let token = self.token()?;
         let bytes = self.send(hyper::Method::PUT, &url, token.as_ref(), Some(body))?;
@@ -507,6 +542,24 @@ mod tests {
 
     fn s(a: &str, b: &str, c: &str) -> (String, String, String) {
         (a.into(), b.into(), c.into())
+    }
+
+    /// A token that must not follow a file's choice of server: with no allowlist it goes
+    /// nowhere (sops' default of every server does not apply), and the error names the server
+    /// and the variable; a set allowlist decides as for any token.
+    #[test]
+    fn a_token_requiring_an_allowlist_is_sent_nowhere_without_one() {
+        let addr = "http://attacker.invalid:8200";
+        let e = may_send_to(None, true, addr).unwrap_err();
+        assert!(matches!(e, VaultError::AllowlistRequired(_)), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(ALLOWLIST_VAR) && msg.contains(addr), "{msg}");
+        assert!(may_send_to(None, false, addr).is_ok(), "sops' default");
+        let listed = || Some(Allowlist::parse("https://vault.example.com").unwrap());
+        let e = may_send_to(listed(), true, addr).unwrap_err();
+        assert!(matches!(e, VaultError::NotAllowed(_)), "{e:?}");
+        assert!(may_send_to(listed(), true, "https://vault.example.com").is_ok());
+        assert!(may_send_to(Some(Allowlist::All), true, addr).is_ok());
     }
 
     #[test]
