@@ -24,7 +24,7 @@ pub use kustomize::KustomizeArgs;
 pub use seal::{CertArgs, ControllerArgs, SealArgs, UnsealArgs};
 pub use sops_file::{
     CheckArgs, DecryptArgs, ExecEnvArgs, ExecFileArgs, FileArg, GroupsAction, GroupsArgs,
-    KeygenArgs, PublishArgs, RotateArgs, SetArgs, SetOptions, UnsetArgs, UnsetOptions,
+    KeyChanges, KeygenArgs, PublishArgs, RotateArgs, SetArgs, SetOptions, UnsetArgs, UnsetOptions,
     UpdateKeysArgs, ValueSource,
 };
 pub use sops_secret::SopsSecretArgs;
@@ -70,36 +70,9 @@ pub struct LegacyArgs {
     /// With --decrypt: print only the value at this path.
     #[arg(long, value_name = "PATH")]
     pub extract: Option<String>,
-    /// With --rotate: add these age recipients.
-    #[arg(long, value_name = "RECIPIENTS")]
-    pub add_age: Option<String>,
-    /// With --rotate: remove these age recipients.
-    #[arg(long, value_name = "RECIPIENTS")]
-    pub rm_age: Option<String>,
-    /// With --rotate: add these PGP fingerprints.
-    #[arg(long, value_name = "FINGERPRINTS")]
-    pub add_pgp: Option<String>,
-    /// With --rotate: remove these PGP fingerprints.
-    #[arg(long, value_name = "FINGERPRINTS")]
-    pub rm_pgp: Option<String>,
-    /// With --rotate: add these GCP KMS key resource IDs.
-    #[arg(long, value_name = "RESOURCE_IDS")]
-    pub add_gcp_kms: Option<String>,
-    /// With --rotate: remove these GCP KMS key resource IDs.
-    #[arg(long, value_name = "RESOURCE_IDS")]
-    pub rm_gcp_kms: Option<String>,
-    /// With --rotate: add these Azure Key Vault key URLs.
-    #[arg(long, value_name = "URLS")]
-    pub add_azure_kv: Option<String>,
-    /// With --rotate: remove these Azure Key Vault key URLs.
-    #[arg(long, value_name = "URLS")]
-    pub rm_azure_kv: Option<String>,
-    /// With --rotate: add these Vault transit key URIs.
-    #[arg(long, value_name = "URIS")]
-    pub add_hc_vault_transit: Option<String>,
-    /// With --rotate: remove these Vault transit key URIs.
-    #[arg(long, value_name = "URIS")]
-    pub rm_hc_vault_transit: Option<String>,
+    // With --rotate: the keys to add and remove (`--add-age`, `--rm-pgp`, ...).
+    #[command(flatten)]
+    pub key_changes: KeyChanges,
     /// The file: decrypted, encrypted, rotated or set as the flags say, else opened in the
     /// editor (as `enseal edit`).
     #[arg(value_name = "FILE")]
@@ -602,19 +575,7 @@ impl LegacyArgs {
                 "--extract goes with --decrypt",
             ));
         }
-        let key_changes = [
-            &self.add_age,
-            &self.rm_age,
-            &self.add_pgp,
-            &self.rm_pgp,
-            &self.add_gcp_kms,
-            &self.rm_gcp_kms,
-            &self.add_azure_kv,
-            &self.rm_azure_kv,
-            &self.add_hc_vault_transit,
-            &self.rm_hc_vault_transit,
-        ];
-        if key_changes.iter().any(|k| k.is_some()) && !self.rotate {
+        if self.key_changes.any() && !self.rotate {
             return Err(Failure::new(
                 exit::CONFLICTING_PARAMETERS,
                 "--add-age, --rm-age, --add-pgp, --rm-pgp, --add-gcp-kms, --rm-gcp-kms, \
@@ -640,16 +601,7 @@ impl LegacyArgs {
                 g.validate()?,
                 RotateArgs {
                     file,
-                    add_age: self.add_age,
-                    rm_age: self.rm_age,
-                    add_pgp: self.add_pgp,
-                    rm_pgp: self.rm_pgp,
-                    add_gcp_kms: self.add_gcp_kms,
-                    rm_gcp_kms: self.rm_gcp_kms,
-                    add_azure_kv: self.add_azure_kv,
-                    rm_azure_kv: self.rm_azure_kv,
-                    add_hc_vault_transit: self.add_hc_vault_transit,
-                    rm_hc_vault_transit: self.rm_hc_vault_transit,
+                    keys: self.key_changes,
                 },
             ));
         }
@@ -798,7 +750,10 @@ mod tests {
             Invocation::Rotate(
                 _,
                 RotateArgs {
-                    add_age: Some(_),
+                    keys: KeyChanges {
+                        add_age: Some(_),
+                        ..
+                    },
                     ..
                 }
             )

@@ -54,6 +54,15 @@ pub struct UnsetArgs {
 #[derive(Args, Debug)]
 pub struct RotateArgs {
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyChanges,
+}
+
+/// The master keys a rotation adds and removes, sops' `--add-*`/`--rm-*` flags, the same for
+/// `enseal rotate` and the top-level `-r`. Added keys go to the first key group, removed ones
+/// leave every group.
+#[derive(Args, Debug, Default)]
+pub struct KeyChanges {
     /// Add these age recipients while rotating.
     #[arg(long, value_name = "RECIPIENTS")]
     pub add_age: Option<String>,
@@ -84,6 +93,26 @@ pub struct RotateArgs {
     /// Remove these Vault transit key URIs while rotating.
     #[arg(long, value_name = "URIS")]
     pub rm_hc_vault_transit: Option<String>,
+}
+
+impl KeyChanges {
+    /// Whether any key is added or removed.
+    pub fn any(&self) -> bool {
+        [
+            &self.add_age,
+            &self.rm_age,
+            &self.add_pgp,
+            &self.rm_pgp,
+            &self.add_gcp_kms,
+            &self.rm_gcp_kms,
+            &self.add_azure_kv,
+            &self.rm_azure_kv,
+            &self.add_hc_vault_transit,
+            &self.rm_hc_vault_transit,
+        ]
+        .iter()
+        .any(|k| k.is_some())
+    }
 }
 
 #[derive(Args, Debug)]

@@ -89,104 +89,49 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
     let opened = context::open(&input, format, context::mac(g))?;
     let mut groups = recipients_of(&opened.metadata.key_groups)?;
-    if let Some(add) = &a.add_age {
-        let first = groups
-            .first_mut()
-            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
-        for r in plan::parse_recipients(add)? {
-            if !first.age.iter().any(|x| x.to_string() == r.to_string()) {
-                first.age.push(r);
-            }
-        }
-    }
-    if let Some(rm) = &a.rm_age {
-        let gone: BTreeSet<String> = plan::parse_recipients(rm)?
-            .iter()
-            .map(|r| r.to_string())
-            .collect();
-        for group in &mut groups {
-            group.age.retain(|r| !gone.contains(&r.to_string()));
-        }
-    }
-    // As sops' rotate: added keys go to the first group, removed ones leave every group
-    // (compared by fingerprint text, sops' ToString).
-    if let Some(add) = &a.add_pgp {
-        let first = groups
-            .first_mut()
-            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
-        for f in plan::parse_fingerprints(add)? {
-            if !first.pgp.contains(&f) {
-                first.pgp.push(f);
-            }
-        }
-    }
-    if let Some(rm) = &a.rm_pgp {
-        let gone = plan::parse_fingerprints(rm)?;
-        for group in &mut groups {
-            group.pgp.retain(|f| !gone.contains(f));
-        }
-    }
-    // Compared by resource ID (sops' ToString), as the PGP keys above.
-    if let Some(add) = &a.add_gcp_kms {
-        let first = groups
-            .first_mut()
-            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
-        for k in gcp_kms::parse_resource_ids(add) {
-            if !first.gcp_kms.iter().any(|x| x.resource_id == k.resource_id) {
-                first.gcp_kms.push(k);
-            }
-        }
-    }
-    if let Some(rm) = &a.rm_gcp_kms {
-        let gone: BTreeSet<String> = gcp_kms::parse_resource_ids(rm)
-            .into_iter()
-            .map(|k| k.resource_id)
-            .collect();
-        for group in &mut groups {
-            group.gcp_kms.retain(|k| !gone.contains(&k.resource_id));
-        }
-    }
-    // Compared by URL with version (sops' ToString), as the PGP keys above; a URL without a
-    // version names the key's current version once wrapped.
-    if let Some(add) = &a.add_azure_kv {
-        let first = groups
-            .first_mut()
-            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
-        for k in plan::parse_azure_kv_urls(add)? {
-            if !first.azure_kv.iter().any(|x| x.uri() == k.uri()) {
-                first.azure_kv.push(k);
-            }
-        }
-    }
-    if let Some(rm) = &a.rm_azure_kv {
-        let gone: BTreeSet<String> = plan::parse_azure_kv_urls(rm)?
-            .iter()
-            .map(AzureKvStanza::uri)
-            .collect();
-        for group in &mut groups {
-            group.azure_kv.retain(|k| !gone.contains(&k.uri()));
-        }
-    }
-    // Compared by URI (sops' ToString), as the PGP keys above.
-    if let Some(add) = &a.add_hc_vault_transit {
-        let first = groups
-            .first_mut()
-            .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?;
-        for k in plan::parse_vault_uris(add)? {
-            if !first.hc_vault.iter().any(|x| x.uri() == k.uri()) {
-                first.hc_vault.push(k);
-            }
-        }
-    }
-    if let Some(rm) = &a.rm_hc_vault_transit {
-        let gone: BTreeSet<String> = plan::parse_vault_uris(rm)?
-            .iter()
-            .map(VaultStanza::uri)
-            .collect();
-        for group in &mut groups {
-            group.hc_vault.retain(|k| !gone.contains(&k.uri()));
-        }
-    }
+    let k = &a.keys;
+    change_keys(
+        &mut groups,
+        &k.add_age,
+        &k.rm_age,
+        plan::parse_recipients,
+        |g| &mut g.age,
+        |r| r.to_string(),
+    )?;
+    change_keys(
+        &mut groups,
+        &k.add_pgp,
+        &k.rm_pgp,
+        plan::parse_fingerprints,
+        |g| &mut g.pgp,
+        |f| f.to_string(),
+    )?;
+    let parse_gcp_kms = |list: &str| Ok(gcp_kms::parse_resource_ids(list));
+    change_keys(
+        &mut groups,
+        &k.add_gcp_kms,
+        &k.rm_gcp_kms,
+        parse_gcp_kms,
+        |g| &mut g.gcp_kms,
+        |k| k.resource_id.clone(),
+    )?;
+    // An Azure URL without a version names the key's current version once wrapped.
+    change_keys(
+        &mut groups,
+        &k.add_azure_kv,
+        &k.rm_azure_kv,
+        plan::parse_azure_kv_urls,
+        |g| &mut g.azure_kv,
+        AzureKvStanza::uri,
+    )?;
+    change_keys(
+        &mut groups,
+        &k.add_hc_vault_transit,
+        &k.rm_hc_vault_transit,
+        plan::parse_vault_uris,
+        |g| &mut g.hc_vault,
+        VaultStanza::uri,
+    )?;
     let key = DataKey::generate();
     let Decrypted {
         parsed,
@@ -206,6 +151,38 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options)
         .map_err(|e| context::file_error(&input.name, e))?;
     dest.write(&bytes)
+}
+
+/// One kind of key's `--add-*` and `--rm-*`, as sops' rotate does them: added keys go to the
+/// first group unless it has them already, removed ones leave every group; keys are the same
+/// when `id` (sops' `ToString`: recipient, fingerprint, resource ID, URL or URI) is.
+fn change_keys<K>(
+    groups: &mut [GroupRecipients],
+    add: &Option<String>,
+    rm: &Option<String>,
+    parse: impl Fn(&str) -> Result<Vec<K>>,
+    keys: fn(&mut GroupRecipients) -> &mut Vec<K>,
+    id: impl Fn(&K) -> String,
+) -> Result<()> {
+    if let Some(add) = add {
+        let first = keys(
+            groups
+                .first_mut()
+                .ok_or_else(|| Failure::new(exit::GENERIC, "no key group"))?,
+        );
+        for k in parse(add)? {
+            if !first.iter().any(|x| id(x) == id(&k)) {
+                first.push(k);
+            }
+        }
+    }
+    if let Some(rm) = rm {
+        let gone: BTreeSet<String> = parse(rm)?.iter().map(&id).collect();
+        for group in groups {
+            keys(group).retain(|k| !gone.contains(&id(k)));
+        }
+    }
+    Ok(())
 }
 
 use enseal_sops::file::{Decrypted, EncryptOptions, Layout};
