@@ -32,8 +32,12 @@ pub struct KeyGroup {
     pub hc_vault: Vec<VaultStanza>,
     pub gcp_kms: Vec<GcpKmsStanza>,
     pub azure_kv: Vec<AzureKvStanza>,
-    /// Master keys enseal does not use (hckms), kept as they were so
-    /// that rewriting a file does not drop other people's access.
+    /// Master keys enseal cannot open, by field name: sops 3.12's `hckms` (HuaweiCloud KMS),
+    /// and the key lists of sources a later sops may add. Kept, not dropped as sops drops
+    /// fields it does not know: each entry wraps this same data key, so while the data key
+    /// stays (edit, set, updatekeys) it still opens the file for whoever holds that key, and
+    /// dropping it would lock them out without a word. Written back between gcp_kms and
+    /// azure_kv, where sops 3.12+ writes hckms (stores.go `metadata`).
     pub other: Vec<(String, Node)>,
 }
 
@@ -113,7 +117,109 @@ pub enum MetadataError {
     Version(String),
 }
 
-const KEY_FIELDS: [&str; 6] = ["kms", "gcp_kms", "azure_kv", "hc_vault", "age", "pgp"];
+const KEY_FIELDS: [&str; 7] = [
+    "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault", "age", "pgp",
+];
+
+/// The `sops` fields that are not key lists, which a kept unknown key list must not be named
+/// (a one-group file writes its key lists at the top level, beside these).
+const OTHER_FIELDS: [&str; 5] = [
+    "key_groups",
+    "shamir_threshold",
+    "lastmodified",
+    "mac",
+    "version",
+];
+
+/// What messages call the source of a key field enseal cannot open.
+pub fn key_source_name(field: &str) -> &str {
+    match field {
+        "hckms" => "HuaweiCloud KMS",
+        other => other,
+    }
+}
+
+/// A master key of a group that enseal keeps but cannot open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsupportedKey {
+    /// The metadata field it is listed under (`hckms`).
+    pub field: String,
+    /// The key as sops names it (an hckms `key_id`), or empty when the source is unknown.
+    pub id: String,
+}
+
+impl UnsupportedKey {
+    /// `hckms cn-north-4:0d04...`, as messages name master keys.
+    pub fn describe(&self) -> String {
+        if self.id.is_empty() {
+            self.field.clone()
+        } else {
+            format!("{} {}", self.field, self.id)
+        }
+    }
+
+    /// Why enseal cannot use it (`HuaweiCloud KMS is not supported by enseal`).
+    pub fn reason(&self) -> String {
+        format!(
+            "{} is not supported by enseal",
+            key_source_name(&self.field)
+        )
+    }
+}
+
+impl KeyGroup {
+    /// The group's master keys that enseal keeps but cannot open, in file order.
+    pub fn unsupported_keys(&self) -> Vec<UnsupportedKey> {
+        self.unsupported_entries().map(|(key, _)| key).collect()
+    }
+
+    /// Puts `from`'s entries for `keys` in this group, which must wrap the same secret (the
+    /// same data key: `updatekeys` of a one-group file), so that they still open the file.
+    /// Gives back the first key `from` has no entry for: enseal cannot wrap for it.
+    pub fn keep_unsupported(
+        &mut self,
+        from: &KeyGroup,
+        keys: &[UnsupportedKey],
+    ) -> Result<(), UnsupportedKey> {
+        for key in keys {
+            let Some((_, entry)) = from.unsupported_entries().find(|(k, _)| k == key) else {
+                return Err(key.clone());
+            };
+            match self.other.iter_mut().find(|(field, _)| *field == key.field) {
+                Some((_, Node::Seq(entries))) => entries.push(entry.clone()),
+                _ => self
+                    .other
+                    .push((key.field.clone(), Node::Seq(vec![entry.clone()]))),
+            }
+        }
+        Ok(())
+    }
+
+    fn unsupported_entries(&self) -> impl Iterator<Item = (UnsupportedKey, &Node)> {
+        self.other.iter().flat_map(|(field, node)| {
+            let entries = match node {
+                Node::Seq(entries) => entries.as_slice(),
+                _ => &[],
+            };
+            entries
+                .iter()
+                .filter(|n| !matches!(n, Node::Comment(_)))
+                .map(move |entry| {
+                    let id = match field.as_str() {
+                        "hckms" => entry.get("key_id"),
+                        _ => None,
+                    };
+                    let key = UnsupportedKey {
+                        field: field.clone(),
+                        id: id
+                            .and_then(|n| scalar_text(n, "key_id").ok())
+                            .unwrap_or_default(),
+                    };
+                    (key, entry)
+                })
+        })
+    }
+}
 
 impl Metadata {
     pub fn new(key_groups: Vec<KeyGroup>, crypt_rule: CryptRule) -> Metadata {
@@ -158,13 +264,14 @@ impl Metadata {
                                 "has an entry that is not a mapping",
                             ));
                         };
-                        // Only the key types sops knows: it decodes a group into a struct
-                        // and ignores any other field, as the flat (one group) form does here.
-                        // Kept, an unknown name would be written at the top level when the file
-                        // has one group, and not read back from there.
+                        // The key types sops knows, and what looks like the key list of a
+                        // source a later sops added (see `is_unknown_key_list`); any other
+                        // field is ignored, as sops ignores it. The same test applies to the
+                        // flat (one group) form, so what a one-group file writes at the top
+                        // level is read back from there.
                         for field in fields {
                             if let Item::Pair(k, v) = field {
-                                if KEY_FIELDS.contains(&k.as_str()) {
+                                if KEY_FIELDS.contains(&k.as_str()) || is_unknown_key_list(k, v) {
                                     read_key_field(&mut g, k, v)?;
                                 }
                             }
@@ -191,6 +298,8 @@ impl Metadata {
                 k => {
                     if let Some(kind) = CryptRuleKind::from_field(k) {
                         rules.push((kind, scalar_text(value, kind.field())?));
+                    } else if is_unknown_key_list(k, value) {
+                        read_key_field(&mut top_group, k, value)?;
                     }
                 }
             }
@@ -348,7 +457,27 @@ fn read_key_field(group: &mut KeyGroup, key: &str, value: &Node) -> Result<(), M
                 });
             }
         }
+        "hckms" => {
+            // sops 3.12+ `hckmskey`: key_id, created_at, enc, in that order; sops needs the
+            // first two to read the file, so they are checked here as they are for the
+            // sources enseal opens. Kept as a node: enseal only writes it back.
+            let mut entries = Vec::new();
+            for entry in list(value, "hckms")? {
+                entries.push(Node::Map(vec![
+                    Item::Pair("key_id".into(), Node::str(field(entry, "hckms", "key_id")?)),
+                    Item::Pair(
+                        "created_at".into(),
+                        Node::str(optional_field(entry, "created_at")?.unwrap_or_default()),
+                    ),
+                    Item::Pair("enc".into(), Node::str(field(entry, "hckms", "enc")?)),
+                ]));
+            }
+            if !entries.is_empty() {
+                group.other.push(("hckms".into(), Node::Seq(entries)));
+            }
+        }
         other => {
+            // A source enseal does not know: kept as it was written.
             if !matches!(value, Node::Seq(v) if v.is_empty())
                 && !matches!(value, Node::Scalar(s) if s.kind == Kind::Null)
             {
@@ -467,6 +596,34 @@ fn pgp_entries(keys: &[PgpStanza]) -> Node {
             })
             .collect(),
     )
+}
+
+/// Whether `name: value` is the key list of a key source a later sops may add: a name like
+/// sops' own (lower case, digits, `_`), none of the metadata's other fields, and a non-empty
+/// list of entries that each carry an `enc` text, as every sops key type does. Such a list is
+/// kept (see [`KeyGroup::other`]); anything else is ignored, as sops ignores it.
+fn is_unknown_key_list(name: &str, value: &Node) -> bool {
+    let named_like_sops = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !named_like_sops
+        || OTHER_FIELDS.contains(&name)
+        || KEY_FIELDS.contains(&name)
+        || name == "mac_only_encrypted"
+        || CryptRuleKind::from_field(name).is_some()
+    {
+        return false;
+    }
+    let Node::Seq(entries) = value else {
+        return false;
+    };
+    let mut entries = entries
+        .iter()
+        .filter(|n| !matches!(n, Node::Comment(_)))
+        .peekable();
+    entries.peek().is_some()
+        && entries.all(|e| matches!(e.get("enc"), Some(Node::Scalar(s)) if s.text().is_some()))
 }
 
 fn invalid(field: &str, problem: &str) -> MetadataError {
@@ -880,6 +1037,210 @@ mod tests {
             ["vault_url", "name", "version", "created_at", "enc"]
         );
         assert_eq!(Metadata::from_node(&node).unwrap(), m);
+    }
+
+    fn names(node: &Node) -> Vec<String> {
+        let Node::Map(items) = node else {
+            panic!("not a map")
+        };
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Pair(k, _) => Some(k.clone()),
+                Item::Comment(_) => None,
+            })
+            .collect()
+    }
+
+    fn entry(fields: &[(&str, &str)]) -> Node {
+        Node::Map(
+            fields
+                .iter()
+                .map(|(k, v)| Item::Pair((*k).into(), Node::str(*v)))
+                .collect(),
+        )
+    }
+
+    /// An `hckms` entry as sops 3.13.3 writes it (fields sorted by name), beside an age key.
+    fn with_hckms(hckms_fields: &[(&str, &str)]) -> Node {
+        Node::Map(vec![
+            Item::Pair(
+                "age".into(),
+                Node::Seq(vec![entry(&[("enc", "x"), ("recipient", "age1a")])]),
+            ),
+            Item::Pair("hckms".into(), Node::Seq(vec![entry(hckms_fields)])),
+            Item::Pair("lastmodified".into(), Node::str("2024-01-01T00:00:00Z")),
+            Item::Pair("mac".into(), Node::str("")),
+            Item::Pair("version".into(), Node::str("3.13.3")),
+        ])
+    }
+
+    /// sops 3.12+ files may carry HuaweiCloud KMS keys: enseal cannot open them, but writes
+    /// them back (in stores.go's place, between gcp_kms and azure_kv, and `hckmskey` order)
+    /// rather than dropping the access of whoever holds them.
+    #[test]
+    fn hckms_keys_are_kept_and_written_where_sops_writes_them() {
+        let node = with_hckms(&[
+            ("created_at", "2026-01-02T03:04:05Z"),
+            ("enc", "AAAAhuawei=="),
+            ("key_id", "cn-north-4:0d0466b1-5b4e-4f5a-9f4e-1234567890ab"),
+        ]);
+        let mut m = Metadata::from_node(&node).unwrap();
+        assert_eq!(
+            m.key_groups[0].unsupported_keys(),
+            [UnsupportedKey {
+                field: "hckms".into(),
+                id: "cn-north-4:0d0466b1-5b4e-4f5a-9f4e-1234567890ab".into(),
+            }]
+        );
+        assert_eq!(
+            m.key_groups[0].unsupported_keys()[0].reason(),
+            "HuaweiCloud KMS is not supported by enseal"
+        );
+        m.key_groups[0].gcp_kms.push(GcpKmsStanza {
+            resource_id: "projects/p/locations/l/keyRings/r/cryptoKeys/k".into(),
+            created_at: "2024-01-01T00:00:00Z".into(),
+            enc: "eA==".into(),
+        });
+        m.key_groups[0].azure_kv.push(AzureKvStanza {
+            vault_url: "https://v.vault.azure.net".into(),
+            name: "k".into(),
+            version: "1".into(),
+            created_at: "2024-01-01T00:00:00Z".into(),
+            enc: "eA".into(),
+        });
+        let out = m.to_node();
+        assert_eq!(&names(&out)[..4], ["gcp_kms", "hckms", "azure_kv", "age"]);
+        let Some(Node::Seq(entries)) = out.get("hckms") else {
+            panic!("no hckms list")
+        };
+        assert_eq!(names(&entries[0]), ["key_id", "created_at", "enc"]);
+        assert_eq!(
+            entries[0].get("enc").and_then(|n| match n {
+                Node::Scalar(s) => s.text(),
+                _ => None,
+            }),
+            Some("AAAAhuawei==")
+        );
+        assert_eq!(Metadata::from_node(&out).unwrap(), m);
+
+        // Inside key groups too, each group keeping its own.
+        let mut two = m.clone();
+        two.key_groups.push(KeyGroup {
+            age: vec![AgeStanza {
+                recipient: "age1b".into(),
+                enc: "y".into(),
+            }],
+            ..Default::default()
+        });
+        two.shamir_threshold = Some(1);
+        let out = two.to_node();
+        let Some(Node::Seq(groups)) = out.get("key_groups") else {
+            panic!("no key_groups")
+        };
+        assert!(names(&groups[0]).contains(&"hckms".to_string()));
+        assert!(!names(&groups[1]).contains(&"hckms".to_string()));
+        assert_eq!(Metadata::from_node(&out).unwrap(), two);
+    }
+
+    /// sops cannot read an hckms entry without its key or its wrapped data key; neither can
+    /// enseal pretend to keep one.
+    #[test]
+    fn an_hckms_entry_without_key_id_or_enc_is_refused() {
+        for fields in [
+            &[("enc", "AAAA")][..],
+            &[("key_id", "cn-north-4:0d0466b1-5b4e-4f5a-9f4e-1234567890ab")][..],
+        ] {
+            assert!(matches!(
+                Metadata::from_node(&with_hckms(fields)),
+                Err(MetadataError::Invalid { field, .. }) if field == "hckms"
+            ));
+        }
+    }
+
+    /// A key list of a source a later sops may add (a lower-case name, entries with `enc`) is
+    /// kept as written; other unknown fields are ignored as sops ignores them, and a key list
+    /// may not take the name of another metadata field.
+    #[test]
+    fn unknown_key_lists_are_kept_and_other_unknown_fields_ignored() {
+        let future = Node::Seq(vec![entry(&[("zz_key", "k1"), ("enc", "Zm9v")])]);
+        let mut node = with_hckms(&[("key_id", "r:u"), ("enc", "AAAA")]);
+        let Node::Map(items) = &mut node else {
+            unreachable!()
+        };
+        items.push(Item::Pair("future_kms".into(), future.clone()));
+        items.push(Item::Pair("note".into(), Node::str("not a key list")));
+        items.push(Item::Pair(
+            "no_enc".into(),
+            Node::Seq(vec![entry(&[("id", "x")])]),
+        ));
+        items.push(Item::Pair(
+            "Upper".into(),
+            Node::Seq(vec![entry(&[("enc", "x")])]),
+        ));
+        let m = Metadata::from_node(&node).unwrap();
+        let other: Vec<&str> = m.key_groups[0]
+            .other
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(other, ["hckms", "future_kms"]);
+        assert_eq!(m.key_groups[0].other[1].1, future);
+        assert_eq!(
+            m.key_groups[0].unsupported_keys()[1].reason(),
+            "future_kms is not supported by enseal"
+        );
+        assert_eq!(Metadata::from_node(&m.to_node()).unwrap(), m);
+
+        // In a one-group `key_groups`, a key list named like a metadata field would be written
+        // flat beside that field: it is not kept.
+        let group = Node::Map(vec![
+            Item::Pair(
+                "age".into(),
+                Node::Seq(vec![entry(&[("recipient", "age1a"), ("enc", "x")])]),
+            ),
+            Item::Pair(
+                "lastmodified".into(),
+                Node::Seq(vec![entry(&[("enc", "x")])]),
+            ),
+            Item::Pair(
+                "encrypted_regex".into(),
+                Node::Seq(vec![entry(&[("enc", "x")])]),
+            ),
+        ]);
+        let node = Node::Map(vec![
+            Item::Pair("key_groups".into(), Node::Seq(vec![group])),
+            Item::Pair("lastmodified".into(), Node::str("2024-01-01T00:00:00Z")),
+            Item::Pair("mac".into(), Node::str("")),
+            Item::Pair("version".into(), Node::str("3.11.0")),
+        ]);
+        let m = Metadata::from_node(&node).unwrap();
+        assert!(m.key_groups[0].other.is_empty());
+        assert_eq!(Metadata::from_node(&m.to_node()).unwrap(), m);
+    }
+
+    /// updatekeys of a one-group file puts the old group's entries for the keys its rule
+    /// names in the new group, and says which one it has no entry for.
+    #[test]
+    fn unsupported_entries_are_carried_to_a_new_group_by_key() {
+        let old = Metadata::from_node(&with_hckms(&[
+            ("key_id", "r:one"),
+            ("created_at", "2026-01-02T03:04:05Z"),
+            ("enc", "AAAA"),
+        ]))
+        .unwrap();
+        let key = |id: &str| UnsupportedKey {
+            field: "hckms".into(),
+            id: id.into(),
+        };
+        let mut new = KeyGroup::default();
+        new.keep_unsupported(&old.key_groups[0], &[key("r:one")])
+            .unwrap();
+        assert_eq!(new.other, old.key_groups[0].other);
+        assert_eq!(
+            KeyGroup::default().keep_unsupported(&old.key_groups[0], &[key("r:one"), key("r:two")]),
+            Err(key("r:two"))
+        );
     }
 
     #[test]

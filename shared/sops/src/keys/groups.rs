@@ -501,11 +501,10 @@ fn open_group(
             Err(why) => attempts.push((key.describe(), why)),
         }
     }
-    for (name, _) in &group.other {
-        attempts.push((
-            name.clone(),
-            "this key type is not supported by enseal".into(),
-        ));
+    // Keys kept from the file that enseal cannot open (hckms): named, one by one, so that a
+    // file only they open says why rather than failing without a word about them.
+    for key in group.unsupported_keys() {
+        attempts.push((key.describe(), key.reason()));
     }
     None
 }
