@@ -3,10 +3,12 @@
 //! Each source turns a data key into the `enc` text stored in the `sops` metadata and back,
 //! behind the two halves of sops' `keys.MasterKey` (keys/keys.go): a [`Recipient`] wraps a
 //! secret into its source's metadata [`Stanza`], and a stanza read back is a [`MasterKey`] that
-//! unwraps it with what the keyring holds ([`KeyAccess`]). A new source (gcp_kms,
-//! azure_kv, hc_vault) is one module implementing both, a [`Stanza`] variant, and, when it needs
-//! credentials, a field of [`KeyAccess`]; [`groups`] then tries it like the others.
-//! Errors never carry key material, only where it came from.
+//! unwraps it with what the keyring holds ([`KeyAccess`]). The sources are age, pgp (gpg, or
+//! [`openpgp`] where there is no gpg), aws_kms, gcp_kms, azure_kv and hc_vault; the REST ones
+//! share one blocking HTTP client (http.rs). A new source is one module implementing both
+//! halves, a [`Stanza`] variant, and, when it needs credentials, a field of [`KeyAccess`];
+//! [`groups`] then tries it like the others. Errors never carry key material, only where it
+//! came from.
 
 pub mod age;
 pub mod aws_kms;
