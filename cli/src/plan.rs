@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use enseal_sops::config::creation_rule::AzureKvKeySpec;
 use enseal_sops::config::{self, Config, ConfigError};
 use enseal_sops::format::crypt_rule::{CryptRule, CryptRuleKind};
-use enseal_sops::format::metadata::{AzureKvStanza, GcpKmsStanza, KmsStanza, VaultStanza};
+use enseal_sops::format::metadata::{
+    AzureKvStanza, GcpKmsStanza, KmsStanza, UnsupportedKey, VaultStanza,
+};
 use enseal_sops::keys::age::AgeRecipient;
 use enseal_sops::keys::aws_kms;
 use enseal_sops::keys::azure_kv;
@@ -26,6 +28,9 @@ pub struct Plan {
     pub crypt_rule: CryptRule,
     pub mac_only_encrypted: bool,
     pub write: WriteOptions,
+    /// Per group, the keys of sources enseal cannot wrap for (hckms) that the creation rule
+    /// names: always empty but for [`for_updatekeys`], which keeps the file's entries for them.
+    pub kept: Vec<Vec<UnsupportedKey>>,
 }
 
 pub fn parse_recipients(list: &str) -> Result<Vec<AgeRecipient>> {
@@ -152,8 +157,26 @@ pub fn load_config(path: &Path) -> Result<Config> {
     config::load(path).map_err(|e| Failure::new(exit::GENERIC, e.to_string()))
 }
 
-/// The plan for encrypting `name` (a new file, or `updatekeys`).
+/// The plan for encrypting `name` (a new file). A creation rule naming keys enseal cannot wrap
+/// for (hckms) is refused, as sops fails (exit 1) when it cannot wrap the data key for one:
+/// encrypting without them would leave their holders out without a word.
 pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<Plan> {
+    for_file_keeping(global, name, format, false)
+}
+
+/// The plan for `updatekeys` of `name`: as [`for_file`], but the keys enseal cannot wrap for
+/// are put in [`Plan::kept`], for the file's entries for them to be kept (the data key does
+/// not change there, so they still open it).
+pub fn for_updatekeys(global: &GlobalOptions, name: &Path, format: Format) -> Result<Plan> {
+    for_file_keeping(global, name, format, true)
+}
+
+fn for_file_keeping(
+    global: &GlobalOptions,
+    name: &Path,
+    format: Format,
+    keep_unsupported: bool,
+) -> Result<Plan> {
     let cli_age = match &global.age {
         Some(list) => parse_recipients(list)?,
         None => Vec::new(),
@@ -214,6 +237,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
             crypt_rule: cli_rule.unwrap_or_default(),
             mac_only_encrypted: global.mac_only_encrypted,
             write,
+            kept: Vec::new(),
         });
     }
     // sops 3.11 and 3.13 exit 1 here (not their ConfigFileNotFound code, 61).
@@ -235,19 +259,22 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         Err(e) => return Err(Failure::new(exit::GENERIC, e.to_string())),
     };
     let mut groups = Vec::new();
+    let mut kept = Vec::new();
     for spec in &rule.key_groups {
         // Refused rather than dropped: encrypting without a key the rule names would lock its
         // holder out without a word.
-        if !spec.unsupported.is_empty() {
+        if let (false, Some(key)) = (keep_unsupported, spec.unsupported.first()) {
             return Err(Failure::new(
                 exit::GENERIC,
                 format!(
-                    "{}: the creation rule names {} keys, which enseal does not support",
+                    "{}: the creation rule names {}, and {}",
                     config.path.display(),
-                    spec.unsupported.join(", ")
+                    key.describe(),
+                    key.reason()
                 ),
             ));
         }
+        kept.push(spec.unsupported.clone());
         let mut group = GroupRecipients::default();
         for r in &spec.age {
             group.age.extend(parse_recipients(r)?);
@@ -303,6 +330,7 @@ pub fn for_file(global: &GlobalOptions, name: &Path, format: Format) -> Result<P
         crypt_rule,
         mac_only_encrypted: global.mac_only_encrypted || rule.mac_only_encrypted,
         write,
+        kept,
     })
 }
 

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use enseal_sops::crypto::data_key::DataKey;
 use enseal_sops::file;
-use enseal_sops::format::metadata::{AzureKvStanza, KeyGroup, KmsStanza, Metadata, VaultStanza};
+use enseal_sops::format::metadata::{
+    AzureKvStanza, KeyGroup, KmsStanza, Metadata, UnsupportedKey, VaultStanza,
+};
 use enseal_sops::keys::gcp_kms;
 use enseal_sops::keys::groups::{self, GroupRecipients};
 use enseal_sops::stores::WriteOptions;
@@ -17,8 +19,14 @@ use crate::exit::{self, Failure, Result};
 use crate::file_io::{read_input, write_atomic, Destination};
 use crate::plan;
 
-/// The master keys a file is wrapped for now, as recipients to wrap for again.
+/// The master keys a file is wrapped for now, as recipients to wrap for again. A key enseal
+/// cannot wrap for (hckms) is refused rather than left out: a new data key or new Shamir
+/// shares would leave its entry wrapping what no longer opens the file, and dropping it would
+/// lock its holder out. sops fails too, exit 1, when it cannot wrap for a key.
 fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
+    if let Some(key) = groups.iter().flat_map(KeyGroup::unsupported_keys).next() {
+        return Err(cannot_wrap_for(&key));
+    }
     groups
         .iter()
         .map(|g| {
@@ -81,6 +89,17 @@ fn recipients_of(groups: &[KeyGroup]) -> Result<Vec<GroupRecipients>> {
             })
         })
         .collect()
+}
+
+fn cannot_wrap_for(key: &UnsupportedKey) -> Failure {
+    Failure::new(
+        exit::GENERIC,
+        format!(
+            "cannot wrap the data key for {}: {}",
+            key.describe(),
+            key.reason()
+        ),
+    )
 }
 
 pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
@@ -220,11 +239,20 @@ fn describe(groups: &[KeyGroup]) -> BTreeSet<String> {
                         .iter()
                         .map(move |k| format!("group {}: azure_kv {}", i + 1, k.uri())),
                 )
+                .chain(
+                    g.unsupported_keys()
+                        .into_iter()
+                        .map(move |k| format!("group {}: {}", i + 1, k.describe())),
+                )
         })
         .collect()
 }
 
-fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
+fn describe_plan(groups: &[GroupRecipients], kept: &[Vec<UnsupportedKey>]) -> BTreeSet<String> {
+    let kept = kept.iter().enumerate().flat_map(|(i, keys)| {
+        keys.iter()
+            .map(move |k| format!("group {}: {}", i + 1, k.describe()))
+    });
     groups
         .iter()
         .enumerate()
@@ -258,6 +286,7 @@ fn describe_plan(groups: &[GroupRecipients]) -> BTreeSet<String> {
                         .map(move |k| format!("group {}: azure_kv {}", i + 1, k.uri())),
                 )
         })
+        .chain(kept)
         .collect()
 }
 
@@ -421,9 +450,9 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
     let format = g.input_format(&input.name);
     let store = context::store(format);
     let (parsed, mut metadata) = parsed_with_metadata(store.as_ref(), &input)?;
-    let plan = plan::for_file(g, &input.name, format)?;
+    let plan = plan::for_updatekeys(g, &input.name, format)?;
     let now = describe(&metadata.key_groups);
-    let wanted = describe_plan(&plan.groups);
+    let wanted = describe_plan(&plan.groups, &plan.kept);
     if now == wanted && metadata.shamir_threshold == plan.threshold.or(metadata.shamir_threshold) {
         progress.line(&format!("{}: already up to date", input.name.display()));
         return Ok(false);
@@ -453,9 +482,28 @@ fn update_one(g: &GlobalOptions, file: &Path, yes: bool, progress: &mut Progress
             return Ok(false);
         }
     }
+    // Keys enseal cannot wrap for (hckms) stay only as the entries the file has for them, and
+    // those wrap its data key whole only in a one-group file; several groups get new Shamir
+    // shares, which those entries do not hold.
+    let kept: Vec<&UnsupportedKey> = plan.kept.iter().flatten().collect();
+    let keepable = plan.groups.len() == 1 && metadata.key_groups.len() == 1;
+    if let (false, Some(key)) = (keepable, kept.first()) {
+        return Err(cannot_wrap_for(key).in_file(&input.name));
+    }
+    // Checked before any key service is asked to wrap: a key the file has no entry for is
+    // one enseal would have to wrap for.
+    let mut carried = KeyGroup::default();
+    if let (Some(old), Some(keys)) = (metadata.key_groups.first(), plan.kept.first()) {
+        carried
+            .keep_unsupported(old, keys)
+            .map_err(|key| cannot_wrap_for(&key).in_file(&input.name))?;
+    }
     let key = groups::unwrap(&metadata, &context::keyring())
         .map_err(|e| context::key_group_error(&input.name, e))?;
-    let (wrapped, threshold) = plan.wrap(&key, &input.name)?;
+    let (mut wrapped, threshold) = plan.wrap(&key, &input.name)?;
+    if let Some(new) = wrapped.first_mut() {
+        new.other = carried.other;
+    }
     metadata.key_groups = wrapped;
     metadata.shamir_threshold = threshold;
     let bytes = rewrapped(store.as_ref(), &parsed, &metadata, &plan.write, &input.name)?;

@@ -12,6 +12,7 @@ use regex::Regex;
 use super::decode::{is_null, is_string_valued, kind_name, location, scalar, Decoder, Node};
 use super::error::{ConfigError, Location, Problem};
 use crate::format::crypt_rule::CryptRuleKind;
+use crate::format::metadata::UnsupportedKey;
 
 /// The keys of one key group. With several groups the data key is split with Shamir, one
 /// share per group.
@@ -30,9 +31,10 @@ pub struct KeyGroupSpec {
     pub azure_kv: Vec<AzureKvKeySpec>,
     /// GCP KMS key resource IDs, spaces removed as sops removes them.
     pub gcp_kms: Vec<String>,
-    /// Fields naming key types enseal does not implement, so the
-    /// caller can refuse instead of silently dropping keys.
-    pub unsupported: Vec<String>,
+    /// Keys of sources enseal cannot use (`hckms`, HuaweiCloud KMS), kept so that the caller
+    /// refuses to encrypt without them (sops would wrap the data key for them), and updatekeys
+    /// can keep the file's entries for them.
+    pub unsupported: Vec<UnsupportedKey>,
 }
 
 impl KeyGroupSpec {
@@ -182,6 +184,7 @@ impl CreationRule {
                 "azure_keyvault" => top.azure_kv = key_field(value, key),
                 // sops names it "gcpkms" in its messages (config.go getKeysWithValidation).
                 "gcp_kms" => top.gcp_kms = key_field(value, "gcpkms"),
+                "hckms" => top.hckms = key_field(value, key),
                 "key_groups" => {
                     groups = d
                         .seq(value, "keyGroup")
@@ -263,7 +266,8 @@ struct TopLevelKeys {
     hc_vault: Option<KeyList>,
     azure_kv: Option<KeyList>,
     gcp_kms: Option<KeyList>,
-    other: Vec<(String, KeyList)>,
+    /// `hckms`: sops 3.12+ config.go `HCKms []string`.
+    hckms: Option<KeyList>,
 }
 
 impl TopLevelKeys {
@@ -316,13 +320,25 @@ impl TopLevelKeys {
         if !joined.is_empty() {
             group.gcp_kms = joined.split(',').map(|id| id.replace(' ', "")).collect();
         }
-        for (field, list) in self.other {
-            if !list?.is_empty() {
-                group.unsupported.push(field);
-            }
-        }
+        // sops joins the list and splits it again (hckms.NewMasterKeyFromKeyIDString): trimmed,
+        // empty entries skipped.
+        let joined = take(self.hckms)?.join(",");
+        group.unsupported = hckms_keys(joined.split(','));
         Ok(group)
     }
+}
+
+/// HuaweiCloud KMS key IDs (`region:key-uuid`), trimmed, empty ones skipped, as sops reads
+/// them; enseal keeps them only to refuse or to keep a file's entries for them.
+fn hckms_keys<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<UnsupportedKey> {
+    ids.into_iter()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(|id| UnsupportedKey {
+            field: "hckms".to_owned(),
+            id: id.to_owned(),
+        })
+        .collect()
 }
 
 /// `arn` or `arn+arn:aws:iam::...:role/name`, spaces removed, as sops' NewMasterKeyFromArn.
@@ -449,6 +465,19 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
             }
             // One URI per entry (sops config.go: hcvault.NewMasterKeyFromURI per item).
             "hc_vault" => own.hc_vault.extend(d.strings(value)),
+            // A list of `{key_id: ...}` (sops 3.12+ config.go `hckmsKey`).
+            "hckms" => {
+                for item in d.seq(value, "config.hckmsKey") {
+                    let mut id = String::new();
+                    for (field, v) in d.fields(item, "config.hckmsKey") {
+                        match field {
+                            "key_id" => id = d.string(v).unwrap_or_default(),
+                            _ => d.unknown(field, v),
+                        }
+                    }
+                    own.unsupported.extend(hckms_keys([id.as_str()]));
+                }
+            }
             _ => d.unknown(key, value),
         }
     }

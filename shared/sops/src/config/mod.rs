@@ -632,6 +632,34 @@ mod tests {
         assert!(rule.key_groups.iter().all(|g| g.unsupported.is_empty()));
     }
 
+    /// `hckms` (sops 3.12+, HuaweiCloud KMS) is a list of key IDs at the top of a rule and a
+    /// list of `{key_id}` in a key group: read, not ignored, so that enseal refuses to encrypt
+    /// without them instead of leaving their holders out.
+    #[test]
+    fn hckms_keys_at_the_top_level_and_in_key_groups() {
+        use crate::format::metadata::UnsupportedKey;
+        let k1 = "cn-north-4:0d0466b1-5b4e-4f5a-9f4e-1234567890ab";
+        let k2 = "ap-southeast-1:7e2c1f00-0000-4000-8000-000000000002";
+        let config = parse(&format!(
+            "creation_rules:\n  - path_regex: list\n    age: {R1}\n    hckms: ['{k1}, {k2}', '']\n\
+             \x20 - path_regex: groups\n    key_groups:\n      - age: [{R1}]\n        hckms:\n          - key_id: {k2}\n          - key_id: {k2}\n        merge:\n          - hckms:\n              - key_id: {k1}\n"
+        ))
+        .unwrap();
+        let hckms = |file: &str| -> Vec<Vec<String>> {
+            config
+                .rule_for(Path::new(file))
+                .unwrap()
+                .key_groups
+                .iter()
+                .map(|g| g.unsupported.iter().map(UnsupportedKey::describe).collect())
+                .collect()
+        };
+        let named = |k: &str| format!("hckms {k}");
+        assert_eq!(hckms("/proj/list"), vec![vec![named(k1), named(k2)]]);
+        assert_eq!(hckms("/proj/groups"), vec![vec![named(k1), named(k2)]]);
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+    }
+
     #[test]
     fn crypt_rules_and_flags() {
         let config = parse(&format!(
