@@ -40,5 +40,6 @@ mod sealed_templates;
 mod sops_functional_tests;
 mod sops_interop;
 mod ssh_keys;
+mod unsupported_key_sources;
 mod updatekeys_tree;
 mod vault_interop;
