@@ -35,6 +35,7 @@ use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, KmsStanza};
 use crate::keys::blocking::BlockingRuntime;
+use crate::keys::http::error_chain;
 use crate::keys::{KeyAccess, KmsService, MasterKey, Recipient, Stanza, WrapError};
 
 /// A connection that is not up after this long is an unreachable KMS.
@@ -454,21 +455,6 @@ where
         },
         _ => KmsFailure::Other(error_chain(&err)),
     }
-}
-
-/// Every message of an error's source chain, joined with ": " (the SDK's own `Debug` dumps are
-/// unreadable in a terminal).
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !text.is_empty() && parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
 }
 
 fn context_map(context: &[(String, String)]) -> Option<HashMap<String, String>> {

@@ -230,7 +230,9 @@ fn tls(
     })
 }
 
-/// An error and its sources, joined by `: `, each once (hyper repeats its inner errors).
+/// Every message of an error's source chain, joined with `: `, each once (hyper repeats its
+/// inner errors; the AWS SDK's own `Debug` dumps, the other choice, are unreadable in a
+/// terminal). The AWS KMS source uses it too.
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(err);
