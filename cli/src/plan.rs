@@ -177,6 +177,16 @@ fn for_file_keeping(
     format: Format,
     keep_unsupported: bool,
 ) -> Result<Plan> {
+    if let Some(key) = UnsupportedKey::hckms_list(global.hckms.as_deref()).first() {
+        return Err(Failure::new(
+            exit::GENERIC,
+            format!(
+                "--hckms (or SOPS_HUAWEICLOUD_KMS_IDS) names {}, and {}",
+                key.describe(),
+                key.reason()
+            ),
+        ));
+    }
     let cli_age = match &global.age {
         Some(list) => parse_recipients(list)?,
         None => Vec::new(),

@@ -284,3 +284,67 @@ fn a_key_list_of_an_unknown_source_is_kept_through_set() {
     assert!(after.contains(&enseal_hckms_entry()), "{after}");
     assert!(sops_decrypts_with(&sb, "a", "app.yaml").contains("password: kept"));
 }
+
+/// `rotate --rm-hckms` is how a file with an hckms key is rotated: the entry goes, and the
+/// new data key is wrapped for the other keys only (sops' --rm-hckms does the same).
+#[test]
+fn rotate_with_rm_hckms_drops_the_entry_and_rotates() {
+    let sb = sops_file_with_hckms();
+    let before = text(&sb, "app.yaml");
+    sb.enseal(["rotate", "-i", "--rm-hckms", HCKMS_KEY, "app.yaml"])
+        .assert_success("enseal rotate --rm-hckms");
+    let after = text(&sb, "app.yaml");
+    assert!(!after.contains("hckms"), "{after}");
+    let data_value = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("password:"))
+            .map(str::to_owned)
+    };
+    assert_ne!(
+        data_value(&before),
+        data_value(&after),
+        "values encrypted again"
+    );
+    assert!(sops_decrypts_with(&sb, "a", "app.yaml").contains("password: hunter2"));
+}
+
+/// Keys named on the command line or in sops' variable are refused like a rule's: encrypting
+/// without them would leave their holders out (exit 1, as sops 3.13.3 here).
+#[test]
+fn encrypt_refuses_hckms_keys_from_the_command_line_and_the_environment() {
+    let mut sb = Sandbox::new();
+    sb.use_identities(&["a"]);
+    sb.write("app.yaml", "password: hunter2\n");
+    let a = peers::recipient("a");
+    let out = sb.enseal([
+        "encrypt", "-i", "--age", &a, "--hckms", HCKMS_KEY, "app.yaml",
+    ]);
+    out.assert_code(1, "enseal encrypt --hckms");
+    let message = format!(
+        "--hckms (or SOPS_HUAWEICLOUD_KMS_IDS) names hckms {HCKMS_KEY}, and HuaweiCloud KMS is not supported by enseal"
+    );
+    assert!(out.stderr_str().contains(&message), "{}", out.stderr_str());
+    sb.sops_of(
+        SOPS,
+        ["-e", "-i", "--age", &a, "--hckms", HCKMS_KEY, "app.yaml"],
+    )
+    .assert_code(1, "sops 3.13.3 -e --hckms without Huawei Cloud access");
+
+    sb.env("SOPS_HUAWEICLOUD_KMS_IDS", HCKMS_KEY);
+    let out = sb.enseal(["encrypt", "-i", "--age", &a, "app.yaml"]);
+    out.assert_code(1, "enseal encrypt with SOPS_HUAWEICLOUD_KMS_IDS");
+    assert!(out.stderr_str().contains(&message), "{}", out.stderr_str());
+    sb.sops_of(SOPS, ["-e", "-i", "--age", &a, "app.yaml"])
+        .assert_code(1, "sops 3.13.3 -e with SOPS_HUAWEICLOUD_KMS_IDS");
+    assert_eq!(text(&sb, "app.yaml"), "password: hunter2\n");
+
+    // The variable is for new files only: decrypting with it set is not refused.
+    let sb = sops_file_with_hckms();
+    let mut reader = Sandbox::new();
+    reader.use_identities(&["a"]);
+    reader.env("SOPS_HUAWEICLOUD_KMS_IDS", HCKMS_KEY);
+    let copy = reader.write("app.yaml", sb.read("app.yaml"));
+    reader
+        .enseal(["decrypt", copy.to_str().unwrap()])
+        .assert_success("enseal decrypt with SOPS_HUAWEICLOUD_KMS_IDS set");
+}

@@ -133,6 +133,16 @@ pub struct GlobalArgs {
         action = clap::ArgAction::Append
     )]
     pub gcp_kms: Vec<String>,
+    /// Refused: HuaweiCloud KMS is not supported by enseal. Read (with sops' variable) so
+    /// that keys named for a new file are refused rather than left out without a word.
+    #[arg(
+        long,
+        global = true,
+        env = "SOPS_HUAWEICLOUD_KMS_IDS",
+        value_name = "KEY_IDS",
+        action = clap::ArgAction::Append
+    )]
+    pub hckms: Vec<String>,
     /// Comma-separated Azure Key Vault keys to encrypt for, as key URLs
     /// (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`).
     #[arg(
@@ -272,6 +282,8 @@ pub struct GlobalOptions {
     pub hc_vault_transit: Option<String>,
     pub gcp_kms: Option<String>,
     pub azure_kv: Option<String>,
+    /// HuaweiCloud KMS key IDs, only to be refused.
+    pub hckms: Option<String>,
     pub aws_profile: Option<String>,
     pub encryption_context: Option<String>,
     pub input_type: Option<Format>,
@@ -316,6 +328,7 @@ impl GlobalArgs {
             hc_vault_transit: joined(self.hc_vault_transit),
             gcp_kms: joined(self.gcp_kms),
             azure_kv: joined(self.azure_kv),
+            hckms: joined(self.hckms),
             aws_profile: self.aws_profile,
             encryption_context: self.encryption_context,
             encrypted_regex: self.encrypted_regex,

@@ -93,6 +93,10 @@ pub struct KeyChanges {
     /// Remove these Vault transit key URIs while rotating.
     #[arg(long, value_name = "URIS")]
     pub rm_hc_vault_transit: Option<String>,
+    /// Remove these HuaweiCloud KMS key IDs (`region:key-uuid`) while rotating: the only way
+    /// to rotate a file that has them, as enseal cannot wrap the new data key for them.
+    #[arg(long, value_name = "KEY_IDS")]
+    pub rm_hckms: Option<String>,
 }
 
 impl KeyChanges {
@@ -109,6 +113,7 @@ impl KeyChanges {
             &self.rm_azure_kv,
             &self.add_hc_vault_transit,
             &self.rm_hc_vault_transit,
+            &self.rm_hckms,
         ]
         .iter()
         .any(|k| k.is_some())

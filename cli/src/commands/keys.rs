@@ -106,9 +106,15 @@ pub fn rotate(g: &GlobalOptions, a: &RotateArgs) -> Result<()> {
     let input = read_input(a.file.as_deref(), g.filename_override.as_deref())?;
     let format = g.input_format(&input.name);
     let dest = Destination::choose(&input, g.in_place, g.output.as_deref())?;
-    let opened = context::open(&input, format, context::mac(g))?;
-    let mut groups = recipients_of(&opened.metadata.key_groups)?;
     let k = &a.keys;
+    let opened = context::open(&input, format, context::mac(g))?;
+    // --rm-hckms drops those entries first: the new data key is not wrapped for them.
+    let mut now = opened.metadata.key_groups.clone();
+    let gone = UnsupportedKey::hckms_list(k.rm_hckms.as_deref());
+    for group in &mut now {
+        group.remove_unsupported(&gone);
+    }
+    let mut groups = recipients_of(&now)?;
     change_keys(
         &mut groups,
         &k.add_age,

@@ -322,23 +322,10 @@ impl TopLevelKeys {
         }
         // sops joins the list and splits it again (hckms.NewMasterKeyFromKeyIDString): trimmed,
         // empty entries skipped.
-        let joined = take(self.hckms)?.join(",");
-        group.unsupported = hckms_keys(joined.split(','));
+        group.unsupported =
+            UnsupportedKey::hckms_list(take(self.hckms)?.iter().map(String::as_str));
         Ok(group)
     }
-}
-
-/// HuaweiCloud KMS key IDs (`region:key-uuid`), trimmed, empty ones skipped, as sops reads
-/// them; enseal keeps them only to refuse or to keep a file's entries for them.
-fn hckms_keys<'a>(ids: impl IntoIterator<Item = &'a str>) -> Vec<UnsupportedKey> {
-    ids.into_iter()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(|id| UnsupportedKey {
-            field: "hckms".to_owned(),
-            id: id.to_owned(),
-        })
-        .collect()
 }
 
 /// `arn` or `arn+arn:aws:iam::...:role/name`, spaces removed, as sops' NewMasterKeyFromArn.
@@ -475,7 +462,8 @@ fn decode_group(d: &mut Decoder, node: &Node, deferred: &mut Vec<Deferred>) -> K
                             _ => d.unknown(field, v),
                         }
                     }
-                    own.unsupported.extend(hckms_keys([id.as_str()]));
+                    own.unsupported
+                        .extend(UnsupportedKey::hckms_list([id.as_str()]));
                 }
             }
             _ => d.unknown(key, value),

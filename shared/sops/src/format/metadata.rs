@@ -149,6 +149,21 @@ pub struct UnsupportedKey {
 }
 
 impl UnsupportedKey {
+    /// HuaweiCloud KMS key IDs (`region:key-uuid`) from a comma-separated list or a list's
+    /// items, trimmed, empty ones skipped, as sops' hckms.NewMasterKeyFromKeyIDString.
+    pub fn hckms_list<'a>(lists: impl IntoIterator<Item = &'a str>) -> Vec<UnsupportedKey> {
+        lists
+            .into_iter()
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| UnsupportedKey {
+                field: "hckms".to_owned(),
+                id: id.to_owned(),
+            })
+            .collect()
+    }
+
     /// `hckms cn-north-4:0d04...`, as messages name master keys.
     pub fn describe(&self) -> String {
         if self.id.is_empty() {
@@ -193,6 +208,29 @@ impl KeyGroup {
             }
         }
         Ok(())
+    }
+
+    /// Drops this group's entries for `keys` (rotate's `--rm-hckms`).
+    pub fn remove_unsupported(&mut self, keys: &[UnsupportedKey]) {
+        for (field, node) in &mut self.other {
+            if let Node::Seq(entries) = node {
+                entries.retain(|entry| {
+                    let id = match field.as_str() {
+                        "hckms" => entry
+                            .get("key_id")
+                            .and_then(|n| scalar_text(n, "key_id").ok()),
+                        _ => None,
+                    };
+                    let key = UnsupportedKey {
+                        field: field.clone(),
+                        id: id.unwrap_or_default(),
+                    };
+                    matches!(entry, Node::Comment(_)) || !keys.contains(&key)
+                });
+            }
+        }
+        self.other
+            .retain(|(_, node)| !matches!(node, Node::Seq(entries) if entries.iter().all(|e| matches!(e, Node::Comment(_)))));
     }
 
     fn unsupported_entries(&self) -> impl Iterator<Item = (UnsupportedKey, &Node)> {
