@@ -917,3 +917,279 @@ async fn gcp_kms_keys_open_with_the_sops_gcp_kms_entry_of_the_key_secret() {
         .count();
     assert!(tokens >= 2, "{:?}", fake.log());
 }
+
+/// A Secret `name` in `ns` holding `entries` (a namespace key Secret).
+async fn store_namespace_keys(client: &Client, ns: &str, name: &str, entries: &[(&str, String)]) {
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+                .collect(),
+        ),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("storing a namespace key Secret");
+}
+
+/// Flux's `sops.azure-kv` entry (a service principal with its `authorityHost`), in the
+/// controller's key Secret and in a namespace key Secret: the controller, which has no Azure
+/// credentials and no AZURE_AUTHORITY_HOST of its own, opens files encrypted for a key of the
+/// fake Key Vault through the entry, whose token request goes to the entry's authority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_kv_keys_open_with_the_sops_azure_kv_entry_of_a_key_secret() {
+    use enseal_tests::fake_azure_kv::{FakeAzure, AUTHORITY, TENANT};
+    const CLIENT: &str = "flux-entry-client";
+    const SECRET: &str = "azure-client-S3CRET";
+    let (ns, client) = setup_sops("sops-azure").await;
+    let n = ns.name();
+    let fake = FakeAzure::start();
+    fake.add_secret_client(CLIENT, SECRET);
+    let url = fake.create_key("sops-ctl", "k");
+    // Flux's layout: YAML or JSON, camelCase fields.
+    let entry = format!(
+        "{{\"tenantId\": \"{TENANT}\", \"clientId\": \"{CLIENT}\", \"clientSecret\": \"{SECRET}\", \"authorityHost\": \"{AUTHORITY}\"}}"
+    );
+    store_age_keys(&client, n, &[("sops.azure-kv", entry.clone())]).await;
+    // The fake is reached through its proxy. As ALL_PROXY, which the key services' HTTP
+    // client reads when HTTPS_PROXY is unset: the controller's kube client is built without
+    // kube's `http-proxy` feature and refuses to start when HTTPS_PROXY is set (whatever
+    // NO_PROXY says).
+    let env: Vec<(String, String)> = fake
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k != "AZURE_AUTHORITY_HOST")
+        .map(|(k, v)| match k.as_str() {
+            "HTTPS_PROXY" => ("ALL_PROXY".to_string(), v),
+            _ => (k, v),
+        })
+        .collect();
+    let ctl = start_trusting(n, env).await;
+
+    let mut sb = Sandbox::new();
+    for (k, v) in fake.env() {
+        sb.env(k, v);
+    }
+    sb.env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT)
+        .env("AZURE_CLIENT_SECRET", SECRET);
+    encrypt(
+        &sb,
+        "service.env",
+        "DB_PASSWORD=azure-s3cret\n",
+        &["--azure-kv", &url],
+    );
+    create(
+        &client,
+        n,
+        &manifest(&sb, "service.env", n, &["--name", "svc"]),
+    )
+    .await;
+    let secret = wait_secret(&client, n, "svc", |s| {
+        value(s, "DB_PASSWORD").as_deref() == Some("azure-s3cret")
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the Key Vault file is decrypted; fake log: {:?}",
+            fake.log()
+        )
+    });
+    assert_eq!(
+        value(&secret, "DB_PASSWORD").as_deref(),
+        Some("azure-s3cret")
+    );
+
+    // The same entry as the only content of a namespace key Secret.
+    store_namespace_keys(&client, n, "team-azure", &[("sops.azure-kv", entry)]).await;
+    create(
+        &client,
+        n,
+        &manifest(
+            &sb,
+            "service.env",
+            n,
+            &["--name", "tenant", "--key-secret", "team-azure"],
+        ),
+    )
+    .await;
+    wait_condition(&client, n, "tenant", "True", "Decrypted").await;
+    let log = ctl.log_text();
+    for v in [SECRET, "azure-s3cret"] {
+        assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
+    }
+}
+
+/// Flux's `sops.vault-token` entry against the real OpenBao; the server is the file's
+/// `vault_address`. In a namespace key Secret the token is the tenant's and goes where the
+/// tenant's file says. The controller's own token (its key Secret's entry) would go wherever
+/// any tenant's file says, so it is sent only to servers SOPS_HC_VAULT_ALLOWLIST lists: without
+/// it the file is refused, naming the variable and not the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_keys_open_with_the_sops_vault_token_entry_of_a_key_secret() {
+    let (ns, client) = setup_sops("sops-vault").await;
+    let n = ns.name();
+    let bao = enseal_tests::openbao::OpenBao::start();
+    let uri = bao.create_key("flux");
+    let address = uri.split("/v1/").next().unwrap().to_string();
+    let token = bao.token_with_policy(
+        "flux-decrypt",
+        "path \"transit/decrypt/flux\" { capabilities = [\"update\"] }\n",
+    );
+    // As `kubectl create secret --from-file` stores a file written by `echo`.
+    store_age_keys(&client, n, &[("sops.vault-token", format!("{token}\n"))]).await;
+    let ctl = start(n, vec![]).await;
+
+    let mut sb = Sandbox::new();
+    for (k, v) in bao.env() {
+        sb.env(k, v);
+    }
+    encrypt(
+        &sb,
+        "db.yaml",
+        &secret_for(n, "vault-cluster-s3cret"),
+        &["--hc-vault-transit", &uri],
+    );
+    create(&client, n, &manifest(&sb, "db.yaml", n, &[])).await;
+    let cond = wait_condition(&client, n, "db", "False", "DecryptFailed").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("SOPS_HC_VAULT_ALLOWLIST") && msg.contains(&address),
+        "{msg}"
+    );
+    assert!(!msg.contains(&token), "{msg}");
+
+    // The tenant's token, in their namespace's key Secret: no allowlist needed.
+    encrypt(
+        &sb,
+        "app.env",
+        "TOKEN=vault-tenant-s3cret\n",
+        &["--hc-vault-transit", &uri],
+    );
+    store_namespace_keys(
+        &client,
+        n,
+        "team-vault",
+        &[("sops.vault-token", token.clone())],
+    )
+    .await;
+    create(
+        &client,
+        n,
+        &manifest(&sb, "app.env", n, &["--key-secret", "team-vault"]),
+    )
+    .await;
+    wait_condition(&client, n, "app", "True", "Decrypted").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let app = secrets.get("app").await.unwrap();
+    assert_eq!(value(&app, "TOKEN").as_deref(), Some("vault-tenant-s3cret"));
+    let log = ctl.log_text();
+    drop(ctl);
+
+    // The admin lists the server: the controller's token opens the bound file.
+    let ctl = start_with(
+        n,
+        vec![("SOPS_HC_VAULT_ALLOWLIST".into(), address.clone())],
+        &[],
+        "enseal-controller-vault-allowed",
+    )
+    .await;
+    wait_condition(&client, n, "db", "True", "Decrypted").await;
+    let db = secrets.get("db").await.unwrap();
+    assert_eq!(
+        value(&db, "password").as_deref(),
+        Some("vault-cluster-s3cret")
+    );
+    let log = log + &ctl.log_text();
+    for v in [
+        token.as_str(),
+        "vault-cluster-s3cret",
+        "vault-tenant-s3cret",
+    ] {
+        assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
+    }
+}
+
+/// Flux's `sops.aws-kms` entry (static keys) against moto. The controller has no AWS
+/// credentials of its own: a KMS file fails until the entry is added to its key Secret, and
+/// then opens without a restart; the same entry in a namespace key Secret opens the tenant's
+/// file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_kms_keys_open_with_the_sops_aws_kms_entry_of_a_key_secret() {
+    let (ns, client) = setup_sops("sops-awsentry").await;
+    let n = ns.name();
+    let moto = moto::moto();
+    let arn = moto.create_key(moto::REGION);
+    let scratch = tempfile::tempdir().unwrap();
+    let none = scratch.path().join("none").display().to_string();
+    let aws = moto.aws_env();
+    let endpoint = aws.iter().find(|(k, _)| *k == "AWS_ENDPOINT_URL").unwrap();
+    // Everything but credentials: where KMS is, and no file, variable or metadata server
+    // that could give the controller an identity.
+    let env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), endpoint.1.clone()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AWS_CONFIG_FILE".into(), none.clone()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), none),
+        ("AWS_ACCESS_KEY_ID".into(), String::new()),
+        ("AWS_SECRET_ACCESS_KEY".into(), String::new()),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE".into(), String::new()),
+    ];
+    store_age_keys(&client, n, &[]).await;
+    let ctl = start_trusting(n, env).await;
+
+    let mut sb = Sandbox::new();
+    for (k, v) in &aws {
+        sb.env(k, v);
+    }
+    encrypt(
+        &sb,
+        "service.env",
+        "DB_PASSWORD=aws-entry-s3cret\n",
+        &["--kms", &arn],
+    );
+    create(
+        &client,
+        n,
+        &manifest(&sb, "service.env", n, &["--name", "svc"]),
+    )
+    .await;
+    wait_condition(&client, n, "svc", "False", "DecryptFailed").await;
+
+    let entry = "aws_access_key_id: AKIAFLUXENTRY\naws_secret_access_key: aws-key-S3CRET\n";
+    let pid = ctl.pid();
+    store_age_keys(&client, n, &[("sops.aws-kms", entry.into())]).await;
+    wait_condition(&client, n, "svc", "True", "Decrypted").await;
+    assert_eq!(ctl.pid(), pid, "picked up without a restart");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let svc = secrets.get("svc").await.unwrap();
+    assert_eq!(
+        value(&svc, "DB_PASSWORD").as_deref(),
+        Some("aws-entry-s3cret")
+    );
+
+    store_namespace_keys(&client, n, "team-aws", &[("sops.aws-kms", entry.into())]).await;
+    create(
+        &client,
+        n,
+        &manifest(
+            &sb,
+            "service.env",
+            n,
+            &["--name", "tenant", "--key-secret", "team-aws"],
+        ),
+    )
+    .await;
+    wait_condition(&client, n, "tenant", "True", "Decrypted").await;
+    let log = ctl.log_text();
+    for v in ["aws-key-S3CRET", "aws-entry-s3cret"] {
+        assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
+    }
+}
