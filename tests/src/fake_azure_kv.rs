@@ -35,6 +35,8 @@ use aws_lc_rs::rsa::{
 };
 use base64::Engine as _;
 
+use crate::fake_http::{self, Answer, Request};
+
 /// The tenant the fake's clients belong to.
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 /// The authority host (`AZURE_AUTHORITY_HOST`).
@@ -376,101 +378,11 @@ fn serve_connection(
     serve_http(tls, state)
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
 fn serve_http<S: Read + Write>(stream: S, state: &Mutex<State>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-            return Ok(());
-        };
-        let (method, target) = (method.to_string(), target.to_string());
-        let mut headers = HashMap::new();
-        loop {
-            let mut h = String::new();
-            reader.read_line(&mut h)?;
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let mut body = Vec::new();
-        if headers
-            .get("transfer-encoding")
-            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-        {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0u8; size + 2];
-                reader.read_exact(&mut chunk)?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(len) = headers.get("content-length").and_then(|l| l.parse().ok()) {
-            body.resize(len, 0);
-            reader.read_exact(&mut body)?;
-        }
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (target.clone(), String::new()),
-        };
-        let request = Request {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        };
-        let (status, extra, answer) = route(&request, state);
-        let reason = match status {
-            200 => "OK",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            _ => "Error",
-        };
-        let mut head = format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n",
-            answer.len()
-        );
-        for (k, v) in extra {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let stream = reader.get_mut();
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(answer.as_bytes())?;
-        stream.flush()?;
-        if request
-            .headers
-            .get("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
-        {
-            return Ok(());
-        }
-    }
+    fake_http::serve(stream, "application/json; charset=utf-8", |request| {
+        route(request, state)
+    })
 }
-
-type Answer = (u16, Vec<(String, String)>, String);
 
 fn json(status: u16, value: serde_json::Value) -> Answer {
     (status, Vec::new(), value.to_string())

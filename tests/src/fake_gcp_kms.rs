@@ -24,7 +24,6 @@
 //! TEST-ONLY: plain HTTP, keys in memory.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +35,8 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
+
+use crate::fake_http::{self, Request};
 
 /// The project every key of the fake lives in.
 pub const PROJECT: &str = "enseal-test";
@@ -274,103 +275,19 @@ fn now() -> u64 {
         .as_secs()
 }
 
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-/// HTTP/1.1 with keep-alive, as Go's and hyper's clients use it.
+/// HTTP/1.1 with keep-alive, as Go's and hyper's clients use it; the metadata server's
+/// answers say `Metadata-Flavor: Google`, as the Go library's probe wants.
 fn serve(stream: TcpStream, state: &Mutex<State>, url: &str) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-            return Ok(());
+    fake_http::serve(stream, "application/json; charset=UTF-8", |request| {
+        let (status, answer) = route(request, state, url);
+        let extra = if request.path.starts_with("/computeMetadata/") {
+            vec![("metadata-flavor".to_string(), "Google".to_string())]
+        } else {
+            Vec::new()
         };
-        let (method, target) = (method.to_string(), target.to_string());
-        let mut headers = HashMap::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-            }
-        }
-        let mut body = Vec::new();
-        if headers
-            .get("transfer-encoding")
-            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-        {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0u8; size + 2];
-                reader.read_exact(&mut chunk)?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(len) = headers.get("content-length").and_then(|l| l.parse().ok()) {
-            body.resize(len, 0);
-            reader.read_exact(&mut body)?;
-        }
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (target, String::new()),
-        };
-        let request = Request {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        };
-        let (status, answer) = route(&request, state, url);
-        let reason = match status {
-            200 => "OK",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            _ => "Error",
-        };
-        let head = format!(
-            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json; charset=UTF-8\r\ncontent-length: {}\r\n{}\r\n",
-            answer.len(),
-            if request.path.starts_with("/computeMetadata/") {
-                "metadata-flavor: Google\r\n"
-            } else {
-                ""
-            }
-        );
-        let stream = reader.get_mut();
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(answer.as_bytes())?;
-        stream.flush()?;
-        if request
-            .headers
-            .get("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
-        {
-            return Ok(());
-        }
-    }
+        (status, extra, answer)
+    })
 }
 
 type Answer = (u16, String);

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod differential;
 pub mod fake_azure_kv;
 pub mod fake_gcp_kms;
+pub mod fake_http;
 pub mod generate;
 pub mod gnupg;
 pub mod kustomize;
