@@ -958,16 +958,15 @@ async fn azure_kv_keys_open_with_the_sops_azure_kv_entry_of_a_key_secret() {
         "{{\"tenantId\": \"{TENANT}\", \"clientId\": \"{CLIENT}\", \"clientSecret\": \"{SECRET}\", \"authorityHost\": \"{AUTHORITY}\"}}"
     );
     store_age_keys(&client, n, &[("sops.azure-kv", entry.clone())]).await;
-    // The fake is reached through its proxy. As ALL_PROXY, which the key services' HTTP
-    // client reads when HTTPS_PROXY is unset: the controller's kube client is built without
-    // kube's `http-proxy` feature and refuses to start when HTTPS_PROXY is set (whatever
-    // NO_PROXY says).
+    // The fake is reached through its proxy, named in HTTPS_PROXY as a deployment behind a
+    // proxy names it. The controller's kube client honours it too (kube's `http-proxy`
+    // feature): NO_PROXY sends the API server's address past it, as with client-go.
     let env: Vec<(String, String)> = fake
         .env()
         .into_iter()
         .filter(|(k, _)| k != "AZURE_AUTHORITY_HOST")
         .map(|(k, v)| match k.as_str() {
-            "HTTPS_PROXY" => ("ALL_PROXY".to_string(), v),
+            "NO_PROXY" => (k, "127.0.0.1".to_string()),
             _ => (k, v),
         })
         .collect();
