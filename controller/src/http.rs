@@ -54,6 +54,57 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub leader: watch::Receiver<bool>,
     pub limits: Arc<Limits>,
+    /// Whether the API server answers ready (see [`probe_api`]): without it this replica can
+    /// neither reconcile nor learn of new keys.
+    pub api_ready: watch::Receiver<bool>,
+    /// True from SIGTERM on: a replica that is shutting down takes no new work.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// How often [`probe_api`] asks the API server, and how long one answer may take.
+pub const API_PROBE_EVERY: Duration = Duration::from_secs(2);
+pub const API_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Failed probes in a row before /readyz says so: one slow answer from a busy API server is
+/// not an outage.
+pub const API_PROBE_FAILURES: u32 = 2;
+
+/// Asks the API server's own `/readyz` (which checks etcd, and which every authenticated
+/// client may read through the bootstrap role `system:public-info-viewer`) every
+/// [`API_PROBE_EVERY`], and publishes the answer on `ready` until `stop` turns true. A
+/// stopped API server refuses the connection at once; one whose etcd is gone answers 500.
+pub async fn probe_api(
+    client: kube::Client,
+    ready: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let request = axum::http::Request::get("/readyz").body(Vec::new());
+        let ok = match request {
+            Ok(request) => matches!(
+                tokio::time::timeout(API_PROBE_TIMEOUT, client.request_text(request)).await,
+                Ok(Ok(body)) if body.trim() == "ok"
+            ),
+            Err(_) => false,
+        };
+        failures = if ok { 0 } else { failures + 1 };
+        let now_ready = failures < API_PROBE_FAILURES;
+        if *ready.borrow() != now_ready {
+            if now_ready {
+                tracing::info!("the API server is ready again");
+            } else {
+                tracing::warn!(
+                    failures,
+                    "the API server is not ready: /readyz says not ready"
+                );
+            }
+            let _ = ready.send(now_ready);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(API_PROBE_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// What bounds the work anyone reaching the public port can cause.
@@ -237,11 +288,20 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// Ready when this replica can do its work: serve the certificate (a key is loaded) and
+/// reconcile (the API server is ready), and it is not shutting down.
 async fn readyz(State(s): State<Shared>) -> Response {
-    if s.keys.is_loaded() && s.keys.newest().is_some() {
-        text(StatusCode::OK, "ok")
-    } else {
+    if *s.stopping.borrow() {
+        text(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !(s.keys.is_loaded() && s.keys.newest().is_some()) {
         text(StatusCode::SERVICE_UNAVAILABLE, "no sealing key loaded yet")
+    } else if !*s.api_ready.borrow() {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the API server is not ready",
+        )
+    } else {
+        text(StatusCode::OK, "ok")
     }
 }
 

@@ -21,6 +21,15 @@ pub struct Timing {
     pub retry_every: Duration,
 }
 
+impl Timing {
+    /// Longest one acquire-or-renew may take: half the renew deadline, so that a leader whose
+    /// renewals hang still steps down within the deadline (a renewal starts `renew_every`
+    /// after the last success, at most half the deadline with the controller's settings).
+    pub fn attempt_timeout(&self) -> Duration {
+        (self.renew_deadline / 2).max(Duration::from_millis(500))
+    }
+}
+
 impl Default for Timing {
     fn default() -> Self {
         Timing {
@@ -60,10 +69,20 @@ impl Elector {
             if *stop.borrow() {
                 break;
             }
-            let held = match self.try_acquire_or_renew().await {
-                Ok(held) => held,
-                Err(e) => {
+            // Bounded like client-go's renew (a context with the renew deadline): a request
+            // hanging on an API server whose etcd is gone, or on a half-open connection, would
+            // otherwise keep this loop from stepping down while another replica, its lease
+            // expired, takes over.
+            let attempt =
+                tokio::time::timeout(self.timing.attempt_timeout(), self.try_acquire_or_renew());
+            let held = match attempt.await {
+                Ok(Ok(held)) => held,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, lease = %self.name, "leader election: lease update failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(lease = %self.name, "leader election: lease update timed out");
                     false
                 }
             };

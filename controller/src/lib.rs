@@ -92,7 +92,17 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     });
     tracing::info!(namespace = %namespace, identity = %identity, "starting");
 
+    // Shutting down goes in order (see the end of this function): `stopping` (readiness off,
+    // no new reconciles), then `stop` (lease released, servers closed).
+    let (stopping_tx, stopping_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Optimistic until the first probes say otherwise: keys cannot load without the API anyway.
+    let (api_ready_tx, api_ready_rx) = watch::channel(true);
+    tokio::spawn(http::probe_api(
+        client.clone(),
+        api_ready_tx,
+        stop_rx.clone(),
+    ));
     let (leader_tx, leader_rx) = watch::channel(!flags.leader_elect);
     let (keys, keys_changed) = KeyStore::new(flags.key_order_priority);
     let metrics = Arc::new(Metrics::default());
@@ -114,6 +124,8 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         metrics: metrics.clone(),
         leader: leader_rx.clone(),
         limits: Arc::new(http::Limits::new(flags.rate_limit, flags.rate_limit_burst)),
+        api_ready: api_ready_rx,
+        stopping: stopping_rx.clone(),
     };
     let public = tokio::spawn(http::serve(
         flags.listen_addr,
@@ -126,13 +138,18 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         stop_rx.clone(),
     ));
 
+    let timing = leader::Timing {
+        lease_duration: Duration::from_secs(flags.lease_duration.max(3)),
+        renew_deadline: Duration::from_secs((flags.lease_duration * 2 / 3).max(2)),
+        renew_every: Duration::from_secs((flags.lease_duration / 3).max(1)),
+        retry_every: Duration::from_secs((flags.lease_duration * 2 / 15).max(1)),
+    };
+    // A leader steps down once it has failed to renew for the renew deadline; another replica
+    // may take over one lease duration after the last renewal. Reconciles still running when
+    // leadership is lost get the time in between to finish, and are cut off after it.
+    let handover_grace = timing.lease_duration.saturating_sub(timing.renew_deadline);
     let elector = flags.leader_elect.then(|| {
-        let timing = leader::Timing {
-            lease_duration: Duration::from_secs(flags.lease_duration.max(3)),
-            renew_deadline: Duration::from_secs((flags.lease_duration * 2 / 3).max(2)),
-            renew_every: Duration::from_secs((flags.lease_duration / 3).max(1)),
-            retry_every: Duration::from_secs((flags.lease_duration * 2 / 15).max(1)),
-        };
+        let timing = timing.clone();
         let e = leader::Elector::new(
             Api::namespaced(client.clone(), &namespace),
             flags.lease_name.clone(),
@@ -186,9 +203,11 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         label_selector: (!flags.label_selector.is_empty()).then(|| flags.label_selector.clone()),
         secrets: !flags.skip_recreate,
         concurrency: flags.max_concurrent_reconciles,
+        stopping: stopping_rx.clone(),
+        handover_grace,
     };
     let sops_enabled = flags.sops_secrets || flags.sops_age_key_secret.is_some();
-    let sops_controller = sops_enabled.then(|| {
+    let mut sops_controller = sops_enabled.then(|| {
         let keys = Arc::new(sops_keys::SopsKeys::default());
         let (changed_tx, changed_rx) = watch::channel(0u64);
         if let Some(secret) = flags.sops_age_key_secret.clone() {
@@ -216,7 +235,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
             Arc::default(),
         ))
     });
-    let controllers = tokio::spawn(reconcile_namespaces(
+    let mut controllers = tokio::spawn(reconcile_namespaces(
         watch("SealedSecret"),
         client,
         ctx,
@@ -232,16 +251,43 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         r = public => return Err(format!("HTTP server stopped: {}", join_msg(r))),
         r = metrics_srv => return Err(format!("metrics server stopped: {}", join_msg(r))),
     }
-    let _ = stop_tx.send(true);
-    controllers.abort();
-    if let Some(c) = sops_controller {
-        c.abort();
+    // Drain, then hand over: reconciles already running finish (a Secret written and its
+    // status not would be half the work), and only then is the Lease released, so the next
+    // leader never works on an object this replica is still writing.
+    let _ = stopping_tx.send(true);
+    let started = std::time::Instant::now();
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let _ = (&mut controllers).await;
+        if let Some(c) = sops_controller.as_mut() {
+            let _ = c.await;
+        }
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "in-flight reconciles finished"
+        ),
+        Err(_) => {
+            tracing::warn!(
+                "in-flight reconciles did not finish in {DRAIN_TIMEOUT:?}; stopping them"
+            );
+            controllers.abort();
+            if let Some(c) = sops_controller {
+                c.abort();
+            }
+        }
     }
+    let _ = stop_tx.send(true);
     if let Some(e) = elector {
         let _ = tokio::time::timeout(Duration::from_secs(5), e).await;
     }
     Ok(())
 }
+
+/// How long SIGTERM waits for running reconciles: within Kubernetes' default grace period
+/// (30 s before SIGKILL), with time left to release the Lease.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn join_msg(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> String {
     match r {
@@ -264,6 +310,10 @@ struct Watch {
     /// `--skip-recreate`.
     secrets: bool,
     concurrency: u16,
+    /// Turns true on SIGTERM: stop taking work, finish what is running.
+    stopping: watch::Receiver<bool>,
+    /// How long reconciles may run on once leadership is lost.
+    handover_grace: Duration,
 }
 
 /// The reflector stores of one kind's running controllers (one per watched namespace), for
@@ -373,9 +423,11 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
 {
     let kind = watch.kind;
     let shown = namespace.as_deref().unwrap_or("all namespaces").to_owned();
+    let mut stopping = watch.stopping.clone();
     loop {
-        if leader.wait_for(|l| *l).await.is_err() {
-            return;
+        tokio::select! {
+            led = leader.wait_for(|l| *l) => if led.is_err() { return },
+            _ = stopping.wait_for(|s| *s) => return,
         }
         tracing::info!(namespace = %shown, "reconciling {kind}s");
         let (api, secret_api): (Api<K>, Api<PartialObjectMeta<Secret>>) = match &namespace {
@@ -390,6 +442,7 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
             config = config.labels(selector);
         }
         let mut lost = leader.clone();
+        let mut stop = stopping.clone();
         let key_changes = futures::stream::unfold(keys_changed.clone(), |mut rx| async move {
             rx.changed().await.ok()?;
             Some(((), rx))
@@ -404,18 +457,39 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
             controller = controller.owns_stream(secrets);
         }
         stores.set(&namespace, Some(controller.store()));
-        controller
+        let mut cut_off = leader.clone();
+        let grace = watch.handover_grace;
+        let run = controller
             .reconcile_all_on(key_changes)
             .with_config(
                 kube::runtime::controller::Config::default().concurrency(watch.concurrency),
             )
             .graceful_shutdown_on(async move {
-                let _ = lost.wait_for(|l| !*l).await;
+                tokio::select! {
+                    _ = lost.wait_for(|l| !*l) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
             })
             .run(reconcile, error_policy, ctx.clone())
-            .for_each(|_| std::future::ready(()))
-            .await;
+            .for_each(|_| std::future::ready(()));
+        // Dropping the controller's stream drops the reconciles it runs: a replica that lost
+        // its lease (its renewals hang on an API server without etcd, say) must not write on
+        // once another may lead.
+        tokio::select! {
+            () = run => {}
+            () = async {
+                let _ = cut_off.wait_for(|l| !*l).await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!(
+                namespace = %shown,
+                "reconciles still running {grace:?} after leadership was lost: stopped"
+            ),
+        }
         stores.set(&namespace, None);
+        if *stopping.borrow() {
+            tracing::info!(namespace = %shown, "stopped reconciling {kind}s (shutting down)");
+            return;
+        }
         tracing::info!(namespace = %shown, "stopped reconciling {kind}s (no longer leader)");
     }
 }
