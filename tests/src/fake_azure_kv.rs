@@ -446,32 +446,6 @@ fn login(request: &Request, state: &Mutex<State>) -> Answer {
     }
 }
 
-fn form(body: &[u8]) -> HashMap<String, String> {
-    let decode = |s: &str| -> String {
-        let s = s.replace('+', " ");
-        let bytes = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' && i + 2 < bytes.len() {
-                if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
-}
-
 fn aad_error(status: u16, error: &str, description: &str) -> Answer {
     json(
         status,
@@ -488,7 +462,7 @@ fn token(request: &Request, tenant: &str, state: &Mutex<State>) -> Answer {
             &format!("AADSTS90002: Tenant '{tenant}' not found."),
         );
     }
-    let f = form(&request.body);
+    let f = fake_http::form(&request.body);
     if f.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return aad_error(
             400,

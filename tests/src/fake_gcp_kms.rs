@@ -333,34 +333,8 @@ fn route(request: &Request, state: &Mutex<State>, url: &str) -> Answer {
     answer
 }
 
-fn form(body: &[u8]) -> HashMap<String, String> {
-    let decode = |s: &str| -> String {
-        let s = s.replace('+', " ");
-        let bytes = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' && i + 2 < bytes.len() {
-                if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(bytes[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
-}
-
 fn token(request: &Request, state: &mut State, url: &str) -> Answer {
-    let form = form(&request.body);
+    let form = fake_http::form(&request.body);
     let principal = match form.get("grant_type").map(String::as_str) {
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
             match form

@@ -118,3 +118,30 @@ fn read_request<R: BufRead>(reader: &mut R) -> std::io::Result<Option<Request>> 
         body,
     }))
 }
+
+/// An `application/x-www-form-urlencoded` body (a token request), decoded.
+pub fn form(body: &[u8]) -> HashMap<String, String> {
+    let decode = |s: &str| -> String {
+        let s = s.replace('+', " ");
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
