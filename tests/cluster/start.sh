@@ -20,7 +20,10 @@
 #   STATE_DIR=...
 #   KUBECONFIG=...
 # and exits 0, leaving a supervisor process in the background. Stop it with
-# `stop.sh STATE_DIR`. On any failure it prints the logs' tails, tears down what
+# `stop.sh STATE_DIR`. A component that exits is fatal (everything is torn
+# down) unless STATE_DIR/hold/NAME exists: then the supervisor removes
+# pids/NAME.pid and starts NAME again, with the same flags and data, once the
+# hold file is gone (what the fault tests use to restart etcd or the apiserver). On any failure it prints the logs' tails, tears down what
 # it started and exits non-zero. Ports are picked free at start, so runs
 # in parallel do not collide. Set ENSEAL_CLUSTER_KEEP=1 to keep the state dir
 # (logs) after teardown.
@@ -82,10 +85,11 @@ supervise() {
 		[[ -z $watch_pid || $(proc_start_time "$watch_pid") == "$watch_start" ]]
 	}
 
+	# Each component runs from a function (run_NAME, which execs it) so the
+	# supervisor can start it again after a test stopped it (see `held` below).
 	launch() {
 		local name=$1
-		shift
-		"$@" >"$state/logs/$name.log" 2>&1 &
+		"run_$name" >>"$state/logs/$name.log" 2>&1 &
 		pids+=("$!")
 		names+=("$name")
 		echo "$!" >"$state/pids/$name.pid"
@@ -94,11 +98,14 @@ supervise() {
 	# shellcheck source=/dev/null
 	source "$state/env"
 
-	launch etcd "$ETCD_BIN_DIR/etcd" \
-		--data-dir="$state/etcd" \
-		--listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
-		--listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-		--unsafe-no-fsync
+	run_etcd() {
+		exec "$ETCD_BIN_DIR/etcd" \
+			--data-dir="$state/etcd" \
+			--listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
+			--listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+			--unsafe-no-fsync
+	}
+	launch etcd
 
 	# The apiserver retries etcd on its own, but failing fast on a dead etcd
 	# gives a clearer log; etcd is ready in well under a second.
@@ -115,29 +122,32 @@ supervise() {
 	# the controller manager's delegated authentication read from
 	# kube-system/extension-apiserver-authentication; without it the
 	# controller manager logs an error for it every few seconds.
-	launch kube-apiserver "$KUBE_BIN_DIR/kube-apiserver" \
-		--bind-address=127.0.0.1 \
-		--advertise-address=127.0.0.1 \
-		--endpoint-reconciler-type=none \
-		--secure-port="$API_PORT" \
-		--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-		--tls-cert-file="$state/pki/apiserver.crt" \
-		--tls-private-key-file="$state/pki/apiserver.key" \
-		--client-ca-file="$state/pki/ca.crt" \
-		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
-		--service-account-key-file="$state/pki/sa.pub" \
-		--service-account-signing-key-file="$state/pki/sa.key" \
-		--service-cluster-ip-range=10.0.0.0/24 \
-		--requestheader-client-ca-file="$state/pki/ca.crt" \
-		--requestheader-allowed-names=front-proxy-client \
-		--requestheader-username-headers=X-Remote-User \
-		--requestheader-group-headers=X-Remote-Group \
-		--requestheader-extra-headers-prefix=X-Remote-Extra- \
-		--proxy-client-cert-file="$state/pki/front-proxy-client.crt" \
-		--proxy-client-key-file="$state/pki/front-proxy-client.key" \
-		--authorization-mode=Node,RBAC \
-		--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota \
-		--profiling=false
+	run_kube-apiserver() {
+		exec "$KUBE_BIN_DIR/kube-apiserver" \
+			--bind-address=127.0.0.1 \
+			--advertise-address=127.0.0.1 \
+			--endpoint-reconciler-type=none \
+			--secure-port="$API_PORT" \
+			--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+			--tls-cert-file="$state/pki/apiserver.crt" \
+			--tls-private-key-file="$state/pki/apiserver.key" \
+			--client-ca-file="$state/pki/ca.crt" \
+			--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+			--service-account-key-file="$state/pki/sa.pub" \
+			--service-account-signing-key-file="$state/pki/sa.key" \
+			--service-cluster-ip-range=10.0.0.0/24 \
+			--requestheader-client-ca-file="$state/pki/ca.crt" \
+			--requestheader-allowed-names=front-proxy-client \
+			--requestheader-username-headers=X-Remote-User \
+			--requestheader-group-headers=X-Remote-Group \
+			--requestheader-extra-headers-prefix=X-Remote-Extra- \
+			--proxy-client-cert-file="$state/pki/front-proxy-client.crt" \
+			--proxy-client-key-file="$state/pki/front-proxy-client.key" \
+			--authorization-mode=Node,RBAC \
+			--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy,ResourceQuota \
+			--profiling=false
+	}
+	launch kube-apiserver
 
 	# The controller manager exits at once if it cannot read its delegated
 	# authentication config, which RBAC only allows after the bootstrap policy
@@ -154,21 +164,24 @@ supervise() {
 	# policy for the controller manager is what it runs under, as in a real
 	# cluster; with --use-service-account-credentials each controller then
 	# uses its own service account.
-	launch kube-controller-manager "$KUBE_BIN_DIR/kube-controller-manager" \
-		--kubeconfig="$state/controller-manager.kubeconfig" \
-		--authentication-kubeconfig="$state/controller-manager.kubeconfig" \
-		--authorization-kubeconfig="$state/controller-manager.kubeconfig" \
-		--bind-address=127.0.0.1 \
-		--secure-port="$KCM_PORT" \
-		--controllers='*' \
-		--leader-elect=false \
-		--use-service-account-credentials=true \
-		--service-account-private-key-file="$state/pki/sa.key" \
-		--root-ca-file="$state/pki/ca.crt" \
-		--cluster-signing-cert-file="$state/pki/ca.crt" \
-		--cluster-signing-key-file="$state/pki/ca.key" \
-		--service-cluster-ip-range=10.0.0.0/24 \
-		--profiling=false
+	run_kube-controller-manager() {
+		exec "$KUBE_BIN_DIR/kube-controller-manager" \
+			--kubeconfig="$state/controller-manager.kubeconfig" \
+			--authentication-kubeconfig="$state/controller-manager.kubeconfig" \
+			--authorization-kubeconfig="$state/controller-manager.kubeconfig" \
+			--bind-address=127.0.0.1 \
+			--secure-port="$KCM_PORT" \
+			--controllers='*' \
+			--leader-elect=false \
+			--use-service-account-credentials=true \
+			--service-account-private-key-file="$state/pki/sa.key" \
+			--root-ca-file="$state/pki/ca.crt" \
+			--cluster-signing-cert-file="$state/pki/ca.crt" \
+			--cluster-signing-key-file="$state/pki/ca.key" \
+			--service-cluster-ip-range=10.0.0.0/24 \
+			--profiling=false
+	}
+	launch kube-controller-manager
 
 	local i
 	while :; do
@@ -177,13 +190,28 @@ supervise() {
 			teardown
 		fi
 		for i in "${!pids[@]}"; do
-			if ! kill -0 "${pids[i]}" 2>/dev/null; then
-				reason="${names[i]} exited"
-				echo "$reason" >"$state/died"
-				# Its log says why; keep it for whoever debugs the failures.
-				touch "$state/keep"
-				teardown
+			kill -0 "${pids[i]}" 2>/dev/null && continue
+			if [[ -f $state/hold/${names[i]} ]]; then
+				# Stopped on purpose (a fault test, see ControlPlane::stop_component
+				# in tests/src/cluster.rs): removing the pid file tells the test the
+				# stop was seen; it stays down while the hold file is there.
+				rm -f "$state/pids/${names[i]}.pid"
+				continue
 			fi
+			if [[ ! -f $state/pids/${names[i]}.pid ]]; then
+				# The hold was lifted: the same command again, on the same data,
+				# ports and certificates.
+				echo "restarting ${names[i]}"
+				"run_${names[i]}" >>"$state/logs/${names[i]}.log" 2>&1 &
+				pids[i]=$!
+				echo "$!" >"$state/pids/${names[i]}.pid"
+				continue
+			fi
+			reason="${names[i]} exited"
+			echo "$reason" >"$state/died"
+			# Its log says why; keep it for whoever debugs the failures.
+			touch "$state/keep"
+			teardown
 		done
 		# sleep in the background so a TERM is handled at once, not after it.
 		sleep 0.5 &

@@ -14,6 +14,7 @@ mod cli_behaviour;
 mod cli_yaml_limits;
 mod cli_yaml_tags;
 mod cluster_smoke;
+mod controller_faults;
 mod controller_interop;
 mod controller_operations;
 mod controller_sealed_secrets_flags;

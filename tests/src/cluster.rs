@@ -70,6 +70,119 @@ pub fn control_plane() -> &'static ControlPlane {
     }
 }
 
+/// A part of the control plane that [`PrivateControlPlane::stop_component`] can stop and start again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    ApiServer,
+}
+
+impl Component {
+    /// Its name in `start.sh`'s `pids/` and `hold/`.
+    fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::ApiServer => "kube-apiserver",
+        }
+    }
+}
+
+/// A control plane of one test's own, for faults that tests sharing [`control_plane`] must
+/// not see (an apiserver or etcd stopped and started again). Stopped when dropped. It costs
+/// what the shared one does (~9 s to start, three processes), so only fault tests use it.
+pub struct PrivateControlPlane(ControlPlane);
+
+impl PrivateControlPlane {
+    pub async fn start() -> PrivateControlPlane {
+        let cp = tokio::task::spawn_blocking(run_start_sh)
+            .await
+            .expect("start.sh task");
+        match cp {
+            Ok(cp) => PrivateControlPlane(cp),
+            Err(e) => panic!("a private control plane could not be started:\n{e}"),
+        }
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        self.0.kubeconfig()
+    }
+
+    fn state(&self) -> &Path {
+        self.0.state_dir().expect("start.sh gives a state dir")
+    }
+
+    /// An admin client of this control plane.
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(self.kubeconfig()).expect("reading its kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("loading its kubeconfig");
+        Client::try_from(config).expect("building a client")
+    }
+
+    /// Stops `component` with SIGTERM, or SIGKILL after `grace` (kube-apiserver waits up to
+    /// 60 s for its watches on SIGTERM), and returns once `start.sh`'s supervisor has seen it
+    /// down; it stays down until [`start_component`](Self::start_component).
+    pub async fn stop_component(&self, component: Component, grace: Duration) {
+        let name = component.name();
+        let pid_file = self.state().join("pids").join(format!("{name}.pid"));
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+        let pid = pid.trim().to_owned();
+        let hold = self.state().join("hold");
+        std::fs::create_dir_all(&hold).expect("creating hold/");
+        std::fs::write(hold.join(name), "").expect("writing the hold file");
+        let signal = |sig: &str| {
+            let _ = Command::new("kill").args([sig, &pid]).status();
+        };
+        let alive = || Path::new("/proc").join(&pid).exists();
+        signal("-TERM");
+        let deadline = Instant::now() + grace;
+        while alive() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if alive() {
+            signal("-KILL");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pid_file.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "start.sh's supervisor never saw {name} stop"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Lifts the hold: the supervisor starts `component` again (same flags and data) within
+    /// half a second. Does not wait for it to be ready.
+    pub async fn start_component(&self, component: Component) {
+        let name = component.name();
+        std::fs::remove_file(self.state().join("hold").join(name)).expect("removing the hold");
+        let pid_file = self.state().join("pids").join(format!("{name}.pid"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pid_file.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "start.sh's supervisor never started {name} again"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.state_dir() {
+            let _ = Command::new("bash")
+                .arg(cluster_dir().join("stop.sh"))
+                .arg(state)
+                .stdin(Stdio::null())
+                .status();
+        }
+    }
+}
+
 fn cluster_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster")
 }
@@ -82,6 +195,12 @@ fn start_or_reuse() -> Result<ControlPlane, String> {
         });
     }
 
+    run_start_sh()
+}
+
+/// Starts a control plane with `start.sh`, torn down when this process exits (or by
+/// `stop.sh`).
+fn run_start_sh() -> Result<ControlPlane, String> {
     bin_dirs()?;
     let started = Instant::now();
     let out = Command::new("bash")

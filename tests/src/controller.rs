@@ -307,6 +307,9 @@ pub struct Options<'a> {
     /// Extra environment for the controller process (e.g. a local KMS endpoint).
     pub env: Vec<(String, String)>,
     pub wait_ready: bool,
+    /// The control plane to run against (a private one's kubeconfig); the shared one when
+    /// `None`.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl<'a> Options<'a> {
@@ -317,6 +320,7 @@ impl<'a> Options<'a> {
             extra: Vec::new(),
             env: Vec::new(),
             wait_ready: true,
+            kubeconfig: None,
         }
     }
 }
@@ -327,7 +331,10 @@ impl Controller {
         let log = logdir.path().join("controller.log");
         let http_port = free_port();
         let metrics_port = free_port();
-        let kubeconfig = cluster::control_plane().kubeconfig().to_path_buf();
+        let kubeconfig = opts
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| cluster::control_plane().kubeconfig().to_path_buf());
         let child = Command::new(controller_bin())
             .arg("--kubeconfig")
             .arg(&kubeconfig)
