@@ -18,7 +18,7 @@ use kube::{Api, ResourceExt};
 
 use enseal_sops::keys::age::AgeIdentities;
 
-use super::keys::{age_text_of, pgp_keys_of, SopsKeys};
+use super::keys::{age_text_of, pgp_keys_of, CloudEntries, SopsKeys};
 use super::render::{self, DesiredSecret, Keys, SopsError};
 use super::tenancy::TrustedNamespaces;
 use crate::status::{
@@ -281,10 +281,10 @@ async fn read_key_secret(
 }
 
 /// The keys this SopsSecret's file is opened with. With spec.decryption.secretRef, the age
-/// identities and PGP secret keys of that Secret (`key_secret`, as read) and nothing of the controller's: a file's
-/// metadata names its own master keys, KMS ones included, and anyone may copy a file. Without
-/// it, the controller's keys, which then decrypt only files bound to the namespace unless it is
-/// trusted.
+/// identities, PGP secret keys and key service credentials of that Secret (`key_secret`, as
+/// read) and nothing of the controller's: a file's metadata names its own master keys, KMS
+/// ones included, and anyone may copy a file. Without it, the controller's keys, which then
+/// decrypt only files bound to the namespace unless it is trusted.
 fn keys_for(
     spec: &enseal_sops_secret::SopsSecretSpec,
     namespace: &str,
@@ -293,12 +293,10 @@ fn keys_for(
     key_secret: Option<&Option<Secret>>,
 ) -> Result<Keys, SopsError> {
     let Some(name) = spec.key_secret() else {
-        let (kms, gcp) = (cluster.clone(), cluster.clone());
         return Ok(Keys::Cluster {
             age: cluster.age(),
             pgp: cluster.pgp(),
-            kms: Box::new(move || kms.kms()),
-            gcp_kms: Box::new(move || gcp.gcp_kms()),
+            cloud: SopsKeys::cluster_access(cluster),
             trusted: trusted.trusts(namespace),
         });
     };
@@ -312,7 +310,8 @@ fn keys_for(
         .filter(|_| count > 0)
         .unwrap_or_default();
     let (_, pgp) = pgp_keys_of(secret);
-    if age.is_empty() && pgp.is_empty() {
+    let cloud = CloudEntries::of(secret);
+    if age.is_empty() && pgp.is_empty() && cloud.is_empty() {
         return Err(SopsError::NoNamespaceKeys {
             secret: name.to_owned(),
         });
@@ -321,6 +320,7 @@ fn keys_for(
         secret: name.to_owned(),
         age,
         pgp,
+        cloud: cloud.namespace_access(),
     })
 }
 

@@ -11,8 +11,10 @@ use enseal_sops::crypto::values::EncryptionError;
 use enseal_sops::file::{self, FileError, Mac};
 use enseal_sops::format::tree::{Item, Node, Tree};
 use enseal_sops::keys::age::AgeIdentities;
+use enseal_sops::keys::azure_kv::AzureKeyVault;
 use enseal_sops::keys::gcp_kms::GcpKms;
 use enseal_sops::keys::groups::{KeyGroupError, Keyring};
+use enseal_sops::keys::hc_vault::VaultTransit;
 use enseal_sops::keys::openpgp::PgpSecretKeys;
 use enseal_sops::keys::KmsService;
 use enseal_sops::stores::{self, Format, WriteOptions};
@@ -46,15 +48,18 @@ pub enum SopsError {
     /// Cluster keys, an untrusted namespace, a file that does not name it.
     #[error("the file is opened with the controller's keys, which decrypt into namespace {namespace:?} only a file bound to it, and {why}. Add `metadata.namespace: {namespace}` to every Secret manifest in the file and encrypt it again, or set spec.decryption.secretRef to a key Secret of this namespace, or ask the cluster admin to list {namespace:?} in --sops-trusted-namespaces")]
     NamespaceNotBound { namespace: String, why: String },
-    #[error("the key Secret {secret:?} named in spec.decryption.secretRef does not exist in this namespace: create it with the age identities the file is encrypted for, in entries named *.agekey, or its armored PGP secret keys, in entries named *.asc")]
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef does not exist in this namespace: create it with the age identities the file is encrypted for, in entries named *.agekey, its armored PGP secret keys, in entries named *.asc, or credentials for its key service ({NAMESPACE_ENTRIES})")]
     KeySecretMissing { secret: String },
-    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no age identity (in an entry named *.agekey) and no PGP secret key (in an entry named *.asc)")]
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no age identity (in an entry named *.agekey), no PGP secret key (in an entry named *.asc) and no key service credentials ({NAMESPACE_ENTRIES})")]
     NoNamespaceKeys { secret: String },
-    /// The namespace key Secret's identities do not open the file; the controller's own keys
-    /// were not tried, by design.
-    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no key for this file; with a key Secret only its age identities and PGP secret keys are used, never the controller's keys or KMS access: {detail}")]
+    /// The namespace key Secret's keys do not open the file; the controller's own keys were
+    /// not tried, by design.
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no key for this file; with a key Secret only its age identities, PGP secret keys and key service credentials are used, never the controller's keys or its own cloud or Vault identity: {detail}")]
     NotForNamespaceKey { secret: String, detail: String },
 }
+
+/// The credential entries a namespace key Secret may hold, for messages.
+const NAMESPACE_ENTRIES: &str = "sops.aws-kms, sops.azure-kv, sops.gcp-kms, sops.vault-token";
 
 impl SopsError {
     /// The condition reason.
@@ -87,32 +92,57 @@ impl SopsError {
     }
 }
 
-/// KMS access set up on first need.
-pub type KmsAccess = Box<dyn FnOnce() -> Result<Box<dyn KmsService>, String> + Send>;
+/// Access to one key service, set up on first need (only when a file names its keys).
+pub type Access<T> = Box<dyn FnOnce() -> Result<T, String> + Send>;
 
-/// GCP KMS access set up on first need.
-pub type GcpKmsAccess = Box<dyn FnOnce() -> Result<GcpKms, String> + Send>;
+/// The key services a file may be opened through; `None`: not offered at all.
+#[derive(Default)]
+pub struct CloudAccess {
+    pub aws_kms: Option<Access<Box<dyn KmsService>>>,
+    pub gcp_kms: Option<Access<GcpKms>>,
+    pub azure_kv: Option<Access<AzureKeyVault>>,
+    pub hc_vault: Option<Access<VaultTransit>>,
+}
+
+impl CloudAccess {
+    fn onto(self, mut keyring: Keyring<'static>) -> Keyring<'static> {
+        if let Some(kms) = self.aws_kms {
+            keyring = keyring.with_kms_from(kms);
+        }
+        if let Some(gcp) = self.gcp_kms {
+            keyring = keyring.with_gcp_kms_from(gcp);
+        }
+        if let Some(azure) = self.azure_kv {
+            keyring = keyring.with_azure_kv_from(azure);
+        }
+        if let Some(vault) = self.hc_vault {
+            keyring = keyring.with_vault_from(vault);
+        }
+        keyring
+    }
+}
 
 /// The keys a SopsSecret's file is opened with.
 pub enum Keys {
-    /// The controller's: the age key Secret's identities and its KMS access (set up only when
-    /// the file names KMS keys). `trusted`: the SopsSecret's namespace is in
-    /// --sops-trusted-namespaces.
+    /// The controller's: the age key Secret's identities and its access to the key services
+    /// (set up only when the file names their keys). `trusted`: the SopsSecret's namespace is
+    /// in --sops-trusted-namespaces.
     Cluster {
         age: AgeIdentities,
         /// The `*.asc` entries' keys; PGP stanzas are opened with them, never through a gpg.
         pgp: PgpSecretKeys,
-        kms: KmsAccess,
-        gcp_kms: GcpKmsAccess,
+        cloud: CloudAccess,
         trusted: bool,
     },
-    /// The identities of the key Secret `secret` in the SopsSecret's own namespace, and
-    /// nothing else: no KMS access, since the file's metadata (which anyone can copy) would
-    /// choose the KMS key.
+    /// The keys of the key Secret `secret` in the SopsSecret's own namespace, and nothing
+    /// else: its identities, and the key services its credential entries reach, as the
+    /// tenant (never the controller's own identity: the file's metadata, which anyone can
+    /// copy, would choose the key).
     Namespace {
         secret: String,
         age: AgeIdentities,
         pgp: PgpSecretKeys,
+        cloud: CloudAccess,
     },
 }
 
@@ -143,23 +173,24 @@ pub fn decrypt(
         Keys::Cluster {
             age,
             pgp,
-            kms,
-            gcp_kms,
+            cloud,
             trusted,
         } => {
             let no_age = age.is_empty() && pgp.is_empty();
-            // KMS access is set up by the library only when the file names KMS keys.
+            // Each service is set up by the library only when the file names its keys.
             (
-                Keyring::new(age)
-                    .with_pgp_keys(pgp)
-                    .with_kms_from(kms)
-                    .with_gcp_kms_from(gcp_kms),
+                cloud.onto(Keyring::new(age).with_pgp_keys(pgp)),
                 Opener::Cluster { trusted },
                 Err(no_age),
             )
         }
-        Keys::Namespace { secret, age, pgp } => (
-            Keyring::new(age).with_pgp_keys(pgp),
+        Keys::Namespace {
+            secret,
+            age,
+            pgp,
+            cloud,
+        } => (
+            cloud.onto(Keyring::new(age).with_pgp_keys(pgp)),
             Opener::NamespaceKey,
             Ok(secret),
         ),
@@ -211,8 +242,8 @@ pub fn decrypt(
     }
 }
 
-/// When the controller holds no key that could open the file (no age identity or PGP key, and the file
-/// names no KMS key), the master keys the file is encrypted for. Only on this failure path is
+/// When the controller holds no key that could open the file (no age identity or PGP key, and
+/// the file names no key of a key service), the master keys the file is encrypted for. Only on this failure path is
 /// the metadata read a second time.
 fn no_keys(spec: &SopsSecretSpec, no_age: bool) -> Option<String> {
     if !no_age {
@@ -222,7 +253,12 @@ fn no_keys(spec: &SopsSecretSpec, no_age: bool) -> Option<String> {
         .parse(spec.encrypted.as_bytes())
         .ok()?;
     let metadata = file::read_metadata(&parsed).ok()?;
-    if metadata.key_groups.iter().any(|g| !g.kms.is_empty()) {
+    // A key service was offered (and failed, which its own error says better).
+    if metadata
+        .key_groups
+        .iter()
+        .any(|g| g.kms.len() + g.gcp_kms.len() + g.azure_kv.len() + g.hc_vault.len() > 0)
+    {
         return None;
     }
     let needs: Vec<String> = metadata
@@ -493,8 +529,11 @@ pub(super) mod tests {
         Keys::Cluster {
             age,
             pgp: PgpSecretKeys::default(),
-            kms: Box::new(|| Err("no KMS in this test".into())),
-            gcp_kms: Box::new(|| Err("no GCP KMS in this test".into())),
+            cloud: CloudAccess {
+                aws_kms: Some(Box::new(|| Err("no KMS in this test".into()))),
+                gcp_kms: Some(Box::new(|| Err("no GCP KMS in this test".into()))),
+                ..CloudAccess::default()
+            },
             trusted,
         }
     }
@@ -561,6 +600,7 @@ pub(super) mod tests {
                 secret: "team-b-keys".into(),
                 age: ids(&age),
                 pgp: PgpSecretKeys::default(),
+                cloud: CloudAccess::default(),
             },
         ] {
             let e = decrypt(&s, "own", "team-b", keys).unwrap_err();
@@ -597,6 +637,7 @@ pub(super) mod tests {
             secret: "keys".into(),
             age: ids(&age),
             pgp: PgpSecretKeys::default(),
+            cloud: CloudAccess::default(),
         };
         assert_eq!(decrypt(&s, "own", "team-b", by_tenant).unwrap().len(), 1);
     }
@@ -615,6 +656,7 @@ pub(super) mod tests {
                 secret: "team-b-keys".into(),
                 age: ids(&tenant_age),
                 pgp: PgpSecretKeys::default(),
+                cloud: CloudAccess::default(),
             },
         )
         .unwrap_err();
