@@ -330,3 +330,133 @@ impl Drop for SecretBody {
         self.bytes.zeroize();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A plain-http server answering its requests with `statuses` in turn (the last one
+    /// repeated), counting them.
+    fn server(statuses: &'static [u16]) -> (Uri, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let uri = format!("http://{}/", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream);
+                'requests: loop {
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break 'requests;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let n = seen.fetch_add(1, Ordering::SeqCst);
+                    let status = statuses[n.min(statuses.len() - 1)];
+                    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                    if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (uri.parse().unwrap(), count)
+    }
+
+    fn client() -> HttpClient {
+        HttpClient::https_or_http(Roots::Native).unwrap()
+    }
+
+    fn get(
+        http: &HttpClient,
+        uri: &Uri,
+        retry_on: fn(StatusCode) -> bool,
+    ) -> Result<Answer, Failure> {
+        http.send(
+            &Method::GET,
+            uri,
+            &[],
+            &Zeroizing::new(Vec::new()),
+            retry_on,
+        )
+    }
+
+    #[test]
+    fn statuses_retry_on_accepts_are_tried_again_until_one_is_not() {
+        let (uri, count) = server(&[503, 503, 200]);
+        let answer = get(&client(), &uri, |s| s.is_server_error()).unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(&answer.body[..], b"ok");
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_last_attempt_comes_back_whatever_its_status() {
+        let (uri, count) = server(&[503]);
+        let answer = get(&client(), &uri, |s| s.is_server_error()).unwrap();
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(count.load(Ordering::SeqCst), MAX_ATTEMPTS as usize);
+    }
+
+    #[test]
+    fn statuses_retry_on_refuses_come_back_at_once() {
+        let (uri, count) = server(&[412, 200]);
+        let answer = get(&client(), &uri, |s| s.is_server_error()).unwrap();
+        assert_eq!(answer.status, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_refused_connection_is_unreachable_after_every_attempt() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let uri: Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let started = Instant::now();
+        match get(&client(), &uri, |_| true) {
+            Err(Failure::Unreachable(reason)) => {
+                assert!(reason.contains("onnect"), "{reason}")
+            }
+            other => panic!("{:?}", other.map(|a| a.status)),
+        }
+        // Two pauses between three attempts: the retries happened, within seconds.
+        let took = started.elapsed();
+        assert!(took >= RETRY_PAUSE * (MAX_ATTEMPTS - 1), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[test]
+    fn error_chain_names_each_message_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("inner")]
+        struct Inner(#[source] std::io::Error);
+        let e = Outer(Inner(std::io::Error::other("inner")));
+        assert_eq!(error_chain(&e), "outer: inner");
+    }
+
+    #[test]
+    fn a_secret_body_reads_out_as_hyper_advances_it() {
+        let mut body = SecretBody::new(Zeroizing::new(b"abc".to_vec()));
+        assert_eq!((body.remaining(), body.chunk()), (3, &b"abc"[..]));
+        body.advance(2);
+        assert_eq!((body.remaining(), body.chunk()), (1, &b"c"[..]));
+        body.advance(1);
+        assert_eq!(body.remaining(), 0);
+    }
+}
