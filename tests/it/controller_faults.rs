@@ -276,7 +276,7 @@ impl Witness {
     /// than twice. Twice is expected after a restart or failover: the Secret was created
     /// (POST) and the next process, which does not know it wrote it, applies it once (the same
     /// data, but the apply takes the fields over from the create in managedFields). More would
-    /// be replicas or retries fighting over it. Returns the most writes seen on one Secret.
+    /// be replicas or retries fighting over it. Returns how many Secrets were written twice.
     fn finish(self) -> usize {
         self.task.abort();
         let mut unique = self.violations.lock().unwrap().clone();
@@ -286,7 +286,7 @@ impl Witness {
         let versions = self.versions.lock().unwrap();
         let most = versions.values().map(Vec::len).max().unwrap_or(0);
         assert!(most <= 2, "Secrets written more than twice: {versions:?}");
-        most
+        versions.values().filter(|v| v.len() == 2).count()
     }
 }
 
@@ -380,7 +380,11 @@ async fn control_plane_fault(component: Component, grace: Duration, down: Durati
     cp.start_component(component).await;
     let ready_after = wait_readyz(&ctl, 200, Duration::from_secs(60)).await;
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut ctl]).await;
-    let most_writes = witness.finish();
+    let twice = witness.finish();
+    // The controller process stayed up, so it knows what it wrote: only an apply in flight
+    // when the API went away (applied, the answer lost) may be repeated. Before the last sync
+    // was kept through failed reads, every object touched during the outage was (9 to 17).
+    assert!(twice <= 3, "{twice} Secrets written twice");
     let foreign = cluster::eventually(Duration::from_secs(10), || async {
         let obj = ss_api(&client, &ns).get(FOREIGN).await.ok()?;
         let c = obj.data.pointer("/status/conditions/0")?.clone();
@@ -395,7 +399,7 @@ async fn control_plane_fault(component: Component, grace: Duration, down: Durati
         "{component:?} fault: {done_before}/{OBJECTS} done when stopped (stop took \
          {stop_took:?}), /readyz 503 after {unready_after:?}, down {:?}, /readyz 200 again \
          {ready_after:?} after the restart, all converged {converged_after:?} after the \
-         restart ({:?} after it came back ready); at most {most_writes} versions of one Secret",
+         restart ({:?} after it came back ready); {twice} Secrets written twice",
         restarted_at.duration_since(stopped_at),
         converged_after.saturating_sub(ready_after),
     );
@@ -440,11 +444,11 @@ async fn a_controller_killed_mid_batch_finishes_the_batch_when_started_again() {
     let mut again = Controller::start(options(n, "replica-a", None)).await;
     let ready_after = killed_at.elapsed();
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut again]).await;
-    let most_writes = witness.finish();
+    let twice = witness.finish();
     eprintln!(
         "SIGKILL: {done_before}/{OBJECTS} done when killed; started again and ready after \
-         {ready_after:?}, all converged {converged_after:?} after that; at most {most_writes} \
-         versions of one Secret"
+         {ready_after:?}, all converged {converged_after:?} after that; {twice} Secrets \
+         written twice"
     );
 }
 
@@ -480,11 +484,11 @@ async fn when_the_leader_is_killed_mid_batch_the_other_replica_finishes_it() {
     );
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut b]).await;
     assert_eq!(readyz(&b), 200);
-    let most_writes = witness.finish();
+    let twice = witness.finish();
     eprintln!(
         "leader SIGKILL: {done_before}/{OBJECTS} done when killed; replica-b led after \
-         {failover:?}, all converged {converged_after:?} after that; at most {most_writes} \
-         versions of one Secret"
+         {failover:?}, all converged {converged_after:?} after that; {twice} Secrets \
+         written twice"
     );
 }
 
@@ -554,11 +558,11 @@ async fn sigterm_drains_running_reconciles_and_releases_the_lease() {
         "replica-b waited {handover:?} for a released lease"
     );
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut b]).await;
-    let most_writes = witness.finish();
+    let twice = witness.finish();
     eprintln!(
         "SIGTERM: {done_before}/{OBJECTS} done when signalled ({} when it exited), exit after \
          {exit_took:?}, replica-b started and led after {handover:?}, all converged \
-         {converged_after:?} after that; at most {most_writes} versions of one Secret",
+         {converged_after:?} after that; {twice} Secrets written twice",
         written.len()
     );
 }

@@ -141,8 +141,11 @@ pub async fn reconcile(ss: Arc<SealedSecret>, ctx: Arc<Context>) -> Result<Actio
             reason: "Unsealed",
             message: "",
         },
+        // The last sync is kept: it only ever matches the object and Secret exactly as that
+        // sync left them, and a failure either came before the comparison (reading the Secret
+        // while the API server was down) or after a mismatch. Forgetting it made every object
+        // touched during an API outage write its unchanged Secret again (issue 16).
         Err(f) => {
-            ctx.forget_sync(&(namespace.clone(), name.clone()));
             ctx.cluster
                 .metrics
                 .unseal_failed(sealed_secrets_reason(f), &namespace);
@@ -364,12 +367,6 @@ impl Context {
                     m.remove(&key);
                 }
             }
-        }
-    }
-
-    fn forget_sync(&self, key: &(String, String)) {
-        if let Ok(mut m) = self.synced.lock() {
-            m.remove(key);
         }
     }
 }
