@@ -192,10 +192,12 @@ supervise() {
 		for i in "${!pids[@]}"; do
 			kill -0 "${pids[i]}" 2>/dev/null && continue
 			if [[ -f $state/hold/${names[i]} ]]; then
-				# Stopped on purpose (a fault test, see ControlPlane::stop_component
-				# in tests/src/cluster.rs): removing the pid file tells the test the
-				# stop was seen; it stays down while the hold file is there.
+				# Stopped on purpose (a fault test, see PrivateControlPlane in
+				# tests/src/cluster.rs): removing the pid file tells the test the
+				# stop was seen; it stays down while the hold file is there. Its pid
+				# is forgotten so that teardown never signals a reused one.
 				rm -f "$state/pids/${names[i]}.pid"
+				pids[i]=""
 				continue
 			fi
 			if [[ ! -f $state/pids/${names[i]}.pid ]]; then
