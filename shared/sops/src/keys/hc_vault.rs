@@ -9,9 +9,11 @@
 //! `/decrypt/{key}` and base64-decodes `plaintext`. Both are `PUT`s with `X-Vault-Token`, as the
 //! Go client's `Logical().Write` sends them.
 //!
-//! The token is the one given to [`VaultTransit::with_token`], else `VAULT_TOKEN`, else the
-//! trimmed contents of `~/.vault-token` (sops' `vaultClient`: the Vault API client reads
-//! `VAULT_TOKEN`, sops falls back to the file). `VAULT_ADDR` plays no part: the Go client reads
+//! The token is the one given to [`VaultTransit::with_token`], else one a
+//! [`VaultTokenSource`] logs in for (the controller's Kubernetes auth, through
+//! [`VaultTransit::login_kubernetes`]), else `VAULT_TOKEN`, else the trimmed contents of
+//! `~/.vault-token` (sops' `vaultClient`: the Vault API client reads `VAULT_TOKEN`, sops falls
+//! back to the file). `VAULT_ADDR` plays no part: the Go client reads
 //! it, but sops overwrites the address with the key's own. `VAULT_NAMESPACE` is sent as
 //! `X-Vault-Namespace`, as the Go client does. `SOPS_HC_VAULT_ALLOWLIST` (sops 3.13) limits the
 //! addresses a file may send its data key to.
@@ -21,6 +23,8 @@
 //! default (2 retries).
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use zeroize::Zeroizing;
@@ -34,11 +38,17 @@ pub const ALLOWLIST_VAR: &str = "SOPS_HC_VAULT_ALLOWLIST";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum VaultUriError {
-    #[error("missing scheme in Vault URL (should be like this: https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}")]
+    #[error(
+        "missing scheme in Vault URL (should be like this: https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}"
+    )]
     MissingScheme(String),
-    #[error("running Vault with a prefixed URL is not supported! (Format has to be like https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}")]
+    #[error(
+        "running Vault with a prefixed URL is not supported! (Format has to be like https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}"
+    )]
     Prefixed(String),
-    #[error("vault path does not seem to be formatted correctly: (eg. https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}")]
+    #[error(
+        "vault path does not seem to be formatted correctly: (eg. https://vault.example.com:8200/v1/transit/keys/keyName), got: {0}"
+    )]
     BadPath(String),
 }
 
@@ -119,8 +129,13 @@ pub enum VaultError {
     #[error("{ALLOWLIST_VAR} does not allow {0}")]
     NotAllowed(String),
     /// [`VaultTransit::requiring_allowlist`] and the variable is unset.
-    #[error("{ALLOWLIST_VAR} is not set, so this token is sent to no Vault server (the file names {0}): set it to the addresses the token may be sent to")]
+    #[error(
+        "{ALLOWLIST_VAR} is not set, so this token is sent to no Vault server (the file names {0}): set it to the addresses the token may be sent to"
+    )]
     AllowlistRequired(String),
+    /// A [`VaultTokenSource`] could not get a credential to log in with.
+    #[error("cannot log in to Vault at {address}: {reason}")]
+    Login { address: String, reason: String },
     #[error("cannot read the Vault token from {path}: {reason}")]
     TokenFile { path: String, reason: String },
     #[error("cannot use VAULT_CACERT: {0}")]
@@ -218,10 +233,41 @@ fn with_slash(s: &str) -> String {
     }
 }
 
+/// A token that depends on the server: one the caller logs in for at each server it is
+/// asked for (the controller's Kubernetes auth), and keeps while it is valid.
+pub trait VaultTokenSource: Send + Sync {
+    /// The token for `address`, logging in through `vault` when none is held.
+    fn token_for(
+        &self,
+        vault: &VaultTransit,
+        address: &str,
+    ) -> Result<Zeroizing<String>, VaultError>;
+    /// `address` refused the token `token_for` gave (revoked, or expired early): it is not to
+    /// be given again.
+    fn refused(&self, address: &str);
+}
+
+/// The client token a login gave, and how long it is valid (`None`: no expiry, as Vault
+/// says with a `lease_duration` of 0).
+pub struct VaultLogin {
+    pub token: Zeroizing<String>,
+    pub ttl: Option<Duration>,
+}
+
+impl fmt::Debug for VaultLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultLogin")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Vault transit access for wrapping and unwrapping data keys.
 pub struct VaultTransit {
     http: HttpClient,
     token: Option<Zeroizing<String>>,
+    /// [`VaultTransit::with_token_source`]: asked when no token was given.
+    source: Option<Arc<dyn VaultTokenSource>>,
     /// [`VaultTransit::requiring_allowlist`]: an unset allowlist allows no server.
     allowlist_required: bool,
     /// Why `VAULT_CACERT` could not be used: every call then fails with it, as sops' Vault
@@ -250,6 +296,7 @@ impl VaultTransit {
         Ok(VaultTransit {
             http,
             token: None,
+            source: None,
             allowlist_required: false,
             ca_error,
         })
@@ -259,6 +306,62 @@ impl VaultTransit {
     pub fn with_token(mut self, token: Zeroizing<String>) -> VaultTransit {
         self.token = Some(token);
         self
+    }
+
+    /// Asks `source` for each server's token when none was given with
+    /// [`VaultTransit::with_token`], before `VAULT_TOKEN` and `~/.vault-token`.
+    pub fn with_token_source(mut self, source: Arc<dyn VaultTokenSource>) -> VaultTransit {
+        self.source = Some(source);
+        self
+    }
+
+    /// Logs in at `{address}/v1/auth/{mount}/login` with a Kubernetes ServiceAccount token
+    /// (`jwt`) for `role`, as Vault's Kubernetes auth method takes it (`{"role", "jwt"}`, the
+    /// Go client's `Logical().Write`), and returns the client token it gives. The JWT is the
+    /// caller's own identity and the file names the server: it goes only to a server
+    /// `SOPS_HC_VAULT_ALLOWLIST` lists, and to none when the variable is unset.
+    pub fn login_kubernetes(
+        &self,
+        address: &str,
+        mount: &str,
+        role: &str,
+        jwt: &str,
+    ) -> Result<VaultLogin, VaultError> {
+        may_send_to(Allowlist::from_env()?, true, address)?;
+        let url = format!(
+            "{}/v1/auth/{}/login",
+            address.trim_end_matches('/'),
+            mount.trim_matches('/')
+        );
+        let body = serde_json::to_vec(&serde_json::json!({ "role": role, "jwt": jwt }))
+            .expect("a JSON object of two strings serializes");
+        let bytes = self.send(hyper::Method::PUT, &url, None, Some(Zeroizing::new(body)))?;
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            auth: Option<Auth>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Auth {
+            client_token: String,
+            #[serde(default)]
+            lease_duration: u64,
+        }
+        let bad = |problem| VaultError::BadAnswer {
+            url: url.clone(),
+            problem,
+        };
+        let auth = serde_json::from_slice::<Answer>(&bytes)
+            .map_err(|_| bad("not a login answer"))?
+            .auth
+            .ok_or_else(|| bad("no auth in the login answer"))?;
+        let token = Zeroizing::new(auth.client_token);
+        if token.is_empty() {
+            return Err(bad("no client token in the login answer"));
+        }
+        Ok(VaultLogin {
+            token,
+            ttl: (auth.lease_duration > 0).then(|| Duration::from_secs(auth.lease_duration)),
+        })
     }
 
     /// Sends the token only to servers `SOPS_HC_VAULT_ALLOWLIST` allows, and to none when it is
@@ -335,10 +438,19 @@ impl VaultTransit {
         )
     }
 
-    fn token(&self) -> Result<Option<Zeroizing<String>>, VaultError> {
+    /// The token for `address`, and whether the token source gave it.
+    fn token(&self, address: &str) -> Result<(Option<Zeroizing<String>>, bool), VaultError> {
         if let Some(t) = &self.token {
-            return Ok(Some(t.clone()));
+            return Ok((Some(t.clone()), false));
         }
+        if let Some(source) = &self.source {
+            return Ok((Some(source.token_for(self, address)?), true));
+        }
+        Ok((self.environment_token()?, false))
+    }
+
+    /// `VAULT_TOKEN`, else `~/.vault-token`, as sops reads them.
+    fn environment_token(&self) -> Result<Option<Zeroizing<String>>, VaultError> {
         if let Ok(t) = std::env::var("VAULT_TOKEN") {
             if !t.is_empty() {
                 return Ok(Some(Zeroizing::new(t)));
@@ -374,8 +486,18 @@ impl VaultTransit {
             &key.vault_address,
         )?;
         let url = self.url(key, op);
-        let token = self.token()?;
-        let bytes = self.send(hyper::Method::PUT, &url, token.as_ref(), Some(body))?;
+        let (token, from_source) = self.token(&key.vault_address)?;
+        let bytes = match self.send(hyper::Method::PUT, &url, token.as_ref(), Some(body.clone())) {
+            // A token the source held may have been revoked or have expired early: one new
+            // login, then its answer stands.
+            Err(VaultError::Refused { status: 403, .. }) if from_source => {
+                let source = self.source.as_ref().expect("from_source implies a source");
+                source.refused(&key.vault_address);
+                let token = source.token_for(self, &key.vault_address)?;
+                self.send(hyper::Method::PUT, &url, Some(&token), Some(body))?
+            }
+            other => other?,
+        };
         // A 204 (no body) is sops' "transit backend is empty".
         serde_json::from_slice(&bytes).map_err(|_| VaultError::BadAnswer {
             url,
