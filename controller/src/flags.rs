@@ -93,6 +93,23 @@ pub struct Flags {
     /// these keys open. Default: none.
     #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
     pub sops_trusted_namespaces: Vec<String>,
+    /// Vault/OpenBao role of the Kubernetes auth method: the controller then logs in to each
+    /// Vault server its key Secret's files name (those SOPS_HC_VAULT_ALLOWLIST lists, and no
+    /// other) with a token of its ServiceAccount, unless the key Secret has a
+    /// `sops.vault-token` entry. Never used for a namespace key Secret.
+    #[arg(long, value_name = "ROLE")]
+    pub vault_kubernetes_role: Option<String>,
+    /// Where the Kubernetes auth method is mounted (`auth/<mount>/login`).
+    #[arg(long, value_name = "MOUNT", default_value = "kubernetes")]
+    pub vault_kubernetes_mount: String,
+    /// Audience of the ServiceAccount token sent to Vault (set the role's `audience` to the
+    /// same). Default: the API server's own audience.
+    #[arg(long, value_name = "AUDIENCE")]
+    pub vault_kubernetes_audience: Option<String>,
+    /// The controller's ServiceAccount (in --namespace), whose token is requested; it needs
+    /// `create` on `serviceaccounts/token` for this name.
+    #[arg(long, value_name = "NAME", default_value = "enseal-controller")]
+    pub vault_kubernetes_service_account: String,
     /// Reconcile SopsSecrets (enseal.dev/v1alpha1). Off unless asked for: it needs their CRD
     /// and RBAC on sopssecrets.enseal.dev, which a SealedSecrets-only install does not grant.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]

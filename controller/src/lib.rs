@@ -33,7 +33,10 @@ use crate::flags::Namespaces;
 use crate::keystore::{KeyPolicy, KeyStore};
 use crate::metrics::Metrics;
 use crate::sealed_secret::reconcile as sealed_reconcile;
-use crate::sops_secret::{keys as sops_keys, reconcile as sops_reconcile, tenancy as sops_tenancy};
+use crate::sops_secret::{
+    keys as sops_keys, reconcile as sops_reconcile, tenancy as sops_tenancy,
+    vault_auth as sops_vault_auth,
+};
 use crate::status::Cluster;
 
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -208,7 +211,20 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     };
     let sops_enabled = flags.sops_secrets || flags.sops_age_key_secret.is_some();
     let mut sops_controller = sops_enabled.then(|| {
-        let keys = Arc::new(sops_keys::SopsKeys::default());
+        let mut keys = sops_keys::SopsKeys::default();
+        if let Some(role) = flags.vault_kubernetes_role.clone() {
+            keys = keys.with_vault_auth(sops_vault_auth::KubernetesAuth::new(
+                sops_vault_auth::KubernetesAuthConfig {
+                    role,
+                    mount: flags.vault_kubernetes_mount.clone(),
+                    audience: flags.vault_kubernetes_audience.clone(),
+                    service_account: flags.vault_kubernetes_service_account.clone(),
+                },
+                Api::namespaced(client.clone(), &namespace),
+                tokio::runtime::Handle::current(),
+            ));
+        }
+        let keys = Arc::new(keys);
         let (changed_tx, changed_rx) = watch::channel(0u64);
         if let Some(secret) = flags.sops_age_key_secret.clone() {
             tokio::spawn(sops_keys::watch_key_secret(

@@ -1192,3 +1192,231 @@ async fn aws_kms_keys_open_with_the_sops_aws_kms_entry_of_a_key_secret() {
         assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
     }
 }
+
+/// Issue #17: the controller logs in to OpenBao with its own ServiceAccount (Kubernetes auth),
+/// against the real API server: OpenBao checks the JWT with TokenReview, the role is bound to
+/// the controller's ServiceAccount, namespace and audience, and its policy allows transit
+/// decrypt only. The controller's VAULT_TOKEN is a wrong one, so only the login can open the
+/// file; the JWT goes only to allowlisted servers; one login serves every file; an account
+/// the role is not bound to is refused, with OpenBao's reason in the condition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_keys_open_with_the_controllers_service_account_login() {
+    use base64::Engine as _;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+
+    let (ns, client) = setup_sops("sops-vaultk8s").await;
+    let n = ns.name();
+    let bao = enseal_tests::openbao::OpenBao::start();
+    let uri = bao.create_key("k8s");
+    let address = uri.split("/v1/").next().unwrap().to_string();
+
+    // Two accounts: the controller's (bound to the role) and OpenBao's reviewer, which may
+    // call TokenReview (system:auth-delegator).
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), n);
+    for name in ["enseal-controller", "other-controller", "bao-reviewer"] {
+        let sa = ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            ..ServiceAccount::default()
+        };
+        sas.create(&PostParams::default(), &sa).await.unwrap();
+    }
+    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let crb_name = format!("{n}-bao-reviewer");
+    crbs.create(
+        &PostParams::default(),
+        &ClusterRoleBinding {
+            metadata: ObjectMeta {
+                name: Some(crb_name.clone()),
+                ..ObjectMeta::default()
+            },
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "ClusterRole".into(),
+                name: "system:auth-delegator".into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: "bao-reviewer".into(),
+                namespace: Some(n.into()),
+                ..Subject::default()
+            }]),
+        },
+    )
+    .await
+    .unwrap();
+    let reviewer_jwt = cluster::service_account_token(&client, n, "bao-reviewer").await;
+
+    // OpenBao reaches the test API server at its address, trusting its CA.
+    let config = cluster::config().await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(cluster::control_plane().kubeconfig())
+        .expect("reading the admin kubeconfig");
+    let ca_data = kubeconfig.clusters[0]
+        .cluster
+        .as_ref()
+        .and_then(|c| c.certificate_authority_data.clone())
+        .expect("the admin kubeconfig carries the CA");
+    let ca_pem = base64::engine::general_purpose::STANDARD
+        .decode(ca_data)
+        .expect("certificate-authority-data is base64");
+    let scratch = tempfile::tempdir().unwrap();
+    let ca_file = scratch.path().join("kube-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let policy = scratch.path().join("k8s-decrypt.hcl");
+    std::fs::write(
+        &policy,
+        "path \"transit/decrypt/k8s\" { capabilities = [\"update\"] }\n",
+    )
+    .unwrap();
+    bao.bao(&["policy", "write", "k8s-decrypt", &policy.to_string_lossy()]);
+    bao.bao(&["auth", "enable", "kubernetes"]);
+    bao.bao(&[
+        "write",
+        "auth/kubernetes/config",
+        &format!(
+            "kubernetes_host={}",
+            config.cluster_url.to_string().trim_end_matches('/')
+        ),
+        &format!("kubernetes_ca_cert=@{}", ca_file.display()),
+        &format!("token_reviewer_jwt={reviewer_jwt}"),
+    ]);
+    bao.bao(&[
+        "write",
+        "auth/kubernetes/role/enseal",
+        "bound_service_account_names=enseal-controller",
+        &format!("bound_service_account_namespaces={n}"),
+        "audience=openbao",
+        "token_policies=k8s-decrypt",
+        "token_ttl=1h",
+    ]);
+
+    let mut sb = Sandbox::new();
+    for (k, v) in bao.env() {
+        sb.env(k, v);
+    }
+    encrypt(
+        &sb,
+        "db.yaml",
+        &secret_for(n, "vault-k8s-s3cret"),
+        &["--hc-vault-transit", &uri],
+    );
+    encrypt(
+        &sb,
+        "cache.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cache\n  namespace: {n}\nstringData:\n  password: vault-k8s-cache-s3cret\n"
+        ),
+        &["--hc-vault-transit", &uri],
+    );
+    store_age_keys(&client, n, &[]).await;
+    let login_flags = |account: &str| {
+        vec![
+            "--vault-kubernetes-role=enseal".to_string(),
+            "--vault-kubernetes-audience=openbao".to_string(),
+            format!("--vault-kubernetes-service-account={account}"),
+        ]
+    };
+    let wrong_token = ("VAULT_TOKEN".to_string(), "not-a-vault-token".to_string());
+
+    // No allowlist: the JWT is sent nowhere, and the condition says what to set.
+    let flags = login_flags("enseal-controller");
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let ctl = start_with(n, vec![wrong_token.clone()], &args, "enseal-controller").await;
+    create(&client, n, &manifest(&sb, "db.yaml", n, &[])).await;
+    let cond = wait_condition(&client, n, "db", "False", "DecryptFailed").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("SOPS_HC_VAULT_ALLOWLIST") && msg.contains(&address),
+        "{msg}"
+    );
+    let mut log = ctl.log_text();
+    assert!(!log.contains("logged in to Vault"), "{log}");
+    drop(ctl);
+
+    // An account the role is not bound to: OpenBao refuses the login, and says why.
+    let allow = ("SOPS_HC_VAULT_ALLOWLIST".to_string(), address.clone());
+    let flags = login_flags("other-controller");
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let ctl = start_with(
+        n,
+        vec![wrong_token.clone(), allow.clone()],
+        &args,
+        "enseal-controller-other",
+    )
+    .await;
+    let cond = wait_condition_message(&client, n, "db", "auth/kubernetes/login").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert_eq!(cond["reason"], "DecryptFailed", "{cond}");
+    assert!(msg.contains("not authorized"), "{msg}");
+    log += &ctl.log_text();
+    drop(ctl);
+
+    // The bound account: both files open, with one login.
+    let flags = login_flags("enseal-controller");
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let ctl = start_with(
+        n,
+        vec![wrong_token, allow],
+        &args,
+        "enseal-controller-bound",
+    )
+    .await;
+    wait_condition(&client, n, "db", "True", "Decrypted").await;
+    create(&client, n, &manifest(&sb, "cache.yaml", n, &[])).await;
+    wait_condition(&client, n, "cache", "True", "Decrypted").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let db = secrets.get("db").await.unwrap();
+    assert_eq!(value(&db, "password").as_deref(), Some("vault-k8s-s3cret"));
+    let cache = secrets.get("cache").await.unwrap();
+    assert_eq!(
+        value(&cache, "password").as_deref(),
+        Some("vault-k8s-cache-s3cret")
+    );
+    let bound_log = ctl.log_text();
+    assert_eq!(
+        bound_log.matches("logged in to Vault").count(),
+        1,
+        "one login serves both files:\n{bound_log}"
+    );
+    log += &bound_log;
+    for v in [
+        reviewer_jwt.as_str(),
+        "vault-k8s-s3cret",
+        "vault-k8s-cache-s3cret",
+    ] {
+        assert!(!log.contains(v), "the controller log holds {v:?}:\n{log}");
+    }
+    drop(ctl);
+    let _ = crbs.delete(&crb_name, &Default::default()).await;
+}
+
+/// Waits until the Synced condition of SopsSecret `name` has a message containing `part`.
+async fn wait_condition_message(client: &Client, ns: &str, name: &str, part: &str) -> Value {
+    let api = sops_api(client, ns);
+    let last = std::sync::Mutex::new(Value::Null);
+    let found = cluster::eventually(WAIT, || async {
+        let obj = api.get(name).await.ok()?;
+        let cond = obj
+            .data
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Synced")?
+            .clone();
+        *last.lock().unwrap() = cond.clone();
+        cond["message"]
+            .as_str()?
+            .contains(part)
+            .then_some(cond.clone())
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "SopsSecret {name}: no Synced message with {part:?}; last condition: {}",
+            last.lock().unwrap()
+        )
+    })
+}

@@ -9,7 +9,8 @@
 //! `sops.gcp-kms` (a credentials JSON), `sops.azure-kv` (a service principal) and
 //! `sops.vault-token`. In the controller's key Secret each replaces the controller's own
 //! environment for its service (AWS' chain, ADC, DefaultAzureCredential's sources,
-//! `VAULT_TOKEN`); a service without an entry uses that environment. In a namespace's key Secret
+//! `VAULT_TOKEN`); a service without an entry uses that environment, and for Vault first the
+//! controller's Kubernetes login when `--vault-kubernetes-role` is set ([`super::vault_auth`]). In a namespace's key Secret
 //! (`spec.decryption.secretRef`) an entry is the only way to its service: nothing of the
 //! controller's identity is ever offered there (see [`CloudEntries::namespace_access`]).
 
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use super::render::CloudAccess;
+use super::vault_auth::KubernetesAuth;
 
 #[derive(Default)]
 pub struct SopsKeys {
@@ -45,6 +47,9 @@ pub struct SopsKeys {
     kms: Mutex<Option<Arc<AwsKms>>>,
     /// The credential entries of the key Secret.
     cloud: RwLock<CloudEntries>,
+    /// The controller's Vault login (`--vault-kubernetes-role`), shared by every decryption
+    /// so that its client tokens are kept.
+    vault_auth: Option<Arc<KubernetesAuth>>,
 }
 
 /// The key Secret entry holding GCP credentials, as Flux names it.
@@ -186,6 +191,13 @@ fn azure_with(entry: Option<Arc<FluxAzureConfig>>) -> Result<AzureKeyVault, Stri
 }
 
 impl SopsKeys {
+    /// Opens Vault keys with the controller's Kubernetes login where the key Secret has no
+    /// `sops.vault-token` entry.
+    pub fn with_vault_auth(mut self, auth: KubernetesAuth) -> SopsKeys {
+        self.vault_auth = Some(Arc::new(auth));
+        self
+    }
+
     pub fn age(&self) -> AgeIdentities {
         let text = match self.age_text.read() {
             Ok(t) => t,
@@ -222,6 +234,7 @@ impl SopsKeys {
         let gcp = cloud.gcp.clone();
         let azure = cloud.azure.clone();
         let vault_token = cloud.vault_token.clone();
+        let vault_auth = shared.vault_auth.clone();
         CloudAccess {
             aws_kms: Some(Box::new(move || kms.kms())),
             gcp_kms: Some(Box::new(move || {
@@ -234,11 +247,16 @@ impl SopsKeys {
             azure_kv: Some(Box::new(move || azure_with(azure.transpose()?))),
             hc_vault: Some(Box::new(move || {
                 let mut vault = VaultTransit::from_env().map_err(|e| e.to_string())?;
+                // The admin's entry first (it names this cluster's choice), then the
+                // controller's own login, then VAULT_TOKEN and ~/.vault-token.
                 if let Some(token) = vault_token.transpose()? {
                     vault = vault.with_token(token);
+                } else if let Some(auth) = vault_auth {
+                    vault = vault.with_token_source(auth);
                 }
                 // The file names the server, and any tenant may write a file: the controller's
-                // token goes only where the admin listed (SOPS_HC_VAULT_ALLOWLIST).
+                // token (or ServiceAccount JWT) goes only where the admin listed
+                // (SOPS_HC_VAULT_ALLOWLIST).
                 Ok(vault.requiring_allowlist())
             })),
         }

@@ -5,3 +5,4 @@ pub mod keys;
 pub mod reconcile;
 pub mod render;
 pub mod tenancy;
+pub mod vault_auth;
