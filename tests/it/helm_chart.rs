@@ -624,3 +624,70 @@ async fn assert_on_server_and_strict(admin: &kube::Client, d: &Value, what: &str
     .await
     .unwrap_or_else(|e| panic!("{what} fails a strict server-side dry run: {e}"));
 }
+
+/// sopsSecrets.vaultKubernetes.role turns on the Vault Kubernetes login: its flags (with the
+/// release's ServiceAccount, whatever it is named) and `create` on that ServiceAccount's token
+/// only; sopsSecrets.vaultAllowlist becomes SOPS_HC_VAULT_ALLOWLIST. Unset, neither appears.
+#[test]
+fn vault_kubernetes_login_adds_its_flags_and_only_its_own_token_rule() {
+    let off = default_render();
+    assert!(
+        !args_of(&off).iter().any(|a| a.starts_with("--vault-")),
+        "{:?}",
+        args_of(&off)
+    );
+    let rule_for_tokens = |docs: &[Value]| -> Vec<Value> {
+        rules_of(docs, "Role")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["resources"] == json!(["serviceaccounts/token"]))
+            .cloned()
+            .collect()
+    };
+    assert!(rule_for_tokens(&off).is_empty());
+
+    let on = helm_template(
+        RELEASE,
+        NAMESPACE,
+        &[
+            "--set",
+            "sopsSecrets.vaultKubernetes.role=enseal",
+            "--set",
+            "sopsSecrets.vaultKubernetes.audience=openbao",
+            "--set",
+            "serviceAccount.name=unsealer",
+            "--set",
+            "sopsSecrets.vaultAllowlist={https://vault.example:8200,https://bao.example}",
+        ],
+    );
+    let args = args_of(&on);
+    for flag in [
+        "--vault-kubernetes-role=enseal",
+        "--vault-kubernetes-mount=kubernetes",
+        "--vault-kubernetes-service-account=unsealer",
+        "--vault-kubernetes-audience=openbao",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} not in {args:?}");
+    }
+    assert_eq!(
+        rule_for_tokens(&on),
+        [json!({
+            "apiGroups": [""],
+            "resources": ["serviceaccounts/token"],
+            "resourceNames": ["unsealer"],
+            "verbs": ["create"],
+        })]
+    );
+    let env = &of_kind(&on, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"];
+    let allowlist = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SOPS_HC_VAULT_ALLOWLIST")
+        .unwrap_or_else(|| panic!("no SOPS_HC_VAULT_ALLOWLIST in {env}"));
+    assert_eq!(
+        allowlist["value"],
+        "https://vault.example:8200,https://bao.example"
+    );
+}
