@@ -61,42 +61,55 @@ pub struct Shared {
     pub stopping: watch::Receiver<bool>,
 }
 
-/// How often [`probe_api`] asks the API server, and how long one answer may take.
+/// How often [`probe_api`] asks the API server, and how long one answer may take (an API
+/// server whose etcd is gone takes 4 s to answer that it is not ready).
 pub const API_PROBE_EVERY: Duration = Duration::from_secs(2);
 pub const API_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Failed probes in a row before /readyz says so: one slow answer from a busy API server is
-/// not an outage.
-pub const API_PROBE_FAILURES: u32 = 2;
+/// Probes in a row without an answer before /readyz says not ready: one slow answer from a
+/// busy API server is not an outage. An answer that says not ready, or a refused connection,
+/// counts at once.
+pub const API_PROBE_TIMEOUTS: u32 = 2;
+
+enum Probe {
+    Ready,
+    NotReady(String),
+    NoAnswer,
+}
 
 /// Asks the API server's own `/readyz` (which checks etcd, and which every authenticated
 /// client may read through the bootstrap role `system:public-info-viewer`) every
-/// [`API_PROBE_EVERY`], and publishes the answer on `ready` until `stop` turns true. A
-/// stopped API server refuses the connection at once; one whose etcd is gone answers 500.
+/// [`API_PROBE_EVERY`], and publishes the answer on `ready` until `stop` turns true.
 pub async fn probe_api(
     client: kube::Client,
     ready: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut failures = 0u32;
+    let mut timeouts = 0u32;
     loop {
-        let request = axum::http::Request::get("/readyz").body(Vec::new());
-        let ok = match request {
-            Ok(request) => matches!(
-                tokio::time::timeout(API_PROBE_TIMEOUT, client.request_text(request)).await,
-                Ok(Ok(body)) if body.trim() == "ok"
-            ),
-            Err(_) => false,
+        let probe = match axum::http::Request::get("/readyz").body(Vec::new()) {
+            Ok(request) => {
+                match tokio::time::timeout(API_PROBE_TIMEOUT, client.request_text(request)).await {
+                    Ok(Ok(body)) if body.trim() == "ok" => Probe::Ready,
+                    Ok(Ok(_)) => Probe::NotReady("its /readyz does not say ok".to_owned()),
+                    Ok(Err(e)) => Probe::NotReady(e.to_string()),
+                    Err(_) => Probe::NoAnswer,
+                }
+            }
+            Err(e) => Probe::NotReady(e.to_string()),
         };
-        failures = if ok { 0 } else { failures + 1 };
-        let now_ready = failures < API_PROBE_FAILURES;
+        timeouts = match &probe {
+            Probe::Ready => 0,
+            Probe::NoAnswer => timeouts + 1,
+            Probe::NotReady(_) => API_PROBE_TIMEOUTS,
+        };
+        let now_ready = timeouts < API_PROBE_TIMEOUTS;
         if *ready.borrow() != now_ready {
-            if now_ready {
-                tracing::info!("the API server is ready again");
-            } else {
-                tracing::warn!(
-                    failures,
-                    "the API server is not ready: /readyz says not ready"
-                );
+            match &probe {
+                Probe::Ready => tracing::info!("the API server is ready again"),
+                Probe::NotReady(reason) => tracing::warn!(%reason, "the API server is not ready"),
+                Probe::NoAnswer => tracing::warn!(
+                    "the API server is not ready: no answer in {API_PROBE_TIMEOUT:?}, {timeouts} times"
+                ),
             }
             let _ = ready.send(now_ready);
         }
