@@ -554,6 +554,14 @@ fn read_secret_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>, String
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Reads a credentials JSON (Flux's `sops.gcp-kms` entry) as the first use of a GCP key would,
+/// without contacting anyone: for callers that want to say early that an entry is unusable, and
+/// for the `flux_entries` fuzz target, which feeds it a tenant's entry. The error is the reason,
+/// never the JSON's text.
+pub fn check_credentials_json(json: &[u8]) -> Result<(), GcpKmsError> {
+    parse_credentials(json, "the given credentials JSON").map(drop)
+}
+
 /// A credentials JSON: a service account's key or a user's refresh token.
 fn parse_credentials(json: &[u8], origin: &str) -> Result<Found, GcpKmsError> {
     #[derive(serde::Deserialize)]
@@ -794,6 +802,29 @@ mod tests {
             "invalid_grant: Invalid JWT Signature."
         );
         assert_eq!(google_error(b"  oops \n"), "oops");
+    }
+
+    /// A `sops.gcp-kms` entry is checked without a network: an authorized user with a refresh
+    /// token is usable; a JSON without `type`, a service account without a key and text that is
+    /// no JSON are refused, the message quoting none of the entry's values.
+    #[test]
+    fn credentials_json_is_checked_without_contacting_anyone() {
+        check_credentials_json(
+            br#"{"type":"authorized_user","client_id":"c","client_secret":"s","refresh_token":"r0123"}"#,
+        )
+        .unwrap();
+        for (json, reason) in [
+            (&br#"{"refresh_token":"r0123456789xyz"}"#[..], "has no `type`"),
+            (
+                br#"{"type":"service_account","client_email":"e@x","private_key":"k0123456789xyz"}"#,
+                "not a usable RSA key",
+            ),
+            (b"k0123456789xyz", "not a credentials JSON"),
+        ] {
+            let e = check_credentials_json(json).unwrap_err().to_string();
+            assert!(e.contains(reason), "{e}");
+            assert!(!e.contains("0123456789xyz"), "{e}");
+        }
     }
 
     #[test]
