@@ -87,6 +87,19 @@ impl Unverified {
         })
     }
 
+    /// Checks the MAC against the values in any order of the mappings' keys (at most `budget`
+    /// orders, the order as read first), for a file that was stored by something that keeps
+    /// values and keys but not their order (an API server keeps a custom resource's keys
+    /// sorted); see [`crate::crypto::key_order`]. Returns the file and the orders tried.
+    pub fn verify_in_any_key_order(
+        self,
+        budget: u64,
+    ) -> Result<(Decrypted, u64), crate::crypto::key_order::KeyOrderError> {
+        let d = self.decrypted;
+        let tried = crate::crypto::key_order::verify(&d.parsed.tree, &d.metadata, &d.key, budget)?;
+        Ok((d, tried))
+    }
+
     /// [`Unverified::verify_while`], or `prepare` alone when `mac` says to ignore the MAC.
     pub fn verify_or_ignore<T, E>(
         self,

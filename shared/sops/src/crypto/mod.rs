@@ -3,4 +3,5 @@
 
 pub mod cipher;
 pub mod data_key;
+pub mod key_order;
 pub mod values;

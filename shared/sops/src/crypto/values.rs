@@ -13,7 +13,7 @@ use crate::format::walk::{walk_leaves, Leaf, Place};
 
 /// sops' `MACOnlyEncryptedInitialization`: absorbed first when only encrypted values are hashed,
 /// so that the two MAC modes never agree.
-const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
+pub(crate) const MAC_ONLY_ENCRYPTED_INIT: [u8; 32] = [
     0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
     0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69,
 ];
@@ -464,7 +464,7 @@ fn open_values(
 }
 
 /// The MAC's additional data: `lastmodified` as Go's `time.Format(time.RFC3339)` prints it.
-fn mac_aad(last_modified: &str) -> Result<String, EncryptionError> {
+pub(crate) fn mac_aad(last_modified: &str) -> Result<String, EncryptionError> {
     let canonical = scalar_text::canonical_time(last_modified)
         .map_err(|_| EncryptionError::LastModified(last_modified.to_string()))?;
     // RFC3339 (not Nano) drops the fraction.
