@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -345,12 +345,29 @@ pub fn controlled_by_other(meta: &ObjectMeta, uid: &str) -> bool {
 
 /// Writes `secret` only if it is still what the caller checked: `checked` is the
 /// resourceVersion of the Secret the ownership decision was made on, `None` when there was
-/// none. An absent Secret is created (failing if someone created it meanwhile); an existing
-/// one is server-side applied with that resourceVersion as a precondition (failing with a
-/// conflict if it changed meanwhile), so deciding and writing are one step. With
-/// `exact_keys`, data keys it does not hold are then removed (apply never removes fields other
-/// managers own, so keys added by hand would survive), under the same kind of precondition.
-/// Returns the Secret's resourceVersion afterwards.
+/// none. The write is always a server-side apply under `field_manager` with that
+/// resourceVersion as a precondition (failing with a conflict if the Secret changed
+/// meanwhile), so deciding and writing are one step; an absent Secret is created by the same
+/// apply (failing if someone created it meanwhile, see [`ABSENT`]). With `exact_keys`, data
+/// keys it does not hold are then removed (apply never removes fields other managers own, so
+/// keys added by hand would survive), under the same kind of precondition. Returns the
+/// Secret's resourceVersion afterwards.
+///
+/// Creating through apply rather than a POST is what makes a later apply of the same content
+/// a no-op: a POST records its fields under an `Update` entry, and the first apply (the next
+/// process after a restart or failover, which does not remember what it wrote) then adds an
+/// `Apply` entry, which changes the Secret and its resourceVersion although its content stays
+/// the same. That was 11 to 18 of 40 Secrets written again per restart in the fault tests,
+/// and would be every Secret of a large cluster (issue 16). Labels and annotations dropped
+/// from a template also leave the Secret only when the apply entry alone owns them.
+/// The resourceVersion an apply that may only create carries: no stored object ever has it
+/// (etcd revisions are signed 64-bit), so against an existing Secret the precondition fails
+/// with 409 Conflict, as a POST would with AlreadyExists; when the Secret is absent the API
+/// server creates it and ignores the resourceVersion, as it does for every create. Pinned
+/// against the real API server by the controller tests (a Secret created between the check
+/// and the write is not taken over; every Secret is created at all).
+const ABSENT: &str = "18446744073709551615";
+
 pub async fn apply_secret(
     secrets: &Api<Secret>,
     secret: &Secret,
@@ -372,32 +389,19 @@ pub async fn apply_secret(
         },
         _ => api_failure(event_reason, "UpdateFailed", api_message(name, &e)),
     };
-    let applied = match checked {
-        None => secrets
-            .create(
-                &PostParams {
-                    dry_run: false,
-                    field_manager: Some(field_manager.to_owned()),
-                },
-                secret,
-            )
-            .await
-            .map_err(failed)?,
-        Some(version) => {
-            let mut conditional = secret.clone();
-            conditional.metadata.resource_version = Some(version.to_owned());
-            secrets
-                .patch(
-                    name,
-                    // Forced: fields another manager set (a Secret handed over with `managed`,
-                    // or written under the legacy shared manager) become ours.
-                    &PatchParams::apply(field_manager).force(),
-                    &Patch::Apply(&conditional),
-                )
-                .await
-                .map_err(failed)?
-        }
-    };
+    let mut conditional = secret.clone();
+    conditional.metadata.resource_version = Some(checked.unwrap_or(ABSENT).to_owned());
+    let applied = secrets
+        .patch(
+            name,
+            // Forced: fields another manager set (a Secret handed over with `managed`, or
+            // written under the legacy shared manager or by an older version's create)
+            // become ours.
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(&conditional),
+        )
+        .await
+        .map_err(failed)?;
     let mut after = applied.metadata.resource_version.clone();
     if exact_keys {
         let wanted = secret.data.as_ref();
