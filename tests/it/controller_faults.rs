@@ -273,20 +273,28 @@ impl Witness {
     }
 
     /// Stops polling; panics with what it saw going wrong or when a Secret was written more
-    /// than twice. Twice is expected after a restart or failover: the Secret was created
-    /// (POST) and the next process, which does not know it wrote it, applies it once (the same
-    /// data, but the apply takes the fields over from the create in managedFields). More would
-    /// be replicas or retries fighting over it. Returns how many Secrets were written twice.
-    fn finish(self) -> usize {
+    /// than once. Once is all it takes, whatever the fault: the Secret is created by a
+    /// server-side apply, so the next process after a restart or failover (which does not know
+    /// it wrote it) and a retry of a write whose answer was lost apply the same content under
+    /// the same field manager, which the API server does not write. Before creates went
+    /// through apply, 11 to 18 of 40 Secrets were written a second time after a restart or
+    /// failover (issue 16).
+    fn finish(self) {
         self.task.abort();
         let mut unique = self.violations.lock().unwrap().clone();
         unique.sort();
         unique.dedup();
         assert!(unique.is_empty(), "seen during the test: {unique:?}");
         let versions = self.versions.lock().unwrap();
-        let most = versions.values().map(Vec::len).max().unwrap_or(0);
-        assert!(most <= 2, "Secrets written more than twice: {versions:?}");
-        versions.values().filter(|v| v.len() == 2).count()
+        let mut rewritten: Vec<(&String, &Vec<String>)> =
+            versions.iter().filter(|(_, v)| v.len() > 1).collect();
+        rewritten.sort();
+        assert!(
+            rewritten.is_empty(),
+            "{} of {} Secrets written more than once (resourceVersions seen): {rewritten:?}",
+            rewritten.len(),
+            versions.len()
+        );
     }
 }
 
@@ -319,14 +327,20 @@ async fn wait_readyz(c: &Controller, code: u16, within: Duration) -> Duration {
     started.elapsed()
 }
 
-/// Waits until some but not all of the batch is done: the fault then lands mid-batch.
-async fn wait_mid_batch(batch: &Batch) -> usize {
+/// Waits until at least `done` but (most likely) not all of the batch is done: the fault then
+/// lands mid-batch.
+async fn wait_mid_batch(batch: &Batch, done: usize) -> usize {
     cluster::eventually(Duration::from_secs(60), || async {
-        batch.converged().await.filter(|n| *n >= 1)
+        batch.converged().await.filter(|n| *n >= done)
     })
     .await
-    .expect("the controller never wrote a first Secret")
+    .unwrap_or_else(|| panic!("the controller never wrote {done} Secrets"))
 }
+
+/// How many Secrets a killed controller must have written before it is killed: enough that
+/// the next process finding them already written (and writing none again) is tested on many,
+/// with most of the batch still to do. With one, a kill landing early tested it on one.
+const DONE_BEFORE_KILL: usize = OBJECTS / 4;
 
 async fn lease_holder(client: &Client, ns: &str) -> Option<String> {
     let api: Api<Lease> = Api::namespaced(client.clone(), ns);
@@ -363,7 +377,7 @@ async fn control_plane_fault(component: Component, grace: Duration, down: Durati
     let mut ctl = Controller::start(options(&ns, "replica-a", Some(cp.kubeconfig().into()))).await;
     let witness = Witness::start(&batch);
     batch.create_all().await;
-    let done_before = wait_mid_batch(&batch).await;
+    let done_before = wait_mid_batch(&batch, 1).await;
 
     let stopped_at = Instant::now();
     cp.stop_component(component, grace).await;
@@ -380,11 +394,10 @@ async fn control_plane_fault(component: Component, grace: Duration, down: Durati
     cp.start_component(component).await;
     let ready_after = wait_readyz(&ctl, 200, Duration::from_secs(60)).await;
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut ctl]).await;
-    let twice = witness.finish();
-    // The controller process stayed up, so it knows what it wrote: only an apply in flight
-    // when the API went away (applied, the answer lost) may be repeated. Before the last sync
-    // was kept through failed reads, every object touched during the outage was (9 to 17).
-    assert!(twice <= 3, "{twice} Secrets written twice");
+    // Before the last sync was kept through failed reads, every object touched during the
+    // outage was written again (9 to 17); an apply in flight when the API went away (applied,
+    // the answer lost) is repeated, but as an apply of the same content it writes nothing.
+    witness.finish();
     let foreign = cluster::eventually(Duration::from_secs(10), || async {
         let obj = ss_api(&client, &ns).get(FOREIGN).await.ok()?;
         let c = obj.data.pointer("/status/conditions/0")?.clone();
@@ -399,7 +412,7 @@ async fn control_plane_fault(component: Component, grace: Duration, down: Durati
         "{component:?} fault: {done_before}/{OBJECTS} done when stopped (stop took \
          {stop_took:?}), /readyz 503 after {unready_after:?}, down {:?}, /readyz 200 again \
          {ready_after:?} after the restart, all converged {converged_after:?} after the \
-         restart ({:?} after it came back ready); {twice} Secrets written twice",
+         restart ({:?} after it came back ready); no Secret written twice",
         restarted_at.duration_since(stopped_at),
         converged_after.saturating_sub(ready_after),
     );
@@ -436,7 +449,7 @@ async fn a_controller_killed_mid_batch_finishes_the_batch_when_started_again() {
     let mut ctl = Controller::start(options(n, "replica-a", None)).await;
     let witness = Witness::start(&batch);
     batch.create_all().await;
-    let done_before = wait_mid_batch(&batch).await;
+    let done_before = wait_mid_batch(&batch, DONE_BEFORE_KILL).await;
     ctl.kill();
     let killed_at = Instant::now();
     // Started again as a container restarts in its pod: the same identity (POD_NAME), so its
@@ -444,10 +457,10 @@ async fn a_controller_killed_mid_batch_finishes_the_batch_when_started_again() {
     let mut again = Controller::start(options(n, "replica-a", None)).await;
     let ready_after = killed_at.elapsed();
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut again]).await;
-    let twice = witness.finish();
+    witness.finish();
     eprintln!(
         "SIGKILL: {done_before}/{OBJECTS} done when killed; started again and ready after \
-         {ready_after:?}, all converged {converged_after:?} after that; {twice} Secrets \
+         {ready_after:?}, all converged {converged_after:?} after that; no Secret \
          written twice"
     );
 }
@@ -465,7 +478,7 @@ async fn when_the_leader_is_killed_mid_batch_the_other_replica_finishes_it() {
     let mut b = Controller::start(options(n, "replica-b", None)).await;
     let witness = Witness::start(&batch);
     batch.create_all().await;
-    let done_before = wait_mid_batch(&batch).await;
+    let done_before = wait_mid_batch(&batch, DONE_BEFORE_KILL).await;
     a.kill();
     let killed_at = Instant::now();
     let took_over = cluster::eventually(Duration::from_secs(30), || async {
@@ -484,10 +497,10 @@ async fn when_the_leader_is_killed_mid_batch_the_other_replica_finishes_it() {
     );
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut b]).await;
     assert_eq!(readyz(&b), 200);
-    let twice = witness.finish();
+    witness.finish();
     eprintln!(
         "leader SIGKILL: {done_before}/{OBJECTS} done when killed; replica-b led after \
-         {failover:?}, all converged {converged_after:?} after that; {twice} Secrets \
+         {failover:?}, all converged {converged_after:?} after that; no Secret \
          written twice"
     );
 }
@@ -500,7 +513,7 @@ async fn sigterm_drains_running_reconciles_and_releases_the_lease() {
     let mut a = Controller::start(options(n, "replica-a", None)).await;
     let witness = Witness::start(&batch);
     batch.create_all().await;
-    let done_before = wait_mid_batch(&batch).await;
+    let done_before = wait_mid_batch(&batch, 1).await;
     let stopped_at = Instant::now();
     assert_eq!(a.terminate(), Some(0), "a clean exit on SIGTERM");
     let exit_took = stopped_at.elapsed();
@@ -558,11 +571,11 @@ async fn sigterm_drains_running_reconciles_and_releases_the_lease() {
         "replica-b waited {handover:?} for a released lease"
     );
     let converged_after = batch.wait_converged(OBJECTS, &mut [&mut b]).await;
-    let twice = witness.finish();
+    witness.finish();
     eprintln!(
         "SIGTERM: {done_before}/{OBJECTS} done when signalled ({} when it exited), exit after \
          {exit_took:?}, replica-b started and led after {handover:?}, all converged \
-         {converged_after:?} after that; {twice} Secrets written twice",
+         {converged_after:?} after that; no Secret written twice",
         written.len()
     );
 }

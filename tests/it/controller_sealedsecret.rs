@@ -348,6 +348,125 @@ async fn a_secret_edited_or_deleted_by_hand_is_restored() {
     .expect("a deleted Secret is recreated");
 }
 
+/// Issue 16: the Secret is created by a server-side apply under the SealedSecret kind's field
+/// manager, not a POST, so it carries one `Apply` entry and nothing else of ours. That is what
+/// makes the next process's apply of the same content (after a restart or failover) write
+/// nothing (pinned by `controller_faults`), and what lets a label or annotation dropped from
+/// the template leave the Secret: a POST's `Update` entry kept owning them after any apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_is_created_by_apply_so_metadata_dropped_from_the_template_leaves_it() {
+    let (ns, client, key, _ctl) = adopted_key_and_controller("ctl-apply").await;
+    let n = ns.name();
+    let mut sealed = kubeseal(
+        &key.cert_path(),
+        "strict",
+        &secret_json(n, "cfg", &[("token", "t0k3n")]),
+    );
+    sealed["spec"]["template"] = json!({
+        "metadata": {
+            "name": "cfg", "namespace": n,
+            "labels": {"app": "cfg", "tier": "gold"},
+            "annotations": {"team": "a", "note": "temporary"}
+        }
+    });
+    create_ss(&client, n, &sealed).await;
+    let s = wait_secret(&client, n, "cfg", |s| {
+        value(s, "token").as_deref() == Some("t0k3n")
+    })
+    .await
+    .expect("the Secret appears");
+    let entries: Vec<(Option<&str>, Option<&str>)> = s
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| (m.manager.as_deref(), m.operation.as_deref()))
+        .collect();
+    assert_eq!(
+        entries,
+        [(Some("enseal-controller-sealedsecret"), Some("Apply"))],
+        "the Secret's managedFields"
+    );
+    wait_synced(&client, n, "cfg", "True")
+        .await
+        .expect("Synced=True");
+
+    ss_api(&client, n)
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"metadata": {
+                "labels": {"tier": null},
+                "annotations": {"note": null}
+            }}}})),
+        )
+        .await
+        .unwrap();
+    let s = wait_secret(&client, n, "cfg", |s| {
+        let labels = s.metadata.labels.clone().unwrap_or_default();
+        let annotations = s.metadata.annotations.clone().unwrap_or_default();
+        !labels.contains_key("tier") && !annotations.contains_key("note")
+    })
+    .await
+    .expect("the label and annotation dropped from the template leave the Secret");
+    assert_eq!(s.metadata.labels.as_ref().unwrap()["app"], "cfg");
+    assert_eq!(s.metadata.annotations.as_ref().unwrap()["team"], "a");
+    assert_eq!(value(&s, "token").as_deref(), Some("t0k3n"));
+}
+
+/// The API server behaviour the controller's create relies on (`ABSENT` in
+/// controller/src/status.rs): a server-side apply carrying a resourceVersion that no object
+/// can have creates a Secret that is absent, and fails with 409 Conflict, writing nothing, on
+/// one that exists, as a POST would. Without it, a Secret created by someone else between the
+/// controller's check and its write would be taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_with_an_impossible_resource_version_creates_only() {
+    let (ns, client) = setup("ctl-absent").await;
+    let secrets: Api<Secret> = Api::namespaced(client, ns.name());
+    let only_create = |name: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "resourceVersion": "18446744073709551615"},
+            "data": {"token": "dDBrM24="}
+        })
+    };
+    let params = PatchParams::apply("enseal-test").force();
+    let created = secrets
+        .patch("fresh", &params, &Patch::Apply(only_create("fresh")))
+        .await
+        .expect("an absent Secret is created");
+    assert_eq!(value(&created, "token").as_deref(), Some("t0k3n"));
+
+    let theirs = secrets
+        .create(
+            &PostParams::default(),
+            &Secret {
+                metadata: ObjectMeta {
+                    name: Some("theirs".into()),
+                    ..ObjectMeta::default()
+                },
+                data: Some([("mine".to_owned(), ByteString(b"not yours".to_vec()))].into()),
+                ..Secret::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refused = secrets
+        .patch("theirs", &params, &Patch::Apply(only_create("theirs")))
+        .await
+        .expect_err("an existing Secret is not written");
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 409),
+        "{refused}"
+    );
+    let after = secrets.get("theirs").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        theirs.metadata.resource_version
+    );
+    assert_eq!(value(&after, "token"), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_values_are_reported_and_other_objects_still_reconcile() {
     let (ns, client, key, ctl) = adopted_key_and_controller("ctl-malformed").await;
