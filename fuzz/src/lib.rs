@@ -108,3 +108,181 @@ pub fn decrypt_bytes(format: Format, bytes: &[u8]) {
     };
     let _ = file::decrypt_bytes(bytes, format, &keyring, &options);
 }
+
+/// The fixed PGP secret key of the `pgp_native` target (ed25519 with a cv25519 encryption
+/// subkey, gpg's `future-default`, no passphrase; public on purpose, made for fuzzing only):
+/// the seeds under fuzz/corpus/pgp_native hold messages encrypted to it by sops 3.13.3 and gpg,
+/// so mutations of them reach the session key, the SEIPD body and the decompression.
+const PGP_KEY: &[u8] = include_bytes!("../keys/pgp_native.asc");
+
+/// Parsed once: the key is the same for every input.
+fn pgp_test_keys() -> &'static enseal_sops::keys::openpgp::PgpSecretKeys {
+    static KEYS: OnceLock<enseal_sops::keys::openpgp::PgpSecretKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        enseal_sops::keys::openpgp::PgpSecretKeys::parse("keys/pgp_native.asc", PGP_KEY)
+            .expect("the fixed PGP test key parses")
+    })
+}
+
+/// What a tenant controls in the controller's native OpenPGP path: the `*.asc` entries of a
+/// key Secret and the `enc` of a pgp stanza. The input is split at its first `-----BEGIN PGP
+/// MESSAGE-----`: before it the key text, from it the message. The key text is read as
+/// `pgp_keys_of` reads an entry; the message is opened with the fixed test key, plus the
+/// input's keys when they parse. Properties: the data key is 1..=1024 bytes (the module's
+/// bound; a decompression bomb stops there); every error names the stanza's fingerprint and
+/// quotes no line of key or message text (the module's promise: fingerprints, key IDs and
+/// sources only); Debug shows no key text.
+pub fn pgp_native(data: &[u8]) {
+    use enseal_sops::keys::openpgp::PgpSecretKeys;
+    const MESSAGE: &[u8] = b"-----BEGIN PGP MESSAGE-----";
+    const STANZA_FP: &str = "FUZZSTANZAFINGERPRINT";
+    let split = memmem(data, MESSAGE).unwrap_or(data.len());
+    let (key_text, message) = data.split_at(split);
+    let mut keys = pgp_test_keys().clone();
+    if !key_text.is_empty() {
+        match PgpSecretKeys::parse("fuzz.asc", key_text) {
+            Ok(parsed) => {
+                assert_quotes_no_line("Debug of the keys", &format!("{parsed:?}"), key_text);
+                let added = keys
+                    .add("fuzz.asc", key_text)
+                    .expect("key text that parses alone is added");
+                assert_eq!(added, parsed.len(), "add and parse read the same keys");
+            }
+            Err(e) => assert_quotes_no_line("a key error", &e.to_string(), key_text),
+        }
+    }
+    let message = String::from_utf8_lossy(message);
+    match keys.unwrap(&message, STANZA_FP) {
+        Ok(data_key) => assert!(
+            (1..=1024).contains(&data_key.len()),
+            "a data key of {} bytes",
+            data_key.len()
+        ),
+        Err(e) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(STANZA_FP),
+                "the error names no stanza: {text}"
+            );
+            assert_quotes_no_line("a message error", &text, data);
+            assert_quotes_no_line("a message error", &text, PGP_KEY);
+        }
+    }
+}
+
+/// Panics when `text` holds a line of `input` that looks like armored data: 32 or more
+/// characters of the base64 alphabet (armor lines are 64). Shorter lines and words are left
+/// out: errors legitimately hold key IDs (16 hex digits) and rpgp's packet names.
+fn assert_quotes_no_line(what: &str, text: &str, input: &[u8]) {
+    let armored = |line: &&[u8]| {
+        line.len() >= 32
+            && line
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    };
+    for line in input
+        .split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(armored)
+    {
+        let line = std::str::from_utf8(line).expect("ASCII");
+        assert!(
+            !text.contains(line),
+            "{what} quotes input line {line:?}: {text}"
+        );
+    }
+}
+
+fn memmem(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// What a tenant writes into the Flux credential entries of their namespace key Secret,
+/// read as the controller reads them (`CloudEntries::of`, and the GCP JSON as its first use
+/// reads it): `sops.aws-kms`, `sops.azure-kv` and `sops.gcp-kms`, each fed the whole input.
+/// Properties: an accepted entry has the fields the parser promises, and its Debug does not
+/// depend on the secret; a refused one's message quotes none of the entry's values (the
+/// parsers' promise, as the message is logged and put in the SopsSecret's status).
+pub fn flux_entries(data: &[u8]) {
+    use enseal_sops::keys::aws_kms::FluxAwsCredentials;
+    use enseal_sops::keys::azure_kv::{AzureCredential, FluxAzureConfig};
+    match FluxAwsCredentials::parse(data) {
+        Ok(c) => {
+            assert!(!c.access_key_id.is_empty() && !c.secret_access_key.is_empty());
+            assert!(c.session_token.as_ref().is_none_or(|t| !t.is_empty()));
+            let other = FluxAwsCredentials {
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: zeroize::Zeroizing::new("other".into()),
+                session_token: None,
+            };
+            assert_eq!(
+                format!("{c:?}"),
+                format!("{other:?}"),
+                "Debug shows a secret"
+            );
+        }
+        Err(e) => assert_quotes_no_value("sops.aws-kms", &e.to_string(), data),
+    }
+    match FluxAzureConfig::parse(data) {
+        Ok(c) => {
+            if let AzureCredential::ClientSecret { secret, .. } = &c.credential {
+                assert!(!secret.is_empty());
+            }
+            // The same entry with every credential field changed: Debug must not tell them
+            // apart (it names the credential's kind only).
+            let credential = match c.credential.clone() {
+                AzureCredential::ClientSecret { .. } => AzureCredential::ClientSecret {
+                    tenant_id: "t".into(),
+                    client_id: "c".into(),
+                    secret: zeroize::Zeroizing::new("s".into()),
+                },
+                AzureCredential::ClientCertificate { key, .. } => {
+                    AzureCredential::ClientCertificate {
+                        tenant_id: "t".into(),
+                        client_id: "c".into(),
+                        thumbprint: "x".into(),
+                        key,
+                    }
+                }
+                other => other,
+            };
+            let other = FluxAzureConfig {
+                credential,
+                authority_host: c.authority_host.clone(),
+            };
+            assert_eq!(
+                format!("{c:?}"),
+                format!("{other:?}"),
+                "Debug shows a credential field"
+            );
+        }
+        Err(e) => assert_quotes_no_value("sops.azure-kv", &e.to_string(), data),
+    }
+    if let Err(e) = enseal_sops::keys::gcp_kms::check_credentials_json(data) {
+        let text = e.to_string();
+        // The one value the GCP message names on purpose, as Google's library does: an
+        // unsupported `type`, which is no secret.
+        if !text.contains("credentials of type") {
+            assert_quotes_no_value("sops.gcp-kms", &text, data);
+        }
+    }
+}
+
+/// Panics when `text` holds a value-like word of `input`: 12 or more characters between
+/// white space and YAML/JSON punctuation, with a digit and a letter (keys, secrets and tokens
+/// have both; field names and the messages' English words have no digit, so a field name
+/// the message names is not taken for a quoted value).
+fn assert_quotes_no_value(what: &str, text: &str, input: &[u8]) {
+    let input = String::from_utf8_lossy(input);
+    let words = input.split(|c: char| c.is_whitespace() || "\"'`:,{}[]#&*!|>".contains(c));
+    for word in words.filter(|w| {
+        w.len() >= 12
+            && w.chars().any(|c| c.is_ascii_digit())
+            && w.chars().any(|c| c.is_alphabetic())
+    }) {
+        assert!(
+            !text.contains(word),
+            "{what}: the message quotes {word:?}: {text}"
+        );
+    }
+}
