@@ -35,11 +35,23 @@ pub fn sealed_secrets_controller_bin() -> PathBuf {
     cluster::sealed_secrets_bin("controller")
 }
 
+/// A port nothing listens on now, and that this process has not handed out before. All the
+/// integration tests run in one process, in parallel: without the memory, two calls (the
+/// same controller's HTTP and metrics ports, or two tests) can get the same port, which the
+/// kernel offers again once the probe socket is closed.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Installs (server-side applies, so repeating is harmless) the SealedSecret
@@ -326,7 +338,28 @@ impl<'a> Options<'a> {
 }
 
 impl Controller {
+    /// Starts enseal-controller with `opts`, and waits until it is ready unless told not to.
+    /// A free port can still be taken before the controller binds it (by the source port of
+    /// some other test's connection): a controller that exits for that reason is started
+    /// again on other ports, twice at most.
     pub async fn start(opts: Options<'_>) -> Controller {
+        let mut attempt = 1;
+        loop {
+            let mut c = Controller::spawn(&opts);
+            if !opts.wait_ready {
+                return c;
+            }
+            match c.ready_or_exited().await {
+                Ok(()) => return c,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => {
+                    attempt += 1;
+                }
+                Err(log) => panic!("enseal-controller never became ready; its log:\n{log}"),
+            }
+        }
+    }
+
+    fn spawn(opts: &Options<'_>) -> Controller {
         let logdir = tempfile::tempdir().unwrap();
         let log = logdir.path().join("controller.log");
         let http_port = free_port();
@@ -357,17 +390,28 @@ impl Controller {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("starting enseal-controller");
-        let mut c = Controller {
+        Controller {
             child,
             http_port,
             metrics_port,
             log,
             _logdir: logdir,
-        };
-        if opts.wait_ready {
-            c.wait_ready().await;
         }
-        c
+    }
+
+    /// Waits until /readyz answers 200 (within 120 s), or the process exits; then `Err` holds
+    /// its log.
+    async fn ready_or_exited(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok((200, _)) = http("GET", self.http_port, "/readyz", b"") {
+                return Ok(());
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
+                return Err(self.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Runs enseal-controller with exactly `args` (a Deployment's container args, say) and

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::cli::Sandbox;
-use crate::controller::{self, http, install_crd, value, wait_event, wait_secret, wait_synced};
+use crate::controller::{
+    self, free_port, http, install_crd, value, wait_event, wait_secret, wait_synced,
+};
 use crate::deploy::{controller_bin, of_kind};
 use crate::{cluster, peers};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -103,13 +105,6 @@ pub async fn wait_sopssecrets_served(client: &Client) {
     })
     .await;
     assert!(served.is_some(), "sopssecrets are never served");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 struct Running {
