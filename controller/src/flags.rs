@@ -93,6 +93,14 @@ pub struct Flags {
     /// these keys open. Default: none.
     #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
     pub sops_trusted_namespaces: Vec<String>,
+    /// Let a namespace key Secret (spec.decryption.secretRef) carry key service credentials
+    /// (sops.aws-kms, sops.gcp-kms, sops.azure-kv, sops.vault-token), used for files of that
+    /// namespace only. Off by default: with them, the file's metadata, which a tenant writes,
+    /// chooses the address the controller sends requests to (a Vault server, a token or key
+    /// service URL), from inside the cluster's network; turn it on where the controller's
+    /// egress is limited (a NetworkPolicy) to the key services tenants may use.
+    #[arg(long, default_value_t = false)]
+    pub sops_namespace_key_services: bool,
     /// Vault/OpenBao role of the Kubernetes auth method: the controller then logs in to each
     /// Vault server its key Secret's files name (those SOPS_HC_VAULT_ALLOWLIST lists, and no
     /// other) with a token of its ServiceAccount, unless the key Secret has a

@@ -238,6 +238,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
             cluster: cluster("sopssecret"),
             keys,
             trusted: sops_tenancy::TrustedNamespaces::from_flag(&flags.sops_trusted_namespaces),
+            namespace_key_services: flags.sops_namespace_key_services,
             decrypts: Default::default(),
         });
         tokio::spawn(reconcile_namespaces(

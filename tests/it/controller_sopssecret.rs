@@ -970,7 +970,16 @@ async fn azure_kv_keys_open_with_the_sops_azure_kv_entry_of_a_key_secret() {
             _ => (k, v),
         })
         .collect();
-    let ctl = start_trusting(n, env).await;
+    let ctl = start_with(
+        n,
+        env,
+        &[
+            &format!("--sops-trusted-namespaces={n}"),
+            "--sops-namespace-key-services",
+        ],
+        "enseal-controller",
+    )
+    .await;
 
     let mut sb = Sandbox::new();
     for (k, v) in fake.env() {
@@ -1065,7 +1074,7 @@ async fn vault_keys_open_with_the_sops_vault_token_entry_of_a_key_secret() {
     );
     assert!(!msg.contains(&token), "{msg}");
 
-    // The tenant's token, in their namespace's key Secret: no allowlist needed.
+    // The tenant's token, in their namespace's key Secret.
     encrypt(
         &sb,
         "app.env",
@@ -1085,21 +1094,28 @@ async fn vault_keys_open_with_the_sops_vault_token_entry_of_a_key_secret() {
         &manifest(&sb, "app.env", n, &["--key-secret", "team-vault"]),
     )
     .await;
+    // Not without --sops-namespace-key-services: the file's metadata names the server the
+    // token would be sent to, and a tenant writes the file.
+    let cond = wait_condition(&client, n, "app", "False", "NoKeys").await;
+    let msg = cond["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("--sops-namespace-key-services"), "{msg}");
+    assert!(!msg.contains(&token), "{msg}");
+    let log = ctl.log_text();
+    drop(ctl);
+
+    // The admin lists the server and lets tenants use their credentials: the controller's
+    // token opens the bound file, the tenant's token the tenant's.
+    let ctl = start_with(
+        n,
+        vec![("SOPS_HC_VAULT_ALLOWLIST".into(), address.clone())],
+        &["--sops-namespace-key-services"],
+        "enseal-controller-vault-allowed",
+    )
+    .await;
     wait_condition(&client, n, "app", "True", "Decrypted").await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
     let app = secrets.get("app").await.unwrap();
     assert_eq!(value(&app, "TOKEN").as_deref(), Some("vault-tenant-s3cret"));
-    let log = ctl.log_text();
-    drop(ctl);
-
-    // The admin lists the server: the controller's token opens the bound file.
-    let ctl = start_with(
-        n,
-        vec![("SOPS_HC_VAULT_ALLOWLIST".into(), address.clone())],
-        &[],
-        "enseal-controller-vault-allowed",
-    )
-    .await;
     wait_condition(&client, n, "db", "True", "Decrypted").await;
     let db = secrets.get("db").await.unwrap();
     assert_eq!(
@@ -1142,7 +1158,16 @@ async fn aws_kms_keys_open_with_the_sops_aws_kms_entry_of_a_key_secret() {
         ("AWS_WEB_IDENTITY_TOKEN_FILE".into(), String::new()),
     ];
     store_age_keys(&client, n, &[]).await;
-    let ctl = start_trusting(n, env).await;
+    let ctl = start_with(
+        n,
+        env,
+        &[
+            &format!("--sops-trusted-namespaces={n}"),
+            "--sops-namespace-key-services",
+        ],
+        "enseal-controller",
+    )
+    .await;
 
     let mut sb = Sandbox::new();
     for (k, v) in &aws {

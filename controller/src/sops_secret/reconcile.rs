@@ -34,6 +34,9 @@ pub struct Context {
     pub keys: Arc<SopsKeys>,
     /// Where the controller's keys decrypt files that do not name the namespace.
     pub trusted: TrustedNamespaces,
+    /// Whether namespace key Secrets may carry key service credentials
+    /// (--sops-namespace-key-services).
+    pub namespace_key_services: bool,
     pub decrypts: Decrypts,
 }
 
@@ -202,6 +205,7 @@ async fn sync(
         &ctx.keys,
         &ctx.trusted,
         key_secret.as_ref(),
+        ctx.namespace_key_services,
     )
     .map_err(decrypt_failed)?;
     let spec = obj.spec.clone();
@@ -291,6 +295,7 @@ fn keys_for(
     cluster: &Arc<SopsKeys>,
     trusted: &TrustedNamespaces,
     key_secret: Option<&Option<Secret>>,
+    key_services: bool,
 ) -> Result<Keys, SopsError> {
     let Some(name) = spec.key_secret() else {
         return Ok(Keys::Cluster {
@@ -311,16 +316,27 @@ fn keys_for(
         .unwrap_or_default();
     let (_, pgp) = pgp_keys_of(secret);
     let cloud = CloudEntries::of(secret);
-    if age.is_empty() && pgp.is_empty() && cloud.is_empty() {
-        return Err(SopsError::NoNamespaceKeys {
-            secret: name.to_owned(),
-        });
+    if age.is_empty() && pgp.is_empty() {
+        if cloud.is_empty() {
+            return Err(SopsError::NoNamespaceKeys {
+                secret: name.to_owned(),
+            });
+        }
+        if !key_services {
+            return Err(SopsError::NamespaceKeyServicesOff {
+                secret: name.to_owned(),
+            });
+        }
     }
     Ok(Keys::Namespace {
         secret: name.to_owned(),
         age,
         pgp,
-        cloud: cloud.namespace_access(),
+        cloud: if key_services {
+            cloud.namespace_access()
+        } else {
+            Default::default()
+        },
     })
 }
 
@@ -493,7 +509,7 @@ mod tests {
         let plain = "password: S3CRET\n";
 
         let mut for_cluster = encrypted_for(plain, &cluster_recipient);
-        let keys = keys_for(&for_cluster, "team-b", &cluster, &trusted, None).unwrap();
+        let keys = keys_for(&for_cluster, "team-b", &cluster, &trusted, None, true).unwrap();
         assert!(render::decrypt(&for_cluster, "own", "team-b", keys).is_ok());
 
         for_cluster.decryption = Some(Decryption {
@@ -508,6 +524,7 @@ mod tests {
             &cluster,
             &trusted,
             Some(&tenant_keys),
+            true,
         )
         .unwrap();
         assert!(matches!(keys, Keys::Namespace { .. }));
@@ -524,15 +541,53 @@ mod tests {
             &cluster,
             &untrusted,
             Some(&tenant_keys),
+            false,
         )
         .unwrap();
         assert!(render::decrypt(&for_tenant, "own", "team-b", keys).is_ok());
 
+        // Key service credentials alone, in a namespace key Secret: refused unless the
+        // controller is told to use them (the file's metadata would choose the address).
+        let token_only = key_secret(&[("sops.vault-token", "hvs.tenant-token")]);
+        let off = keys_for(
+            &for_tenant,
+            "team-b",
+            &cluster,
+            &untrusted,
+            Some(&token_only),
+            false,
+        );
+        let Err(e) = off else {
+            panic!("credentials alone were used with --sops-namespace-key-services off")
+        };
+        assert!(
+            matches!(e, SopsError::NamespaceKeyServicesOff { .. }),
+            "{e}"
+        );
+        assert_eq!(e.reason(), "NoKeys");
+        assert!(!e.to_string().contains("hvs.tenant-token"), "{e}");
+        let on = keys_for(
+            &for_tenant,
+            "team-b",
+            &cluster,
+            &untrusted,
+            Some(&token_only),
+            true,
+        );
+        assert!(matches!(on, Ok(Keys::Namespace { .. })));
+
         // No key Secret, or one without an identity: said so, never a fallback.
-        let missing = keys_for(&for_tenant, "team-b", &cluster, &trusted, Some(&None));
+        let missing = keys_for(&for_tenant, "team-b", &cluster, &trusted, Some(&None), true);
         assert_eq!(missing.err().map(|e| e.reason()), Some("KeySecretMissing"));
         let useless = key_secret(&[("tenant.agekey", "garbage"), ("x.txt", &tenant_identity)]);
-        let empty = keys_for(&for_tenant, "team-b", &cluster, &trusted, Some(&useless));
+        let empty = keys_for(
+            &for_tenant,
+            "team-b",
+            &cluster,
+            &trusted,
+            Some(&useless),
+            true,
+        );
         assert_eq!(empty.err().map(|e| e.reason()), Some("NoKeys"));
     }
 

@@ -52,6 +52,8 @@ pub enum SopsError {
     KeySecretMissing { secret: String },
     #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no age identity (in an entry named *.agekey), no PGP secret key (in an entry named *.asc) and no key service credentials ({NAMESPACE_ENTRIES})")]
     NoNamespaceKeys { secret: String },
+    #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds only key service credentials ({NAMESPACE_ENTRIES}), and this controller does not use them from a namespace key Secret: they would let a file's metadata choose where the controller sends requests. Use age identities (*.agekey) or PGP secret keys (*.asc), or ask the cluster admin for --sops-namespace-key-services")]
+    NamespaceKeyServicesOff { secret: String },
     /// The namespace key Secret's keys do not open the file; the controller's own keys were
     /// not tried, by design.
     #[error("the key Secret {secret:?} named in spec.decryption.secretRef holds no key for this file; with a key Secret only its age identities, PGP secret keys and key service credentials are used, never the controller's keys or its own cloud or Vault identity: {detail}")]
@@ -69,6 +71,7 @@ impl SopsError {
             SopsError::Invalid { .. } => "InvalidFile",
             SopsError::NoKeys { .. }
             | SopsError::NoNamespaceKeys { .. }
+            | SopsError::NamespaceKeyServicesOff { .. }
             | SopsError::NotForNamespaceKey { .. } => "NoKeys",
             SopsError::DecryptFailed(_) => "DecryptFailed",
             SopsError::MacMismatch => "MacMismatch",
@@ -87,6 +90,7 @@ impl SopsError {
                 | SopsError::DecryptFailed(_)
                 | SopsError::KeySecretMissing { .. }
                 | SopsError::NoNamespaceKeys { .. }
+                | SopsError::NamespaceKeyServicesOff { .. }
                 | SopsError::NotForNamespaceKey { .. }
         )
     }
