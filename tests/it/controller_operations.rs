@@ -211,8 +211,11 @@ async fn verify_and_rotate_endpoints() {
     assert_eq!(ctl.post("/v1/verify", b"not json").0, 400);
 
     // Rotate onto a newer key: the result opens, and only with the new key.
+    // Keys are ordered by their certificate's NotBefore (Sealed Secrets' default
+    // --key-order-priority), which has 1 s resolution, as has the Secret's creationTimestamp:
+    // the newer key is made more than a second after the old one, or the two can tie.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let newer = TestKey::generate(2048);
-    tokio::time::sleep(Duration::from_millis(1100)).await; // creationTimestamp has 1 s resolution
     newer.store(&client, n, "sealed-secrets-keynewer").await;
     let served = cluster::eventually(WAIT, || async {
         (ctl.get("/v1/cert.pem").1 == newer.cert_pem).then_some(())
