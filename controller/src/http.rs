@@ -409,11 +409,18 @@ async fn rotate(State(s): State<Shared>, body: Bytes) -> Response {
     let Some(newest) = s.keys.keys().first().cloned() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "no sealing key loaded yet");
     };
-    let (mut ss, permit) = match admit(&s, &body) {
+    let (ss, permit) = match admit(&s, &body) {
         Ok(ok) => ok,
         Err(r) => return *r,
     };
-    align_template_with_object(&mut ss);
+    if ss.template_disagrees_with_object() {
+        tracing::warn!(
+            name = ss.metadata.name(),
+            namespace = ss.metadata.namespace(),
+            "rotate: the SealedSecret's metadata and spec.template.metadata disagree; the object's \
+             own name, namespace and scope are kept"
+        );
+    }
     let keys = private_keys(&s);
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -435,41 +442,6 @@ async fn rotate(State(s): State<Shared>, body: Bytes) -> Response {
     }
 }
 
-/// Sealed Secrets 0.36's rule for /v1/rotate (sealed-secrets #1885, #1886): the object's own
-/// metadata decides the scope, and a template whose name, namespace or scope annotations say
-/// otherwise is made to agree with it, so a rotation can never hand back an object whose
-/// template claims a wider scope than its values are sealed for. Sealed Secrets copies the
-/// whole metadata over the template; only what decides the scope and the Secret's identity is
-/// copied here, so the Secret's own labels and annotations stay as they were.
-fn align_template_with_object(ss: &mut SealedSecret) {
-    use enseal_sealing::scope::{CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
-    let object = &ss.metadata;
-    let template = &mut ss.spec.template.metadata;
-    let scope_of = |a: &std::collections::BTreeMap<String, String>| {
-        [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION].map(|k| a.get(k).cloned())
-    };
-    if template.name == object.name
-        && template.namespace == object.namespace
-        && scope_of(&template.annotations) == scope_of(&object.annotations)
-    {
-        return;
-    }
-    tracing::warn!(
-        name = object.name(),
-        namespace = object.namespace(),
-        "rotate: the SealedSecret's metadata and spec.template.metadata disagree; the object's \
-         own name, namespace and scope are kept"
-    );
-    template.name.clone_from(&object.name);
-    template.namespace.clone_from(&object.namespace);
-    for key in [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION] {
-        match object.annotations.get(key) {
-            Some(v) => template.annotations.insert(key.to_owned(), v.clone()),
-            None => template.annotations.remove(key),
-        };
-    }
-}
-
 /// The private keys, newest first (the order unseal tries them in).
 fn private_keys(s: &Shared) -> Vec<PrivateKey> {
     s.keys.keys().iter().map(|k| k.private.clone()).collect()
@@ -478,29 +450,6 @@ fn private_keys(s: &Shared) -> Vec<PrivateKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rotate_makes_the_template_agree_with_the_objects_scope() {
-        let mut ss: SealedSecret = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "s", "namespace": "n"},
-            "spec": {"template": {"metadata": {
-                "name": "other", "namespace": "n",
-                "labels": {"app": "x"},
-                "annotations": {
-                    "sealedsecrets.bitnami.com/cluster-wide": "true",
-                    "note": "kept"
-                }
-            }}}
-        }))
-        .unwrap();
-        align_template_with_object(&mut ss);
-        let t = &ss.spec.template.metadata;
-        assert_eq!(t.name(), "s");
-        assert_eq!(ss.spec.template.metadata.annotations.len(), 1, "{t:?}");
-        assert_eq!(t.annotations["note"], "kept");
-        assert_eq!(t.labels["app"], "x");
-        assert_eq!(ss.scope(), enseal_sealing::Scope::Strict);
-    }
 
     #[test]
     fn the_rate_limit_allows_the_burst_then_refills_at_the_rate() {

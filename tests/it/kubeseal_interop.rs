@@ -625,6 +625,61 @@ fn re_encrypt_moves_values_to_the_new_certificate() {
     assert!(!old_key_only.success(), "the old key no longer opens it");
 }
 
+/// Sealed Secrets 0.36's rotation rule, offline too: a template whose name or scope
+/// annotations claim more than the object's own metadata (a pull request can edit the
+/// template; the values stay sealed for the object's scope) comes back from
+/// `seal --re-encrypt` agreeing with the object, its other labels and annotations kept.
+#[test]
+fn re_encrypt_makes_the_template_claim_only_the_objects_scope() {
+    let sb = Sandbox::new();
+    sb.write("db.yaml", db_secret(None));
+    let sealed = sb.enseal([
+        "seal",
+        "--cert",
+        s(&fixture("rsa2048.crt")),
+        "-o",
+        "json",
+        "-f",
+        "db.yaml",
+    ]);
+    sealed.assert_success("enseal seal");
+    let mut ss: serde_json::Value = serde_json::from_slice(&sealed.stdout).unwrap();
+    let template = &mut ss["spec"]["template"]["metadata"];
+    template["name"] = "someone-elses".into();
+    template["annotations"]["sealedsecrets.bitnami.com/cluster-wide"] = "true".into();
+    let kept = template["annotations"].clone();
+    sb.write("edited.json", ss.to_string());
+    let out = sb.enseal([
+        "seal",
+        "--re-encrypt",
+        "--private-key",
+        s(&fixture("rsa2048.key")),
+        "--cert",
+        s(&demo_cert()),
+        "-o",
+        "json",
+        "-f",
+        "edited.json",
+    ]);
+    out.assert_success("enseal seal --re-encrypt");
+    let rotated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let template = &rotated["spec"]["template"]["metadata"];
+    assert_eq!(template["name"], ss["metadata"]["name"], "{rotated}");
+    let annotations = template["annotations"].as_object().unwrap();
+    assert!(
+        !annotations.contains_key("sealedsecrets.bitnami.com/cluster-wide"),
+        "{rotated}"
+    );
+    for (k, v) in kept.as_object().unwrap() {
+        if k != "sealedsecrets.bitnami.com/cluster-wide" {
+            assert_eq!(annotations.get(k), Some(v), "{k} kept: {rotated}");
+        }
+    }
+    let recovered = kubeseal_recover(&sb, &out.stdout, &demo_key());
+    recovered.assert_success("kubeseal opens the re-encrypted SealedSecret");
+    assert_db_secret(&one_secret(&recovered), Scope::Strict, "re-encrypted");
+}
+
 #[test]
 fn several_documents_and_lists_are_sealed_in_one_go() {
     let sb = Sandbox::new();

@@ -30,10 +30,13 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::resource::{null_default, Metadata, ObjectMeta, Secret, SecretBytes};
-use crate::scope::Scope;
+use crate::scope::{Scope, CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION};
 use crate::sealed_value::{self, SealError};
 use crate::template::{self, TemplateError};
 use crate::PrivateKey;
+
+/// The annotations that choose a SealedSecret's scope.
+const SCOPE_ANNOTATIONS: [&str; 2] = [CLUSTER_WIDE_ANNOTATION, NAMESPACE_WIDE_ANNOTATION];
 
 pub const SEALED_SECRET_GROUP: &str = "bitnami.com";
 pub const SEALED_SECRET_VERSION: &str = "v1alpha1";
@@ -292,8 +295,9 @@ impl SealedSecret<ObjectMeta> {
     /// everything that is not sealed (metadata, template metadata and `template.data`) as it
     /// was: Sealed Secrets' rebuild drops `template.data` and, when the object's metadata and
     /// the template's differ (any labelled Secret sealed by kubeseal), the template's labels
-    /// and annotations; that loses the user's configuration for no security gain. The scope
-    /// stays the object's own, which is what Sealed Secrets' metadata alignment is for.
+    /// and annotations; that loses the user's configuration for no security gain. What that
+    /// rebuild is for is kept: the template's name, namespace and scope annotations are made
+    /// the object's own (Sealed Secrets 0.36, [`Self::template_disagrees_with_object`]).
     pub fn rotate(
         &self,
         keys: &[PrivateKey],
@@ -301,6 +305,7 @@ impl SealedSecret<ObjectMeta> {
     ) -> Result<SealedSecret, ResourceError> {
         let mut rotated = self.clone();
         rotated.status = None;
+        rotated.align_template_with_object();
         if self.spec.data.is_some() {
             let mut secret = self.unseal_without_template(keys)?;
             self.scope()
@@ -322,6 +327,38 @@ impl SealedSecret<ObjectMeta> {
                 .insert(key.clone(), seal_one(public_key, &label, key, plain)?);
         }
         Ok(rotated)
+    }
+
+    /// Whether `spec.template.metadata` names another Secret, or claims another scope, than the
+    /// object's own metadata: what [`SealedSecret::rotate`] makes agree.
+    pub fn template_disagrees_with_object(&self) -> bool {
+        let (object, template) = (&self.metadata, &self.spec.template.metadata);
+        template.name != object.name
+            || template.namespace != object.namespace
+            || SCOPE_ANNOTATIONS
+                .iter()
+                .any(|k| template.annotations.get(*k) != object.annotations.get(*k))
+    }
+
+    /// Sealed Secrets 0.36's rule for rotation (sealed-secrets #1885, #1886): the object's own
+    /// metadata decides the scope, and a template whose name, namespace or scope annotations
+    /// say otherwise is made to agree with it, so a rotation can never hand back an object
+    /// whose template claims a wider scope than its values are sealed for. Sealed Secrets
+    /// copies the whole metadata over the template; only what decides the scope and the
+    /// Secret's identity is copied here, so the Secret's own labels and annotations stay.
+    fn align_template_with_object(&mut self) {
+        if !self.template_disagrees_with_object() {
+            return;
+        }
+        let (object, template) = (&self.metadata, &mut self.spec.template.metadata);
+        template.name.clone_from(&object.name);
+        template.namespace.clone_from(&object.namespace);
+        for key in SCOPE_ANNOTATIONS {
+            match object.annotations.get(key) {
+                Some(v) => template.annotations.insert(key.to_owned(), v.clone()),
+                None => template.annotations.remove(key),
+            };
+        }
     }
 
     /// Seals `plain` under this SealedSecret's scope and adds it to `encryptedData` (replacing
@@ -843,6 +880,33 @@ stringData:
             rotated.verify(&keys()).is_err(),
             "only the new key opens it"
         );
+    }
+
+    #[test]
+    fn rotate_makes_the_template_agree_with_the_objects_scope() {
+        // Sealed Secrets 0.36: a template naming another Secret or claiming a wider scope than
+        // the object's own metadata must not survive a rotation (`/v1/rotate` and
+        // `seal --re-encrypt` both come here).
+        let mut ss = sealed();
+        assert!(!ss.template_disagrees_with_object());
+        let t = &mut ss.spec.template.metadata;
+        t.name = Some("other".into());
+        t.labels.insert("app".into(), "x".into());
+        t.annotations
+            .insert(CLUSTER_WIDE_ANNOTATION.into(), "true".into());
+        t.annotations.insert("note".into(), "kept".into());
+        assert!(ss.template_disagrees_with_object());
+        let rotated = ss
+            .rotate(&keys(), &test_keys::rsa_1024().to_public_key())
+            .unwrap();
+        assert!(!rotated.template_disagrees_with_object());
+        let t = &rotated.spec.template.metadata;
+        assert_eq!(t.name.as_deref(), ss.metadata.name.as_deref());
+        assert_eq!(t.annotations.get(CLUSTER_WIDE_ANNOTATION), None, "{t:?}");
+        assert_eq!(t.annotations["note"], "kept");
+        assert_eq!(t.labels["app"], "x");
+        assert_eq!(rotated.scope(), Scope::Strict);
+        rotated.verify(&keys()).unwrap();
     }
 
     #[test]
