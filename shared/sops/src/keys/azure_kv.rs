@@ -41,7 +41,9 @@ use hyper::{HeaderMap, Method, StatusCode, Uri};
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, AzureKvStanza};
-use crate::keys::http::{Failure, HttpClient, ProxyConnector, ATTEMPT_TIMEOUT};
+use crate::keys::http::{
+    clean_reply_text, ErrorReply, Failure, HttpClient, ProxyConnector, ATTEMPT_TIMEOUT,
+};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 /// The Key Vault REST API version azkeys 1.5 (sops 3.13) sends.
 pub const API_VERSION: &str = "2025-07-01";
@@ -511,17 +513,21 @@ struct CachedToken {
     refresh_after: Instant,
 }
 
-/// Azure Key Vault access for wrapping and unwrapping data keys.
+/// Azure Key Vault access for wrapping and unwrapping data keys. A clone shares the first
+/// one's connections, vault challenges and tokens (a handle, as an HTTP client is), so a caller
+/// that keeps one (the controller) gets a token once per hour rather than once per file; the
+/// `with_*` setters give the value caches of its own. Every address is reached by https only.
+#[derive(Clone)]
 pub struct AzureKeyVault {
-    http: HttpClient<ProxyConnector>,
+    http: Arc<HttpClient<ProxyConnector>>,
     /// Set by [`AzureKeyVault::with_credential`] (Flux's `sops.azure-kv`), else read from the
     /// environment at the first token request.
     credential: Option<AzureCredential>,
     /// Set by [`AzureKeyVault::with_authority_host`], else `AZURE_AUTHORITY_HOST` or the public
     /// cloud's.
     authority_host: Option<String>,
-    challenges: Mutex<HashMap<String, Challenge>>,
-    tokens: Mutex<HashMap<(String, String), CachedToken>>,
+    challenges: Arc<Mutex<HashMap<String, Challenge>>>,
+    tokens: Arc<Mutex<HashMap<(String, String), CachedToken>>>,
 }
 
 impl fmt::Debug for AzureKeyVault {
@@ -537,17 +543,18 @@ impl AzureKeyVault {
         let http = HttpClient::https_through_env_proxy()
             .map_err(|e| AzureError::Runtime(e.to_string()))?;
         Ok(AzureKeyVault {
-            http,
+            http: Arc::new(http),
             credential: None,
             authority_host: None,
-            challenges: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
+            challenges: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 
     /// Authenticates as `credential` rather than as the environment says.
     pub fn with_credential(mut self, credential: AzureCredential) -> AzureKeyVault {
         self.credential = Some(credential);
+        self.tokens = Arc::default();
         self
     }
 
@@ -555,6 +562,7 @@ impl AzureKeyVault {
     /// `authorityHost`).
     pub fn with_authority_host(mut self, host: impl Into<String>) -> AzureKeyVault {
         self.authority_host = Some(host.into());
+        self.tokens = Arc::default();
         self
     }
 
@@ -721,8 +729,6 @@ impl AzureKeyVault {
         struct Answer {
             access_token: Option<String>,
             expires_in: Option<serde_json::Value>,
-            error: Option<String>,
-            error_description: Option<String>,
         }
         let answer: Option<Answer> = serde_json::from_slice(&bytes).ok();
         let Some(Answer {
@@ -731,12 +737,13 @@ impl AzureKeyVault {
             ..
         }) = answer.as_ref().filter(|_| status.is_success())
         else {
-            let (error, description) = match answer {
-                Some(a) => (
-                    a.error.unwrap_or_default(),
-                    a.error_description.unwrap_or_default(),
-                ),
-                None => (String::new(), snippet(&bytes)),
+            // OAuth's `{"error", "error_description"}`, cleaned; never the reply's text.
+            let reply = ErrorReply::parse(status, &bytes);
+            let (error, description) = match (reply.code.clone(), reply.message.clone()) {
+                (None, None) => (String::new(), reply.details()),
+                (error, description) => {
+                    (error.unwrap_or_default(), description.unwrap_or_default())
+                }
             };
             return Err(AzureError::Token {
                 credential: credential.name(),
@@ -840,22 +847,17 @@ fn refused_or(
         return Ok(bytes);
     }
     // Key Vault's `{"error": {"code": ..., "message": ...}}`.
-    let error = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("error").cloned());
-    let text = |f: &str| {
-        error
-            .as_ref()
-            .and_then(|e| e.get(f))
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
+    let reply = ErrorReply::parse(status, &bytes);
     Err(AzureError::Refused {
         method: method.to_string(),
         url: url.to_string(),
         status: status.as_u16(),
-        code: text("code").unwrap_or_else(|| "UNAVAILABLE".into()),
-        message: text("message").unwrap_or_else(|| snippet(&bytes)),
+        message: match (&reply.code, &reply.message) {
+            (_, Some(m)) => m.clone(),
+            (Some(_), None) => String::new(),
+            (None, None) => reply.details(),
+        },
+        code: reply.code.unwrap_or_else(|| "UNAVAILABLE".into()),
     })
 }
 
@@ -886,10 +888,11 @@ fn parse_challenge(headers: &HeaderMap, host: &str) -> Result<Challenge, String>
         .parse::<Uri>()
         .ok()
         .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
-        .ok_or_else(|| format!("invalid challenge resource {scope:?}"))?;
+        .ok_or_else(|| format!("invalid challenge resource {:?}", shown(scope)))?;
     if !host.ends_with(&format!(".{resource_host}")) {
         return Err(format!(
-            "challenge resource {scope:?} doesn't match the requested domain"
+            "challenge resource {:?} doesn't match the requested domain",
+            shown(scope)
         ));
     }
     let scope = if scope.ends_with("/.default") {
@@ -904,6 +907,12 @@ fn parse_challenge(headers: &HeaderMap, host: &str) -> Result<Challenge, String>
         .unwrap_or("")
         .replace(',', "");
     Ok(Challenge { tenant, scope })
+}
+
+/// A challenge's resource as messages show it: the server chose it, so it is cleaned and
+/// capped as its error replies are.
+fn shown(scope: &str) -> String {
+    clean_reply_text(scope, 200)
 }
 
 /// azidentity's `resolveTenant`: the challenge's tenant is used only when it is the
@@ -925,7 +934,7 @@ fn resolve_tenant(
     }
     Err(AzureError::TenantNotAllowed {
         credential,
-        tenant: challenged.to_string(),
+        tenant: shown(challenged),
     })
 }
 
@@ -965,14 +974,6 @@ fn encode_path(segment: &str) -> String {
         }
     }
     out
-}
-
-fn snippet(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .trim()
-        .chars()
-        .take(200)
-        .collect()
 }
 
 /// An Azure Key Vault key to wrap for: a stanza with vault URL, name and (maybe) version set.

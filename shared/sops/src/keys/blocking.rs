@@ -4,8 +4,11 @@
 
 use std::future::Future;
 
-/// A current-thread tokio runtime owned by one key service.
-pub(crate) struct BlockingRuntime(tokio::runtime::Runtime);
+/// A current-thread tokio runtime owned by one key service. Dropping it never blocks, so a
+/// client holding one may be dropped anywhere, on an async worker too (a plain tokio runtime
+/// panics when dropped there, as it waits for its blocking threads, such as DNS lookups): the
+/// controller keeps clients between decryptions and drops them when a key Secret changes.
+pub(crate) struct BlockingRuntime(Option<tokio::runtime::Runtime>);
 
 impl BlockingRuntime {
     pub(crate) fn new() -> std::io::Result<BlockingRuntime> {
@@ -13,7 +16,11 @@ impl BlockingRuntime {
             .enable_io()
             .enable_time()
             .build()
-            .map(BlockingRuntime)
+            .map(|r| BlockingRuntime(Some(r)))
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime is there until drop")
     }
 
     /// Runs `future` to completion. Called from inside another tokio runtime, it runs on a
@@ -26,12 +33,39 @@ impl BlockingRuntime {
     {
         if tokio::runtime::Handle::try_current().is_ok() {
             std::thread::scope(|s| {
-                s.spawn(|| self.0.block_on(future))
+                s.spawn(|| self.runtime().block_on(future))
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
         } else {
-            self.0.block_on(future)
+            self.runtime().block_on(future)
         }
+    }
+}
+
+impl Drop for BlockingRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime that has run a DNS lookup (a thread in its blocking pool) is dropped on an
+    /// async worker without a panic: the controller drops kept key service clients there.
+    #[test]
+    fn a_blocking_runtime_may_be_dropped_on_an_async_worker() {
+        let blocking = BlockingRuntime::new().unwrap();
+        blocking.run(async {
+            tokio::net::lookup_host("localhost:80").await.ok();
+        });
+        let outer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        outer.block_on(async move { drop(blocking) });
     }
 }

@@ -29,14 +29,16 @@
 //! UNAVAILABLE and DEADLINE_EXCEEDED. The RSA signature is ring's, which rustls already builds.
 
 use std::fmt;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, GcpKmsStanza};
-use crate::keys::http::{Failure, HttpClient, Roots, ATTEMPT_TIMEOUT};
+use crate::keys::http::{
+    is_https_or_loopback, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
+};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 /// How long the metadata server may take to show it is there when `GCE_METADATA_HOST` is unset.
 const METADATA_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -128,6 +130,9 @@ pub enum GcpKmsError {
     BadAnswer { url: String, problem: &'static str },
     #[error("the encrypted data key (`enc`) is not valid base64")]
     MalformedCiphertext,
+    /// [`GcpKms::requiring_https`] and `url` is plain http.
+    #[error("refusing to send a GCP request to {0} over plain http: this GCP access is for https servers only")]
+    PlainHttp(String),
 }
 
 /// Where a token comes from.
@@ -163,14 +168,21 @@ struct CachedToken {
     renew_at: Option<Instant>,
 }
 
-/// GCP Cloud KMS access for wrapping and unwrapping data keys.
+/// GCP Cloud KMS access for wrapping and unwrapping data keys. A clone shares the first one's
+/// connections, credentials and token (a handle, as an HTTP client is), so a caller that keeps
+/// one (the controller) gets a token once per hour rather than once per file; the `with_*`
+/// setters give the value caches of its own.
+#[derive(Clone)]
 pub struct GcpKms {
-    http: HttpClient,
+    http: Arc<HttpClient>,
     /// Credentials JSON given by the caller rather than found in the environment.
     credentials_json: Option<Zeroizing<Vec<u8>>>,
-    /// Found on first use and kept, with the reason when there are none.
-    found: OnceLock<Result<Found, GcpKmsError>>,
-    token: Mutex<Option<CachedToken>>,
+    /// Found on first use and kept, with the reason when there are none (until
+    /// [`GcpKms::retry_credentials`]).
+    found: Arc<Mutex<Option<Result<Arc<Found>, GcpKmsError>>>>,
+    token: Arc<Mutex<Option<CachedToken>>>,
+    /// [`GcpKms::requiring_https`]: plain http only to a loopback address.
+    https_only: bool,
 }
 
 impl fmt::Debug for GcpKms {
@@ -186,10 +198,11 @@ impl GcpKms {
         let http = HttpClient::https_or_http(Roots::Native)
             .map_err(|e| GcpKmsError::Runtime(e.to_string()))?;
         Ok(GcpKms {
-            http,
+            http: Arc::new(http),
             credentials_json: None,
-            found: OnceLock::new(),
-            token: Mutex::new(None),
+            found: Arc::default(),
+            token: Arc::default(),
+            https_only: false,
         })
     }
 
@@ -197,7 +210,29 @@ impl GcpKms {
     /// environment's, as sops' `CredentialJSON` option (Flux's `sops.gcp-kms` entry).
     pub fn with_credentials_json(mut self, json: Zeroizing<Vec<u8>>) -> GcpKms {
         self.credentials_json = Some(json);
+        self.found = Arc::default();
+        self.token = Arc::default();
         self
+    }
+
+    /// Sends nothing over plain http, except to a loopback address: for credentials someone
+    /// else wrote (a tenant's `sops.gcp-kms` entry, in the controller), whose `token_uri` would
+    /// otherwise let a request reach any http service inside the cluster. The metadata server,
+    /// plain http by design, is then never used. The CLI allows plain http, as sops does.
+    pub fn requiring_https(mut self) -> GcpKms {
+        self.https_only = true;
+        self
+    }
+
+    /// Forgets why no credentials were found, if none were, so that the next call looks again:
+    /// for a caller that keeps the client (the controller, before each decryption), where a
+    /// credentials file or metadata server missing once must not be missing for good. Found
+    /// credentials are kept.
+    pub fn retry_credentials(&self) {
+        let mut slot = self.found.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*slot, Some(Err(_))) {
+            *slot = None;
+        }
     }
 
     /// Wraps `data_key` for `key`: the stanza comes back with `enc` and `created_at` set.
@@ -306,12 +341,12 @@ impl GcpKms {
                 return Ok(t.value.clone());
             }
         }
-        let found = self
-            .found
-            .get_or_init(|| self.find_credentials())
-            .as_ref()
-            .map_err(Clone::clone)?;
-        let token = self.fetch_token(found)?;
+        let found = {
+            let mut slot = self.found.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| self.find_credentials().map(Arc::new))
+                .clone()?
+        };
+        let token = self.fetch_token(&found)?;
         let value = token.value.clone();
         *cached = Some(token);
         Ok(value)
@@ -375,6 +410,9 @@ impl GcpKms {
     /// `GCE_METADATA_HOST`, else 169.254.169.254 when it answers as the metadata server
     /// (`Metadata-Flavor: Google`) within a second (the Go library's `OnGCE` probe).
     fn metadata_host(&self) -> Option<String> {
+        if self.https_only {
+            return None;
+        }
         if let Ok(host) = std::env::var(METADATA_HOST_VAR) {
             if !host.is_empty() {
                 return Some(host);
@@ -496,6 +534,9 @@ impl GcpKms {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| GcpKmsError::BadEndpoint(url.to_string()))?;
+        if self.https_only && !is_https_or_loopback(&uri) {
+            return Err(GcpKmsError::PlainHttp(url.to_string()));
+        }
         let method = if body.is_empty() {
             hyper::Method::GET
         } else {
@@ -510,7 +551,7 @@ impl GcpKms {
             Ok(answer) if !answer.status.is_success() => Err(GcpKmsError::Refused {
                 url,
                 status: answer.status.as_u16(),
-                reason: google_error(&answer.body),
+                reason: ErrorReply::parse(answer.status, &answer.body).details(),
             }),
             Ok(answer) => Ok(answer.body),
         }
@@ -697,37 +738,6 @@ fn form_encode(value: &str) -> String {
     out
 }
 
-/// Google's `{"error": {"code", "message", "status"}}` or OAuth's `{"error",
-/// "error_description"}`, as one line; else the start of the raw text.
-fn google_error(body: &[u8]) -> String {
-    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).unwrap_or("").to_string();
-    match value.as_ref().and_then(|v| v.get("error")) {
-        Some(e @ serde_json::Value::Object(_)) => {
-            let status = text(e.get("status"));
-            let message = text(e.get("message"));
-            match (status.is_empty(), message.is_empty()) {
-                (false, false) => format!("{status}: {message}"),
-                (false, true) => status,
-                _ => message,
-            }
-        }
-        Some(serde_json::Value::String(code)) => {
-            let description = text(value.as_ref().and_then(|v| v.get("error_description")));
-            if description.is_empty() {
-                code.clone()
-            } else {
-                format!("{code}: {description}")
-            }
-        }
-        _ => String::from_utf8_lossy(body)
-            .trim()
-            .chars()
-            .take(200)
-            .collect(),
-    }
-}
-
 /// A GCP KMS key to wrap for: a stanza with `resource_id` set.
 impl Recipient for GcpKmsStanza {
     fn name(&self) -> String {
@@ -787,21 +797,6 @@ mod tests {
         );
         // An empty entry is kept (and refused when used), as sops keeps it.
         assert_eq!(parse_resource_ids("a,").len(), 2);
-    }
-
-    #[test]
-    fn errors_read_as_google_writes_them() {
-        assert_eq!(
-            google_error(br#"{"error":{"code":403,"message":"Permission denied","status":"PERMISSION_DENIED"}}"#),
-            "PERMISSION_DENIED: Permission denied"
-        );
-        assert_eq!(
-            google_error(
-                br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#
-            ),
-            "invalid_grant: Invalid JWT Signature."
-        );
-        assert_eq!(google_error(b"  oops \n"), "oops");
     }
 
     /// A `sops.gcp-kms` entry is checked without a network: an authorized user with a refresh

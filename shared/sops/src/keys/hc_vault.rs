@@ -30,7 +30,9 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, VaultStanza};
-use crate::keys::http::{Failure, HttpClient, Roots, ATTEMPT_TIMEOUT};
+use crate::keys::http::{
+    is_https_or_loopback, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
+};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 
 /// sops' `SopsHCVaultAllowlist`.
@@ -157,6 +159,9 @@ pub enum VaultError {
     },
     #[error("unexpected answer from PUT {url}: {problem}")]
     BadAnswer { url: String, problem: &'static str },
+    /// [`VaultTransit::requiring_https`] and the address is plain http.
+    #[error("refusing to send a Vault request to {0} over plain http: this Vault access is for https servers only")]
+    PlainHttp(String),
 }
 
 /// Where calls may go: sops' `allowList`.
@@ -262,9 +267,11 @@ impl fmt::Debug for VaultLogin {
     }
 }
 
-/// Vault transit access for wrapping and unwrapping data keys.
+/// Vault transit access for wrapping and unwrapping data keys. A clone shares the first one's
+/// connections (a handle, as an HTTP client is); its token settings are its own.
+#[derive(Clone)]
 pub struct VaultTransit {
-    http: HttpClient,
+    http: Arc<HttpClient>,
     token: Option<Zeroizing<String>>,
     /// [`VaultTransit::with_token_source`]: asked when no token was given.
     source: Option<Arc<dyn VaultTokenSource>>,
@@ -273,6 +280,8 @@ pub struct VaultTransit {
     /// Why `VAULT_CACERT` could not be used: every call then fails with it, as sops' Vault
     /// client does (its `DefaultConfig` records the error, `NewClient` returns it per key).
     ca_error: Option<String>,
+    /// [`VaultTransit::requiring_https`]: plain http only to a loopback address.
+    https_only: bool,
 }
 
 impl fmt::Debug for VaultTransit {
@@ -294,11 +303,12 @@ impl VaultTransit {
         let http =
             HttpClient::https_or_http(roots).map_err(|e| VaultError::Runtime(e.to_string()))?;
         Ok(VaultTransit {
-            http,
+            http: Arc::new(http),
             token: None,
             source: None,
             allowlist_required: false,
             ca_error,
+            https_only: false,
         })
     }
 
@@ -370,6 +380,14 @@ impl VaultTransit {
     /// written by anyone (the controller's own token, used for every tenant's files).
     pub fn requiring_allowlist(mut self) -> VaultTransit {
         self.allowlist_required = true;
+        self
+    }
+
+    /// Sends nothing over plain http, except to a loopback address: for a server someone else
+    /// chose (a tenant's file, in the controller), where plain http would let the request reach
+    /// any http service inside the cluster. sops allows plain http, and so does the CLI.
+    pub fn requiring_https(mut self) -> VaultTransit {
+        self.https_only = true;
         self
     }
 
@@ -560,6 +578,9 @@ impl VaultTransit {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| VaultError::BadAddress(url.clone()))?;
+        if self.https_only && !is_https_or_loopback(&uri) {
+            return Err(VaultError::PlainHttp(url));
+        }
         let namespace = std::env::var("VAULT_NAMESPACE")
             .ok()
             .filter(|n| !n.is_empty());
@@ -583,7 +604,7 @@ impl VaultTransit {
                 url,
                 method: method.to_string(),
                 status: answer.status.as_u16(),
-                errors: vault_errors(&answer.body),
+                errors: ErrorReply::parse(answer.status, &answer.body).details(),
             }),
             Ok(answer) => Ok(answer.body),
         }
@@ -607,22 +628,6 @@ fn ca_cert_roots() -> Result<Option<rustls::RootCertStore>, String> {
         return Err(format!("{shown}: no PEM certificate in it"));
     }
     Ok(Some(roots))
-}
-
-/// Vault's `{"errors": [...]}`, joined, as the Go client lists them; else the raw text.
-fn vault_errors(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<String>,
-    }
-    match serde_json::from_slice::<Errors>(body) {
-        Ok(e) if !e.errors.is_empty() => e.errors.join("; "),
-        _ => String::from_utf8_lossy(body)
-            .trim()
-            .chars()
-            .take(200)
-            .collect(),
-    }
 }
 
 /// A Vault transit key to wrap for: a stanza with address, engine and key name set.

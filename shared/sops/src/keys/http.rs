@@ -37,6 +37,9 @@ pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
 /// Pause before a retry.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// The largest answer read. A key service's answers are a few kilobytes; the server is one a
+/// file (or, in the controller, a tenant) names, and a larger answer is not read into memory.
+pub(crate) const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -151,7 +154,10 @@ where
                 let call = async {
                     let response = self.client.request(request).await.map_err(BoxError::from)?;
                     let (parts, body) = response.into_parts();
-                    let body = body.collect().await?.to_bytes();
+                    let body = http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
+                        .collect()
+                        .await?
+                        .to_bytes();
                     Ok::<_, BoxError>(Answer {
                         status: parts.status,
                         headers: parts.headers,
@@ -228,6 +234,184 @@ fn tls(
         .with_no_client_auth();
         Ok(hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config))
     })
+}
+
+/// Whether `uri` may be used where plain http is refused: https, or http to a loopback IP
+/// address (127.0.0.0/8, ::1), which never leaves the host (in the controller, its pod): a
+/// server there is one the host's own admin runs, such as a test's. Names are not trusted to be
+/// loopback (`localhost` could resolve elsewhere).
+pub(crate) fn is_https_or_loopback(uri: &Uri) -> bool {
+    match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => uri.host().is_some_and(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        }),
+        _ => false,
+    }
+}
+
+/// The longest text kept of one field of a service's error reply, in characters.
+const REPLY_FIELD_CHARS: usize = 300;
+
+/// What a key service's error reply says, reduced to what may be shown: its HTTP status and the
+/// code and message fields of the service's own error shape, parsed from JSON, each cleaned by
+/// [`clean_reply_text`] and capped. The body itself is never kept: a reply can come from a
+/// server a file or a tenant chose (or a proxy on the way), and these messages reach terminals,
+/// CI logs and, in the controller, a tenant-readable status, Events and the controller's log.
+///
+/// The error shapes read, one per service: Vault's `{"errors": ["..."]}`; Google's and Azure Key
+/// Vault's `{"error": {"code", "status", "message"}}`; OAuth 2.0's `{"error": "...",
+/// "error_description": "..."}` (Google's and Microsoft's token endpoints).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ErrorReply {
+    pub(crate) status: StatusCode,
+    /// The service's error code (`PERMISSION_DENIED`, `Forbidden`, `invalid_grant`).
+    pub(crate) code: Option<String>,
+    /// The service's message (Vault's errors, joined with `; `).
+    pub(crate) message: Option<String>,
+    /// The reply's length, in bytes, said when it held none of the fields above.
+    len: usize,
+}
+
+impl ErrorReply {
+    pub(crate) fn parse(status: StatusCode, body: &[u8]) -> ErrorReply {
+        let mut reply = ErrorReply {
+            status,
+            code: None,
+            message: None,
+            len: body.len(),
+        };
+        let Ok(serde_json::Value::Object(top)) = serde_json::from_slice(body) else {
+            return reply;
+        };
+        let text = |v: Option<&serde_json::Value>| -> Option<String> {
+            let s = match v? {
+                serde_json::Value::String(s) => s.clone(),
+                n @ serde_json::Value::Number(_) => n.to_string(),
+                _ => return None,
+            };
+            Some(clean_reply_text(&s, REPLY_FIELD_CHARS)).filter(|s| !s.is_empty())
+        };
+        match top.get("error") {
+            Some(serde_json::Value::Object(e)) => {
+                // Google's `status` is the code as a word; its `code` is the HTTP status again.
+                reply.code = text(e.get("status")).or_else(|| text(e.get("code")));
+                reply.message = text(e.get("message"));
+            }
+            Some(code @ serde_json::Value::String(_)) => {
+                reply.code = text(Some(code));
+                reply.message = text(top.get("error_description"));
+            }
+            _ => {}
+        }
+        if let Some(serde_json::Value::Array(errors)) = top.get("errors") {
+            let joined: Vec<String> = errors.iter().filter_map(|e| text(Some(e))).collect();
+            if !joined.is_empty() {
+                reply.message = Some(clean_reply_text(&joined.join("; "), REPLY_FIELD_CHARS));
+            }
+        }
+        reply
+    }
+
+    /// The code and message, as `code: message`; what is missing is left out, and a reply that
+    /// held neither is described by its length only.
+    pub(crate) fn details(&self) -> String {
+        match (&self.code, &self.message) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(s), None) | (None, Some(s)) => s.clone(),
+            (None, None) if self.len == 0 => "an empty reply".to_string(),
+            (None, None) => format!(
+                "a {}-byte reply not in the service's error format (not shown)",
+                self.len
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {}: {}", self.status, self.details())
+    }
+}
+
+/// `text` made safe to show on one line: ANSI escape sequences removed, every other control
+/// character (line breaks and tabs included, C1 controls, and the bidirectional overrides that
+/// reorder what a terminal shows) turned into a space, runs of white space made one, and at
+/// most `max` characters kept (`…` marks a cut).
+pub(crate) fn clean_reply_text(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    let mut kept = 0;
+    let mut chars = text.chars().peekable();
+    let mut space = false;
+    while let Some(c) = chars.next() {
+        let c = match c {
+            '\u{1b}' => {
+                skip_escape(&mut chars);
+                ' '
+            }
+            // CSI as one character (C1).
+            '\u{9b}' => {
+                skip_csi(&mut chars);
+                ' '
+            }
+            c if c.is_control() || is_bidi_control(c) => ' ',
+            c => c,
+        };
+        if c.is_whitespace() {
+            space = !out.is_empty();
+            continue;
+        }
+        if kept + usize::from(space) >= max {
+            out.push('…');
+            return out;
+        }
+        if space {
+            out.push(' ');
+            kept += 1;
+            space = false;
+        }
+        out.push(c);
+        kept += 1;
+    }
+    out
+}
+
+/// Skips the rest of an escape sequence after ESC: CSI (`[` ... final byte), OSC, DCS and the
+/// other string sequences (to BEL or ST), or one character.
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    match chars.next() {
+        Some('[') => skip_csi(chars),
+        Some(']' | 'P' | 'X' | '^' | '_') => {
+            while let Some(c) = chars.next() {
+                if c == '\u{7}' || c == '\u{9c}' {
+                    return;
+                }
+                if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                    chars.next();
+                    return;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Skips a CSI sequence's parameters and its final byte (`@` to `~`).
+fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if ('@'..='~').contains(&c) {
+            return;
+        }
+    }
+}
+
+/// The Unicode characters that reorder text on display (U+202A-202E, U+2066-2069) or hide in
+/// it (zero-width marks, U+200B-200F, U+2028/2029 line and paragraph separators, U+FEFF).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Every message of an error's source chain, joined with `: `, each once (hyper repeats its
@@ -448,6 +632,187 @@ mod tests {
         struct Inner(#[source] std::io::Error);
         let e = Outer(Inner(std::io::Error::other("inner")));
         assert_eq!(error_chain(&e), "outer: inner");
+    }
+
+    #[test]
+    fn only_https_and_loopback_http_pass_the_https_check() {
+        for ok in [
+            "https://vault.example:8200/v1/x",
+            "https://10.0.0.1/",
+            "http://127.0.0.1:8200/v1/x",
+            "http://127.9.9.9/",
+            "http://[::1]:80/",
+        ] {
+            assert!(is_https_or_loopback(&ok.parse().unwrap()), "{ok}");
+        }
+        for refused in [
+            "http://vault.example:8200/v1/x",
+            "http://localhost:8200/",
+            "http://10.0.0.1/",
+            "http://169.254.169.254/",
+            "http://kubernetes.default.svc/",
+            "http://[::ffff:127.0.0.1]/",
+            "ftp://127.0.0.1/",
+            "/relative",
+        ] {
+            assert!(
+                !is_https_or_loopback(&refused.parse().unwrap()),
+                "{refused}"
+            );
+        }
+    }
+
+    fn reply(status: u16, body: &[u8]) -> ErrorReply {
+        ErrorReply::parse(StatusCode::from_u16(status).unwrap(), body)
+    }
+
+    /// Each service's error shape gives its code and message: Vault's errors (its line breaks
+    /// and tabs made spaces), Google's and Key Vault's error objects, OAuth's error pair.
+    #[test]
+    fn error_replies_give_each_services_code_and_message() {
+        let vault = reply(
+            403,
+            b"{\"errors\":[\"1 error occurred:\\n\\t* permission denied\\n\\n\"]}",
+        );
+        assert_eq!(
+            vault.to_string(),
+            "HTTP 403 Forbidden: 1 error occurred: * permission denied"
+        );
+        let google = reply(
+            403,
+            br#"{"error":{"code":403,"message":"Permission denied","status":"PERMISSION_DENIED"}}"#,
+        );
+        assert_eq!(google.details(), "PERMISSION_DENIED: Permission denied");
+        let azure = reply(
+            403,
+            br#"{"error":{"code":"Forbidden","message":"No access"}}"#,
+        );
+        assert_eq!(
+            (azure.code.as_deref(), azure.message.as_deref()),
+            (Some("Forbidden"), Some("No access"))
+        );
+        let oauth = reply(
+            400,
+            br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+        );
+        assert_eq!(oauth.details(), "invalid_grant: Invalid JWT Signature.");
+    }
+
+    /// A reply that is not JSON, or JSON of another shape (a proxy's page, an internal
+    /// service a file pointed at) is never quoted: only its status and length are said.
+    #[test]
+    fn a_reply_in_no_known_error_shape_is_not_quoted() {
+        for body in [
+            &b"<html>internal admin page: db-password=hunter2</html>"[..],
+            br#"{"password":"hunter2","items":[1,2]}"#,
+            br#"{"error":{"detail":"hunter2"}}"#,
+            b"\xff\xfehunter2",
+        ] {
+            let r = reply(502, body);
+            let shown = r.to_string();
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.starts_with("HTTP 502 Bad Gateway: a "), "{shown}");
+            assert!(
+                shown.contains(&format!("{}-byte reply", body.len())),
+                "{shown}"
+            );
+        }
+        assert_eq!(reply(503, b"").details(), "an empty reply");
+    }
+
+    /// ANSI escape sequences (colour, cursor moves, a terminal title, OSC 8 links) are removed
+    /// whole, and other control and bidirectional characters become spaces: a reply cannot
+    /// repaint a terminal or hide text in a log.
+    #[test]
+    fn escape_sequences_and_control_characters_are_removed_from_replies() {
+        let body = serde_json::json!({
+            "errors": [
+                "\u{1b}[2J\u{1b}[1;1Hcleared \u{1b}[31mred\u{1b}[0m",
+                "\u{1b}]0;title\u{7}\u{1b}]8;;https://evil.example\u{1b}\\link\u{1b}]8;;\u{1b}\\ \u{9b}1mx",
+                "a\u{202e}b\u{0}c\u{7f}d\u{85}e\u{200b}f",
+            ]
+        });
+        let r = reply(400, body.to_string().as_bytes());
+        let shown = r.to_string();
+        assert_eq!(
+            r.message.as_deref(),
+            Some("cleared red; link x; a b c d e f"),
+            "{shown:?}"
+        );
+        assert!(
+            !shown.chars().any(|c| c.is_control() || is_bidi_control(c)),
+            "{shown:?}"
+        );
+    }
+
+    /// A line break in a reply cannot start a forged line in a log or a status message.
+    #[test]
+    fn newlines_in_replies_cannot_forge_log_lines() {
+        let forged = "denied\r\nlevel=INFO msg=\"decrypted\" secret=ok\n\u{2028}x";
+        let body = serde_json::json!({"error": "invalid_client", "error_description": forged});
+        let shown = reply(401, body.to_string().as_bytes()).to_string();
+        assert!(!shown.contains(['\n', '\r', '\u{2028}']), "{shown:?}");
+        assert!(shown.contains("denied level=INFO"), "{shown:?}");
+    }
+
+    /// A huge reply (a field of a megabyte, or thousands of errors) gives a short summary.
+    #[test]
+    fn summaries_of_huge_replies_are_capped() {
+        let long = "x".repeat(1 << 20);
+        let body = serde_json::json!({"error": {"code": long, "message": long}});
+        let r = reply(500, body.to_string().as_bytes());
+        let shown = r.to_string();
+        assert!(
+            shown.len() < 2 * 4 * REPLY_FIELD_CHARS + 64,
+            "{}",
+            shown.len()
+        );
+        assert!(shown.ends_with('…'), "a cut is marked");
+        let many: Vec<String> = (0..10_000).map(|i| format!("error {i}")).collect();
+        let r = reply(
+            500,
+            serde_json::json!({ "errors": many }).to_string().as_bytes(),
+        );
+        assert!(
+            r.message.unwrap().chars().count() <= REPLY_FIELD_CHARS + 1,
+            "capped"
+        );
+        assert_eq!(clean_reply_text("  a \t b  ", 10), "a b");
+        assert_eq!(clean_reply_text("abcdef", 3), "abc…");
+    }
+
+    /// An answer larger than [`MAX_ANSWER_BYTES`] is not read into memory: the call fails.
+    #[test]
+    fn answers_larger_than_the_limit_are_not_read() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let uri: Uri = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                        line.clear();
+                    }
+                    let size = MAX_ANSWER_BYTES * 4;
+                    let head = format!("HTTP/1.1 500 X\r\ncontent-length: {size}\r\n\r\n");
+                    let _ = stream.write_all(head.as_bytes());
+                    let chunk = vec![b'x'; 64 * 1024];
+                    for _ in 0..size / chunk.len() {
+                        if stream.write_all(&chunk).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        match get(&client(), &uri, |_| false) {
+            Err(Failure::Unreachable(reason)) => assert!(reason.contains("limit"), "{reason}"),
+            other => panic!("{:?}", other.map(|a| (a.status, a.body.len()))),
+        }
     }
 
     #[test]
