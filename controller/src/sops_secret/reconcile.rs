@@ -16,9 +16,7 @@ use kube::api::{DeleteParams, ObjectMeta, PartialObjectMeta, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use enseal_sops::keys::age::AgeIdentities;
-
-use super::keys::{age_text_of, pgp_keys_of, CloudEntries, SopsKeys};
+use super::keys::{NamespaceKeys, SopsKeys};
 use super::render::{self, DesiredSecret, Keys, SopsError};
 use super::tenancy::TrustedNamespaces;
 use crate::status::{
@@ -199,6 +197,18 @@ async fn sync(
         Some(secret) => Some(read_key_secret(ctx, namespace, secret).await?),
         None => None,
     };
+    // Read once per content of the Secret (parsed off the async workers), with the key
+    // service clients made from it.
+    let key_secret = match key_secret {
+        Some(Some(secret)) => Some(Some(
+            ctx.keys
+                .namespace_keys(namespace, secret)
+                .await
+                .ok_or_else(crashed)?,
+        )),
+        Some(None) => Some(None),
+        None => None,
+    };
     let keys = keys_for(
         &obj.spec,
         namespace,
@@ -294,7 +304,7 @@ fn keys_for(
     namespace: &str,
     cluster: &Arc<SopsKeys>,
     trusted: &TrustedNamespaces,
-    key_secret: Option<&Option<Secret>>,
+    key_secret: Option<&Option<Arc<NamespaceKeys>>>,
     key_services: bool,
 ) -> Result<Keys, SopsError> {
     let Some(name) = spec.key_secret() else {
@@ -308,16 +318,11 @@ fn keys_for(
     let missing = || SopsError::KeySecretMissing {
         secret: name.to_owned(),
     };
-    let secret = key_secret.and_then(Option::as_ref).ok_or_else(missing)?;
-    let (text, count) = age_text_of(secret);
-    let age = AgeIdentities::parse(name, &text)
-        .ok()
-        .filter(|_| count > 0)
-        .unwrap_or_default();
-    let (_, pgp) = pgp_keys_of(secret);
-    let cloud = CloudEntries::of(secret);
+    let read = key_secret.and_then(Option::as_ref).ok_or_else(missing)?;
+    let age = read.age(name);
+    let pgp = read.pgp();
     if age.is_empty() && pgp.is_empty() {
-        if cloud.is_empty() {
+        if read.cloud().is_empty() {
             return Err(SopsError::NoNamespaceKeys {
                 secret: name.to_owned(),
             });
@@ -333,7 +338,7 @@ fn keys_for(
         age,
         pgp,
         cloud: if key_services {
-            cloud.namespace_access()
+            read.access()
         } else {
             Default::default()
         },
@@ -484,8 +489,8 @@ mod tests {
     use k8s_openapi::ByteString;
     use zeroize::Zeroizing;
 
-    fn key_secret(entries: &[(&str, &str)]) -> Option<Secret> {
-        Some(Secret {
+    fn key_secret(entries: &[(&str, &str)]) -> Option<Arc<NamespaceKeys>> {
+        Some(Arc::new(NamespaceKeys::of(&Secret {
             data: Some(
                 entries
                     .iter()
@@ -493,7 +498,7 @@ mod tests {
                     .collect(),
             ),
             ..Secret::default()
-        })
+        })))
     }
 
     /// Issue #13 item 8: a SopsSecret naming a key Secret is opened with that Secret's keys
