@@ -553,87 +553,80 @@ fn write_key_fields(group: &KeyGroup, items: &mut Vec<Item>) {
             .collect();
         items.push(Item::Pair("kms".into(), Node::Seq(entries)));
     }
-    if !group.gcp_kms.is_empty() {
-        // sops 3.11's place (stores.go: after kms, before azure_kv) and `gcpkmskey` order.
-        let entries = group
-            .gcp_kms
-            .iter()
-            .map(|k| {
-                Node::Map(vec![
-                    Item::Pair("resource_id".into(), Node::str(&k.resource_id)),
-                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
-                    Item::Pair("enc".into(), Node::str(&k.enc)),
-                ])
-            })
-            .collect();
-        items.push(Item::Pair("gcp_kms".into(), Node::Seq(entries)));
-    }
+    // sops 3.11's place (stores.go: after kms, before azure_kv) and `gcpkmskey` order.
+    push_stanzas(items, "gcp_kms", &group.gcp_kms, |k| {
+        vec![
+            ("resource_id", &k.resource_id),
+            ("created_at", &k.created_at),
+            ("enc", &k.enc),
+        ]
+    });
     for (name, node) in &group.other {
         items.push(Item::Pair(name.clone(), node.clone()));
     }
-    if !group.azure_kv.is_empty() {
-        // sops 3.11's place (stores.go: after gcp_kms, before hc_vault) and `azkvkey` order.
-        let entries = group
-            .azure_kv
-            .iter()
-            .map(|k| {
-                Node::Map(vec![
-                    Item::Pair("vault_url".into(), Node::str(&k.vault_url)),
-                    Item::Pair("name".into(), Node::str(&k.name)),
-                    Item::Pair("version".into(), Node::str(&k.version)),
-                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
-                    Item::Pair("enc".into(), Node::str(&k.enc)),
-                ])
-            })
-            .collect();
-        items.push(Item::Pair("azure_kv".into(), Node::Seq(entries)));
-    }
-    if !group.hc_vault.is_empty() {
-        // Where and in the order sops 3.11 writes them (the version enseal writes; its
-        // stores.go `vaultkey` struct, after gcp_kms and azure_kv, before age). sops 3.13 sorts
-        // every metadata key by name instead, kms and age included; both read either.
-        let entries = group
-            .hc_vault
-            .iter()
-            .map(|k| {
-                Node::Map(vec![
-                    Item::Pair("vault_address".into(), Node::str(&k.vault_address)),
-                    Item::Pair("engine_path".into(), Node::str(&k.engine_path)),
-                    Item::Pair("key_name".into(), Node::str(&k.key_name)),
-                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
-                    Item::Pair("enc".into(), Node::str(&k.enc)),
-                ])
-            })
-            .collect();
-        items.push(Item::Pair("hc_vault".into(), Node::Seq(entries)));
-    }
-    if !group.age.is_empty() {
-        let entries = group
-            .age
-            .iter()
-            .map(|a| {
-                Node::Map(vec![
-                    Item::Pair("recipient".into(), Node::str(&a.recipient)),
-                    Item::Pair("enc".into(), Node::str(&a.enc)),
-                ])
-            })
-            .collect();
-        items.push(Item::Pair("age".into(), Node::Seq(entries)));
+    // sops 3.11's place (stores.go: after gcp_kms, before hc_vault) and `azkvkey` order.
+    push_stanzas(items, "azure_kv", &group.azure_kv, |k| {
+        vec![
+            ("vault_url", &k.vault_url),
+            ("name", &k.name),
+            ("version", &k.version),
+            ("created_at", &k.created_at),
+            ("enc", &k.enc),
+        ]
+    });
+    // Where and in the order sops 3.11 writes them (the version enseal writes; its stores.go
+    // `vaultkey` struct, after gcp_kms and azure_kv, before age). sops 3.13 sorts every
+    // metadata key by name instead, kms and age included; both read either.
+    push_stanzas(items, "hc_vault", &group.hc_vault, |k| {
+        vec![
+            ("vault_address", &k.vault_address),
+            ("engine_path", &k.engine_path),
+            ("key_name", &k.key_name),
+            ("created_at", &k.created_at),
+            ("enc", &k.enc),
+        ]
+    });
+    push_stanzas(items, "age", &group.age, |a| {
+        vec![("recipient", &a.recipient), ("enc", &a.enc)]
+    });
+}
+
+/// `name:` and a list with one map per key, of `fields` in the order given; nothing when
+/// there are no keys (sops leaves an empty source out).
+fn push_stanzas<K>(
+    items: &mut Vec<Item>,
+    name: &str,
+    keys: &[K],
+    fields: impl Fn(&K) -> Vec<(&'static str, &String)>,
+) {
+    if !keys.is_empty() {
+        items.push(Item::Pair(name.into(), stanzas(keys, fields)));
     }
 }
 
-fn pgp_entries(keys: &[PgpStanza]) -> Node {
+fn stanzas<K>(keys: &[K], fields: impl Fn(&K) -> Vec<(&'static str, &String)>) -> Node {
     Node::Seq(
         keys.iter()
             .map(|k| {
-                Node::Map(vec![
-                    Item::Pair("created_at".into(), Node::str(&k.created_at)),
-                    Item::Pair("enc".into(), Node::str(&k.enc)),
-                    Item::Pair("fp".into(), Node::str(&k.fp)),
-                ])
+                let pairs = fields(k).into_iter();
+                Node::Map(
+                    pairs
+                        .map(|(f, v)| Item::Pair(f.into(), Node::str(v)))
+                        .collect(),
+                )
             })
             .collect(),
     )
+}
+
+fn pgp_entries(keys: &[PgpStanza]) -> Node {
+    stanzas(keys, |k| {
+        vec![
+            ("created_at", &k.created_at),
+            ("enc", &k.enc),
+            ("fp", &k.fp),
+        ]
+    })
 }
 
 /// Whether `name: value` is the key list of a key source a later sops may add: a name like

@@ -84,16 +84,7 @@ pub struct Keyring<'a> {
 impl<'a> Keyring<'a> {
     /// A keyring holding `age`, no KMS access and no PGP.
     pub fn new(age: AgeIdentities) -> Keyring<'a> {
-        Keyring {
-            age: Deferred::ready(age),
-            kms: None,
-            gpg: None,
-            pgp_keys: None,
-            vault: None,
-            gcp_kms: None,
-            azure_kv: None,
-            order: DecryptionOrder::default(),
-        }
+        Keyring::with_age(Deferred::ready(age))
     }
 
     /// A keyring whose age identities are loaded by `load` when a file is opened; a failure
@@ -101,8 +92,12 @@ impl<'a> Keyring<'a> {
     pub fn loading_age(
         load: impl FnOnce() -> Result<AgeIdentities, KeyError> + Send + 'a,
     ) -> Keyring<'a> {
+        Keyring::with_age(Deferred::later(load))
+    }
+
+    fn with_age(age: Deferred<'a, AgeIdentities, KeyError>) -> Keyring<'a> {
         Keyring {
-            age: Deferred::later(load),
+            age,
             kms: None,
             gpg: None,
             pgp_keys: None,
@@ -171,13 +166,7 @@ impl<'a> Keyring<'a> {
 
     /// `None` when no GCP KMS access is configured.
     fn gcp_kms(&self) -> Result<Option<&GcpKms>, KeyGroupError> {
-        match &self.gcp_kms {
-            None => Ok(None),
-            Some(gcp) => match gcp.get() {
-                Ok(g) => Ok(Some(g)),
-                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
-            },
-        }
+        service(&self.gcp_kms)
     }
 
     /// Azure Key Vault access set up by `connect` the first time a file with `azure_kv` keys
@@ -192,24 +181,12 @@ impl<'a> Keyring<'a> {
 
     /// `None` when no Azure Key Vault access is configured.
     fn azure_kv(&self) -> Result<Option<&AzureKeyVault>, KeyGroupError> {
-        match &self.azure_kv {
-            None => Ok(None),
-            Some(azure) => match azure.get() {
-                Ok(a) => Ok(Some(a)),
-                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
-            },
-        }
+        service(&self.azure_kv)
     }
 
     /// `None` when no Vault access is configured.
     fn vault(&self) -> Result<Option<&VaultTransit>, KeyGroupError> {
-        match &self.vault {
-            None => Ok(None),
-            Some(vault) => match vault.get() {
-                Ok(v) => Ok(Some(v)),
-                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
-            },
-        }
+        service(&self.vault)
     }
 
     fn age(&self) -> Result<&AgeIdentities, KeyGroupError> {
@@ -221,13 +198,19 @@ impl<'a> Keyring<'a> {
 
     /// `None` when no KMS access is configured.
     fn kms(&self) -> Result<Option<&dyn KmsService>, KeyGroupError> {
-        match &self.kms {
-            None => Ok(None),
-            Some(kms) => match kms.get() {
-                Ok(k) => Ok(Some(k.as_ref())),
-                Err(reason) => Err(KeyGroupError::KmsAccess(reason.clone())),
-            },
-        }
+        Ok(service(&self.kms)?.map(|k| k.as_ref()))
+    }
+}
+
+/// A key service's access: `None` when none is configured, set up on first use; a failure to
+/// set it up is [`KeyGroupError::KmsAccess`].
+fn service<'s, T>(
+    access: &'s Option<Deferred<'_, T, String>>,
+) -> Result<Option<&'s T>, KeyGroupError> {
+    match access.as_ref().map(Deferred::get) {
+        None => Ok(None),
+        Some(Ok(t)) => Ok(Some(t)),
+        Some(Err(reason)) => Err(KeyGroupError::KmsAccess(reason.clone())),
     }
 }
 
