@@ -149,7 +149,12 @@ pub struct Flags {
     pub additional_namespaces: Vec<String>,
     /// Only reconcile SealedSecrets (and SopsSecrets) whose labels match this selector
     /// (`team=a`, `tier in (x,y)`, `!legacy`), e.g. to split objects between controllers.
-    #[arg(long, env = "SEALED_SECRETS_LABEL_SELECTOR", default_value = "")]
+    #[arg(
+        long,
+        env = "SEALED_SECRETS_LABEL_SELECTOR",
+        default_value = "",
+        value_parser = crate::label_selector::validate
+    )]
     pub label_selector: String,
     /// Make a new key once this time has come if the newest key is older (RFC 1123 with a
     /// numeric zone, as Sealed Secrets takes it: `Mon, 14 Oct 2024 21:45:30 +0200`). For
@@ -371,6 +376,16 @@ mod tests {
         assert!(parse(&[]).is_empty());
         assert_eq!(parse(&["--sops-trusted-namespaces", "a,b"]), ["a", "b"]);
         assert_eq!(parse(&["--sops-trusted-namespaces=*"]), ["*"]);
+    }
+
+    #[test]
+    fn a_malformed_label_selector_stops_the_controller_at_start() {
+        let err = Flags::try_parse_from(["enseal-controller", "--label-selector", "team in a"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a label selector"), "{err}");
+        assert_eq!(flags(&["--label-selector", "team=a"]).label_selector, "team=a");
+        assert_eq!(flags(&[]).label_selector, "");
     }
 
     fn flags(args: &[&str]) -> Flags {

@@ -8,6 +8,7 @@
 pub mod flags;
 pub mod http;
 pub mod keystore;
+pub mod label_selector;
 pub mod leader;
 pub mod metrics;
 pub mod sealed_secret;
