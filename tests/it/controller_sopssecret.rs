@@ -918,6 +918,50 @@ async fn gcp_kms_keys_open_with_the_sops_gcp_kms_entry_of_the_key_secret() {
     assert!(tokens >= 2, "{:?}", fake.log());
 }
 
+/// Issue #17 review: the controller keeps its GCP KMS client (and the token it got) between
+/// decryptions: three files opened through the key Secret's `sops.gcp-kms` entry cost one
+/// token exchange, not one each (that a changed entry makes a new client is a unit test in
+/// controller/src/sops_secret/keys.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcp_kms_files_share_one_token_of_the_controller() {
+    let (ns, client) = setup_sops("sops-gcpkept").await;
+    let n = ns.name();
+    let fake = enseal_tests::fake_gcp_kms::FakeGcpKms::start();
+    let id = fake.create_key("kept");
+    let account = fake.service_account("kept");
+    let json = std::fs::read_to_string(&account).unwrap();
+    store_age_keys(&client, n, &[("sops.gcp-kms", json)]).await;
+    let mut sb = Sandbox::new();
+    for (k, v) in fake.env() {
+        sb.env(k, v);
+    }
+    sb.env("GOOGLE_APPLICATION_CREDENTIALS", &account);
+    let tokens = || {
+        fake.log()
+            .iter()
+            .filter(|l| *l == "POST /token -> 200")
+            .count()
+    };
+    let mut files = Vec::new();
+    for name in ["one", "two", "three"] {
+        let file = format!("{name}.env");
+        encrypt(
+            &sb,
+            &file,
+            &format!("VALUE={name}-s3cret\n"),
+            &["--gcp-kms", &id],
+        );
+        files.push((name, file));
+    }
+    let before = tokens();
+    let _ctl = start_trusting(n, fake.env()).await;
+    for (name, file) in &files {
+        create(&client, n, &manifest(&sb, file, n, &["--name", name])).await;
+        wait_condition(&client, n, name, "True", "Decrypted").await;
+    }
+    assert_eq!(tokens() - before, 1, "{:?}", fake.log());
+}
+
 /// A Secret `name` in `ns` holding `entries` (a namespace key Secret).
 async fn store_namespace_keys(client: &Client, ns: &str, name: &str, entries: &[(&str, String)]) {
     let secret = Secret {
