@@ -489,7 +489,14 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
                 }
             })
             .run(reconcile, error_policy, ctx.clone())
-            .for_each(|_| std::future::ready(()));
+            .for_each(|r| {
+                // Reconcile failures are reported by the reconcilers; what is left is the
+                // watches of the objects and their Secrets failing.
+                if let Err(kube::runtime::controller::Error::QueueError(e)) = &r {
+                    log_watch_error(kind, &shown, e);
+                }
+                std::future::ready(())
+            });
         // Dropping the controller's stream drops the reconciles it runs: a replica that lost
         // its lease (its renewals hang on an API server without etcd, say) must not write on
         // once another may lead.
@@ -509,6 +516,29 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
             return;
         }
         tracing::info!(namespace = %shown, "stopped reconciling {kind}s (no longer leader)");
+    }
+}
+
+/// Logs a failed list or watch of `kind`'s objects or of their Secrets. kube's watcher recovers
+/// by itself (it watches again after a backoff; a 410 Gone, the resourceVersion it watched from
+/// compacted away or older than the API server's watch cache, makes it list everything again)
+/// but logs only at debug level: without this line a watch failing for minutes, or every
+/// object being listed again, left no trace at the default level.
+fn log_watch_error(kind: &str, namespace: &str, e: &watcher::Error) {
+    let status = match e {
+        watcher::Error::WatchError(s) => Some(&**s),
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => Some(&**s),
+        _ => None,
+    };
+    match status {
+        Some(s) if s.code == 410 => tracing::info!(
+            %namespace,
+            message = %s.message,
+            "{kind} watch expired (410 Gone): listing again"
+        ),
+        _ => tracing::warn!(%namespace, error = %e, "{kind} watch failed: retrying"),
     }
 }
 

@@ -120,6 +120,40 @@ impl PrivateControlPlane {
         Client::try_from(config).expect("building a client")
     }
 
+    /// Compacts etcd's history up to its current revision, as the API server does every five
+    /// minutes (here at once, and physically): a watch from any older resourceVersion then
+    /// fails with 410 Gone unless the API server's watch cache still holds its events. Returns
+    /// the revision compacted to.
+    pub fn compact_etcd(&self) -> i64 {
+        let env = std::fs::read_to_string(self.state().join("env")).expect("start.sh's env");
+        let port = env
+            .lines()
+            .find_map(|l| l.strip_prefix("ETCD_PORT="))
+            .expect("ETCD_PORT in start.sh's env")
+            .trim()
+            .to_owned();
+        // etcd's JSON gateway (the v3 API over HTTP); curl, as start.sh uses.
+        let post = |path: &str, body: &str| -> serde_json::Value {
+            let out = Command::new("curl")
+                .args(["-sf", "--max-time", "10", "-X", "POST", "-d", body])
+                .arg(format!("http://127.0.0.1:{port}{path}"))
+                .output()
+                .expect("running curl");
+            assert!(out.status.success(), "etcd {path}: curl {}", out.status);
+            serde_json::from_slice(&out.stdout).expect("etcd answers JSON")
+        };
+        let revision: i64 = post("/v3/kv/range", r#"{"key":"AA==","count_only":true}"#)["header"]
+            ["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .expect("etcd's revision");
+        post(
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        );
+        revision
+    }
+
     /// Stops `component` with SIGTERM, or SIGKILL after `grace` (kube-apiserver waits up to
     /// 60 s for its watches on SIGTERM), and returns once `start.sh`'s supervisor has seen it
     /// down; it stays down until [`start_component`](Self::start_component).

@@ -10,6 +10,7 @@ pub mod differential;
 pub mod fake_azure_kv;
 pub mod fake_gcp_kms;
 pub mod fake_http;
+pub mod fault_proxy;
 pub mod generate;
 pub mod gnupg;
 pub mod kustomize;
