@@ -925,11 +925,17 @@ impl<'t> Builder<'t> {
                 self.finish_doc()?;
             }
             Event::Alias(id) => {
+                self.gap(s);
                 let (value, anchored) = match self.anchors.get(&id) {
-                    Some((n, at)) => (n.clone(), at.clone()),
+                    Some((n, at)) => match self.closed_node_at(at.start) {
+                        // The anchored collection as it is now: go-yaml gives some comments
+                        // to a collection after its end (a foot placed when the next token
+                        // comes, see `gap`), and sops' copy of it holds them.
+                        Some(node) => (node.to_node(self.text), at.clone()),
+                        None => (n.clone(), at.clone()),
+                    },
                     None => return Err(self.err_at(s, "unknown alias")),
                 };
-                self.gap(s);
                 self.last_end = e;
                 let node = SNode {
                     start: s,
@@ -2224,6 +2230,29 @@ impl<'t> Builder<'t> {
             parent = Some(n);
             node = last_value(n);
         }
+    }
+
+    /// The complete block or flow collection that starts at `start`, found from the open
+    /// collections (innermost first) and the document's root down through the entries that
+    /// hold `start`.
+    fn closed_node_at(&self, start: usize) -> Option<&SNode> {
+        fn down(node: &SNode, start: usize) -> Option<&SNode> {
+            if node.start == start && node.coll().is_some() {
+                return Some(node);
+            }
+            let child = node
+                .coll()?
+                .items
+                .iter()
+                .filter_map(SItem::value)
+                .take_while(|v| v.start <= start)
+                .last()?;
+            down(child, start)
+        }
+        let open = self.stack.iter().rev().map(Frame::node);
+        open.chain(self.root.as_ref())
+            .filter(|n| n.start <= start)
+            .find_map(|n| down(n, start))
     }
 
     fn with_closed(&mut self, surviving: usize, j: usize, f: impl FnOnce(&mut SNode)) {
