@@ -30,6 +30,7 @@ mod generated_yaml;
 mod helm_chart;
 mod kms_interop;
 mod kubeseal_interop;
+mod kubeseal_service_proxy;
 mod kustomize_plugin;
 mod pgp_errors;
 mod pgp_interop;

@@ -5,7 +5,7 @@
 //! other's objects.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -306,6 +306,9 @@ pub async fn wait_event(client: &Client, ns: &str, name: &str, reason: &str) -> 
 /// One running enseal-controller; killed when dropped.
 pub struct Controller {
     child: Child,
+    /// The address both ports listen on: 127.0.0.1, or the namespace's address when it runs
+    /// in a network namespace of its own ([`Options::netns`]).
+    pub host: IpAddr,
     pub http_port: u16,
     pub metrics_port: u16,
     log: PathBuf,
@@ -322,6 +325,9 @@ pub struct Options<'a> {
     /// The control plane to run against (a private one's kubeconfig); the shared one when
     /// `None`.
     pub kubeconfig: Option<PathBuf>,
+    /// Run under `ip netns exec NAME`, listening on ADDRESS (the namespace's own) instead of
+    /// 127.0.0.1, which the host cannot reach inside the namespace.
+    pub netns: Option<(String, IpAddr)>,
 }
 
 impl<'a> Options<'a> {
@@ -333,6 +339,7 @@ impl<'a> Options<'a> {
             env: Vec::new(),
             wait_ready: true,
             kubeconfig: None,
+            netns: None,
         }
     }
 }
@@ -368,7 +375,20 @@ impl Controller {
             .kubeconfig
             .clone()
             .unwrap_or_else(|| cluster::control_plane().kubeconfig().to_path_buf());
-        let child = Command::new(controller_bin())
+        let host = opts
+            .netns
+            .as_ref()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |(_, ip)| *ip);
+        let mut command = match &opts.netns {
+            // `ip netns exec` execs the controller in place, so the child is the controller.
+            Some((netns, _)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns]).arg(controller_bin());
+                c
+            }
+            None => Command::new(controller_bin()),
+        };
+        let child = command
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args([
@@ -378,8 +398,8 @@ impl Controller {
                 opts.namespace,
             ])
             .args(["--lease-name", opts.lease_name])
-            .args(["--listen-addr", &format!("127.0.0.1:{http_port}")])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--listen-addr", &format!("{host}:{http_port}")])
+            .args(["--metrics-addr", &format!("{host}:{metrics_port}")])
             .args(["--key-size", "2048"])
             .args(&opts.extra)
             .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -392,6 +412,7 @@ impl Controller {
             .expect("starting enseal-controller");
         Controller {
             child,
+            host,
             http_port,
             metrics_port,
             log,
@@ -404,7 +425,7 @@ impl Controller {
     async fn ready_or_exited(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok((200, _)) = http("GET", self.http_port, "/readyz", b"") {
+            if let Ok((200, _)) = http_at(self.host, "GET", self.http_port, "/readyz", b"") {
                 return Ok(());
             }
             if matches!(self.child.try_wait(), Ok(Some(_))) || Instant::now() > deadline {
@@ -440,6 +461,7 @@ impl Controller {
             .expect("starting enseal-controller");
         let mut c = Controller {
             child,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             http_port,
             metrics_port,
             log,
@@ -450,9 +472,9 @@ impl Controller {
     }
 
     pub async fn wait_ready(&mut self) {
-        let port = self.http_port;
+        let (host, port) = (self.host, self.http_port);
         let ready = cluster::eventually(Duration::from_secs(120), || async move {
-            http("GET", port, "/readyz", b"")
+            http_at(host, "GET", port, "/readyz", b"")
                 .ok()
                 .filter(|(code, _)| *code == 200)
         })
@@ -474,15 +496,17 @@ impl Controller {
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
-        http("GET", self.http_port, path, b"").unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        http_at(self.host, "GET", self.http_port, path, b"")
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     pub fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
-        http("POST", self.http_port, path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+        http_at(self.host, "POST", self.http_port, path, body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
     pub fn metrics(&self) -> String {
-        http("GET", self.metrics_port, "/metrics", b"")
+        http_at(self.host, "GET", self.metrics_port, "/metrics", b"")
             .expect("GET /metrics")
             .1
     }
@@ -525,11 +549,22 @@ impl Drop for Controller {
 
 /// A minimal HTTP/1.0 request to 127.0.0.1:port: (status, body).
 pub fn http(method: &str, port: u16, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    http_at(IpAddr::V4(Ipv4Addr::LOCALHOST), method, port, path, body)
+}
+
+/// [`http`] to `host:port`.
+pub fn http_at(
+    host: IpAddr,
+    method: &str,
+    port: u16,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect((host, port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;

@@ -16,6 +16,8 @@ pub mod gnupg;
 pub mod kustomize;
 pub mod manifest;
 pub mod moto;
+pub mod netns;
 pub mod openbao;
 pub mod peers;
+pub mod tcp_forward;
 pub mod terminal;
