@@ -1,28 +1,26 @@
 #!/usr/bin/env bash
 # Compares enseal with the real sops in the same run, the current release first (3.13.3, built
 # from Go source by tests/tools/sops.sh, cached) and 3.11 (PyPI), on a small secret file and on
-# a ~1 MB Kubernetes Secret with 20,000 keys: mean wall time of encrypt and decrypt (hyperfine
-# when available, else a timed loop) and peak RSS (/usr/bin/time -v). Run by hand, not in CI:
+# a ~1 MB Kubernetes Secret with 20,000 keys: median wall time of encrypt and decrypt and peak
+# RSS. Run by hand, not in CI:
 #
-#   bash bench/compare.sh [RUNS]      # RUNS: timed runs per measurement (default 10)
+#   bash bench/compare.sh [RUNS [SMALL_RUNS]]   # runs per tool on the large file (default 11)
+#                                               # and on the small one (default 201)
 #   ENSEAL_BIN=path/to/enseal bash bench/compare.sh   # measure a given binary, no build
+#
+# The two tools are run alternately (sops, enseal, then enseal, sops, ...), each started with
+# posix_spawn and timed to its exit, so that a machine shared with other work slows both alike;
+# the median is reported because a loaded machine adds long outliers that a mean keeps. Peak
+# RSS is the median of what wait4 reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-runs=${1:-10}
+runs=${1:-11}
+small_runs=${2:-201}
 
 sops311=${ENSEAL_SOPS_BIN:-$root/.venv/bin/sops}
 [[ -x $sops311 ]] || { echo "sops 3.11 not found at $sops311: run bash scripts/test.sh once" >&2; exit 1; }
 sops313=${ENSEAL_SOPS_313_BIN:-$(bash tests/tools/sops.sh)}
-
-apt_get() { [[ $(id -u) == 0 ]] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1; }
-if ! command -v hyperfine >/dev/null; then
-	apt-get update -qq >/dev/null 2>&1 || true
-	apt_get hyperfine || echo "(hyperfine not available: falling back to a timed loop)" >&2
-fi
-if [[ ! -x /usr/bin/time ]]; then
-	apt_get time || { echo "/usr/bin/time is needed for peak RSS (apt-get install time)" >&2; exit 1; }
-fi
 
 if [[ -n ${ENSEAL_BIN:-} ]]; then
 	enseal=$ENSEAL_BIN # a binary built elsewhere: measure it as is
@@ -56,26 +54,33 @@ for size in small large; do
 done
 echo "inputs: small $(wc -c <"$work/small.yaml") B, large $(wc -c <"$work/large.yaml") B" >&2
 
-# mean_ms CMD...: mean wall time in milliseconds over $runs runs (after one warm-up run).
-mean_ms() {
-	if command -v hyperfine >/dev/null; then
-		hyperfine --style none --warmup 1 --runs "$runs" --export-json "$work/h.json" \
-			--output null "$(printf '%q ' "$@")" >/dev/null 2>&1
-		python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' "$work/h.json"
-	else
-		"$@" >/dev/null
-		local start end
-		start=$(date +%s%N)
-		for ((i = 0; i < runs; i++)); do "$@" >/dev/null; done
-		end=$(date +%s%N)
-		python3 -c "print('%.1f' % (($end - $start) / 1e6 / $runs))"
-	fi
-}
-
-# peak_kb CMD...: peak resident set size in KiB.
-peak_kb() {
-	/usr/bin/time -v "$@" 2>"$work/time.txt" >/dev/null
-	awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time.txt"
+# measure N CMD... -- CMD...: runs the two commands N times each, alternately, output to
+# /dev/null; prints "ms1 ms2 kib1 kib2": median wall milliseconds and median peak RSS (KiB).
+measure() {
+	python3 - "$@" <<'PY'
+import os, statistics, sys, time
+n = int(sys.argv[1])
+split = sys.argv.index("--")
+cmds = [sys.argv[2:split], sys.argv[split + 1:]]
+null = os.open(os.devnull, os.O_WRONLY)
+wall, rss = [[], []], [[], []]
+def run(argv):
+    start = time.perf_counter_ns()
+    pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
+    _, status, usage = os.wait4(pid, 0)
+    ms = (time.perf_counter_ns() - start) / 1e6
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(argv)}")
+    return ms, usage.ru_maxrss
+for i in range(-1, n):  # one warm-up round
+    for j in ((0, 1) if i % 2 == 0 else (1, 0)):
+        ms, kib = run(cmds[j])
+        if i >= 0:
+            wall[j].append(ms)
+            rss[j].append(kib)
+med = statistics.median
+print("%.2f %.2f %d %d" % (med(wall[0]), med(wall[1]), med(rss[0]), med(rss[1])))
+PY
 }
 
 ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.1fx' % (a/b) if b else 'n/a')" "$1" "$2"; }
@@ -87,6 +92,7 @@ for release in 3.13 3.11; do
 	printf '%-16s %12s %12s %8s %12s %12s %8s\n' "case" "sops ms" "enseal ms" "ratio" "sops KiB" "enseal KiB" "ratio"
 	printf '%s\n' "------------------------------------------------------------------------------------"
 	for size in small large; do
+		if [[ $size == small ]]; then n=$small_runs; else n=$runs; fi
 		for op in encrypt decrypt; do
 			if [[ $op == encrypt ]]; then
 				sops_cmd=("$sops" encrypt --age "$recipient" "$work/$size.yaml")
@@ -96,15 +102,13 @@ for release in 3.13 3.11; do
 				enseal_cmd=("$enseal" decrypt "$work/$size.sops.yaml")
 			fi
 			"${enseal_cmd[@]}" >/dev/null || { echo "enseal $op $size failed" >&2; exit 1; }
-			st=$(mean_ms "${sops_cmd[@]}")
-			et=$(mean_ms "${enseal_cmd[@]}")
-			sm=$(peak_kb "${sops_cmd[@]}")
-			em=$(peak_kb "${enseal_cmd[@]}")
+			result=$(measure "$n" "${sops_cmd[@]}" -- "${enseal_cmd[@]}")
+			read -r st et sm em <<<"$result"
 			printf '%-16s %12s %12s %8s %12s %12s %8s\n' "$op $size" "$st" "$et" "$(ratio "$st" "$et")" \
 				"$sm" "$em" "$(ratio "$sm" "$em")"
 		done
 	done
 done
 echo
-echo "ratio = sops / enseal (above 1x: enseal is faster / smaller). $runs runs each;" \
-	"$(command -v hyperfine >/dev/null && echo hyperfine || echo 'timed loop')."
+echo "ratio = sops / enseal (above 1x: enseal is faster / smaller). Medians of $small_runs runs" \
+	"(small file) and $runs runs (large file) of each tool, run alternately."

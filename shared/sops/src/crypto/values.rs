@@ -444,7 +444,7 @@ fn open_values(
         cipher::decrypt(split_layout(&job.enc).0, key, job.aad.as_bytes())
             .map(|(p, t)| (p, Kind::from_sops_name(t).ok_or_else(|| t.to_string())))
     };
-    // Asked only for a large file: on Linux the answer costs about 20 system calls (it opens and reads
+    // Asked only for a large file: on Linux the answer costs about 20 system calls (it reads
     // /proc/self/cgroup and the CPU quota files), which a small file, never opened on threads,
     // should not pay at every start.
     let threads = match jobs.len() {
