@@ -156,6 +156,9 @@ enum Credentials {
     },
 }
 
+/// What looking for credentials gave.
+type Lookup = Result<Arc<Found>, GcpKmsError>;
+
 /// Credentials and where they were found (a variable or file name, for messages).
 struct Found {
     origin: String,
@@ -179,7 +182,7 @@ pub struct GcpKms {
     credentials_json: Option<Zeroizing<Vec<u8>>>,
     /// Found on first use and kept, with the reason when there are none (until
     /// [`GcpKms::retry_credentials`]).
-    found: Arc<Mutex<Option<Result<Arc<Found>, GcpKmsError>>>>,
+    found: Arc<Mutex<Option<Lookup>>>,
     token: Arc<Mutex<Option<CachedToken>>>,
     /// [`GcpKms::requiring_https`]: plain http only to a loopback address.
     https_only: bool,
