@@ -122,6 +122,24 @@ pub struct Flags {
     /// and RBAC on sopssecrets.enseal.dev, which a SealedSecrets-only install does not grant.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub sops_secrets: bool,
+    /// Reconcile sops-secrets-operator's SopsSecrets (isindir.github.com, v1alpha1/2/3) with
+    /// the keys and tenancy rules of enseal's (--sops-age-key-secret, --sops-trusted-namespaces).
+    /// Off unless asked for: it needs their CRD and RBAC, and sops-secrets-operator must not run
+    /// beside it (both would write the same Secrets).
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub isindir_sops_secrets: bool,
+    /// Namespaces (comma-separated; `*` for all) where an isindir SopsSecret annotated
+    /// `enseal.dev/unverified-mac: "true"` is decrypted without checking its MAC, as
+    /// sops-secrets-operator does for every object: for objects changed in the cluster on
+    /// purpose. Whoever can edit such an object can then change, move or drop its values
+    /// unnoticed, and it is never bound to its namespace (so it needs a trusted one). Default:
+    /// none.
+    #[arg(long, value_delimiter = ',', value_name = "NAMESPACES")]
+    pub isindir_unverified_mac_namespaces: Vec<String>,
+    /// For isindir SopsSecrets without spec.enforceOwnership: take over existing Secrets they
+    /// name (sops-secrets-operator's --default-enforce-ownership).
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub isindir_default_enforce_ownership: bool,
     /// Log format: text or json.
     #[arg(long, env = "SEALED_SECRETS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -384,7 +402,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is not a label selector"), "{err}");
-        assert_eq!(flags(&["--label-selector", "team=a"]).label_selector, "team=a");
+        assert_eq!(
+            flags(&["--label-selector", "team=a"]).label_selector,
+            "team=a"
+        );
         assert_eq!(flags(&[]).label_selector, "");
     }
 

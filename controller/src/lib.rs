@@ -35,8 +35,8 @@ use crate::keystore::{KeyPolicy, KeyStore};
 use crate::metrics::Metrics;
 use crate::sealed_secret::reconcile as sealed_reconcile;
 use crate::sops_secret::{
-    keys as sops_keys, reconcile as sops_reconcile, tenancy as sops_tenancy,
-    vault_auth as sops_vault_auth,
+    isindir as sops_isindir, keys as sops_keys, reconcile as sops_reconcile,
+    tenancy as sops_tenancy, vault_auth as sops_vault_auth,
 };
 use crate::status::Cluster;
 
@@ -210,7 +210,8 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         stopping: stopping_rx.clone(),
         handover_grace,
     };
-    let sops_enabled = flags.sops_secrets || flags.sops_age_key_secret.is_some();
+    let enseal_sops = flags.sops_secrets || flags.sops_age_key_secret.is_some();
+    let sops_enabled = enseal_sops || flags.isindir_sops_secrets;
     let mut sops_controller = sops_enabled.then(|| {
         let mut keys = sops_keys::SopsKeys::default();
         if let Some(role) = flags.vault_kubernetes_role.clone() {
@@ -235,23 +236,62 @@ pub async fn run(flags: Flags) -> Result<(), String> {
                 changed_tx,
             ));
         }
-        let sops_ctx = Arc::new(sops_reconcile::Context {
-            cluster: cluster("sopssecret"),
-            keys,
-            trusted: sops_tenancy::TrustedNamespaces::from_flag(&flags.sops_trusted_namespaces),
-            namespace_key_services: flags.sops_namespace_key_services,
-            decrypts: Default::default(),
+        // Both SopsSecret kinds share the keys and the bound on decryptions running at once.
+        let sops_context =
+            |kind: &str, decrypts: &sops_reconcile::Decrypts| sops_reconcile::Context {
+                cluster: cluster(kind),
+                keys: keys.clone(),
+                trusted: sops_tenancy::TrustedNamespaces::from_flag(&flags.sops_trusted_namespaces),
+                namespace_key_services: flags.sops_namespace_key_services,
+                decrypts: decrypts.clone(),
+            };
+        let decrypts = sops_reconcile::Decrypts::default();
+        let enseal_kind = enseal_sops.then(|| {
+            reconcile_namespaces(
+                watch("SopsSecret"),
+                client.clone(),
+                Arc::new(sops_context("sopssecret", &decrypts)),
+                leader_rx.clone(),
+                changed_rx.clone(),
+                sops_reconcile::reconcile,
+                status::error_policy,
+                Arc::default(),
+            )
         });
-        tokio::spawn(reconcile_namespaces(
-            watch("SopsSecret"),
-            client.clone(),
-            sops_ctx,
-            leader_rx.clone(),
-            changed_rx,
-            sops_reconcile::reconcile,
-            status::error_policy,
-            Arc::default(),
-        ))
+        let isindir_kind = flags.isindir_sops_secrets.then(|| {
+            let ctx = Arc::new(sops_isindir::Context {
+                sops: sops_context("isindir-sopssecret", &decrypts),
+                unverified_allowed: sops_tenancy::TrustedNamespaces::from_flag(
+                    &flags.isindir_unverified_mac_namespaces,
+                ),
+                default_enforce_ownership: flags.isindir_default_enforce_ownership,
+            });
+            reconcile_namespaces(
+                watch("isindir SopsSecret"),
+                client.clone(),
+                ctx,
+                leader_rx.clone(),
+                changed_rx.clone(),
+                sops_isindir::reconcile,
+                status::error_policy,
+                Arc::default(),
+            )
+        });
+        // One task for both, so that stopping it stops both.
+        tokio::spawn(async move {
+            futures::join!(
+                async {
+                    if let Some(run) = enseal_kind {
+                        run.await
+                    }
+                },
+                async {
+                    if let Some(run) = isindir_kind {
+                        run.await
+                    }
+                },
+            );
+        })
     });
     let mut controllers = tokio::spawn(reconcile_namespaces(
         watch("SealedSecret"),

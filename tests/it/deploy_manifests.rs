@@ -47,7 +47,11 @@ fn the_base_renders_every_object_once() {
     crds.sort_unstable();
     assert_eq!(
         crds,
-        ["sealedsecrets.bitnami.com", "sopssecrets.enseal.dev"]
+        [
+            "sealedsecrets.bitnami.com",
+            "sopssecrets.enseal.dev",
+            "sopssecrets.isindir.github.com"
+        ]
     );
 }
 

@@ -161,6 +161,7 @@ fn the_chart_crds_are_deploy_crds() {
     for crd in [
         "bitnami.com_sealedsecrets.yaml",
         "enseal.dev_sopssecrets.yaml",
+        "isindir.github.com_sopssecrets.yaml",
     ] {
         let read = |p: String| {
             std::fs::read_to_string(root.join(&p)).unwrap_or_else(|e| panic!("reading {p}: {e}"))
@@ -178,7 +179,11 @@ fn the_chart_crds_are_deploy_crds() {
         .collect();
     assert_eq!(
         names,
-        ["sealedsecrets.bitnami.com", "sopssecrets.enseal.dev"]
+        [
+            "sealedsecrets.bitnami.com",
+            "sopssecrets.enseal.dev",
+            "sopssecrets.isindir.github.com"
+        ]
     );
 }
 

@@ -16,6 +16,7 @@ mod cli_yaml_tags;
 mod cluster_smoke;
 mod controller_faults;
 mod controller_interop;
+mod controller_isindir;
 mod controller_operations;
 mod controller_sealed_secrets_flags;
 mod controller_sealed_secrets_metrics;

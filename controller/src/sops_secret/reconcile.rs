@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use enseal_sops_secret::{Condition, SopsSecret, SopsSecretStatus, API_VERSION, KIND};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ObjectMeta, PartialObjectMeta, Preconditions};
+use kube::api::{DeleteParams, ObjectMeta, PartialObjectMeta, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
@@ -60,6 +60,7 @@ const CONCURRENT_DECRYPTS: usize = 2;
 /// Runs parse+decrypt jobs on dedicated threads with a known stack, a few at a time, and turns
 /// a panic into an error: one bad object must never take the process (and, reconciled again at
 /// start, every replica) down.
+#[derive(Clone)]
 pub struct Decrypts {
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -105,7 +106,7 @@ impl Decrypts {
     }
 }
 
-fn too_large(size: usize) -> Failure {
+pub(super) fn too_large(size: usize) -> Failure {
     Failure {
         event_reason: "TooLarge",
         reason: "TooLarge",
@@ -117,7 +118,7 @@ fn too_large(size: usize) -> Failure {
     }
 }
 
-fn crashed() -> Failure {
+pub(super) fn crashed() -> Failure {
     Failure {
         event_reason: "InvalidFile",
         reason: "InvalidFile",
@@ -126,7 +127,7 @@ fn crashed() -> Failure {
     }
 }
 
-fn decrypt_failed(e: SopsError) -> Failure {
+pub(super) fn decrypt_failed(e: SopsError) -> Failure {
     let reason = e.reason();
     Failure {
         // The Event says what went wrong, like the condition.
@@ -228,8 +229,50 @@ async fn sync(
         .map_err(|Crashed| crashed())?
         .map_err(decrypt_failed)?;
 
+    let previous = obj
+        .status
+        .as_ref()
+        .map(|s| s.secrets.clone())
+        .unwrap_or_default();
+    let owner = Owner {
+        reference: OwnerReference {
+            api_version: API_VERSION.to_owned(),
+            kind: KIND.to_owned(),
+            name: name.to_owned(),
+            uid,
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        },
+        previous: &previous,
+        // Only a Secret this SopsSecret controls is written; one with no owner (made by
+        // hand, or by a SealedSecret with skip-set-owner-references) or another owner is
+        // someone else's.
+        may_take: &|_| false,
+    };
+    write_secrets(ctx, namespace, &owner, desired).await
+}
+
+/// Who the Secrets of one object belong to.
+pub(super) struct Owner<'a> {
+    /// The controller reference every Secret gets.
+    pub reference: OwnerReference,
+    /// The Secrets the last successful sync made (from the object's status), to prune.
+    pub previous: &'a [String],
+    /// Whether an existing Secret the object does not control may be taken over.
+    pub may_take: &'a (dyn Fn(&ObjectMeta) -> bool + Sync),
+}
+
+/// Server-side applies the `desired` Secrets in `namespace`, owned by `owner`, and prunes those
+/// of the last sync that are no longer desired; `Ok((changed, secret names))`. Every target is
+/// checked first, so that one foreign Secret leaves all of them untouched.
+pub(super) async fn write_secrets(
+    ctx: &Context,
+    namespace: &str,
+    owner: &Owner<'_>,
+    desired: Vec<DesiredSecret>,
+) -> Result<(bool, Vec<String>), Failure> {
+    let uid = owner.reference.uid.as_str();
     let secrets: Api<Secret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
-    // Check every target first, so that one foreign Secret leaves all of them untouched.
     let mut existing = Vec::new();
     for d in &desired {
         let meta = secrets
@@ -237,15 +280,12 @@ async fn sync(
             .await
             .map_err(|e| api_failure("ApiError", format!("reading Secret {:?}: {e}", d.name)))?;
         if let Some(m) = &meta {
-            // Only a Secret this SopsSecret controls is written; one with no owner (made by
-            // hand, or by a SealedSecret with skip-set-owner-references) or another owner
-            // is someone else's.
-            if !controlled_by(&m.metadata, &uid) {
+            if !controlled_by(&m.metadata, uid) && !(owner.may_take)(&m.metadata) {
                 return Err(api_failure(
                     "SecretNotOwned",
                     format!(
-                        "Secret {:?} already exists and is not managed by this SopsSecret",
-                        d.name
+                        "Secret {:?} already exists and is not managed by this {}",
+                        d.name, owner.reference.kind
                     ),
                 ));
             }
@@ -256,20 +296,60 @@ async fn sync(
     let mut names = Vec::new();
     for (d, before) in desired.into_iter().zip(existing) {
         let secret_name = d.name.clone();
+        let mut checked = before
+            .as_ref()
+            .and_then(|b| b.metadata.resource_version.clone());
+        if let Some(b) = before.as_ref().filter(|b| !controlled_by(&b.metadata, uid)) {
+            // Taken over: its owner references become this object's alone (another
+            // controller reference would make the API server refuse ours), in one write
+            // conditional on the Secret checked.
+            checked = take_over(&secrets, &secret_name, b, &owner.reference).await?;
+            changed = true;
+        }
         changed |= apply(
             &secrets,
-            obj,
             namespace,
-            name,
+            &owner.reference,
             d,
-            before.as_ref(),
+            checked,
             &ctx.cluster.field_manager,
         )
         .await?;
         names.push(secret_name);
     }
-    changed |= prune(&secrets, obj, &uid, &names).await;
+    changed |= prune(&secrets, uid, owner.previous, &names).await;
     Ok((changed, names))
+}
+
+/// Replaces the owner references of a Secret being taken over with `reference`, if it is still
+/// the Secret checked; its resourceVersion afterwards.
+async fn take_over(
+    secrets: &Api<Secret>,
+    name: &str,
+    before: &PartialObjectMeta<Secret>,
+    reference: &OwnerReference,
+) -> Result<Option<String>, Failure> {
+    let patch = serde_json::json!({
+        "metadata": {
+            "resourceVersion": before.metadata.resource_version,
+            "ownerReferences": [reference],
+        }
+    });
+    let patched = secrets
+        .patch_metadata(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 409 => Failure {
+                event_reason: "UpdateFailed",
+                reason: "Conflict",
+                message: format!(
+                    "Secret {name:?} was changed while it was being taken over: checking again"
+                ),
+                retry: Duration::from_secs(2),
+            },
+            _ => api_failure("UpdateFailed", api_message(name, &e)),
+        })?;
+    Ok(patched.metadata.resource_version)
 }
 
 /// The namespace key Secret `secret` (spec.decryption.secretRef), read from the SopsSecret's
@@ -308,12 +388,7 @@ fn keys_for(
     key_services: bool,
 ) -> Result<Keys, SopsError> {
     let Some(name) = spec.key_secret() else {
-        return Ok(Keys::Cluster {
-            age: cluster.age(),
-            pgp: cluster.pgp(),
-            cloud: SopsKeys::cluster_access(cluster),
-            trusted: trusted.trusts(namespace),
-        });
+        return Ok(cluster_keys(cluster, trusted, namespace));
     };
     let missing = || SopsError::KeySecretMissing {
         secret: name.to_owned(),
@@ -345,13 +420,26 @@ fn keys_for(
     })
 }
 
+/// The controller's own keys, for an object in `namespace`.
+pub(super) fn cluster_keys(
+    cluster: &Arc<SopsKeys>,
+    trusted: &TrustedNamespaces,
+    namespace: &str,
+) -> Keys {
+    Keys::Cluster {
+        age: cluster.age(),
+        pgp: cluster.pgp(),
+        cloud: SopsKeys::cluster_access(cluster),
+        trusted: trusted.trusts(namespace),
+    }
+}
+
 async fn apply(
     secrets: &Api<Secret>,
-    obj: &SopsSecret,
     namespace: &str,
-    owner_name: &str,
+    owner: &OwnerReference,
     d: DesiredSecret,
-    before: Option<&PartialObjectMeta<Secret>>,
+    checked: Option<String>,
     field_manager: &str,
 ) -> Result<bool, Failure> {
     let secret = Secret {
@@ -360,21 +448,13 @@ async fn apply(
             namespace: Some(namespace.to_owned()),
             labels: (!d.labels.is_empty()).then_some(d.labels),
             annotations: (!d.annotations.is_empty()).then_some(d.annotations),
-            owner_references: Some(vec![OwnerReference {
-                api_version: API_VERSION.to_owned(),
-                kind: KIND.to_owned(),
-                name: owner_name.to_owned(),
-                uid: obj.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
+            owner_references: Some(vec![owner.clone()]),
             ..ObjectMeta::default()
         },
         type_: d.type_,
         data: Some(d.data),
         ..Secret::default()
     };
-    let checked = before.and_then(|b| b.metadata.resource_version.clone());
     // The Secret holds exactly the file's keys; written only if it is still the one checked.
     let after = status::apply_secret(
         secrets,
@@ -390,12 +470,7 @@ async fn apply(
 
 /// Deletes Secrets the last sync made that the file no longer describes (only while they are
 /// still controlled by this SopsSecret).
-async fn prune(secrets: &Api<Secret>, obj: &SopsSecret, uid: &str, current: &[String]) -> bool {
-    let previous = obj
-        .status
-        .as_ref()
-        .map(|s| s.secrets.clone())
-        .unwrap_or_default();
+async fn prune(secrets: &Api<Secret>, uid: &str, previous: &[String], current: &[String]) -> bool {
     let mut changed = false;
     for old in previous.iter().filter(|n| !current.contains(n)) {
         let Ok(Some(meta)) = secrets.get_metadata_opt(old).await else {
@@ -430,7 +505,21 @@ async fn write_status(
     name: &str,
     outcome: Result<Vec<String>, (&str, &str)>,
 ) -> Result<(), ReconcileError> {
-    let previous_status = obj.status.clone().unwrap_or_default();
+    let previous = obj.status.clone().unwrap_or_default();
+    let Some(status) = next_status(&previous, obj.metadata.generation, outcome) else {
+        return Ok(());
+    };
+    let api: Api<SopsSecret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
+    status::patch_status(&api, name, &status, &["conditions", "secrets"]).await
+}
+
+/// The status after a sync (`Ok`: the Secrets written; `Err`: the condition's reason and
+/// message), or `None` when it is what `previous` already says.
+pub(super) fn next_status(
+    previous_status: &SopsSecretStatus,
+    generation: Option<i64>,
+    outcome: Result<Vec<String>, (&str, &str)>,
+) -> Option<SopsSecretStatus> {
     let (synced, secrets) = match &outcome {
         Ok(names) => (
             Synced {
@@ -461,12 +550,12 @@ async fn write_status(
             last_transition_time: c.last_transition_time.as_deref(),
         });
     if synced.is_unchanged(previous.as_ref())
-        && previous_status.observed_generation == obj.metadata.generation
+        && previous_status.observed_generation == generation
         && previous_status.secrets == secrets
     {
-        return Ok(());
+        return None;
     }
-    let status = SopsSecretStatus {
+    Some(SopsSecretStatus {
         conditions: vec![Condition {
             type_: "Synced".to_owned(),
             status: synced.status().to_owned(),
@@ -474,11 +563,9 @@ async fn write_status(
             message: synced.message(),
             last_transition_time: Some(synced.transition_time(previous.as_ref(), &status::now())),
         }],
-        observed_generation: obj.metadata.generation,
+        observed_generation: generation,
         secrets,
-    };
-    let api: Api<SopsSecret> = Api::namespaced(ctx.cluster.client.clone(), namespace);
-    status::patch_status(&api, name, &status, &["conditions", "secrets"]).await
+    })
 }
 
 #[cfg(test)]

@@ -169,36 +169,7 @@ pub fn decrypt(
     keys: Keys,
 ) -> Result<Vec<DesiredSecret>, SopsError> {
     let format = spec.format.store_format();
-    let invalid = |message: String| SopsError::Invalid {
-        format: format!("{:?}", spec.format).to_lowercase(),
-        message,
-    };
-    let (keyring, opener, key_secret) = match keys {
-        Keys::Cluster {
-            age,
-            pgp,
-            cloud,
-            trusted,
-        } => {
-            let no_age = age.is_empty() && pgp.is_empty();
-            // Each service is set up by the library only when the file names its keys.
-            (
-                cloud.onto(Keyring::new(age).with_pgp_keys(pgp)),
-                Opener::Cluster { trusted },
-                Err(no_age),
-            )
-        }
-        Keys::Namespace {
-            secret,
-            age,
-            pgp,
-            cloud,
-        } => (
-            cloud.onto(Keyring::new(age).with_pgp_keys(pgp)),
-            Opener::NamespaceKey,
-            Ok(secret),
-        ),
-    };
+    let (keyring, opener, key_secret) = keyring(keys);
     let rendered = file::decrypt_with(
         spec.encrypted.as_bytes(),
         format,
@@ -226,23 +197,76 @@ pub fn decrypt(
     );
     match rendered {
         Ok(secrets) => secrets,
-        Err(FileError::NotEncrypted) => Err(SopsError::NotEncrypted),
-        Err(e @ (FileError::Store(_) | FileError::Metadata(_))) => Err(invalid(e.to_string())),
-        Err(FileError::KeyGroup(KeyGroupError::KmsAccess(e))) => {
-            Err(SopsError::DecryptFailed(format!("KMS access: {e}")))
+        Err(e) => Err(open_failed(
+            e,
+            &format!("{:?}", spec.format).to_lowercase(),
+            key_secret,
+            |no_age| no_keys(spec, no_age),
+        )),
+    }
+}
+
+/// The keyring `keys` open a file with, who opened it (for [`tenancy`]) and, for the message of
+/// a failure, the namespace key Secret (`Ok`) or whether the controller holds no age or PGP key
+/// (`Err`).
+pub(super) fn keyring(keys: Keys) -> (Keyring<'static>, Opener, Result<String, bool>) {
+    match keys {
+        Keys::Cluster {
+            age,
+            pgp,
+            cloud,
+            trusted,
+        } => {
+            let no_age = age.is_empty() && pgp.is_empty();
+            // Each service is set up by the library only when the file names its keys.
+            (
+                cloud.onto(Keyring::new(age).with_pgp_keys(pgp)),
+                Opener::Cluster { trusted },
+                Err(no_age),
+            )
         }
-        Err(FileError::KeyGroup(e @ KeyGroupError::Unavailable { .. })) => match key_secret {
-            Ok(secret) => Err(SopsError::NotForNamespaceKey {
+        Keys::Namespace {
+            secret,
+            age,
+            pgp,
+            cloud,
+        } => (
+            cloud.onto(Keyring::new(age).with_pgp_keys(pgp)),
+            Opener::NamespaceKey,
+            Ok(secret),
+        ),
+    }
+}
+
+/// A file that could not be opened or verified, as the condition says it. `key_secret` is
+/// [`keyring`]'s; `needs` lists the master keys of the file when the controller has none.
+pub(super) fn open_failed(
+    e: FileError,
+    format: &str,
+    key_secret: Result<String, bool>,
+    needs: impl FnOnce(bool) -> Option<String>,
+) -> SopsError {
+    match e {
+        FileError::NotEncrypted => SopsError::NotEncrypted,
+        e @ (FileError::Store(_) | FileError::Metadata(_)) => SopsError::Invalid {
+            format: format.to_owned(),
+            message: e.to_string(),
+        },
+        FileError::KeyGroup(KeyGroupError::KmsAccess(e)) => {
+            SopsError::DecryptFailed(format!("KMS access: {e}"))
+        }
+        FileError::KeyGroup(e @ KeyGroupError::Unavailable { .. }) => match key_secret {
+            Ok(secret) => SopsError::NotForNamespaceKey {
                 secret,
                 detail: e.to_string(),
-            }),
-            Err(no_age) => match no_keys(spec, no_age) {
-                Some(needs) => Err(SopsError::NoKeys { needs }),
-                None => Err(SopsError::DecryptFailed(e.to_string())),
+            },
+            Err(no_age) => match needs(no_age) {
+                Some(needs) => SopsError::NoKeys { needs },
+                None => SopsError::DecryptFailed(e.to_string()),
             },
         },
-        Err(FileError::Encryption(EncryptionError::MacMismatch)) => Err(SopsError::MacMismatch),
-        Err(other) => Err(SopsError::DecryptFailed(other.to_string())),
+        FileError::Encryption(EncryptionError::MacMismatch) => SopsError::MacMismatch,
+        other => SopsError::DecryptFailed(other.to_string()),
     }
 }
 
@@ -256,7 +280,12 @@ fn no_keys(spec: &SopsSecretSpec, no_age: bool) -> Option<String> {
     let parsed = stores::store_for(spec.format.store_format())
         .parse(spec.encrypted.as_bytes())
         .ok()?;
-    let metadata = file::read_metadata(&parsed).ok()?;
+    needs_of(&file::read_metadata(&parsed).ok()?)
+}
+
+/// The master keys a file is encrypted for, when none of them is a key service's (whose own
+/// error says better what failed).
+pub(super) fn needs_of(metadata: &enseal_sops::format::metadata::Metadata) -> Option<String> {
     // A key service was offered (and failed, which its own error says better).
     if metadata
         .key_groups

@@ -100,6 +100,45 @@ impl Unverified {
         Ok((d, tried))
     }
 
+    /// [`Unverified::verify_in_any_key_order`] against each tree `candidates` derives from the
+    /// decrypted one, in turn, until one verifies, at most `budget` orders each (a candidate
+    /// that does not verify costs all its orders, so a shared budget would let the first wrong
+    /// candidate of a large object starve the right one). For an
+    /// object whose store added or rewrote values the author never encrypted (an API server's
+    /// `metadata.uid`, a served `apiVersion`): each candidate is a guess at what the author
+    /// wrote, built only from the object's own values, and the file given out holds the
+    /// candidate that verified, so nothing but verified values can be read from it. `candidates`
+    /// sees plaintext before any check and must let nothing out. Returns the file, the index of
+    /// the candidate and the orders tried in all.
+    pub fn verify_candidates_in_any_key_order(
+        self,
+        budget: u64,
+        candidates: impl FnOnce(&Tree) -> Vec<Tree>,
+    ) -> Result<(Decrypted, usize, u64), crate::crypto::key_order::KeyOrderError> {
+        use crate::crypto::key_order::{self, KeyOrderError};
+        let mut d = self.decrypted;
+        let mut tried = 0u64;
+        let mut too_many = None;
+        for (i, tree) in candidates(&d.parsed.tree).into_iter().enumerate() {
+            match key_order::verify(&tree, &d.metadata, &d.key, budget) {
+                Ok(n) => {
+                    d.parsed.tree = tree;
+                    return Ok((d, i, tried + n));
+                }
+                Err(KeyOrderError::NoOrder { tried: n }) => tried += n,
+                Err(KeyOrderError::TooManyOrders { tried: n, orders }) => {
+                    tried += n;
+                    too_many = Some(orders);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(match too_many {
+            Some(orders) => KeyOrderError::TooManyOrders { tried, orders },
+            None => KeyOrderError::NoOrder { tried },
+        })
+    }
+
     /// [`Unverified::verify_while`], or `prepare` alone when `mac` says to ignore the MAC.
     pub fn verify_or_ignore<T, E>(
         self,
