@@ -187,48 +187,81 @@ async fn assert_unsealed(client: &Client, ns: &str, ss: &Value, expected: &[(&st
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubeseal_and_enseal_reach_enseal_controller_by_its_service_through_the_api_server() {
-    let (ns, client) = setup("kubeseal-proxy").await;
-    let n = ns.name();
-    let netns = NetNs::create();
-    let api = cluster::config().await.cluster_url;
-    let api_addr: SocketAddr = format!(
-        "{}:{}",
-        api.host().expect("the API server's host"),
-        api.port_u16().unwrap_or(443)
-    )
-    .parse()
-    .expect("the test API server listens on an IP address");
-    let forward = TcpForward::start(SocketAddr::new(netns.host_ip().into(), 0), api_addr);
-    let dir = tempfile::tempdir().unwrap();
-    let ctl_kubeconfig = kubeconfig_through(forward.addr(), dir.path());
+/// enseal-controller in a network namespace of its own, reachable by its Service through the
+/// API server. Fields drop in order: the controller before the forwarder it uses, and both
+/// before the namespace.
+struct ByService {
+    ctl: Controller,
+    _forward: TcpForward,
+    _netns: NetNs,
+    _dir: tempfile::TempDir,
+    client: Client,
+    ns: cluster::TestNamespace,
+    kubeconfig: String,
+}
 
-    let mut opts = Options::new(n);
-    opts.kubeconfig = Some(ctl_kubeconfig);
-    opts.netns = Some((netns.name().to_owned(), netns.ns_ip().into()));
-    // Through the proxy every request comes from the API server's one address, so all of
-    // this test's /v1/verify and /v1/rotate calls share one rate-limit bucket (Sealed
-    // Secrets' default of 2/s, burst 2, would refuse some of them with 429).
-    opts.extra = ["--rate-limit", "100", "--rate-limit-burst", "100"]
-        .map(String::from)
-        .to_vec();
-    let ctl = Controller::start(opts).await;
-    let (code, served) = ctl.get("/v1/cert.pem");
-    assert_eq!(code, 200, "the controller serves its certificate: {served}");
+impl ByService {
+    async fn start(prefix: &str, rate_limit: [&str; 2]) -> ByService {
+        let (ns, client) = setup(prefix).await;
+        let netns = NetNs::create();
+        let api = cluster::config().await.cluster_url;
+        let api_addr: SocketAddr = format!(
+            "{}:{}",
+            api.host().expect("the API server's host"),
+            api.port_u16().unwrap_or(443)
+        )
+        .parse()
+        .expect("the test API server listens on an IP address");
+        let forward = TcpForward::start(SocketAddr::new(netns.host_ip().into(), 0), api_addr);
+        let dir = tempfile::tempdir().unwrap();
 
-    route_service_to(&client, n, ctl.host, ctl.http_port).await;
+        let mut opts = Options::new(ns.name());
+        opts.kubeconfig = Some(kubeconfig_through(forward.addr(), dir.path()));
+        opts.netns = Some((netns.name().to_owned(), netns.ns_ip().into()));
+        opts.extra = vec![
+            "--rate-limit".into(),
+            rate_limit[0].into(),
+            "--rate-limit-burst".into(),
+            rate_limit[1].into(),
+        ];
+        let ctl = Controller::start(opts).await;
+        route_service_to(&client, ns.name(), ctl.host, ctl.http_port).await;
+        ByService {
+            ctl,
+            _forward: forward,
+            _netns: netns,
+            _dir: dir,
+            client,
+            ns,
+            kubeconfig: cluster::control_plane()
+                .kubeconfig()
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        }
+    }
 
-    let kubeconfig = cluster::control_plane().kubeconfig().to_str().unwrap();
-    let svc = by_service(kubeconfig, n);
-    let sb = Sandbox::new();
-    let with = |first: &[&str]| -> Vec<String> {
+    /// `first` followed by the flags that find the controller by its Service.
+    fn with(&self, first: &[&str]) -> Vec<String> {
         first
             .iter()
-            .chain(svc.iter())
+            .chain(by_service(&self.kubeconfig, self.ns.name()).iter())
             .map(|s| s.to_string())
             .collect()
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeseal_and_enseal_reach_enseal_controller_by_its_service_through_the_api_server() {
+    // Through the proxy every request comes from the API server's one address, so all of
+    // this test's /v1/verify and /v1/rotate calls share one rate-limit bucket; a generous one
+    // keeps this test about the proxy (the limit through it has a test of its own).
+    let fx = ByService::start("kubeseal-proxy", ["100", "100"]).await;
+    let (client, n) = (&fx.client, fx.ns.name());
+    let (code, served) = fx.ctl.get("/v1/cert.pem");
+    assert_eq!(code, 200, "the controller serves its certificate: {served}");
+    let sb = Sandbox::new();
+    let with = |first: &[&str]| fx.with(first);
 
     // The certificate, as each client fetches it through the proxy.
     let out = sb.kubeseal(with(&["--fetch-cert"]));
@@ -299,8 +332,8 @@ async fn kubeseal_and_enseal_reach_enseal_controller_by_its_service_through_the_
     assert!(out.stdout.is_empty());
 
     // The controller unseals what both clients sealed.
-    assert_unsealed(&client, n, &by_kubeseal, &[("password", "k-s3cret")]).await;
-    assert_unsealed(&client, n, &by_enseal, &[("password", "e-s3cret")]).await;
+    assert_unsealed(client, n, &by_kubeseal, &[("password", "k-s3cret")]).await;
+    assert_unsealed(client, n, &by_enseal, &[("password", "e-s3cret")]).await;
 
     // --re-encrypt: the controller's /v1/rotate through the proxy. Objects sealed but not yet
     // created, so that the re-encrypted ones can be, under their own names.
@@ -345,6 +378,53 @@ async fn kubeseal_and_enseal_reach_enseal_controller_by_its_service_through_the_
             encrypted_data(&original)["token"],
             "{name}: the controller sealed the value afresh"
         );
-        assert_unsealed(&client, n, &rotated, &[("token", secret_value)]).await;
+        assert_unsealed(client, n, &rotated, &[("token", secret_value)]).await;
     }
+}
+
+/// Through the proxy, every client's /v1/verify and /v1/rotate come from the API server's
+/// address, so they share one rate-limit bucket: a refusal (429, `Retry-After: 1`) is what a
+/// busy team sees, not a sign of abuse. kubeseal (client-go) waits and asks again, up to 10
+/// times; enseal must too, instead of failing the user's command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_request_through_the_proxy_is_retried_as_kubeseal_retries_it() {
+    // One request, then one every 5 s: the second of two back-to-back requests is refused.
+    let fx = ByService::start("kubeseal-proxy-limit", ["0.2", "1"]).await;
+    let n = fx.ns.name();
+    let sb = Sandbox::new();
+    sb.write(
+        "secret.json",
+        secret_json(n, "limited", &[("k", "v")]).to_string(),
+    );
+    let sealed = sealed_of(
+        &sb.kubeseal(fx.with(&["-o", "json", "-f", "secret.json"])),
+        "kubeseal sealing through the service proxy",
+    );
+    sb.write("sealed.json", sealed.to_string());
+
+    sb.kubeseal(fx.with(&["--validate", "-f", "sealed.json"]))
+        .assert_success("kubeseal --validate, the bucket's one request");
+    sb.enseal(fx.with(&["seal", "--validate", "-f", "sealed.json"]))
+        .assert_success("enseal seal --validate right after, refused once and retried");
+    sb.kubeseal(fx.with(&["--validate", "-f", "sealed.json"]))
+        .assert_success("kubeseal --validate right after, refused once and retried");
+    sb.write("rotate.json", sealed.to_string());
+    let out = sb.enseal(fx.with(&["seal", "--re-encrypt", "-o", "json", "-f", "rotate.json"]));
+    let rotated = sealed_of(&out, "enseal seal --re-encrypt right after, retried");
+    assert_unsealed(&fx.client, n, &rotated, &[("k", "v")]).await;
+    // The four requests above came back to back at one every 5 s at most: some were refused
+    // and retried (only a machine stalled for 15 s in all would let them all through at once).
+    let refused: u64 = fx
+        .ctl
+        .metrics()
+        .lines()
+        .filter(|l| l.contains("http_requests_total{") && l.contains("code=\"429\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum();
+    assert!(
+        refused >= 1,
+        "the controller never refused a request: {}",
+        fx.ctl.metrics()
+    );
 }

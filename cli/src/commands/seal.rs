@@ -476,6 +476,14 @@ mod fetch {
     /// anything far larger is neither.
     const MAX_ANSWER_BYTES: usize = 4 << 20;
     const CERT_PATH: &str = "/v1/cert.pem";
+    /// The controller rate-limits /v1/verify and /v1/rotate per client address, and through
+    /// the service proxy every client has the API server's address: a 429 means "others were
+    /// first", not "stop". kubeseal (client-go's rest.Request) waits the Retry-After and asks
+    /// again, 10 times at most; so does enseal.
+    const RATE_LIMIT_RETRIES: u32 = 10;
+    /// The controller's (and Sealed Secrets') Retry-After; kube's error keeps the status of the
+    /// answer, not its headers.
+    const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 
     pub fn is_url(cert: &str) -> bool {
         let lower = cert.get(..8).unwrap_or(cert).to_ascii_lowercase();
@@ -621,30 +629,46 @@ mod fetch {
             let service = &self.service;
             let request = request
                 .map_err(|e| ControllerError::Other(format!("cannot build the request: {e}")))?;
-            let text = self
-                .client
-                .request_text(request)
-                .await
-                .map_err(|e| match e {
-                    kube::Error::Api(s) if s.code == 409 => ControllerError::Conflict(s.message),
-                    kube::Error::Api(s) if s.code == 503 || s.message.contains("no endpoints") => {
-                        ControllerError::Other(format!(
-                            "the Service {service} has no ready endpoints (is the sealing \
-                         controller running?): {}",
-                            s.message
-                        ))
+            let mut retries = 0;
+            let answer = loop {
+                match self.client.request_text(copy(&request)).await {
+                    Err(kube::Error::Api(s)) if s.code == 429 && retries < RATE_LIMIT_RETRIES => {
+                        retries += 1;
+                        tokio::time::sleep(RATE_LIMIT_WAIT).await;
                     }
-                    kube::Error::Api(s) => ControllerError::Other(format!(
-                        "{what} through the Service {service}: {} {}",
-                        s.code, s.message
-                    )),
-                    other => ControllerError::Other(format!(
-                        "{what} through the Service {service}: {}",
-                        chain(&other)
-                    )),
-                })?;
+                    answer => break answer,
+                }
+            };
+            let text = answer.map_err(|e| match e {
+                kube::Error::Api(s) if s.code == 409 => ControllerError::Conflict(s.message),
+                kube::Error::Api(s) if s.code == 503 || s.message.contains("no endpoints") => {
+                    ControllerError::Other(format!(
+                        "the Service {service} has no ready endpoints (is the sealing \
+                         controller running?): {}",
+                        s.message
+                    ))
+                }
+                kube::Error::Api(s) => ControllerError::Other(format!(
+                    "{what} through the Service {service}: {} {}",
+                    s.code, s.message
+                )),
+                other => ControllerError::Other(format!(
+                    "{what} through the Service {service}: {}",
+                    chain(&other)
+                )),
+            })?;
             Ok(text.into_bytes())
         }
+    }
+
+    /// `request` again, for a retry (an `http::Request` is not `Clone`).
+    fn copy(request: &http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+        let mut copy = http::Request::new(request.body().clone());
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.version_mut() = request.version();
+        *copy.headers_mut() = request.headers().clone();
+        copy
     }
 
     fn ns_of(c: &ControllerArgs) -> &str {
