@@ -434,7 +434,7 @@ pub fn decrypt(
         .parse(&bytes)
         .map_err(|e| failed(e.into()))?;
     let unverified =
-        file::open(parsed, &keyring, &OpenOptions::default()).map_err(|e| failed(e))?;
+        file::open(parsed, &keyring, &OpenOptions::default()).map_err(failed)?;
     let bind = opener == (Opener::Cluster { trusted: false });
     let (decrypted, bound, orders_tried) = match mac {
         MacPolicy::Unverified => (unverified.ignore_mac(), false, 0),
