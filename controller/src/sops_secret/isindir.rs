@@ -433,8 +433,7 @@ pub fn decrypt(
     let parsed = stores::store_for(Format::Json)
         .parse(&bytes)
         .map_err(|e| failed(e.into()))?;
-    let unverified =
-        file::open(parsed, &keyring, &OpenOptions::default()).map_err(failed)?;
+    let unverified = file::open(parsed, &keyring, &OpenOptions::default()).map_err(failed)?;
     let bind = opener == (Opener::Cluster { trusted: false });
     let (decrypted, bound, orders_tried) = match mac {
         MacPolicy::Unverified => (unverified.ignore_mac(), false, 0),
