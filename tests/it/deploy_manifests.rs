@@ -20,6 +20,7 @@ fn the_base_renders_every_object_once() {
             "ClusterRoleBinding",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Namespace",
             "PodDisruptionBudget",

@@ -150,7 +150,7 @@ fn the_default_render_is_the_kustomize_base() {
             pretty(b)
         );
     }
-    assert_eq!(base.len(), 10, "{:?}", base.keys());
+    assert_eq!(base.len(), 11, "{:?}", base.keys());
 }
 
 /// The CRDs in crds/ are verbatim copies of deploy/crds (the base's source) and are what
