@@ -458,8 +458,22 @@ async fn a_tenant_cannot_move_another_namespaces_object_into_theirs() {
         Some("NamespaceNotBound"),
     )
     .await;
+    // The opt-out annotation, where the admin has not listed the namespace: ignored, the
+    // changed object is refused.
+    let mut enc = sops_encrypt(&sb, SopsRelease::V3_13, "a.yaml", &small("annotated", n));
+    enc["metadata"]["annotations"] = json!({"enseal.dev/unverified-mac": "true"});
+    swap_names(&mut enc);
+    create(&client, n, &enc).await;
+    wait_status(
+        &client,
+        n,
+        "annotated",
+        "Decryption error",
+        Some("MacMismatch"),
+    )
+    .await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
-    for s in ["copied-jenkins", "unbound-jenkins"] {
+    for s in ["copied-jenkins", "unbound-jenkins", "annotated-docker"] {
         assert!(secrets.get_opt(s).await.unwrap().is_none(), "{s}");
     }
 }
