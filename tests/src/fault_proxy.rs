@@ -82,6 +82,8 @@ struct Shared {
     counters: Counters,
     /// Open connections (client side and API server side) by connection number, to cut.
     open: Mutex<HashMap<u64, Vec<TcpStream>>>,
+    /// The connections among them that carry a watch.
+    watches: Mutex<std::collections::HashSet<u64>>,
     next_conn: AtomicU64,
     upstream: Upstream,
     server: Arc<rustls::ServerConfig>,
@@ -171,6 +173,7 @@ impl FaultProxy {
             stop: AtomicBool::new(false),
             counters: Counters::default(),
             open: Mutex::default(),
+            watches: Mutex::default(),
             next_conn: AtomicU64::new(0),
             upstream: Upstream {
                 addr,
@@ -231,9 +234,17 @@ impl FaultProxy {
         }
     }
 
-    /// Cuts every open connection (watches included) at once.
+    /// Cuts every open connection (watches included, counted in [`Stats::watches_cut`]) at
+    /// once.
     pub fn cut_all(&self) {
         let open = std::mem::take(&mut *self.shared.open.lock().unwrap());
+        let watches = self.shared.watches.lock().unwrap();
+        let cut = open.keys().filter(|id| watches.contains(id)).count();
+        self.shared
+            .counters
+            .watches_cut
+            .fetch_add(cut as u64, Ordering::SeqCst);
+        drop(watches);
         for s in open.values().flatten() {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -324,6 +335,7 @@ fn serve(stream: TcpStream, shared: &Arc<Shared>) {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
+    shared.watches.lock().unwrap().remove(&id);
 }
 
 /// Reads one request, applies its fault and forwards it; the connection is closed after.
@@ -375,6 +387,9 @@ fn handle(id: u64, stream: TcpStream, shared: &Arc<Shared>) -> std::io::Result<(
     up.write_all(forwarded_head(&head).as_bytes())?;
     up.write_all(&body)?;
     up.flush()?;
+    if watch {
+        shared.watches.lock().unwrap().insert(id);
+    }
     if let Some(after) = cut {
         let shared = shared.clone();
         std::thread::spawn(move || {
