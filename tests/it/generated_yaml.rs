@@ -28,11 +28,29 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 /// `ENSEAL_GENERATED_FEATURES=all` generates everything the generator knows (by hand: what is
 /// left of #12); by default only what enseal agrees with sops on today (see [`Features`]).
+/// A comma-separated list of feature names (`foot_comments,collection_aliases`) adds those to
+/// the agreed ones, to find which feature a disagreement needs.
 fn features() -> Features {
     match std::env::var("ENSEAL_GENERATED_FEATURES").as_deref() {
         Ok("all") => Features::ALL,
         Ok("agreed") | Err(_) => Features::AGREED,
-        Ok(other) => panic!("ENSEAL_GENERATED_FEATURES={other:?}: use all or agreed"),
+        Ok(list) => {
+            let mut f = Features::AGREED;
+            for name in list.split(',') {
+                match name.trim() {
+                    "foot_comments" => f.foot_comments = true,
+                    "odd_comment_indent" => f.odd_comment_indent = true,
+                    "collection_aliases" => f.collection_aliases = true,
+                    "aliases_in_clear" => f.aliases_in_clear = true,
+                    "block_at_end_without_break" => f.block_at_end_without_break = true,
+                    other => panic!(
+                        "ENSEAL_GENERATED_FEATURES: {other:?} is no feature (all, agreed, or \
+                         names of Features' fields, comma-separated)"
+                    ),
+                }
+            }
+            f
+        }
     }
 }
 

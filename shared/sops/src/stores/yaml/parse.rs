@@ -931,7 +931,7 @@ impl<'t> Builder<'t> {
                         // The anchored collection as it is now: go-yaml gives some comments
                         // to a collection after its end (a foot placed when the next token
                         // comes, see `gap`), and sops' copy of it holds them.
-                        Some(node) => (node.to_node(self.text), at.clone()),
+                        Some(node) => (late_feet_within(node.to_node(self.text), n), at.clone()),
                         None => (n.clone(), at.clone()),
                     },
                     None => return Err(self.err_at(s, "unknown alias")),
@@ -2269,6 +2269,32 @@ impl<'t> Builder<'t> {
         if let Some(n) = node {
             f(n);
         }
+    }
+}
+
+/// `now`, an anchored collection with the comments placed in it after its end, but without
+/// those added after its last entry (`then` is its value at its end): the writer keeps the
+/// comments after a copy's last entry as the file's when it puts the alias back (`splice`), so
+/// a copy ending in such a foot would leave it behind, still encrypted. The comments placed
+/// before an entry, and the feet of the collections nested in it, stay.
+fn late_feet_within(now: Node, then: &Node) -> Node {
+    fn trailing<T>(items: &[T], is_comment: impl Fn(&T) -> bool) -> usize {
+        items.iter().rev().take_while(|i| is_comment(i)).count()
+    }
+    let map_comment = |i: &Item| matches!(i, Item::Comment(_));
+    let seq_comment = |n: &Node| matches!(n, Node::Comment(_));
+    match (now, then) {
+        (Node::Map(mut items), Node::Map(before)) => {
+            let late = trailing(&items, map_comment).saturating_sub(trailing(before, map_comment));
+            items.truncate(items.len() - late);
+            Node::Map(items)
+        }
+        (Node::Seq(mut items), Node::Seq(before)) => {
+            let late = trailing(&items, seq_comment).saturating_sub(trailing(before, seq_comment));
+            items.truncate(items.len() - late);
+            Node::Seq(items)
+        }
+        (now, _) => now,
     }
 }
 
