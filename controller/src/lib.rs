@@ -273,6 +273,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
                     &flags.isindir_unverified_mac_namespaces,
                 ),
                 default_enforce_ownership: flags.isindir_default_enforce_ownership,
+                refused: Arc::default(),
             });
             reconcile_namespaces(
                 watch("isindir SopsSecret"),

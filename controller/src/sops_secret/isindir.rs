@@ -136,6 +136,66 @@ pub struct Context {
     pub unverified_allowed: TrustedNamespaces,
     /// `--isindir-default-enforce-ownership`: for objects without `spec.enforceOwnership`.
     pub default_enforce_ownership: bool,
+    /// Objects whose MAC search failed, not searched again until they change.
+    pub refused: Arc<RefusedMacs>,
+}
+
+/// Objects whose MAC was searched for and not found, by uid and generation (a change to the
+/// object's content, its `sops` block included, makes a new generation), and whether the search
+/// had to bind the namespace (the guesses differ). The search is the costly part of a refusal,
+/// up to 16 guesses of [`ORDER_BUDGET`] orders each; without this a tenant could make the
+/// controller repeat it at every retry for every object they create. The answer cannot change
+/// while the object does not: the MAC depends only on the object and its data key, which the
+/// object carries. Bounded: the oldest entries are forgotten first.
+#[derive(Default)]
+pub struct RefusedMacs {
+    seen: std::sync::Mutex<std::collections::VecDeque<(RefusalKey, Refusal)>>,
+    hits: std::sync::atomic::AtomicU64,
+}
+
+type RefusalKey = (String, i64, bool);
+
+#[derive(Clone)]
+enum Refusal {
+    Mismatch,
+    Content(String),
+}
+
+impl RefusedMacs {
+    const CAPACITY: usize = 4096;
+
+    fn key(obj: &IsindirSopsSecret, bind: bool) -> Option<RefusalKey> {
+        Some((obj.metadata.uid.clone()?, obj.metadata.generation?, bind))
+    }
+
+    fn get(&self, key: &RefusalKey) -> Option<SopsError> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, refusal) = seen.iter().find(|(k, _)| k == key)?;
+        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(match refusal {
+            Refusal::Mismatch => SopsError::MacMismatch,
+            Refusal::Content(text) => SopsError::Content(text.clone()),
+        })
+    }
+
+    fn remember(&self, key: RefusalKey, e: &SopsError) {
+        let refusal = match e {
+            SopsError::MacMismatch => Refusal::Mismatch,
+            SopsError::Content(text) => Refusal::Content(text.clone()),
+            _ => return,
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|(k, _)| k.0 != key.0); // an older generation of the same object
+        if seen.len() >= Self::CAPACITY {
+            seen.pop_front();
+        }
+        seen.push_back((key, refusal));
+    }
+
+    /// How many refusals were answered from memory (for tests).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl AsRef<Cluster> for Context {
@@ -415,6 +475,17 @@ pub fn decrypt(
     keys: Keys,
     mac: MacPolicy,
 ) -> Result<Decrypted, SopsError> {
+    decrypt_remembering(obj, namespace, keys, mac, &RefusedMacs::default())
+}
+
+/// [`decrypt`], answering a MAC search that failed before for the same object from `refused`.
+pub fn decrypt_remembering(
+    obj: &IsindirSopsSecret,
+    namespace: &str,
+    keys: Keys,
+    mac: MacPolicy,
+    refused: &RefusedMacs,
+) -> Result<Decrypted, SopsError> {
     let written = written_versions(obj);
     let bytes = serde_json::to_vec(&authored(obj)).map_err(|e| SopsError::Invalid {
         format: "json".into(),
@@ -438,6 +509,10 @@ pub fn decrypt(
     let (decrypted, bound, orders_tried) = match mac {
         MacPolicy::Unverified => (unverified.ignore_mac(), false, 0),
         MacPolicy::Verify => {
+            let memo = RefusedMacs::key(obj, bind);
+            if let Some(e) = memo.as_ref().and_then(|k| refused.get(k)) {
+                return Err(e);
+            }
             let mut tried_guesses = Vec::new();
             let (d, index, tried) = unverified
                 .verify_candidates_in_any_key_order(ORDER_BUDGET, |tree| {
@@ -447,7 +522,13 @@ pub fn decrypt(
                         .filter_map(|g| guessed(tree, *g))
                         .collect()
                 })
-                .map_err(mac_failed)?;
+                .map_err(|e| {
+                    let e = mac_failed(e);
+                    if let Some(k) = memo {
+                        refused.remember(k, &e);
+                    }
+                    e
+                })?;
             let guess = tried_guesses.get(index).copied();
             // Under mac_only_encrypted, values in the clear (the namespace) are not hashed.
             let bound = guess.is_some_and(|g| g.pinned.is_some() && g.keep_namespace)
@@ -677,10 +758,11 @@ async fn sync(
     };
     let own = obj.clone();
     let own_namespace = namespace.to_owned();
+    let memo = ctx.refused.clone();
     let decrypted = ctx
         .sops
         .decrypts
-        .run(move || decrypt(&own, &own_namespace, keys, mac))
+        .run(move || decrypt_remembering(&own, &own_namespace, keys, mac, &memo))
         .await
         .map_err(|Crashed| crashed())?
         .map_err(decrypt_failed)?;
@@ -885,6 +967,43 @@ mod tests {
         assert_eq!(value(&out.secrets[0], "password"), "S3CRET");
         assert_eq!(value(&out.secrets[0], "token"), "token");
         assert_eq!(out.enforce_ownership, None);
+    }
+
+    #[test]
+    fn a_refused_object_is_not_searched_again_until_it_changes() {
+        let (enc, age) = encrypted(BOUND);
+        let mut changed = enc.clone();
+        changed["spec"]["suspend"] = json!(true);
+        let mut obj = stored(&changed, "team-a");
+        obj.metadata.generation = Some(1);
+        let refused = RefusedMacs::default();
+        let run = |obj: &IsindirSopsSecret| {
+            decrypt_remembering(
+                obj,
+                "team-a",
+                cluster(&age, true),
+                MacPolicy::Verify,
+                &refused,
+            )
+        };
+        assert_eq!(run(&obj).unwrap_err().reason(), "MacMismatch");
+        assert_eq!(refused.hits(), 0, "the first refusal searches");
+        assert_eq!(run(&obj).unwrap_err().reason(), "MacMismatch");
+        assert_eq!(
+            refused.hits(),
+            1,
+            "the same object again is answered from memory"
+        );
+        // Fixed by its author: a new generation is searched, and verifies.
+        let mut fixed = stored(&enc, "team-a");
+        fixed.metadata.generation = Some(2);
+        assert_eq!(run(&fixed).unwrap().secrets[0].name, "db");
+        assert_eq!(refused.hits(), 1);
+        // Without a uid or generation nothing is remembered.
+        obj.metadata.generation = None;
+        run(&obj).unwrap_err();
+        run(&obj).unwrap_err();
+        assert_eq!(refused.hits(), 1);
     }
 
     #[test]
