@@ -679,8 +679,18 @@ async fn after_its_watches_expire_the_controller_lists_again_and_finds_what_it_m
     // Passes everything through: it is here to see the 410s on the wire, and to cut the
     // paused controller's connections.
     let proxy = FaultProxy::start(cp.kubeconfig());
-    let mut ctl =
-        Controller::start(options(&ns, "replica-a", Some(proxy.kubeconfig().into()))).await;
+    let mut opts = options(&ns, "replica-a", Some(proxy.kubeconfig().into()));
+    // A lease that outlasts the pause: a leader that could not renew for its renew deadline
+    // steps down, and leading again starts its controllers afresh, with a new list instead
+    // of the relist after 410 this test is about.
+    let lease = opts
+        .extra
+        .iter()
+        .position(|a| a == "--lease-duration")
+        .expect("a lease duration")
+        + 1;
+    opts.extra[lease] = "60".into();
+    let mut ctl = Controller::start(opts).await;
     let witness = Witness::watching(&batch, OBJECTS + MISSED);
     batch.create_all().await;
     let done_before = wait_mid_batch(&batch, DONE_BEFORE_KILL).await;
@@ -708,6 +718,10 @@ async fn after_its_watches_expire_the_controller_lists_again_and_finds_what_it_m
     witness.finish();
     wait_readyz(&ctl, 200, Duration::from_secs(30)).await;
     let log = ctl.log_text();
+    assert!(
+        !log.contains("lost leadership"),
+        "the controller stepped down (so it listed afresh on leading again):\n{log}"
+    );
     let expired_logged = log
         .lines()
         .filter(|l| l.contains("SealedSecret watch expired (410 Gone)"))
