@@ -110,11 +110,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Optimistic until the first probes say otherwise: keys cannot load without the API anyway.
     let (api_ready_tx, api_ready_rx) = watch::channel(true);
-    tokio::spawn(http::probe_api(
-        probe_client,
-        api_ready_tx,
-        stop_rx.clone(),
-    ));
+    tokio::spawn(http::probe_api(probe_client, api_ready_tx, stop_rx.clone()));
     let (leader_tx, leader_rx) = watch::channel(!flags.leader_elect);
     let (keys, keys_changed) = KeyStore::new(flags.key_order_priority);
     let metrics = Arc::new(Metrics::default());
