@@ -11,7 +11,10 @@
 # The two tools are run alternately (sops, enseal, then enseal, sops, ...), each started with
 # posix_spawn and timed to its exit, so that a machine shared with other work slows both alike;
 # the median is reported because a loaded machine adds long outliers that a mean keeps. Peak
-# RSS is the median of what wait4 reports.
+# RSS is read apart, with GNU time (Debian's `time`) as the parent: a process's peak RSS
+# includes the memory of the process it was spawned from up to its exec (Linux keeps the old
+# mm's high-water mark across exec), so a child spawned from this Python script never reads
+# below Python's own ~14 MB; GNU time is a small C program.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,6 +24,7 @@ small_runs=${2:-201}
 sops311=${ENSEAL_SOPS_BIN:-$root/.venv/bin/sops}
 [[ -x $sops311 ]] || { echo "sops 3.11 not found at $sops311: run bash scripts/test.sh once" >&2; exit 1; }
 sops313=${ENSEAL_SOPS_313_BIN:-$(bash tests/tools/sops.sh)}
+[[ -x /usr/bin/time ]] || { echo "GNU time not found at /usr/bin/time (Debian: apt-get install time): it reads peak memory" >&2; exit 1; }
 
 if [[ -n ${ENSEAL_BIN:-} ]]; then
 	enseal=$ENSEAL_BIN # a binary built elsewhere: measure it as is
@@ -67,17 +71,24 @@ wall, rss = [[], []], [[], []]
 def run(argv):
     start = time.perf_counter_ns()
     pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
-    _, status, usage = os.wait4(pid, 0)
+    _, status, _ = os.wait4(pid, 0)
     ms = (time.perf_counter_ns() - start) / 1e6
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(argv)}")
-    return ms, usage.ru_maxrss
+    return ms
+def peak_kib(argv):
+    import subprocess
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, check=True)
+    return int(out.stderr.decode().strip().splitlines()[-1])
 for i in range(-1, n):  # one warm-up round
     for j in ((0, 1) if i % 2 == 0 else (1, 0)):
-        ms, kib = run(cmds[j])
+        ms = run(cmds[j])
         if i >= 0:
             wall[j].append(ms)
-            rss[j].append(kib)
+for i in range(min(n, 5)):
+    for j in (0, 1):
+        rss[j].append(peak_kib(cmds[j]))
 med = statistics.median
 print("%.2f %.2f %d %d" % (med(wall[0]), med(wall[1]), med(rss[0]), med(rss[1])))
 PY
