@@ -123,17 +123,7 @@ impl TestKey {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("tls.key");
         let cert = dir.path().join("tls.crt");
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .output()
-                .expect("running openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = crate::certs::openssl;
         run(&[
             "genrsa",
             "-traditional",

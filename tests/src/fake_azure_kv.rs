@@ -35,6 +35,7 @@ use aws_lc_rs::rsa::{
 };
 use base64::Engine as _;
 
+use crate::certs::openssl;
 use crate::fake_http::{self, Answer, Request};
 
 /// The tenant the fake's clients belong to.
@@ -278,73 +279,16 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("running openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA and a server certificate for every name the fake answers to; returns the CA file.
 fn make_certificates(dir: &Path) -> PathBuf {
-    let p = |n: &str| dir.join(n);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        s(&p("ca.key")),
-        "-subj",
+    crate::certs::ca_and_server(
+        dir,
+        &["rsa:2048"],
         "/CN=enseal fake Azure CA",
-        "-days",
-        "2",
-        "-out",
-        s(&p("ca.crt")),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        s(&p("server.key")),
-        "-subj",
         "/CN=fake azure",
-        "-out",
-        s(&p("server.csr")),
-    ]);
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=DNS:*.vault.azure.test,DNS:login.azure.test,\
-         DNS:login.microsoftonline.com,DNS:localhost,IP:127.0.0.1\n\
-         basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        "DNS:*.vault.azure.test,DNS:login.azure.test,DNS:login.microsoftonline.com,\
+         DNS:localhost,IP:127.0.0.1",
     )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        s(&p("server.csr")),
-        "-CA",
-        s(&p("ca.crt")),
-        "-CAkey",
-        s(&p("ca.key")),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        s(&p("ext.cnf")),
-        "-out",
-        s(&p("server.crt")),
-    ]);
-    p("ca.crt")
 }
 
 /// A proxy `CONNECT` (then TLS inside the tunnel), or TLS straight away.

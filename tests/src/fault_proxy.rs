@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -539,81 +538,13 @@ fn answer_error(down: &mut ServerTls, code: u16) -> std::io::Result<()> {
 /// A CA and a certificate for 127.0.0.1 signed by it (P-256: made in milliseconds); returns
 /// the CA file.
 fn make_certificates(dir: &Path) -> PathBuf {
-    let p = |n: &str| dir.join(n);
-    let s = |p: &Path| p.to_str().unwrap().to_owned();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("running openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let (ca_key, ca_crt) = (s(&p("ca.key")), s(&p("ca.crt")));
-    let (key, csr, crt, ext) = (
-        s(&p("server.key")),
-        s(&p("server.csr")),
-        s(&p("server.crt")),
-        s(&p("ext.cnf")),
-    );
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        ca_key.as_str(),
-        "-subj",
+    crate::certs::ca_and_server(
+        dir,
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
         "/CN=enseal fault proxy CA",
-        "-days",
-        "2",
-        "-out",
-        ca_crt.as_str(),
-    ]);
-    openssl(&args);
-    let mut args = vec!["req"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        key.as_str(),
-        "-subj",
         "/CN=fault proxy",
-        "-out",
-        csr.as_str(),
-    ]);
-    openssl(&args);
-    std::fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         extendedKeyUsage=serverAuth\n",
+        "IP:127.0.0.1,DNS:localhost",
     )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca_crt,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &ext,
-        "-out",
-        &crt,
-    ]);
-    p("ca.crt")
 }
 
 #[cfg(test)]

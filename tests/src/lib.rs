@@ -1,6 +1,7 @@
 //! Helpers shared by the cross-crate tests (locating peers, running the built binaries).
 
 pub mod age_go;
+pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod controller;
