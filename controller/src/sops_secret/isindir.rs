@@ -919,30 +919,11 @@ mod tests {
     /// `plain` (YAML) encrypted by enseal as `sops -e --encrypted-suffix Templates` would, for
     /// a new age key: the object as JSON and the identity.
     fn encrypted(plain: &str) -> (Value, String) {
-        use enseal_sops::crypto::data_key::DataKey;
-        use enseal_sops::file::{EncryptOptions, Layout};
         use enseal_sops::format::crypt_rule::{CryptRule, CryptRuleKind};
-        use enseal_sops::format::metadata::Metadata;
-        use enseal_sops::keys::groups::{self, GroupRecipients};
-        use enseal_sops::stores::WriteOptions;
 
         let (identity, recipient) = enseal_sops::keys::age::generate();
-        let key = DataKey::generate();
-        let group = GroupRecipients {
-            age: vec![recipient.parse().unwrap()],
-            ..Default::default()
-        };
-        let (key_groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
         let rule = CryptRule::new(CryptRuleKind::EncryptedSuffix, "Templates").unwrap();
-        let mut metadata = Metadata::new(key_groups, rule);
-        let store = stores::store_for(Format::Yaml);
-        let options = EncryptOptions {
-            layout: Layout::Keep,
-            unchanged: None,
-            write: &WriteOptions::default(),
-        };
-        let parsed = store.parse(plain.as_bytes()).unwrap();
-        let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options).unwrap();
+        let bytes = crate::sops_secret::render::tests::encrypted_yaml(plain, &recipient, rule);
         let value: Value = serde_norway::from_slice(&bytes).unwrap();
         (value, identity.to_string())
     }

@@ -472,6 +472,7 @@ fn flat(doc: &Node, own_name: &str) -> Result<DesiredSecret, SopsError> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use enseal_sops::format::crypt_rule::CryptRule;
 
     fn spec(format: SopsFormat) -> SopsSecretSpec {
         SopsSecretSpec {
@@ -591,9 +592,20 @@ pub(super) mod tests {
 
     /// `plain` encrypted (YAML) for the age `recipient`.
     pub(in crate::sops_secret) fn encrypted_for(plain: &str, recipient: &str) -> SopsSecretSpec {
+        let bytes = encrypted_yaml(plain, recipient, CryptRule::default());
+        let mut s = spec(SopsFormat::Yaml);
+        s.encrypted = String::from_utf8(bytes).unwrap();
+        s
+    }
+
+    /// `plain` (YAML) encrypted by enseal for the age `recipient` under `rule`, as `sops -e`.
+    pub(in crate::sops_secret) fn encrypted_yaml(
+        plain: &str,
+        recipient: &str,
+        rule: CryptRule,
+    ) -> Vec<u8> {
         use enseal_sops::crypto::data_key::DataKey;
         use enseal_sops::file::{EncryptOptions, Layout};
-        use enseal_sops::format::crypt_rule::CryptRule;
         use enseal_sops::format::metadata::Metadata;
         use enseal_sops::keys::groups::{self, GroupRecipients};
 
@@ -603,7 +615,7 @@ pub(super) mod tests {
             ..Default::default()
         };
         let (key_groups, _) = groups::wrap(&key, &[group], None, None).unwrap();
-        let mut metadata = Metadata::new(key_groups, CryptRule::default());
+        let mut metadata = Metadata::new(key_groups, rule);
         let store = stores::store_for(Format::Yaml);
         let options = EncryptOptions {
             layout: Layout::Keep,
@@ -611,10 +623,7 @@ pub(super) mod tests {
             write: &WriteOptions::default(),
         };
         let parsed = store.parse(plain.as_bytes()).unwrap();
-        let bytes = file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options).unwrap();
-        let mut s = spec(SopsFormat::Yaml);
-        s.encrypted = String::from_utf8(bytes).unwrap();
-        s
+        file::encrypt(store.as_ref(), parsed, &key, &mut metadata, &options).unwrap()
     }
 
     const TEAM_A_FILE: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: team-a\nstringData:\n  password: team-a-S3CRET\n";
