@@ -70,6 +70,15 @@ pub struct Flags {
     /// Lease duration in seconds; renewals every third of it.
     #[arg(long, default_value_t = 15)]
     pub lease_duration: u64,
+    /// Active-active replicas: every live replica reconciles a share of the objects (chosen
+    /// by a hash of namespace/name over the replicas whose member Leases, one each, are
+    /// renewed) instead of the leader alone; a share moves within a few lease durations when
+    /// a replica stops. Two replicas never write one object at once: a replica hands its
+    /// objects over only after it has stopped writing them. The leader still makes and renews
+    /// the keys, so --leader-elect must stay on. Needs list and delete on Leases besides the
+    /// leader election's get, create and update.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub shard_replicas: bool,
     /// This replica's identity in the Lease (default: POD_NAME or hostname, plus pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

@@ -12,6 +12,7 @@ pub mod label_selector;
 pub mod leader;
 pub mod metrics;
 pub mod sealed_secret;
+pub mod shard;
 pub mod sops_secret;
 pub mod status;
 
@@ -156,6 +157,32 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     // may take over one lease duration after the last renewal. Reconciles still running when
     // leadership is lost get the time in between to finish, and are cut off after it.
     let handover_grace = timing.lease_duration.saturating_sub(timing.renew_deadline);
+    // With --shard-replicas every replica reconciles (its share, as `shard` admits), so the
+    // controllers run whether or not this replica leads; the leader only makes keys.
+    let shard = flags
+        .shard_replicas
+        .then(|| shard::Shard::new(identity.clone(), handover_grace));
+    if shard.is_some() && !flags.leader_elect {
+        return Err(
+            "--shard-replicas needs --leader-elect: the elected leader makes and renews the keys"
+                .to_owned(),
+        );
+    }
+    let (_always_tx, always_rx) = watch::channel(true);
+    let work_rx = if shard.is_some() {
+        always_rx
+    } else {
+        leader_rx.clone()
+    };
+    let membership = shard.clone().map(|shard| {
+        let m = shard::Membership::new(
+            Api::namespaced(client.clone(), &namespace),
+            flags.lease_name.clone(),
+            timing.clone(),
+            shard,
+        );
+        tokio::spawn(m.run(stop_rx.clone()))
+    });
     let elector = flags.leader_elect.then(|| {
         let timing = timing.clone();
         let e = leader::Elector::new(
@@ -213,6 +240,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         concurrency: flags.max_concurrent_reconciles,
         stopping: stopping_rx.clone(),
         handover_grace,
+        shard: shard.clone(),
     };
     let enseal_sops = flags.sops_secrets || flags.sops_age_key_secret.is_some();
     let sops_enabled = enseal_sops || flags.isindir_sops_secrets;
@@ -255,7 +283,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
                 watch("SopsSecret"),
                 client.clone(),
                 Arc::new(sops_context("sopssecret", &decrypts)),
-                leader_rx.clone(),
+                work_rx.clone(),
                 changed_rx.clone(),
                 sops_reconcile::reconcile,
                 status::error_policy,
@@ -275,7 +303,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
                 watch("isindir SopsSecret"),
                 client.clone(),
                 ctx,
-                leader_rx.clone(),
+                work_rx.clone(),
                 changed_rx.clone(),
                 sops_isindir::reconcile,
                 status::error_policy,
@@ -302,7 +330,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
         watch("SealedSecret"),
         client,
         ctx,
-        leader_rx,
+        work_rx,
         keys_changed,
         sealed_reconcile::reconcile,
         status::error_policy,
@@ -345,6 +373,9 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     if let Some(e) = elector {
         let _ = tokio::time::timeout(Duration::from_secs(5), e).await;
     }
+    if let Some(m) = membership {
+        let _ = tokio::time::timeout(Duration::from_secs(5), m).await;
+    }
     Ok(())
 }
 
@@ -377,6 +408,8 @@ struct Watch {
     stopping: watch::Receiver<bool>,
     /// How long reconciles may run on once leadership is lost.
     handover_grace: Duration,
+    /// With --shard-replicas: which objects this replica may reconcile now.
+    shard: Option<Arc<shard::Shard>>,
 }
 
 /// The reflector stores of one kind's running controllers (one per watched namespace), for
@@ -510,6 +543,24 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
             rx.changed().await.ok()?;
             Some(((), rx))
         });
+        // A share that opens (objects that moved here, or all of them after a pause) is found
+        // by reconciling every object again; the others' are skipped before decryption.
+        let shard_opened =
+            futures::stream::unfold(watch.shard.as_ref().map(|s| s.opened()), |rx| async move {
+                let mut rx = rx?;
+                rx.changed().await.ok()?;
+                Some(((), Some(rx)))
+            });
+        let shard = watch.shard.clone();
+        let reconciler = move |obj: Arc<K>, ctx: Arc<Ctx>| {
+            let shard = shard.clone();
+            async move {
+                match shard {
+                    Some(shard) => shard::reconcile_owned(&shard, obj, ctx, reconcile).await,
+                    None => reconcile(obj, ctx).await,
+                }
+            }
+        };
         let mut controller = Controller::new(api, config);
         if watch.secrets {
             // Metadata only: owner references are all a trigger needs, and the
@@ -523,7 +574,7 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
         let mut cut_off = leader.clone();
         let grace = watch.handover_grace;
         let run = controller
-            .reconcile_all_on(key_changes)
+            .reconcile_all_on(futures::stream::select(key_changes, shard_opened))
             .with_config(
                 kube::runtime::controller::Config::default().concurrency(watch.concurrency),
             )
@@ -533,7 +584,7 @@ async fn reconcile_while_leader<K, Ctx, Fut, E>(
                     _ = stop.wait_for(|s| *s) => {}
                 }
             })
-            .run(reconcile, error_policy, ctx.clone())
+            .run(reconciler, error_policy, ctx.clone())
             .for_each(|r| {
                 // Reconcile failures are reported by the reconcilers; what is left is the
                 // watches of the objects and their Secrets failing.

@@ -403,6 +403,7 @@ pub async fn apply_secret(
         .await
         .map_err(failed)?;
     let mut after = applied.metadata.resource_version.clone();
+    log_written(secret, checked, after.as_deref());
     if exact_keys {
         let wanted = secret.data.as_ref();
         let extra: BTreeMap<&String, serde_json::Value> = applied
@@ -429,10 +430,29 @@ pub async fn apply_secret(
                 )
                 .await
                 .map_err(failed)?;
+            log_written(
+                secret,
+                after.as_deref(),
+                patched.metadata.resource_version.as_deref(),
+            );
             after = patched.metadata.resource_version;
         }
     }
     Ok(after)
+}
+
+/// One line per write that changed a Secret, with the version it made: which replica wrote
+/// which version of a Secret can then be told (the replica tests hold these lines against a
+/// watch of every write). An apply that changed nothing leaves the version as it was.
+fn log_written(secret: &Secret, before: Option<&str>, after: Option<&str>) {
+    if after.is_some() && after != before {
+        tracing::info!(
+            namespace = secret.metadata.namespace.as_deref().unwrap_or_default(),
+            name = secret.metadata.name.as_deref().unwrap_or_default(),
+            resource_version = after.unwrap_or_default(),
+            "Secret written"
+        );
+    }
 }
 
 #[cfg(test)]
