@@ -592,6 +592,12 @@ struct Builder<'t> {
     min_depth: usize,
     /// Nesting and alias expansion of what has been read (see [`super::budget`]).
     budget: Budget,
+    /// The gap being read comes before an empty item (`-` with nothing after it).
+    gap_for_empty: bool,
+    /// The `#` of each head comment of an empty item, placed as the head of that item but
+    /// waiting for the next token that takes comments, to be moved there (see
+    /// [`Builder::place_comment`]).
+    deferred_heads: Vec<usize>,
 }
 
 /// The token go-yaml gives each own-line comment of a gap (by its `#`), and where each token
@@ -653,6 +659,8 @@ impl<'t> Builder<'t> {
             depth_at_token: 0,
             min_depth: 0,
             budget: Budget::default(),
+            gap_for_empty: false,
+            deferred_heads: Vec::new(),
         }
     }
 
@@ -998,6 +1006,12 @@ impl<'t> Builder<'t> {
                 if let Some(Frame::Map { pending: None, .. }) = self.stack.last() {
                     return Err(self.err_at(pos, "complex mapping keys are not supported"));
                 }
+                if !flow && matches!(self.stack.last(), Some(Frame::Seq { .. })) {
+                    // A block collection as a sequence's item takes a head comment held from
+                    // before its `-` (go-yaml's stem comment, `yaml_parser_split_stem_comment`):
+                    // sops lists it in that sequence.
+                    self.move_deferred_heads();
+                }
                 self.begin_item(pos);
                 if flow {
                     self.gap(pos);
@@ -1209,7 +1223,9 @@ impl<'t> Builder<'t> {
         } else {
             (start, end)
         };
+        self.gap_for_empty = start == end && value.is_empty() && !has_props;
         self.gap(start);
+        self.gap_for_empty = false;
         if let Some(info) = &block {
             // A comment after the header (`key: | # note`) precedes the pair, as in sops.
             let hdr_rest = info.header.1;
@@ -1707,6 +1723,9 @@ impl<'t> Builder<'t> {
     /// Looks for comments between the last token and `to` (the next token's position, or the
     /// end of the document).
     fn gap(&mut self, to: usize) {
+        if !self.gap_for_empty {
+            self.move_deferred_heads();
+        }
         let from = self.last_end;
         if to > from {
             let b = self.text.as_bytes();
@@ -1715,12 +1734,28 @@ impl<'t> Builder<'t> {
                 Some(_) => None,
                 None => self.foot_of_last_token(from, to),
             };
+            let flow_feet = self.flow_feet(from, to);
             let mut i = from;
             let mut prev_ws = from == 0 || matches!(b[from - 1], b' ' | b'\t' | b'\n' | b'\r');
             while i < to {
                 let c = b[i];
                 if c == b'#' && prev_ws {
                     let end = line_end(self.text, i);
+                    if flow_feet.contains(&i) {
+                        let host = self.min_depth.min(self.stack.len()) - 1;
+                        if let Some(flow) =
+                            last_value_mut(self.stack[host].node_mut()).and_then(SNode::coll_mut)
+                        {
+                            flow.items.push(SItem::Comment {
+                                hash: i,
+                                end,
+                                inline: false,
+                            });
+                        }
+                        i = end;
+                        prev_ws = false;
+                        continue;
+                    }
                     let go_yaml = unfolded
                         .as_ref()
                         .and_then(|u| Some((*u.tokens.get(&i)?, &u.ranks, &u.passes_on)));
@@ -1765,6 +1800,109 @@ impl<'t> Builder<'t> {
         }
         self.depth_at_token = self.stack.len();
         self.min_depth = self.stack.len();
+    }
+
+    /// The own-line comments between `from` and `to` that stay with the flow collection the last
+    /// token closed, as the value of the only key of the innermost (block) mapping, when that key
+    /// has a foot comment of its own (empty otherwise, and when a block collection ends too).
+    ///
+    /// go-yaml's scanner reads the comments after a token before the parser takes that token
+    /// (it looks two tokens ahead), so a foot run after `]` or `}` goes to the collection's end
+    /// event. decode.go (`parser.mapping`) then moves a value's foot to its key, unless the key
+    /// has one: a foot run between a sequence's `-` and the first key of the mapping that is its
+    /// item waits for the key's scalar event, and only a first key keeps it. sops then lists the
+    /// comment in the flow collection (seed 100311, a CRLF file: `-`, `# one`, `s: [1]`,
+    /// `# two`, `r: 1`, with the mapping's keys at one column, gives `# two` to `s`).
+    fn flow_feet(&self, from: usize, to: usize) -> Vec<usize> {
+        // The flow collection itself is the one collection closed since the last token.
+        let depth = self.min_depth.min(self.stack.len());
+        if self.depth_at_token > depth + 1 || depth < 2 {
+            return Vec::new();
+        }
+        let Frame::Map {
+            node,
+            pending: None,
+            ..
+        } = &self.stack[depth - 1]
+        else {
+            return Vec::new();
+        };
+        let Some(map) = node.coll().filter(|c| !c.flow) else {
+            return Vec::new();
+        };
+        let mut pairs = map
+            .items
+            .iter()
+            .filter(|i| !matches!(i, SItem::Comment { .. }));
+        let (Some(SItem::Pair { start, value, .. }), None) = (pairs.next(), pairs.next()) else {
+            return Vec::new();
+        };
+        if !value.coll().is_some_and(|c| c.flow) || value.end > from {
+            return Vec::new();
+        }
+        // The key's foot: comments between the `-` of the item the mapping is and the key.
+        let Frame::Seq {
+            node: seq,
+            pending: Some(dash),
+            ..
+        } = &self.stack[depth - 2]
+        else {
+            return Vec::new();
+        };
+        let Some(seq) = seq.coll().filter(|c| !c.flow) else {
+            return Vec::new();
+        };
+        let key_has_foot = self
+            .own_line_comments(dash + 1, *start)
+            .and_then(|first_hash| {
+                runs::Gap {
+                    text: self.text,
+                    from: dash + 1,
+                    first_hash,
+                    to: *start,
+                    after_value: false,
+                    next_indent: seq.indent,
+                    ending: &[],
+                }
+                .has_foot()
+            });
+        if key_has_foot != Some(true) {
+            return Vec::new();
+        }
+        let Some(first_hash) = self.own_line_comments(from, to) else {
+            return Vec::new();
+        };
+        let gap = runs::Gap {
+            text: self.text,
+            from,
+            first_hash,
+            to,
+            after_value: false,
+            next_indent: map.indent,
+            ending: &[],
+        };
+        gap.unfold()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&(_, to)| to == Unfold::LastToken)
+            .map(|(hash, _)| hash)
+            .collect()
+    }
+
+    /// The first `#` between `from` and `to` that starts its line, when no comment comes before
+    /// it on a line with other content.
+    fn own_line_comments(&self, from: usize, to: usize) -> Option<usize> {
+        let b = self.text.as_bytes();
+        let mut i = from;
+        while i < to.min(b.len()) {
+            if b[i] == b'#' && (i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r')) {
+                let ls = line_start(self.text, i);
+                return (ls >= from && self.text[ls..i].trim_matches([' ', '\t']).is_empty())
+                    .then_some(i);
+            }
+            i += 1;
+        }
+        None
     }
 
     /// The token go-yaml gives each own-line comment between `from` and `to` (see [`runs`]),
@@ -2087,6 +2225,14 @@ impl<'t> Builder<'t> {
         // closing what came before (checked with sops 3.13: `# foot in item` at the item's
         // column, then `# foot list` at the `-` column, gives the second to the parent).
         let split_from_deeper = self.previous_comment_column(ls).is_some_and(|c| c > col);
+        if after_dash && self.gap_for_empty {
+            // `- # note` then an empty item (`-` and a line break): go-yaml's parser holds the
+            // head comment until an event takes comments, which an empty scalar and a block
+            // sequence's end do not: the next key or value does, so sops lists it where that
+            // token is (`a:`, `  - # c`, `    -`, `b: 1`: with `b`, at the top level). It is
+            // placed as before and moved when that token comes.
+            self.deferred_heads.push(hash);
+        }
         if closed > 0 && !after_dash && !split_from_deeper {
             let mut thresholds = Vec::new();
             let crlf = self.nl == "\r\n";
@@ -2133,6 +2279,50 @@ impl<'t> Builder<'t> {
             self.stack.len() - 1
         };
         self.stack[target].items_mut().push(comment);
+    }
+
+    /// Moves the head comments held for the next token that takes comments (see
+    /// [`Self::place_comment`]) into the innermost open collection, where that token is. With
+    /// no collection open the document ends: go-yaml's document end event drops them from the
+    /// plaintext (so does sops, checked with 3.13: `a:`, `  - # c`, `    -` at the end of the
+    /// file has no comment in sops' tree), but in the encrypted file the `sops` key follows
+    /// and takes them, so they go to the top level, where both tools read them there.
+    fn move_deferred_heads(&mut self) {
+        if self.deferred_heads.is_empty() {
+            return;
+        }
+        let heads = std::mem::take(&mut self.deferred_heads);
+        fn take(node: &mut SNode, hash: usize) -> Option<SItem> {
+            let c = node.coll_mut()?;
+            let at = c
+                .items
+                .iter()
+                .position(|i| matches!(i, SItem::Comment { hash: h, .. } if *h == hash));
+            match at {
+                Some(i) => Some(c.items.remove(i)),
+                None => c
+                    .items
+                    .iter_mut()
+                    .filter_map(SItem::value_mut)
+                    .find_map(|v| take(v, hash)),
+            }
+        }
+        for hash in heads {
+            let found = self
+                .stack
+                .iter_mut()
+                .find_map(|f| take(f.node_mut(), hash))
+                .or_else(|| self.root.as_mut().and_then(|r| take(r, hash)));
+            let Some(comment) = found else { continue };
+            match self.stack.last_mut() {
+                Some(frame) => frame.items_mut().push(comment),
+                None => {
+                    if let Some(root) = self.root.as_mut().and_then(SNode::coll_mut) {
+                        root.items.push(comment);
+                    }
+                }
+            }
+        }
     }
 
     /// Whether only indicators (`:`, `-`) and at least one node property (`&anchor`, `!tag`)

@@ -110,6 +110,12 @@ impl Gap<'_> {
         Some(out)
     }
 
+    /// Whether go-yaml's scanner cuts a foot run from the comments (see [`Self::runs`]); `None`
+    /// as [`Self::unfold`].
+    pub fn has_foot(&self) -> Option<bool> {
+        Some(self.runs()?.iter().any(|run| run.foot))
+    }
+
     /// `yaml_parser_scan_comments`, from the first `#`. Columns are 1-based as go-yaml's
     /// `column` is there; lines count from the last token's line. As in go-yaml, the line
     /// break right after a comment line is skipped unlooked (the loop's `peek` restarts at 0

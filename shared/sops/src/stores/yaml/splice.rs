@@ -13,8 +13,8 @@ use foldhash::fast::RandomState;
 
 use super::emit::{self, Emitter};
 use super::parse::{
-    alias_of, line_end, line_start, next_line, DocSource, SBody, SColl, SItem, SNode, SScalar,
-    Source, Style, ALIAS_MARK,
+    alias_of, line_end, line_start, next_line, BlockInfo, DocSource, SBody, SColl, SItem, SNode,
+    SScalar, Source, Style, ALIAS_MARK,
 };
 use crate::format::tree::{Item, Kind, Node, Scalar};
 
@@ -511,6 +511,7 @@ impl Splicer<'_> {
                 // clipped line break), so the block keeps its header and indentation.
                 content.extend(std::iter::repeat_n(' ', b.content_indent));
                 content.push_str(value);
+                content.push_str(kept_blank_lines(self.text, b, orig.end));
             } else {
                 content.push_str(&emit::literal_content(value, b.content_indent, self.nl));
             }
@@ -892,8 +893,11 @@ impl Splicer<'_> {
             match prev {
                 Some(p) => {
                     // After the whole line of the item (an inline comment stays on it), but
-                    // before the items that come physically later on that line.
-                    let pos = line_end(self.text, c.items[p].end());
+                    // before the items that come physically later on that line. Not before an
+                    // item listed earlier: a head comment go-yaml holds past an empty item is
+                    // listed after the collection it sits in (see `parse`).
+                    let end = c.items[..=p].iter().map(SItem::end).max();
+                    let pos = line_end(self.text, end.unwrap_or(c.items[p].end()));
                     let blanks_end = match tail && i == len {
                         true => self.past_blank_lines(pos),
                         false => pos,
@@ -935,6 +939,29 @@ impl Splicer<'_> {
 
 fn is_enc(value: &[u8]) -> bool {
     value.starts_with(b"ENC[")
+}
+
+/// The blank lines a keep (`+`) block scalar ends with (from the line break after its last
+/// content line to `end`, the node's end), which an encrypted value written in the block keeps:
+/// go-yaml's scanner counts a block scalar's trailing line breaks (`parser.newlines`), and a
+/// comment below is a foot of the scalar's collection only when at most one came before it
+/// (`first_empty` in `yaml_parser_scan_comments`). Without them the comment moves there in
+/// sops' reading of the encrypted file (seed 100030: `- >+`, `  x`, a blank line, `# c` at the
+/// sequence's column in a CRLF file goes to the key before, but to the sequence when the blank
+/// line is gone). In the block they are part of the value, `ENC[...]` and line breaks, which
+/// sops' ENC pattern (anchored at the start only) and [`crate::crypto::cipher`] both read.
+fn kept_blank_lines<'t>(text: &'t str, b: &BlockInfo, end: usize) -> &'t str {
+    let header = &text[b.header.0..b.header.1];
+    if !header.contains('+') || end <= b.header_line_end {
+        return "";
+    }
+    let content = &text[b.header_line_end..end];
+    let last_char = content.trim_end_matches([' ', '\t', '\r', '\n']).len();
+    if last_char == 0 {
+        return "";
+    }
+    let last_line_end = line_end(text, b.header_line_end + last_char - 1);
+    &text[last_line_end.min(end)..end]
 }
 
 /// Where a node's text starts, counting the comments it holds that come before its first entry
