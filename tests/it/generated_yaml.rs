@@ -214,4 +214,37 @@ mod regressions {
     fn a_merged_copy_holds_the_comments_on_its_anchors_lines() {
         agrees("spec5:\n  url6: &a6 # token\n    url9: # token\nname21:\n  -\n    <<: *a6\n");
     }
+
+    /// Seed 100030: an encrypted `>+` block scalar lost the blank line its value ends with, and
+    /// with it go-yaml's count of line breaks before the next comment, which then was a foot
+    /// of the sequence in the encrypted file (a CRLF file: enseal could not decrypt its own
+    /// comment, nor could sops).
+    #[test]
+    fn an_encrypted_keep_block_scalar_keeps_the_blank_lines_before_a_comment() {
+        agrees("a:\r\n- >+\r\n  x\r\n\r\n# c\r\nb: 1\r\n");
+        agrees("a:\n- >+\n  x\n\n# c\n\nb: 1\n");
+    }
+
+    /// Seed 100311: `# two` below a flow sequence is its foot when the key `s` already has
+    /// one (`# one`, a foot run below the `-` in a CRLF file); sops lists it in the sequence.
+    #[test]
+    fn a_foot_below_a_flow_collection_whose_key_has_a_foot_stays_in_the_collection() {
+        agrees("l:\r\n  -\r\n    # one\r\n    s: [1]\r\n    # two\r\n    r: 1\r\n");
+        agrees("l:\n  -\n    # one\n\n    s: {a: 1}\n    # two\n\n    r: 1\n");
+    }
+
+    /// #12 (and seed 290): `- # c` above an empty item heads the next key, `b`, in sops' tree;
+    /// enseal encrypted it for the sequence, so sops could not decrypt it.
+    #[test]
+    fn a_head_comment_of_an_empty_item_goes_with_the_next_key() {
+        agrees("a:\n  - # c\n    -\nb: 1\n");
+    }
+
+    /// The same at the end of the file: go-yaml drops the comment, so sops' tree has none;
+    /// enseal keeps it, encrypted where sops reads it in enseal's file (before `sops:`), so
+    /// both read each other's files and enseal's round trip is exact.
+    #[test]
+    fn a_head_comment_of_an_empty_item_at_the_end_is_kept_and_read_by_both() {
+        agrees("a:\n  - # c\n    -\n");
+    }
 }
