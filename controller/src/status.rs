@@ -447,9 +447,9 @@ pub async fn apply_secret(
 fn log_written(secret: &Secret, before: Option<&str>, after: Option<&str>) {
     if after.is_some() && after != before {
         tracing::info!(
-            namespace = secret.metadata.namespace.as_deref().unwrap_or_default(),
-            name = secret.metadata.name.as_deref().unwrap_or_default(),
-            resource_version = after.unwrap_or_default(),
+            namespace = %secret.metadata.namespace.as_deref().unwrap_or_default(),
+            name = %secret.metadata.name.as_deref().unwrap_or_default(),
+            resource_version = %after.unwrap_or_default(),
             "Secret written"
         );
     }

@@ -18,6 +18,7 @@ mod controller_faults;
 mod controller_interop;
 mod controller_isindir;
 mod controller_operations;
+mod controller_replicas;
 mod controller_sealed_secrets_flags;
 mod controller_sealed_secrets_metrics;
 mod controller_sealedsecret;
