@@ -426,10 +426,16 @@ impl Membership {
         self.shard
             .fence
             .send_modify(|f| f.valid_until = Some(until));
+        // Renewed late but in time: objects that came up after the renew deadline were refused
+        // (the fence takes no new work then) and are owed a reconcile.
+        let refused_some = previous.is_some_and(|t| Instant::now() >= t);
         if !continuous {
             return false;
         }
         if open_still_right {
+            if refused_some {
+                self.shard.opened.send_modify(|n| *n += 1);
+            }
             return true;
         }
         if agreed && self.shard_view().is_none() {

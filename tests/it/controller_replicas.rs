@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use enseal_tests::cluster;
 use enseal_tests::controller::{
@@ -582,6 +582,7 @@ async fn replicas_share_the_objects_and_a_joining_one_takes_a_share_without_two_
 
     objects.create(0..OBJECTS).await;
     objects.wait_converged(&mut [&mut a, &mut b]).await;
+    wait_claimed(&client, n, &[&a, &b]).await;
     let two = shares(&[("replica-a", &a), ("replica-b", &b)], 0);
     assert!(
         two.values().all(|n| *n > 0),
@@ -601,6 +602,7 @@ async fn replicas_share_the_objects_and_a_joining_one_takes_a_share_without_two_
     let joined_at = now_version(&client, n).await;
     objects.change_all().await;
     objects.wait_converged(&mut [&mut a, &mut b, &mut c]).await;
+    wait_claimed(&client, n, &[&a, &b, &c]).await;
     let all = [("replica-a", &a), ("replica-b", &b), ("replica-c", &c)];
     let three = shares(&all, joined_at);
     assert!(
@@ -624,11 +626,12 @@ async fn replicas_share_the_objects_and_a_joining_one_takes_a_share_without_two_
 
 /// Three replicas share the objects; one is killed with SIGKILL (its Lease is left behind,
 /// renewed no more). Its share moves to the two others once its Lease expires: every object
-/// converges, the ones changed after the kill and the ones created after it included, and no
-/// Secret is written by two replicas at once (the killed replica's last writes come before the
-/// view without it).
+/// converges, the ones changed after the kill and the ones created after it included. Then
+/// one of the two is stopped with SIGTERM: it exits cleanly having released its member Lease
+/// (no holder), and the last one takes every object. No Secret is written by two replicas at
+/// once throughout (a replica's last writes come before the view without it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_replicas_share_moves_to_the_others_and_new_objects_converge() {
+async fn a_killed_or_stopped_replicas_share_moves_to_the_others_and_new_objects_converge() {
     let (ns, client) = setup("ctl-replicas-kill").await;
     let n = ns.name();
     let objects = Objects::prepare(client.clone(), n).await;
@@ -640,6 +643,9 @@ async fn a_killed_replicas_share_moves_to_the_others_and_new_objects_converge() 
 
     objects.create(0..OBJECTS).await;
     objects.wait_converged(&mut [&mut a, &mut b, &mut c]).await;
+    // A replica logs a write once it has the answer: its last lines can come a moment after
+    // the Secrets converged (and a replica killed then would take them with it).
+    wait_claimed(&client, n, &[&a, &b, &c]).await;
     let before = shares(
         &[("replica-a", &a), ("replica-b", &b), ("replica-c", &c)],
         0,
@@ -649,26 +655,45 @@ async fn a_killed_replicas_share_moves_to_the_others_and_new_objects_converge() 
         "each of three replicas writes a share: {before:?}"
     );
 
-    // A replica logs a write once it has the answer: killed right after the batch converged,
-    // replica-b could take its last lines with it, and its last versions would then be no
-    // one's. Killed once its log has caught up, every version before the kill has its writer.
-    wait_claimed(&client, n, &[&a, &b, &c]).await;
     b.kill();
+    let killed_at = Instant::now();
     objects.change_all().await;
     objects.create(OBJECTS..OBJECTS + LATE).await;
-    objects.wait_converged(&mut [&mut a, &mut c]).await;
     wait_views(&client, n, &["replica-a", "replica-c"]).await;
+    let moved_after = killed_at.elapsed();
+    objects.wait_converged(&mut [&mut a, &mut c]).await;
+    let converged_after = killed_at.elapsed();
+
+    assert_eq!(c.terminate(), Some(0), "a clean exit on SIGTERM");
+    let leases: Api<Lease> = Api::namespaced(client.clone(), n);
+    let released = leases
+        .get(&format!("{GROUP}-member-replica-c"))
+        .await
+        .expect("replica-c's member Lease");
+    assert_eq!(holder(&released), None, "SIGTERM releases the member Lease");
+    objects.change_all().await;
+    wait_views(&client, n, &["replica-a"]).await;
+    objects.wait_converged(&mut [&mut a]).await;
+    wait_claimed(&client, n, &[&a]).await;
 
     let all = [("replica-a", &a), ("replica-b", &b), ("replica-c", &c)];
     let seen = recorder.finish().await;
-    let changes = judge(&seen, &all, &["replica-b"]);
+    let changes = judge(&seen, &all, &["replica-b", "replica-c"]);
+    let last = shares(&[("replica-a", &a)], 0);
+    assert_eq!(
+        last["replica-a"],
+        OBJECTS + LATE,
+        "the last replica wrote every Secret"
+    );
     assert!(
         changes > 0,
-        "no Secret changed writer: replica-b's share never moved"
+        "no Secret changed writer: the shares never moved"
     );
     eprintln!(
-        "replicas: shares of {OBJECTS} with three {before:?}; after replica-b was killed all \
-         {} converged with {changes} changes of writer, each after a view without it",
+        "replicas: shares of {OBJECTS} with three {before:?}; after replica-b was killed the \
+         others acted without it {moved_after:?} later and all {} converged {converged_after:?} \
+         after the kill; after replica-c was stopped replica-a wrote them all; {changes} \
+         changes of writer, each after a view without the earlier writer",
         OBJECTS + LATE
     );
 }
