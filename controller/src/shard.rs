@@ -22,18 +22,23 @@
 //! It changes its view only after it has stopped acting on the old one: it stops taking work,
 //! lets running reconciles finish (cut off after the hand-over grace) and only then writes the
 //! new view. Why two members never act on one object at once: say R acts with view V and S
-//! with view W != V (the same view gives both the same owner). R acting means R's Lease says V
-//! for as long as it acts, and R read every member of V saying V after writing V; the same for
-//! S and W. If S is in V, R read S's Lease saying V after R wrote V, and S's Lease says W from
-//! before S's own read until now: the two reads cannot both be right unless one came first and
-//! the other member wrote its view after it, but then that member (still acting) would have
-//! needed the other's agreement after its own write, which said something else throughout.
-//! If S is not in V, R counted S gone: S's Lease had not changed for a lease duration on R's
-//! clock, so S, which stops once it cannot renew within its renew deadline and cuts off its
-//! reconciles at the lease duration, no longer writes (the same assumption leader election
-//! makes: no process paused for longer than the lease, and clocks that run at the same rate).
-//! A member that joins writes its view and acts only once all others have written the same,
-//! that is after each of them stopped acting on the view without it.
+//! with view W != V at the same moment (one view gives both the same owner). R wrote V at
+//! `wR`, then read every member of V saying V at `rR > wR`, and its Lease has said V from `wR`
+//! until now; the same for S with W, `wS < rS`.
+//! - If each is in the other's view: R read S's Lease saying V, so `rR < wS` (from `wS` on it
+//!   says W), and likewise `rS < wR`; then `wS < rS < wR < rR < wS`, which cannot be.
+//! - Otherwise one of them, say S, counted the other gone: R's Lease had not changed for a
+//!   lease duration on S's clock, and R, which takes no new work once the renew deadline has
+//!   passed since its last renewal started and cuts running reconciles off at the lease
+//!   duration, no longer writes; a renewal answered after that makes R start afresh (no work
+//!   until every member is read agreeing after it). This is the assumption leader election
+//!   makes: no process paused for longer than the lease, clocks that run at the same rate.
+//!   (Not having read R's Lease at all is no way out: R created it before `wR`, and S would
+//!   have seen it, live, in its read at `rS` unless `rS` came before it; ordering the reads as
+//!   above then gives the same contradiction.)
+//!
+//! A member that joins therefore acts only once all others have written a view with it, that
+//! is after each of them stopped acting on the view without it.
 //!
 //! When the view opens, every object is reconciled again ([`Shard::opened`]): the objects a
 //! member now owns get their sync, the others are skipped before any decryption. Key
@@ -640,6 +645,89 @@ mod tests {
         let b = members(&["y", "x"]);
         assert_eq!(owner(&a, "n", "o"), owner(&b, "n", "o"));
         assert_eq!(owner(&[], "n", "o"), None);
+    }
+
+    fn object(name: &str) -> Arc<k8s_openapi::api::core::v1::Secret> {
+        let mut s = k8s_openapi::api::core::v1::Secret::default();
+        s.metadata.namespace = Some("ns".into());
+        s.metadata.name = Some(name.into());
+        Arc::new(s)
+    }
+
+    /// A share of one member acting on `view`, its Lease renewed for `valid`.
+    fn acting(me: &str, view: &[&str], valid: Duration, grace: Duration) -> Arc<Shard> {
+        let shard = Shard::new(me.into(), grace);
+        shard
+            .fence
+            .send_modify(|f| f.valid_until = Some(Instant::now() + valid));
+        shard.open(members(view));
+        shard
+    }
+
+    /// The name of an object `me` owns among `view` (and one it does not).
+    fn owned_and_not(me: &str, view: &[&str]) -> (String, String) {
+        let view = members(view);
+        let mut names = (0..).map(|i| format!("o{i}"));
+        let mine = names
+            .clone()
+            .find(|n| owner(&view, "ns", n) == Some(me))
+            .unwrap();
+        let other = names.find(|n| owner(&view, "ns", n) != Some(me)).unwrap();
+        (mine, other)
+    }
+
+    async fn never_called(
+        _: Arc<k8s_openapi::api::core::v1::Secret>,
+        _: Arc<()>,
+    ) -> Result<Action, std::convert::Infallible> {
+        unreachable!("an object another member owns is not reconciled here")
+    }
+
+    async fn runs_forever(
+        _: Arc<k8s_openapi::api::core::v1::Secret>,
+        _: Arc<()>,
+    ) -> Result<Action, std::convert::Infallible> {
+        std::future::pending().await
+    }
+
+    #[tokio::test]
+    async fn an_object_another_member_owns_is_skipped_before_its_reconcile_runs() {
+        let shard = acting("a", &["a", "b"], Duration::from_secs(60), Duration::ZERO);
+        let (_, other) = owned_and_not("a", &["a", "b"]);
+        let done = reconcile_owned(&shard, object(&other), Arc::new(()), never_called).await;
+        assert_eq!(done.unwrap(), Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn a_view_closes_only_once_running_reconciles_are_done_and_admits_nothing_meanwhile() {
+        let shard = acting("a", &["a", "b"], Duration::from_secs(60), Duration::ZERO);
+        let (mine, _) = owned_and_not("a", &["a", "b"]);
+        let Admission::Owned(permit) = shard.admit("ns", &mine) else {
+            panic!("{mine} is a's");
+        };
+        let closing = tokio::spawn({
+            let shard = shard.clone();
+            async move { shard.close(Duration::from_secs(3600)).await }
+        });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!closing.is_finished(), "closed with a reconcile running");
+        assert!(matches!(shard.admit("ns", &mine), Admission::Closed));
+        drop(permit);
+        closing.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_is_cut_off_when_the_lease_is_not_renewed() {
+        // Renewed for 50 ms, then not again: the reconcile that runs on is dropped after the
+        // grace, and nothing new is admitted.
+        let grace = Duration::from_millis(50);
+        let shard = acting("a", &["a"], Duration::from_millis(50), grace);
+        let done = reconcile_owned(&shard, object("x"), Arc::new(()), runs_forever).await;
+        assert_eq!(done.unwrap(), Action::await_change());
+        assert!(matches!(shard.admit("ns", "x"), Admission::Closed));
+        assert_eq!(shard.gate.lock().unwrap().in_flight, 0);
     }
 
     #[test]
