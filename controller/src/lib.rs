@@ -161,7 +161,7 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     // controllers run whether or not this replica leads; the leader only makes keys.
     let shard = flags
         .shard_replicas
-        .then(|| shard::Shard::new(identity.clone(), handover_grace));
+        .then(|| shard::Shard::new(identity.clone(), handover_grace, metrics.clone()));
     if shard.is_some() && !flags.leader_elect {
         return Err(
             "--shard-replicas needs --leader-elect: the elected leader makes and renews the keys"

@@ -61,6 +61,9 @@ pub struct Metrics {
     /// The objects whose last reconciliation failed, by (kind, namespace, name): one series
     /// each only while they fail, so the per-object metric stays as small as the trouble.
     unsynced: Mutex<BTreeMap<(String, String, String), Unsynced>>,
+    /// With --shard-replicas: the members of the view this replica acts on (0 while it acts
+    /// on none). Unset without it, and the family is left out.
+    shard_members: std::sync::OnceLock<AtomicU64>,
 }
 
 struct Unsynced {
@@ -162,6 +165,14 @@ impl Metrics {
         let _ = self.conditions.set(source);
     }
 
+    /// The replica acts on a view of `members` (0: on none, its view changing or its member
+    /// Lease not renewed).
+    pub fn shard_members(&self, members: usize) {
+        self.shard_members
+            .get_or_init(AtomicU64::default)
+            .store(members as u64, Ordering::Relaxed);
+    }
+
     pub fn error(&self, reason: &'static str) {
         if let Ok(mut e) = self.errors.lock() {
             *e.entry(reason).or_default() += 1;
@@ -258,6 +269,15 @@ impl Metrics {
              enseal_controller_leader {}",
             u8::from(leader)
         );
+        if let Some(members) = self.shard_members.get() {
+            let _ = writeln!(
+                out,
+                "# HELP enseal_controller_shard_members Replicas sharing the objects in the view this replica acts on (0: it acts on none now).\n\
+                 # TYPE enseal_controller_shard_members gauge\n\
+                 enseal_controller_shard_members {}",
+                members.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP enseal_controller_object_unsynced_seconds How long an object whose last reconciliation failed has been out of sync, with that failure's reason (no series while it is in sync).\n\
@@ -505,5 +525,15 @@ mod tests {
         );
         assert!(text.contains("enseal_controller_key_age_seconds "));
         assert!(text.contains("enseal_controller_leader 1"));
+    }
+
+    #[test]
+    fn the_shard_gauge_is_there_only_with_sharding() {
+        let m = Metrics::default();
+        assert!(!m.render(None, 0, false).contains("shard_members"));
+        m.shard_members(3);
+        assert!(m
+            .render(None, 0, false)
+            .contains("\nenseal_controller_shard_members 3\n"));
     }
 }

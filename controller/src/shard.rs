@@ -58,6 +58,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::{watch, Notify};
 
 use crate::leader::Timing;
+use crate::metrics::Metrics;
 
 /// The label every member Lease carries, with `--lease-name` as its value: one list finds the
 /// members of one controller installation.
@@ -118,6 +119,7 @@ pub struct Shard {
     grace: Duration,
     /// Bumped each time a view opens: every object is reconciled again.
     opened: watch::Sender<u64>,
+    metrics: Arc<Metrics>,
 }
 
 /// Whether a reconcile of one object may run here.
@@ -147,7 +149,8 @@ impl Drop for Permit {
 }
 
 impl Shard {
-    pub fn new(identity: String, grace: Duration) -> Arc<Shard> {
+    pub fn new(identity: String, grace: Duration, metrics: Arc<Metrics>) -> Arc<Shard> {
+        metrics.shard_members(0);
         Arc::new(Shard {
             identity,
             gate: Mutex::new(Gate {
@@ -161,6 +164,7 @@ impl Shard {
             }),
             grace,
             opened: watch::Sender::new(0),
+            metrics,
         })
     }
 
@@ -215,6 +219,7 @@ impl Shard {
             gate.view.take().is_some()
         };
         if was_open {
+            self.metrics.shard_members(0);
             tracing::info!(identity = %self.identity, "stopped acting on a share: the members changed");
         }
         let deadline = tokio::time::Instant::now() + within;
@@ -247,6 +252,7 @@ impl Shard {
     fn open(&self, view: Vec<String>) {
         let members = view.len();
         self.gate.lock().unwrap_or_else(|e| e.into_inner()).view = Some(Arc::new(view));
+        self.metrics.shard_members(members);
         tracing::info!(identity = %self.identity, members, "acting on a share of the objects");
         self.opened.send_modify(|n| *n += 1);
     }
@@ -656,7 +662,7 @@ mod tests {
 
     /// A share of one member acting on `view`, its Lease renewed for `valid`.
     fn acting(me: &str, view: &[&str], valid: Duration, grace: Duration) -> Arc<Shard> {
-        let shard = Shard::new(me.into(), grace);
+        let shard = Shard::new(me.into(), grace, Arc::default());
         shard
             .fence
             .send_modify(|f| f.valid_until = Some(Instant::now() + valid));

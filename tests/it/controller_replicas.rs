@@ -513,6 +513,15 @@ fn judge(seen: &Seen, replicas: &[(&str, &Controller)], killed: &[&str]) -> usiz
     changes
 }
 
+/// Waits until the replica's /metrics has `line`.
+async fn wait_metric(c: &Controller, line: &str) {
+    let found = cluster::eventually(CONVERGE, || async {
+        c.metrics().lines().any(|l| l == line).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "no {line:?} in:\n{}", c.metrics());
+}
+
 /// Waits until the version each Secret of the namespace has now is claimed by a replica's log.
 async fn wait_claimed(client: &Client, ns: &str, replicas: &[&Controller]) {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
@@ -578,6 +587,9 @@ async fn replicas_share_the_objects_and_a_joining_one_takes_a_share_without_two_
     let mut a = start(n, "replica-a").await;
     let mut b = start(n, "replica-b").await;
     wait_views(&client, n, &["replica-a", "replica-b"]).await;
+    for c in [&a, &b] {
+        wait_metric(c, "enseal_controller_shard_members 2").await;
+    }
     let recorder = Recorder::start(&client, n).await;
 
     objects.create(0..OBJECTS).await;
@@ -595,6 +607,9 @@ async fn replicas_share_the_objects_and_a_joining_one_takes_a_share_without_two_
     let churn = tokio::spawn(objects.clone().churn(churn_stopped));
     let mut c = start(n, "replica-c").await;
     wait_views(&client, n, &["replica-a", "replica-b", "replica-c"]).await;
+    for c in [&a, &b, &c] {
+        wait_metric(c, "enseal_controller_shard_members 3").await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _ = stop_churn.send(true);
     let churned = churn.await.expect("the churn task");
