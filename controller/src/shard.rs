@@ -267,7 +267,7 @@ pub async fn reconcile_owned<K, Ctx, Fut, E>(
     reconcile: fn(Arc<K>, Arc<Ctx>) -> Fut,
 ) -> Result<Action, E>
 where
-    K: Resource,
+    K: Resource<DynamicType = ()>,
     Fut: std::future::Future<Output = Result<Action, E>>,
 {
     // Subscribed before admission: a cut-off that comes after it is seen.
@@ -276,7 +276,15 @@ where
     let name = obj.name_any();
     let _permit = match shard.admit(&namespace, &name) {
         Admission::Owned(p) => p,
-        Admission::NotOwned | Admission::Closed => return Ok(Action::await_change()),
+        Admission::NotOwned => {
+            // Its owner reports it now: a failure this replica saw before the object moved
+            // must not stay in its unsynced series (and alert) for hours.
+            shard
+                .metrics
+                .object_synced(&K::kind(&()), &namespace, &name);
+            return Ok(Action::await_change());
+        }
+        Admission::Closed => return Ok(Action::await_change()),
     };
     tokio::select! {
         r = reconcile(obj, ctx) => r,
@@ -702,6 +710,28 @@ mod tests {
         let (_, other) = owned_and_not("a", &["a", "b"]);
         let done = reconcile_owned(&shard, object(&other), Arc::new(()), never_called).await;
         assert_eq!(done.unwrap(), Action::await_change());
+    }
+
+    #[tokio::test]
+    async fn a_failure_seen_before_an_object_moved_leaves_the_unsynced_series() {
+        let shard = acting("a", &["a", "b"], Duration::from_secs(60), Duration::ZERO);
+        let (_, other) = owned_and_not("a", &["a", "b"]);
+        shard
+            .metrics
+            .object_failed("Secret", "ns", &other, "DecryptFailed");
+        let series = |s: &Shard| {
+            s.metrics
+                .render(None, 0, false)
+                .contains("enseal_controller_object_unsynced_seconds{")
+        };
+        assert!(series(&shard));
+        reconcile_owned(&shard, object(&other), Arc::new(()), never_called)
+            .await
+            .unwrap();
+        assert!(
+            !series(&shard),
+            "the moved object still counts as unsynced here"
+        );
     }
 
     #[tokio::test]
