@@ -7,6 +7,7 @@
 mod age_key_sources;
 mod age_plugin;
 mod age_pq_interop;
+mod argocd_cmp;
 mod argocd_health;
 mod azure_kv_interop;
 mod cli_attacks;
