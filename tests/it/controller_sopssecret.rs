@@ -882,7 +882,7 @@ async fn a_pgp_only_file_from_sops_opens_with_an_asc_entry_of_the_key_secret() {
 async fn gcp_kms_keys_open_with_the_sops_gcp_kms_entry_of_the_key_secret() {
     let (ns, client) = setup_sops("sops-gcp").await;
     let n = ns.name();
-    let fake = enseal_tests::fake_gcp_kms::FakeGcpKms::start();
+    let fake = enseal_tests::fake_gcp_kms::FakeGcpKms::start_tls();
     let id = fake.create_key("controller");
     let account = fake.service_account("controller");
     let json = std::fs::read_to_string(&account).unwrap();
@@ -926,7 +926,7 @@ async fn gcp_kms_keys_open_with_the_sops_gcp_kms_entry_of_the_key_secret() {
 async fn gcp_kms_files_share_one_token_of_the_controller() {
     let (ns, client) = setup_sops("sops-gcpkept").await;
     let n = ns.name();
-    let fake = enseal_tests::fake_gcp_kms::FakeGcpKms::start();
+    let fake = enseal_tests::fake_gcp_kms::FakeGcpKms::start_tls();
     let id = fake.create_key("kept");
     let account = fake.service_account("kept");
     let json = std::fs::read_to_string(&account).unwrap();
@@ -1088,8 +1088,17 @@ async fn azure_kv_keys_open_with_the_sops_azure_kv_entry_of_a_key_secret() {
 async fn vault_keys_open_with_the_sops_vault_token_entry_of_a_key_secret() {
     let (ns, client) = setup_sops("sops-vault").await;
     let n = ns.name();
-    let bao = enseal_tests::openbao::OpenBao::start();
+    // Over https: the controller sends nothing a tenant's file names over plain http, not
+    // even to a loopback address.
+    let bao = enseal_tests::openbao::OpenBao::start_tls();
     let uri = bao.create_key("flux");
+    let ca: Vec<(String, String)> = bao
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k == "VAULT_CACERT")
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(ca.len(), 1, "the TLS dev server names its CA");
     let address = uri.split("/v1/").next().unwrap().to_string();
     let token = bao.token_with_policy(
         "flux-decrypt",
@@ -1097,7 +1106,7 @@ async fn vault_keys_open_with_the_sops_vault_token_entry_of_a_key_secret() {
     );
     // As `kubectl create secret --from-file` stores a file written by `echo`.
     store_age_keys(&client, n, &[("sops.vault-token", format!("{token}\n"))]).await;
-    let ctl = start(n, vec![]).await;
+    let ctl = start(n, ca.clone()).await;
 
     let mut sb = Sandbox::new();
     for (k, v) in bao.env() {
@@ -1151,7 +1160,11 @@ async fn vault_keys_open_with_the_sops_vault_token_entry_of_a_key_secret() {
     // token opens the bound file, the tenant's token the tenant's.
     let ctl = start_with(
         n,
-        vec![("SOPS_HC_VAULT_ALLOWLIST".into(), address.clone())],
+        [
+            ca,
+            vec![("SOPS_HC_VAULT_ALLOWLIST".into(), address.clone())],
+        ]
+        .concat(),
         &["--sops-namespace-key-services"],
         "enseal-controller-vault-allowed",
     )

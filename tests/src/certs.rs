@@ -75,3 +75,25 @@ pub fn ca_and_server(
     ]);
     dir.join("ca.crt")
 }
+
+/// A rustls server configuration (ring, default protocol versions, no client auth) serving
+/// the server.crt / server.key that [`ca_and_server`] wrote to `dir`.
+pub fn tls_server_config(dir: &Path) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("server.crt"))
+        .expect("read server.crt")
+        .map(|c| c.expect("a PEM certificate"))
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key"))
+        .expect("read server.key");
+    std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .expect("default protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("a server certificate and its key"),
+    )
+}

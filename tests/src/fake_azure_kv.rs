@@ -91,27 +91,7 @@ impl FakeAzure {
     pub fn start() -> FakeAzure {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = make_certificates(dir.path());
-        let certs: Vec<_> = {
-            use rustls::pki_types::pem::PemObject;
-            rustls::pki_types::CertificateDer::pem_file_iter(dir.path().join("server.crt"))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-        };
-        let key = {
-            use rustls::pki_types::pem::PemObject;
-            rustls::pki_types::PrivateKeyDer::from_pem_file(dir.path().join("server.key")).unwrap()
-        };
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(
-                rustls::crypto::ring::default_provider().into(),
-            )
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap(),
-        );
+        let config = crate::certs::tls_server_config(dir.path());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));

@@ -4,7 +4,9 @@
 //! encrypts and decrypts through it with the same credentials enseal uses (tests/it/
 //! gcp_kms_interop.rs).
 //!
-//! What it serves, on one plain-HTTP port on 127.0.0.1:
+//! What it serves, on one port on 127.0.0.1, plain HTTP ([`FakeGcpKms::start`]) or HTTPS with
+//! a CA of its own ([`FakeGcpKms::start_tls`], for the controller, which sends nothing a
+//! tenant's credentials name over plain http):
 //! - `POST /v1/{name}:encrypt` and `:decrypt` (cloudkms v1 `projects.locations.keyRings.
 //!   cryptoKeys.encrypt/decrypt`): JSON `{"plaintext"}` / `{"ciphertext"}`, base64. Each key
 //!   has its own random 256-bit secret; a ciphertext is `nonce || AES-256-GCM(plaintext)` with
@@ -21,9 +23,10 @@
 //! - `GET /computeMetadata/v1/instance/service-accounts/default/token` (the metadata server,
 //!   `GCE_METADATA_HOST`), only with `Metadata-Flavor: Google`.
 //!
-//! TEST-ONLY: plain HTTP, keys in memory.
+//! TEST-ONLY: keys in memory.
 
 use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,8 +79,11 @@ struct State {
 
 /// A running fake; stopped (connections refused from then on) when dropped.
 pub struct FakeGcpKms {
-    /// `http://127.0.0.1:PORT`: the KMS endpoint and the token service.
+    /// `http://127.0.0.1:PORT` (`https://` with [`FakeGcpKms::start_tls`]): the KMS endpoint
+    /// and the token service.
     pub url: String,
+    /// The CA that signed the server's certificate, with [`FakeGcpKms::start_tls`].
+    pub ca_file: Option<PathBuf>,
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     stopped: Arc<AtomicBool>,
@@ -86,32 +92,64 @@ pub struct FakeGcpKms {
 
 impl FakeGcpKms {
     pub fn start() -> FakeGcpKms {
+        Self::start_with(false)
+    }
+
+    /// Like [`FakeGcpKms::start`], serving https with a certificate for 127.0.0.1 from a CA of
+    /// its own; [`FakeGcpKms::env`] then names the CA in `SSL_CERT_FILE`.
+    pub fn start_tls() -> FakeGcpKms {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> FakeGcpKms {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = tls.then(|| {
+            let ca = crate::certs::ca_and_server(
+                dir.path(),
+                &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                "/CN=enseal fake GCP CA",
+                "/CN=fake gcp",
+                "IP:127.0.0.1",
+            );
+            (ca, crate::certs::tls_server_config(dir.path()))
+        });
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let stopped = Arc::new(AtomicBool::new(false));
-        let url = format!("http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
         {
             let (state, stopped, url) = (state.clone(), stopped.clone(), url.clone());
+            let config = tls.as_ref().map(|(_, config)| config.clone());
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stopped.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(stream) = stream else { continue };
-                    let (state, url) = (state.clone(), url.clone());
+                    let (state, url, config) = (state.clone(), url.clone(), config.clone());
                     std::thread::spawn(move || {
-                        let _ = serve(stream, &state, &url);
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                        let _ = match config {
+                            Some(config) => rustls::ServerConnection::new(config)
+                                .map_err(std::io::Error::other)
+                                .and_then(|c| {
+                                    serve(rustls::StreamOwned::new(c, stream), &state, &url)
+                                }),
+                            None => serve(stream, &state, &url),
+                        };
                     });
                 }
             });
         }
         FakeGcpKms {
             url,
+            ca_file: tls.map(|(ca, _)| ca),
             addr,
             state,
             stopped,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
         }
     }
 
@@ -224,10 +262,14 @@ impl FakeGcpKms {
 
     /// What sops 3.13 needs to reach this fake over REST, which enseal reads too.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("SOPS_GCP_KMS_ENDPOINT".into(), self.url.clone()),
             ("SOPS_GCP_KMS_CLIENT_TYPE".into(), "rest".into()),
-        ]
+        ];
+        if let Some(ca) = &self.ca_file {
+            env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+        }
+        env
     }
 
     fn write(&self, name: &str, json: &serde_json::Value) -> PathBuf {
@@ -277,8 +319,7 @@ fn now() -> u64 {
 
 /// HTTP/1.1 with keep-alive, as Go's and hyper's clients use it; the metadata server's
 /// answers say `Metadata-Flavor: Google`, as the Go library's probe wants.
-fn serve(stream: TcpStream, state: &Mutex<State>, url: &str) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+fn serve<S: Read + Write>(stream: S, state: &Mutex<State>, url: &str) -> std::io::Result<()> {
     fake_http::serve(stream, "application/json; charset=UTF-8", |request| {
         let (status, answer) = route(request, state, url);
         let extra = if request.path.starts_with("/computeMetadata/") {

@@ -794,58 +794,98 @@ mod tests {
         assert!(keys.set_cloud(CloudEntries::default()), "removed");
     }
 
-    /// A plain-http server on loopback answering every request with `status` and `body`, over
-    /// kept-alive connections; the number of connections made to it.
-    fn server(status: u16, body: &'static [u8]) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-        use std::io::{BufRead, BufReader, Read, Write};
+    /// A server on loopback answering every request with `status` and `body`, over kept-alive
+    /// connections: plain http, or with `tls` https with a certificate of [`test_ca`]'s; its
+    /// address and the number of connections made to it.
+    fn server(
+        tls: bool,
+        status: u16,
+        body: &'static [u8],
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         use std::sync::atomic::{AtomicUsize, Ordering};
+        let config = tls.then(|| test_ca().1.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls { "https" } else { "http" };
+        let address = format!("{scheme}://{}", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
         let counted = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 counted.fetch_add(1, Ordering::SeqCst);
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream);
-                    loop {
-                        let mut length = 0;
-                        let mut line = String::new();
-                        loop {
-                            line.clear();
-                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            let lower = line.to_ascii_lowercase();
-                            if let Some(v) = lower.strip_prefix("content-length:") {
-                                length = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                        let mut request = vec![0; length];
-                        if reader.read_exact(&mut request).is_err() {
+                let config = config.clone();
+                std::thread::spawn(move || match config {
+                    Some(config) => {
+                        let Ok(tls) = rustls::ServerConnection::new(config) else {
                             return;
-                        }
-                        let head = format!(
-                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                            body.len()
-                        );
-                        let out = reader.get_mut();
-                        if out
-                            .write_all(head.as_bytes())
-                            .and_then(|()| out.write_all(body))
-                            .is_err()
-                        {
-                            return;
-                        }
+                        };
+                        answer(rustls::StreamOwned::new(tls, stream), status, body)
                     }
+                    None => answer(stream, status, body),
                 });
             }
         });
         (address, connections)
+    }
+
+    /// Answers each request on `stream` with `status` and `body` until the client closes it.
+    fn answer<S: std::io::Read + std::io::Write>(stream: S, status: u16, body: &[u8]) {
+        use std::io::{BufRead, BufReader, Read};
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut length = 0;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut request = vec![0; length];
+            if reader.read_exact(&mut request).is_err() {
+                return;
+            }
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            let out = reader.get_mut();
+            if out
+                .write_all(head.as_bytes())
+                .and_then(|()| out.write_all(body))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// A test CA and a certificate for 127.0.0.1 it signed (tests/src/certs.rs, once per test
+    /// process), with `VAULT_CACERT` naming the CA: the Vault clients made after it trust
+    /// these servers alone, as an operator's VAULT_CACERT makes them.
+    fn test_ca() -> &'static (tempfile::TempDir, Arc<rustls::ServerConfig>) {
+        static CA: std::sync::OnceLock<(tempfile::TempDir, Arc<rustls::ServerConfig>)> =
+            std::sync::OnceLock::new();
+        CA.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let ca = enseal_tests::certs::ca_and_server(
+                dir.path(),
+                &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                "/CN=enseal controller test CA",
+                "/CN=tenant vault",
+                "IP:127.0.0.1",
+            );
+            std::env::set_var("VAULT_CACERT", ca);
+            let config = enseal_tests::certs::tls_server_config(dir.path());
+            (dir, config)
+        })
     }
 
     fn vault_stanza(address: &str) -> enseal_sops::format::metadata::VaultStanza {
@@ -864,7 +904,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn namespace_key_service_clients_are_kept_between_decryptions() {
         use std::sync::atomic::Ordering;
-        let (address, connections) = server(200, br#"{"data":{"plaintext":"AAEC"}}"#);
+        let (address, connections) = server(true, 200, br#"{"data":{"plaintext":"AAEC"}}"#);
         let keys = SopsKeys::default();
         let tenant = secret(&[(VAULT_TOKEN_ENTRY, b"hvs.tenant")]);
         let mut named = tenant.clone();
@@ -904,7 +944,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn cluster_key_service_clients_are_kept_until_the_entries_change() {
         use std::sync::atomic::Ordering;
-        let (address, connections) = server(200, br#"{"data":{"plaintext":"AAEC"}}"#);
+        let (address, connections) = server(false, 200, br#"{"data":{"plaintext":"AAEC"}}"#);
         // The controller's token goes only to listed servers. `all` (rather than this test's
         // address) leaves the other tests of this process, which run at the same time, as
         // they are.
@@ -930,32 +970,46 @@ mod tests {
 
     /// Issue #17 review: a tenant's file names its Vault server, so the controller would send
     /// requests wherever it says, from inside the cluster. Tenants' servers are reached over
-    /// https only (plain http only on loopback, where this test's server is), and what an
-    /// error reply says is summarised, never quoted: a reply cannot put text of its choosing
-    /// into the object's status, Events or the controller's log.
+    /// https only, and what an error reply says is summarised, never quoted: a reply cannot put
+    /// text of its choosing into the object's status, Events or the controller's log. Not even
+    /// plain http on loopback: that is the controller's own pod, whose sidecars serve plain-http
+    /// admin endpoints (Envoy's `/quitquitquit`); the loopback server here is never connected.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn tenant_key_services_are_https_only_and_their_replies_are_not_quoted() {
+        use std::sync::atomic::Ordering;
         let tenant = CloudEntries::of(&secret(&[(VAULT_TOKEN_ENTRY, b"hvs.tenant")]));
+        let (address, _) = server(
+            true,
+            500,
+            b"\x1b]0;owned\x07<html>admin console\r\nlevel=INFO msg=forged</html>",
+        );
+        let (loopback, loopback_connections) = server(false, 200, b"{}");
         let result = tokio::task::spawn_blocking(move || {
             let vault = (tenant.namespace_access().hc_vault.unwrap())().unwrap();
             let internal = vault.decrypt_key(&vault_stanza("http://10.96.0.10:8080"));
-            let (address, _) = server(
-                500,
-                b"\x1b]0;owned\x07<html>admin console\r\nlevel=INFO msg=forged</html>",
-            );
+            let on_loopback =
+                vault.decrypt_key(&vault_stanza(&format!("{loopback}/quitquitquit?")));
             let hostile = vault.decrypt_key(&vault_stanza(&address));
-            (internal.unwrap_err(), hostile.unwrap_err(), address)
+            (
+                internal.unwrap_err(),
+                on_loopback.unwrap_err(),
+                hostile.unwrap_err(),
+                address,
+            )
         })
         .await
         .unwrap();
-        let (internal, hostile, address) = result;
-        assert!(
-            matches!(
-                internal,
-                enseal_sops::keys::hc_vault::VaultError::PlainHttp(_)
-            ),
-            "{internal}"
-        );
+        let (internal, on_loopback, hostile, address) = result;
+        for refused in [&internal, &on_loopback] {
+            assert!(
+                matches!(
+                    refused,
+                    enseal_sops::keys::hc_vault::VaultError::PlainHttp(_)
+                ),
+                "{refused}"
+            );
+        }
+        assert_eq!(loopback_connections.load(Ordering::SeqCst), 0);
         assert!(
             internal.to_string().contains("http://10.96.0.10:8080"),
             "{internal}"

@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, GcpKmsStanza};
 use crate::keys::http::{
-    is_https_or_loopback, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
+    is_https, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
 };
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 /// How long the metadata server may take to show it is there when `GCE_METADATA_HOST` is unset.
@@ -184,7 +184,7 @@ pub struct GcpKms {
     /// [`GcpKms::retry_credentials`]).
     found: Arc<Mutex<Option<Lookup>>>,
     token: Arc<Mutex<Option<CachedToken>>>,
-    /// [`GcpKms::requiring_https`]: plain http only to a loopback address.
+    /// [`GcpKms::requiring_https`]: nothing over plain http.
     https_only: bool,
 }
 
@@ -218,8 +218,8 @@ impl GcpKms {
         self
     }
 
-    /// Sends nothing over plain http, except to a loopback address: for credentials someone
-    /// else wrote (a tenant's `sops.gcp-kms` entry, in the controller), whose `token_uri` would
+    /// Sends nothing over plain http (not even to a loopback address, see `http::is_https`):
+    /// for credentials someone else wrote (a tenant's `sops.gcp-kms` entry, in the controller), whose `token_uri` would
     /// otherwise let a request reach any http service inside the cluster. The metadata server,
     /// plain http by design, is then never used. The CLI allows plain http, as sops does.
     pub fn requiring_https(mut self) -> GcpKms {
@@ -537,7 +537,7 @@ impl GcpKms {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| GcpKmsError::BadEndpoint(url.to_string()))?;
-        if self.https_only && !is_https_or_loopback(&uri) {
+        if self.https_only && !is_https(&uri) {
             return Err(GcpKmsError::PlainHttp(url.to_string()));
         }
         let method = if body.is_empty() {

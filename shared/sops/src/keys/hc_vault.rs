@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, VaultStanza};
 use crate::keys::http::{
-    is_https_or_loopback, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
+    is_https, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
 };
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 
@@ -280,7 +280,7 @@ pub struct VaultTransit {
     /// Why `VAULT_CACERT` could not be used: every call then fails with it, as sops' Vault
     /// client does (its `DefaultConfig` records the error, `NewClient` returns it per key).
     ca_error: Option<String>,
-    /// [`VaultTransit::requiring_https`]: plain http only to a loopback address.
+    /// [`VaultTransit::requiring_https`]: nothing over plain http.
     https_only: bool,
 }
 
@@ -383,8 +383,8 @@ impl VaultTransit {
         self
     }
 
-    /// Sends nothing over plain http, except to a loopback address: for a server someone else
-    /// chose (a tenant's file, in the controller), where plain http would let the request reach
+    /// Sends nothing over plain http (not even to a loopback address, see `http::is_https`):
+    /// for a server someone else chose (a tenant's file, in the controller), where plain http would let the request reach
     /// any http service inside the cluster. sops allows plain http, and so does the CLI.
     pub fn requiring_https(mut self) -> VaultTransit {
         self.https_only = true;
@@ -578,7 +578,7 @@ impl VaultTransit {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|_| VaultError::BadAddress(url.clone()))?;
-        if self.https_only && !is_https_or_loopback(&uri) {
+        if self.https_only && !is_https(&uri) {
             return Err(VaultError::PlainHttp(url));
         }
         let namespace = std::env::var("VAULT_NAMESPACE")

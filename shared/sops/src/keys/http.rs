@@ -236,21 +236,12 @@ fn tls(
     })
 }
 
-/// Whether `uri` may be used where plain http is refused: https, or http to a loopback IP
-/// address (127.0.0.0/8, ::1), which never leaves the host (in the controller, its pod): a
-/// server there is one the host's own admin runs, such as a test's. Names are not trusted to be
-/// loopback (`localhost` could resolve elsewhere).
-pub(crate) fn is_https_or_loopback(uri: &Uri) -> bool {
-    match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => uri.host().is_some_and(|h| {
-            h.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-        }),
-        _ => false,
-    }
+/// Whether `uri` may be used where plain http is refused: https, and nothing else. Not even
+/// http to a loopback address: in the controller that is its own pod, whose sidecars serve
+/// plain-http admin endpoints (Envoy's on 127.0.0.1:15000 shuts the proxy down on a POST to
+/// `/quitquitquit`), which a URL a tenant writes (a Vault address, a `token_uri`) must not reach.
+pub(crate) fn is_https(uri: &Uri) -> bool {
+    uri.scheme_str() == Some("https")
 }
 
 /// The longest text kept of one field of a service's error reply, in characters.
@@ -635,30 +626,27 @@ mod tests {
     }
 
     #[test]
-    fn only_https_and_loopback_http_pass_the_https_check() {
+    fn only_https_passes_the_https_check() {
         for ok in [
             "https://vault.example:8200/v1/x",
             "https://10.0.0.1/",
-            "http://127.0.0.1:8200/v1/x",
-            "http://127.9.9.9/",
-            "http://[::1]:80/",
+            "https://127.0.0.1:8200/",
         ] {
-            assert!(is_https_or_loopback(&ok.parse().unwrap()), "{ok}");
+            assert!(is_https(&ok.parse().unwrap()), "{ok}");
         }
         for refused in [
             "http://vault.example:8200/v1/x",
+            "http://127.0.0.1:15000/quitquitquit?",
+            "http://127.9.9.9/",
+            "http://[::1]:80/",
             "http://localhost:8200/",
             "http://10.0.0.1/",
             "http://169.254.169.254/",
             "http://kubernetes.default.svc/",
-            "http://[::ffff:127.0.0.1]/",
             "ftp://127.0.0.1/",
             "/relative",
         ] {
-            assert!(
-                !is_https_or_loopback(&refused.parse().unwrap()),
-                "{refused}"
-            );
+            assert!(!is_https(&refused.parse().unwrap()), "{refused}");
         }
     }
 
