@@ -1,6 +1,7 @@
 //! enseal-controller: unseals Sealed Secrets' `SealedSecret` objects into native Secrets, with
 //! the keys, HTTP paths and behaviour of the Sealed Secrets controller, plus leader election
-//! for several replicas, and decrypts enseal's `SopsSecret` objects.
+//! for several replicas (or replicas that share the objects, [`shard`]), and decrypts enseal's
+//! `SopsSecret` objects.
 //!
 //! One module folder per resource kind ([`sealed_secret`], [`sops_secret`]); what both report
 //! (conditions, Events, failures) is [`status`]. `main.rs` only parses flags and starts [`run`].
@@ -83,6 +84,12 @@ async fn shutdown_signal() {
 
 /// Runs the controller until SIGTERM or Ctrl-C (`Ok`) or until one of its servers stops (`Err`).
 pub async fn run(flags: Flags) -> Result<(), String> {
+    if flags.shard_replicas && !flags.leader_elect {
+        return Err(
+            "--shard-replicas needs --leader-elect: the elected leader makes and renews the keys"
+                .to_owned(),
+        );
+    }
     let config = kube_config(&flags).await?;
     // kube-rs applies no client-side rate limit (client-go's QPS 5 / burst 10
     // is what makes Sealed Secrets slow with many objects), so --kubeclient-qps and
@@ -162,12 +169,6 @@ pub async fn run(flags: Flags) -> Result<(), String> {
     let shard = flags
         .shard_replicas
         .then(|| shard::Shard::new(identity.clone(), handover_grace, metrics.clone()));
-    if shard.is_some() && !flags.leader_elect {
-        return Err(
-            "--shard-replicas needs --leader-elect: the elected leader makes and renews the keys"
-                .to_owned(),
-        );
-    }
     let (_always_tx, always_rx) = watch::channel(true);
     let work_rx = if shard.is_some() {
         always_rx
@@ -492,7 +493,8 @@ async fn reconcile_namespaces<K, Ctx, Fut, E>(
 /// Runs a controller for `K` in `namespace` (all when `None`) whenever this replica leads, and
 /// stops it (letting in-flight reconciles finish) when leadership is lost. Both kinds
 /// (SealedSecret, SopsSecret) run this way under one election; a change of keys reconciles
-/// every object of the kind again.
+/// every object of the kind again. With --shard-replicas `leader` stays true (every replica
+/// runs its controllers) and the shard decides, object by object, what this replica writes.
 #[allow(clippy::too_many_arguments)]
 async fn reconcile_while_leader<K, Ctx, Fut, E>(
     watch: Watch,
