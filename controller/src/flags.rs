@@ -551,6 +551,13 @@ mod tests {
     }
 
     #[test]
+    fn replicas_share_the_objects_only_when_asked() {
+        assert!(!flags(&[]).shard_replicas);
+        assert!(flags(&["--shard-replicas"]).shard_replicas);
+        assert!(!flags(&["--shard-replicas=false"]).shard_replicas);
+    }
+
+    #[test]
     fn go_style_addresses_parse() {
         assert_eq!(parse_addr(":8080").unwrap().port(), 8080);
         assert_eq!(parse_addr("127.0.0.1:0").unwrap().port(), 0);
