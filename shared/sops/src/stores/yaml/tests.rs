@@ -1156,19 +1156,7 @@ fn comments_next_to_flow_collections_sequences_and_document_starts_sit_where_sop
         // Before the first `---`: the document's.
         ("# header\n---\na: 1\n", &[(" header", ":")]),
     ];
-    for (text, want) in cases {
-        let p = parse(text);
-        let mut got = Vec::new();
-        for doc in &p.tree.documents {
-            comment_paths(doc, "", &mut got);
-        }
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(c, p)| (c.to_string(), p.to_string()))
-            .collect();
-        assert_eq!(got, want, "comments of {text:?}");
-        assert_round_trip(text);
-    }
+    assert_comments_at(cases);
 }
 
 /// go-yaml (so sops) reads a flow collection's lines at any indentation, a closing bracket at
@@ -1747,19 +1735,7 @@ fn a_foot_given_to_a_nested_sequences_end_goes_on_to_what_follows() {
             &[(" end", "a:")],
         ),
     ];
-    for (text, want) in cases {
-        let p = parse(text);
-        let mut got = Vec::new();
-        for doc in &p.tree.documents {
-            comment_paths(doc, "", &mut got);
-        }
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(c, p)| (c.to_string(), p.to_string()))
-            .collect();
-        assert_eq!(got, want, "comments of {text:?}");
-        assert_round_trip(text);
-    }
+    assert_comments_at(cases);
 }
 
 /// A text whose last line is a comment without a line break: in enseal's encrypted file a line
@@ -1774,19 +1750,7 @@ fn a_last_comment_without_a_line_break_is_read_as_the_encrypted_file_has_it() {
         ("p:\r\n  - n: {}\r\n    k: y\r\n  # end", &[(" end", ":")]),
         ("p:\n  - n: {}\n    k: y\n  # end", &[(" end", "p:")]),
     ];
-    for (text, want) in cases {
-        let p = parse(text);
-        let mut got = Vec::new();
-        for doc in &p.tree.documents {
-            comment_paths(doc, "", &mut got);
-        }
-        let want: Vec<(String, String)> = want
-            .iter()
-            .map(|(c, p)| (c.to_string(), p.to_string()))
-            .collect();
-        assert_eq!(got, want, "comments of {text:?}");
-        assert_round_trip(text);
-    }
+    assert_comments_at(cases);
 }
 
 /// Reads each text, checks that its comments have the parents (paths) given, and that it
