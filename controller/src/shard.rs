@@ -40,6 +40,11 @@
 //! A member that joins therefore acts only once all others have written a view with it, that
 //! is after each of them stopped acting on the view without it.
 //!
+//! Behind the fence, every Secret write is conditional on the version of the Secret its
+//! replica read before unsealing ([`crate::status::apply_secret`]): a replica that broke the
+//! assumption (paused past its lease, writing as it resumes) gets a conflict if the new owner
+//! wrote the Secret since, so it cannot put an older object's values over a newer one's.
+//!
 //! When the view opens, every object is reconciled again ([`Shard::opened`]): the objects a
 //! member now owns get their sync, the others are skipped before any decryption. Key
 //! generation and renewal stay with the elected leader.
