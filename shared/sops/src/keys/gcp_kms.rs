@@ -36,9 +36,7 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, GcpKmsStanza};
-use crate::keys::http::{
-    is_https, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
-};
+use crate::keys::http::{is_https, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 /// How long the metadata server may take to show it is there when `GCE_METADATA_HOST` is unset.
 const METADATA_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -445,20 +443,25 @@ impl GcpKms {
                     key,
                     token_uri,
                 } => {
-                    let assertion = signed_jwt(email, key_id, key, token_uri).map_err(|reason| {
-                        GcpKmsError::Credentials {
+                    // The signed assertion is worth a token for an hour: every copy of it
+                    // is wiped (the body is sized up front so that it never reallocates).
+                    let assertion = signed_jwt(email, key_id, key, token_uri)
+                        .map(Zeroizing::new)
+                        .map_err(|reason| GcpKmsError::Credentials {
                             origin: found.origin.clone(),
                             reason,
-                        }
-                    })?;
-                    let body = format!(
-                        "grant_type={}&assertion={}",
-                        form_encode(JWT_BEARER_GRANT),
-                        form_encode(&assertion)
-                    );
+                        })?;
+                    let encoded = Zeroizing::new(form_encode(&assertion));
+                    let grant = form_encode(JWT_BEARER_GRANT);
+                    let mut body = Zeroizing::new(Vec::with_capacity(
+                        "grant_type=&assertion=".len() + grant.len() + encoded.len(),
+                    ));
+                    for part in ["grant_type=", &grant, "&assertion=", &encoded] {
+                        body.extend_from_slice(part.as_bytes());
+                    }
                     (
                         token_uri.clone(),
-                        Zeroizing::new(body.into_bytes()),
+                        body,
                         ("content-type", "application/x-www-form-urlencoded"),
                     )
                 }

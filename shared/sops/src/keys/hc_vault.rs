@@ -30,9 +30,7 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, VaultStanza};
-use crate::keys::http::{
-    is_https, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT,
-};
+use crate::keys::http::{is_https, ErrorReply, Failure, HttpClient, Roots, ATTEMPT_TIMEOUT};
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 
 /// sops' `SopsHCVaultAllowlist`.
@@ -343,7 +341,14 @@ impl VaultTransit {
             address.trim_end_matches('/'),
             mount.trim_matches('/')
         );
-        let body = serde_json::to_vec(&serde_json::json!({ "role": role, "jwt": jwt }))
+        // Serialised from borrowed strings: a `json!` value would hold a copy of the JWT that
+        // is dropped unwiped.
+        #[derive(serde::Serialize)]
+        struct Login<'a> {
+            role: &'a str,
+            jwt: &'a str,
+        }
+        let body = serde_json::to_vec(&Login { role, jwt })
             .expect("a JSON object of two strings serializes");
         let bytes = self.send(hyper::Method::PUT, &url, None, Some(Zeroizing::new(body)))?;
         #[derive(serde::Deserialize)]
