@@ -315,13 +315,14 @@ impl Recorder {
             .metadata
             .resource_version
             .unwrap();
-        let leases_from = leases
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .metadata
-            .resource_version
-            .unwrap();
+        let lease_list = leases.list(&ListParams::default()).await.unwrap();
+        let leases_from = lease_list.metadata.resource_version.clone().unwrap();
+        // The views as they are now: a renewal seen first in the watch is no change of view.
+        let views_now = lease_list
+            .items
+            .iter()
+            .map(|l| (l.metadata.name.clone().unwrap_or_default(), view(l)))
+            .collect();
         let selector = format!("{GROUP_LABEL}={GROUP}");
         let tasks = vec![
             tokio::spawn(watch_all(
@@ -332,6 +333,7 @@ impl Recorder {
                 seen.clone(),
                 stop_rx.clone(),
                 Kind::Secret,
+                HashMap::new(),
             )),
             tokio::spawn(watch_all(
                 client.clone(),
@@ -341,6 +343,7 @@ impl Recorder {
                 seen.clone(),
                 stop_rx,
                 Kind::Lease,
+                views_now,
             )),
         ];
         Recorder { seen, stop, tasks }
@@ -363,7 +366,9 @@ enum Kind {
 }
 
 /// One resource's watch: rounds of a short watch request, each taken up from the last
-/// resourceVersion seen. After `stop`, one more round catches up with the present.
+/// resourceVersion seen. After `stop`, one more round catches up with the present. For
+/// Leases, `last_view` holds each one's view when the watch starts.
+#[allow(clippy::too_many_arguments)]
 async fn watch_all(
     client: Client,
     url: String,
@@ -372,8 +377,8 @@ async fn watch_all(
     seen: Arc<Mutex<Seen>>,
     stop: tokio::sync::watch::Receiver<bool>,
     kind: Kind,
+    mut last_view: HashMap<String, Option<Vec<String>>>,
 ) {
-    let mut last_view: HashMap<String, Option<Vec<String>>> = HashMap::new();
     let mut last_round = false;
     loop {
         if *stop.borrow() {
