@@ -1,20 +1,25 @@
 //! The Azure Key Vault key source (`azure_kv`) against the fake Key Vault and token service of
 //! tests/src/fake_azure_kv.rs, with the real sops proving the fake honest: sops (the Go SDK)
 //! encrypts and decrypts through it on its own, and sops and enseal open each other's files
-//! through it, both ways, including a Shamir group mixing azure_kv and age. Also the three
-//! credentials (client secret, certificate, workload identity), `.sops.yaml`,
+//! through it, both ways, including a Shamir group mixing azure_kv and age. Also the four
+//! credentials (client secret, certificate, workload identity, an App Service managed
+//! identity), `.sops.yaml`,
 //! `SOPS_AZURE_KEYVAULT_URLS`, rotate and updatekeys, and what sops does with a wrong secret, a
 //! key that refuses the client and a service that is down.
 
 use std::sync::OnceLock;
 
 use enseal_tests::cli::{Output, Sandbox};
-use enseal_tests::fake_azure_kv::{FakeAzure, TENANT};
+use enseal_tests::fake_azure_kv::{FakeAzure, SYSTEM_ASSIGNED, TENANT};
 use enseal_tests::peers::{self, SopsRelease};
 
 const PLAIN: &str = "db_password: hunter2\nport: 5432\nnested:\n    token: abc\n";
 const CLIENT: &str = "enseal-test-client";
 const SECRET: &str = "s3cret~value with spaces&=";
+/// The managed identity host's `IDENTITY_HEADER`.
+const IDENTITY_HEADER: &str = "identity-header-5e1f0c";
+/// A user-assigned identity of the managed identity host.
+const USER_ASSIGNED: &str = "user-assigned-client";
 
 /// One fake for this module's tests (each test uses its own vault names or keys).
 fn fake() -> &'static FakeAzure {
@@ -398,4 +403,129 @@ fn client_certificates_and_workload_identity_authenticate_like_sops() {
     out.assert_code(128, "enseal with an unknown federated token");
     let sops = federated.sops_of(SopsRelease::V3_13, ["decrypt", "by-sops.yaml"]);
     sops.assert_code(128, "sops with an unknown federated token");
+}
+
+/// A sandbox on an App Service-like host: the managed identity endpoint and header of `fake`,
+/// its proxy and CA, and no other Azure credential.
+fn managed_identity_sandbox(fake: &FakeAzure) -> Sandbox {
+    let endpoint = fake.serve_managed_identity(IDENTITY_HEADER, &[USER_ASSIGNED]);
+    let mut sb = Sandbox::new();
+    for (k, v) in fake.env() {
+        sb.env(k, v);
+    }
+    sb.env("IDENTITY_ENDPOINT", endpoint);
+    sb.env("IDENTITY_HEADER", IDENTITY_HEADER);
+    sb
+}
+
+/// DefaultAzureCredential's last source: with `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` set
+/// and no other credential, sops 3.13 and enseal get tokens from the host's managed identity
+/// endpoint and open each other's files; `AZURE_CLIENT_ID` selects a user-assigned identity
+/// (the key refuses the system-assigned one, so both tools must send it).
+#[test]
+fn a_managed_identity_authenticates_like_sops_in_both_directions() {
+    let fake = fake();
+    let url = fake.create_key("managed-identity", "k");
+    let user_only = fake.create_key("managed-identity", "user-only");
+    fake.refuse("managed-identity", "user-only", SYSTEM_ASSIGNED);
+    let mut sb = managed_identity_sandbox(fake);
+    sb.write("plain.yaml", PLAIN);
+    for (who, key) in [("system-assigned", &url), ("user-assigned", &user_only)] {
+        if who == "user-assigned" {
+            sb.env("AZURE_CLIENT_ID", USER_ASSIGNED);
+        }
+        let enc = decrypted(
+            &sb.enseal(["encrypt", "--azure-kv", key, "plain.yaml"]),
+            &format!("enseal encrypt with the {who} identity"),
+        );
+        sb.write("by-enseal.yaml", &enc);
+        let out = sb.sops_of(SopsRelease::V3_13, ["decrypt", "by-enseal.yaml"]);
+        assert_eq!(
+            decrypted(&out, &format!("sops with the {who} identity")),
+            PLAIN
+        );
+        let enc = decrypted(
+            &sb.sops_of(
+                SopsRelease::V3_13,
+                ["encrypt", "--azure-kv", key, "plain.yaml"],
+            ),
+            &format!("sops encrypt with the {who} identity"),
+        );
+        sb.write("by-sops.yaml", &enc);
+        let out = sb.enseal(["decrypt", "by-sops.yaml"]);
+        assert_eq!(
+            decrypted(&out, &format!("enseal with the {who} identity")),
+            PLAIN
+        );
+    }
+    // Without AZURE_CLIENT_ID the system-assigned identity is used, which this key refuses.
+    sb.env_remove("AZURE_CLIENT_ID");
+    let sops = sb.sops_of(SopsRelease::V3_13, ["decrypt", "by-sops.yaml"]);
+    sops.assert_code(
+        128,
+        "sops with the system-assigned identity on a key refusing it",
+    );
+    let out = sb.enseal(["decrypt", "by-sops.yaml"]);
+    out.assert_code(
+        128,
+        "enseal with the system-assigned identity on a key refusing it",
+    );
+    let err = out.stderr_str();
+    assert!(
+        err.contains("403") && err.contains(SYSTEM_ASSIGNED),
+        "{err}"
+    );
+    let log = fake.log();
+    assert!(
+        log.iter().any(|l| l == "GET 127.0.0.1 /msi/token"),
+        "{log:?}"
+    );
+}
+
+/// A wrong `IDENTITY_HEADER`: the endpoint refuses, and both tools fail with sops' exit codes
+/// (128 decrypting, 1 encrypting); enseal's message names the endpoint and its answer, never
+/// the header value (neither the wrong one nor the right one) or a token.
+#[test]
+fn a_wrong_identity_header_fails_like_sops_without_showing_it() {
+    let fake = fake();
+    let url = fake.create_key("managed-identity-wrong", "k");
+    let mut sb = managed_identity_sandbox(fake);
+    sb.write("plain.yaml", PLAIN);
+    let enc = decrypted(
+        &sb.enseal(["encrypt", "--azure-kv", &url, "plain.yaml"]),
+        "encrypt with the managed identity",
+    );
+    sb.write("enc.yaml", &enc);
+    let wrong = "not-the-identity-header";
+    sb.env("IDENTITY_HEADER", wrong);
+    let endpoint = fake.serve_managed_identity(IDENTITY_HEADER, &[USER_ASSIGNED]);
+    let sops = sb.sops_of(SopsRelease::V3_13, ["decrypt", "enc.yaml"]);
+    sops.assert_code(128, "sops 3.13 decrypt with a wrong identity header");
+    assert!(
+        sops.stderr_str().contains(&endpoint) && sops.stderr_str().contains("401"),
+        "{}",
+        sops.stderr_str()
+    );
+    let out = sb.enseal(["decrypt", "enc.yaml"]);
+    out.assert_code(128, "enseal decrypt with a wrong identity header");
+    let err = out.stderr_str();
+    assert!(
+        err.contains(&url)
+            && err.contains(&endpoint)
+            && err.contains("401")
+            && err.contains("unauthorized_client"),
+        "{err}"
+    );
+    for hidden in [wrong, IDENTITY_HEADER, "access_token"] {
+        assert!(!err.contains(hidden), "{hidden} shown: {err}");
+    }
+    let sops = sb.sops_of(
+        SopsRelease::V3_13,
+        ["encrypt", "--azure-kv", &url, "plain.yaml"],
+    );
+    sops.assert_code(1, "sops 3.13 encrypt with a wrong identity header");
+    let out = sb.enseal(["encrypt", "--azure-kv", &url, "plain.yaml"]);
+    out.assert_code(1, "enseal encrypt with a wrong identity header");
+    let err = out.stderr_str();
+    assert!(err.contains(&endpoint) && !err.contains(wrong), "{err}");
 }

@@ -4,7 +4,9 @@
 //! it (tests/it/azure_kv_interop.rs).
 //!
 //! One plain TCP port serves as an HTTPS proxy (`HTTPS_PROXY`: a `CONNECT` opens a tunnel to the
-//! fake itself) and as the HTTPS server behind it (TLS with a certificate of a CA made by the
+//! fake itself), as the App Service managed identity endpoint (plain http on loopback, as App
+//! Service serves it: `IDENTITY_ENDPOINT=http://127.0.0.1:PORT/msi/token`), and as the HTTPS
+//! server behind the proxy (TLS with a certificate of a CA made by the
 //! test, which clients trust through `SSL_CERT_FILE`). The proxy is what lets real Azure-shaped
 //! names reach it without touching DNS: vaults `https://NAME.vault.azure.test` (the bearer
 //! challenge's resource is `https://vault.azure.test`, a suffix of the vault's host, as the Go
@@ -18,7 +20,13 @@
 //! - on a vault host: a 401 with the `WWW-Authenticate` bearer challenge without a token,
 //!   `GET /keys/{name}[/{version}]`, `POST /keys/{name}/{version}/encrypt|decrypt` with
 //!   `RSA-OAEP-256` done for real with a per-key-version RSA key (AWS-LC), 403 for a client
-//!   the key refuses, 404 for an unknown key.
+//!   the key refuses, 404 for an unknown key;
+//! - over plain http: `GET /msi/token?api-version=2019-08-01&resource=...[&client_id=...]`,
+//!   the App Service managed identity endpoint (documented in "Managed identities for App
+//!   Service": `X-IDENTITY-HEADER` must be `IDENTITY_HEADER`'s value; the answer has
+//!   `access_token`, `expires_on` as a string of Unix seconds, `resource`, `token_type`). The
+//!   refusal of a wrong header is the fake's own choice of shape (a 401 with OAuth's `error` and
+//!   `error_description`), which never repeats the header.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -44,6 +52,8 @@ pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 pub const AUTHORITY: &str = "https://login.azure.test";
 /// The resource a vault's challenge names; vault hosts end with `.vault.azure.test`.
 pub const RESOURCE: &str = "https://vault.azure.test";
+/// The client ID the fake gives the managed identity host's system-assigned identity.
+pub const SYSTEM_ASSIGNED: &str = "system-assigned-identity";
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -70,6 +80,10 @@ struct State {
     refused: HashSet<(String, String, String)>,
     /// Issued access tokens -> (client id, scope).
     tokens: HashMap<String, (String, String)>,
+    /// The managed identity endpoint's `X-IDENTITY-HEADER` value, once it is served.
+    identity_header: Option<String>,
+    /// User-assigned identities (client IDs) of the managed identity host.
+    user_assigned: HashSet<String>,
     /// Every request, as `METHOD host path` plus ` (N bytes)` when it had a body.
     log: Vec<String>,
 }
@@ -219,6 +233,18 @@ impl FakeAzure {
             .insert(client_id.into(), Proof::Federated(token.into()));
     }
 
+    /// Serves the App Service managed identity endpoint, which issues tokens to callers that
+    /// send `header` as `X-IDENTITY-HEADER`: for the system-assigned identity
+    /// ([`SYSTEM_ASSIGNED`]) or, with `client_id`, one of `user_assigned`. Returns
+    /// `IDENTITY_ENDPOINT`.
+    pub fn serve_managed_identity(&self, header: &str, user_assigned: &[&str]) -> String {
+        let mut st = self.state.lock().unwrap();
+        st.identity_header = Some(header.into());
+        st.user_assigned
+            .extend(user_assigned.iter().map(|c| c.to_string()));
+        format!("http://{}/msi/token", self.addr)
+    }
+
     /// Makes key `name` of `vault` refuse `client_id` (403 Forbidden).
     pub fn refuse(&self, vault: &str, name: &str, client_id: &str) {
         self.state.lock().unwrap().refused.insert((
@@ -271,7 +297,8 @@ fn make_certificates(dir: &Path) -> PathBuf {
     )
 }
 
-/// A proxy `CONNECT` (then TLS inside the tunnel), or TLS straight away.
+/// A proxy `CONNECT` (then TLS inside the tunnel), TLS straight away (a handshake record), or
+/// plain http, which serves the managed identity endpoint only.
 fn serve_connection(
     stream: TcpStream,
     config: &Arc<rustls::ServerConfig>,
@@ -283,6 +310,11 @@ fn serve_connection(
         return Ok(());
     }
     let mut stream = stream;
+    if first[0] != b'C' && first[0] != 0x16 {
+        return fake_http::serve(stream, "application/json; charset=utf-8", |request| {
+            managed_identity(request, state)
+        });
+    }
     if first[0] == b'C' {
         let mut reader = BufReader::new(stream.try_clone()?);
         loop {
@@ -494,6 +526,66 @@ fn assertion_is_valid(jwt: &str, public_pkcs1: &[u8], client_id: &str, tenant: &
         && claims["iss"] == client_id
         && claims["aud"] == format!("{AUTHORITY}/{tenant}/oauth2/v2.0/token")
         && claims["exp"].as_u64().is_some_and(|e| e > now)
+}
+
+/// The App Service managed identity endpoint (plain http).
+fn managed_identity(request: &Request, state: &Mutex<State>) -> Answer {
+    let mut st = state.lock().unwrap();
+    st.log
+        .push(format!("{} 127.0.0.1 {}", request.method, request.path));
+    let Some(expected) = st.identity_header.clone() else {
+        return aad_error(404, "not_found", "no managed identity here");
+    };
+    if request.method != "GET" || request.path != "/msi/token" {
+        return aad_error(404, "not_found", "unknown path");
+    }
+    if request.headers.get("x-identity-header") != Some(&expected) {
+        return aad_error(
+            401,
+            "unauthorized_client",
+            "The X-IDENTITY-HEADER header is missing or not valid.",
+        );
+    }
+    let q = fake_http::form(request.query.as_bytes());
+    if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
+        return aad_error(400, "invalid_request", "Unsupported api-version.");
+    }
+    if q.get("resource").map(String::as_str) != Some(RESOURCE) {
+        return aad_error(400, "invalid_resource", "The resource is not valid.");
+    }
+    let client_id = match q.get("client_id") {
+        None => SYSTEM_ASSIGNED.to_string(),
+        Some(c) if st.user_assigned.contains(c) => c.clone(),
+        Some(_) => {
+            return aad_error(
+                400,
+                "invalid_request",
+                "No user-assigned identity with this client ID is assigned to the resource.",
+            )
+        }
+    };
+    let mut raw = [0u8; 24];
+    aws_lc_rs::rand::fill(&mut raw).unwrap();
+    let access_token = B64URL.encode(raw);
+    st.tokens.insert(
+        access_token.clone(),
+        (client_id.clone(), format!("{RESOURCE}/.default")),
+    );
+    let expires_on = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    json(
+        200,
+        serde_json::json!({
+            "access_token": access_token,
+            "expires_on": expires_on.to_string(),
+            "resource": RESOURCE,
+            "token_type": "Bearer",
+            "client_id": client_id,
+        }),
+    )
 }
 
 fn challenge() -> (String, String) {

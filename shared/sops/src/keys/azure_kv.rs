@@ -21,9 +21,20 @@
 //! - client certificate: `AZURE_CLIENT_CERTIFICATE_PATH` (a PEM file with the certificate and
 //!   its unencrypted RSA key), the assertion a PS256 JWT with `x5t#S256`, as MSAL signs it;
 //! - workload identity: `AZURE_FEDERATED_TOKEN_FILE` (re-read for every token), with
-//!   `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`.
+//!   `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`;
+//! - managed identity, App Service style (App Service, Functions, Container Apps), as MSAL's
+//!   `managedidentity` (azidentity 1.14, sops 3.13) finds it: `IDENTITY_ENDPOINT` and
+//!   `IDENTITY_HEADER` set, `IDENTITY_SERVER_THUMBPRINT` not (that is Service Fabric). The token
+//!   is a `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&client_id=...&resource=...` with
+//!   `X-IDENTITY-HEADER`, the resource the challenge's scope without `/.default`, `client_id`
+//!   `AZURE_CLIENT_ID` when set (DefaultAzureCredential's user-assigned identity). The
+//!   endpoint is plain http on loopback, reached directly (Go never proxies loopback); it comes
+//!   from the process environment only, never from a file or a key Secret
+//!   ([`AzureCredential`] cannot hold one, so `with_credential` cannot select it).
 //!
-//! Managed identity (IMDS), the Azure CLI and PKCS#12 certificates are not supported yet.
+//! Managed identity through IMDS (`169.254.169.254`, what a VM or AKS node has), Service
+//! Fabric, Azure Arc, Cloud Shell and Azure ML, the Azure CLI and PKCS#12 certificates are not
+//! supported yet: no honest test of IMDS is possible here (sops probes the fixed address).
 //! `HTTPS_PROXY`/`NO_PROXY` are honoured as Go's `ProxyFromEnvironment` does (never for
 //! localhost), and extra CAs come from `SSL_CERT_FILE`/`SSL_CERT_DIR` (rustls-native-certs
 //! reads them as Go does). The calls go through the key services' shared blocking client
@@ -33,7 +44,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -42,7 +53,7 @@ use zeroize::Zeroizing;
 
 use crate::format::metadata::{now_rfc3339, AzureKvStanza};
 use crate::keys::http::{
-    clean_reply_text, ErrorReply, Failure, HttpClient, ProxyConnector, ATTEMPT_TIMEOUT,
+    clean_reply_text, ErrorReply, Failure, HttpClient, ProxyConnector, Roots, ATTEMPT_TIMEOUT,
 };
 use crate::keys::{KeyAccess, MasterKey, Recipient, Stanza, WrapError};
 /// The Key Vault REST API version azkeys 1.5 (sops 3.13) sends.
@@ -104,8 +115,20 @@ impl AzureKvStanza {
 /// Why Azure could not wrap or unwrap a data key. Never holds key material or a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum AzureError {
-    #[error("DefaultAzureCredential: no credential is configured (set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE; managed identity is not supported by enseal yet)")]
+    #[error("DefaultAzureCredential: no credential is configured (set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE, or IDENTITY_ENDPOINT and IDENTITY_HEADER for an App Service managed identity; managed identity through IMDS is not supported by enseal yet)")]
     NoCredential,
+    #[error("ManagedIdentityCredential: {0} managed identity is not supported by enseal yet")]
+    UnsupportedManagedIdentity(&'static str),
+    /// The managed identity endpoint refused or failed; `url` is the endpoint (the identity
+    /// header is never shown).
+    #[error(
+        "ManagedIdentityCredential: authentication failed: GET {url}: RESPONSE {status}: {details}"
+    )]
+    ManagedIdentity {
+        url: String,
+        status: u16,
+        details: String,
+    },
     #[error("{variable}: {reason}")]
     Credential {
         variable: &'static str,
@@ -181,8 +204,9 @@ impl fmt::Debug for AzureCredential {
 }
 
 impl AzureCredential {
-    /// The first source DefaultAzureCredential would use, from the environment (`None` when
-    /// none is configured).
+    /// The first client credential DefaultAzureCredential would use, from the environment
+    /// (EnvironmentCredential's, then WorkloadIdentityCredential's; `None` when neither is
+    /// configured, and DefaultAzureCredential goes on to the managed identity).
     pub fn from_env() -> Result<Option<AzureCredential>, AzureError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let tenant = var("AZURE_TENANT_ID");
@@ -335,6 +359,79 @@ impl AzureCredential {
     }
 }
 
+/// A managed identity of the App Service kind (App Service, Functions, Container Apps): the
+/// host's local token endpoint and the header value that proves the caller runs there.
+#[derive(Clone)]
+struct AppServiceIdentity {
+    endpoint: String,
+    /// `IDENTITY_HEADER`: a secret of the host's, sent to the endpoint only, never shown.
+    header: Zeroizing<String>,
+    /// `AZURE_CLIENT_ID`, a user-assigned identity (else the system-assigned one), as
+    /// DefaultAzureCredential passes it to ManagedIdentityCredential.
+    client_id: Option<String>,
+}
+
+impl AppServiceIdentity {
+    /// The managed identity the environment names, chosen as MSAL's `GetSource` chooses:
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are App Service unless
+    /// `IDENTITY_SERVER_THUMBPRINT` makes them Service Fabric; `MSI_ENDPOINT` is Cloud Shell or
+    /// Azure ML, `IDENTITY_ENDPOINT` with `IMDS_ENDPOINT` Azure Arc (refused: not supported);
+    /// anything else is IMDS, not supported either (`None`).
+    fn from_env() -> Result<Option<AppServiceIdentity>, AzureError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let endpoint = var("IDENTITY_ENDPOINT");
+        let unsupported = |source| Err(AzureError::UnsupportedManagedIdentity(source));
+        match (endpoint, var("IDENTITY_HEADER")) {
+            (Some(_), Some(_)) if var("IDENTITY_SERVER_THUMBPRINT").is_some() => {
+                unsupported("Service Fabric")
+            }
+            (Some(endpoint), Some(header)) => {
+                let uri = endpoint.parse::<Uri>().ok();
+                let scheme = uri.as_ref().and_then(|u| u.scheme_str());
+                if !matches!(scheme, Some("http" | "https"))
+                    || uri.and_then(|u| u.host().map(str::to_string)).is_none()
+                {
+                    return Err(AzureError::Credential {
+                        variable: "IDENTITY_ENDPOINT",
+                        reason: format!("not an http(s) URL: {:?}", shown(&endpoint)),
+                    });
+                }
+                Ok(Some(AppServiceIdentity {
+                    endpoint,
+                    header: Zeroizing::new(header),
+                    client_id: var("AZURE_CLIENT_ID"),
+                }))
+            }
+            _ if var("MSI_ENDPOINT").is_some() => unsupported("Cloud Shell or Azure ML"),
+            (Some(_), None) if var("IMDS_ENDPOINT").is_some() => unsupported("Azure Arc"),
+            _ => Ok(None),
+        }
+    }
+
+    /// MSAL's `createAppServiceAuthRequest`: the query as Go's `url.Values.Encode` writes it
+    /// (keys sorted, values form-escaped), after any query the endpoint has.
+    fn token_url(&self, resource: &str) -> String {
+        let mut query = Vec::new();
+        query.extend_from_slice(b"api-version=2019-08-01");
+        if let Some(client_id) = &self.client_id {
+            query.extend_from_slice(b"&client_id=");
+            form_encode(client_id, &mut query);
+        }
+        query.extend_from_slice(b"&resource=");
+        form_encode(resource, &mut query);
+        let separator = if self.endpoint.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{separator}{}",
+            self.endpoint,
+            String::from_utf8_lossy(&query)
+        )
+    }
+}
+
 /// What Flux's `sops.azure-kv` key Secret entry holds (kustomize-controller's `AADConfig`): a
 /// YAML or JSON object (UTF-16 with a byte-order mark accepted, as Flux decodes it) with
 /// `tenantId`, `clientId` and `clientSecret` or `clientCertificate` (PEM), or the Azure CLI's
@@ -355,7 +452,8 @@ pub enum FluxAzureConfigError {
     Unmarshal(String),
     #[error("invalid data: requires a 'clientId' field, a combination of 'tenantId', 'clientId' and 'clientSecret', or 'tenantId', 'clientId' and 'clientCertificate'")]
     Incomplete,
-    #[error("a 'clientId' alone selects a managed identity, which enseal does not support yet")]
+    /// A key Secret names a credential; the controller's own managed identity is never one.
+    #[error("a 'clientId' alone selects a managed identity, which a key Secret entry cannot use (a managed identity comes from the process environment only)")]
     ManagedIdentity,
     #[error("clientCertificate: {0}")]
     Certificate(String),
@@ -364,7 +462,8 @@ pub enum FluxAzureConfigError {
 impl FluxAzureConfig {
     /// Reads a `sops.azure-kv` entry, choosing the credential as Flux's `TokenFromAADConfig`
     /// does: tenant, client and secret; else tenant, client and certificate; else the CLI's
-    /// service-principal fields; a client ID alone is a managed identity (not supported).
+    /// service-principal fields; a client ID alone is a managed identity (refused: an entry
+    /// must never reach the controller's own identity).
     pub fn parse(bytes: &[u8]) -> Result<FluxAzureConfig, FluxAzureConfigError> {
         let text = Zeroizing::new(decode_utf16_bom(bytes)?);
         use saphyr::LoadableYamlNode as _;
@@ -520,6 +619,8 @@ struct CachedToken {
 #[derive(Clone)]
 pub struct AzureKeyVault {
     http: Arc<HttpClient<ProxyConnector>>,
+    /// For the managed identity endpoint, plain http on loopback: made on first need.
+    identity_http: Arc<OnceLock<HttpClient>>,
     /// Set by [`AzureKeyVault::with_credential`] (Flux's `sops.azure-kv`), else read from the
     /// environment at the first token request.
     credential: Option<AzureCredential>,
@@ -544,6 +645,7 @@ impl AzureKeyVault {
             .map_err(|e| AzureError::Runtime(e.to_string()))?;
         Ok(AzureKeyVault {
             http: Arc::new(http),
+            identity_http: Arc::default(),
             credential: None,
             authority_host: None,
             challenges: Arc::default(),
@@ -658,7 +760,7 @@ impl AzureKeyVault {
             None => {
                 // As the SDK's policy: elicit the challenge without the body (the data key
                 // never goes out before the vault has said who it trusts).
-                let (status, headers, bytes) = self.send(&method, url, &[], None)?;
+                let (status, headers, bytes) = send(&self.http, &method, url, &[], None)?;
                 if status != StatusCode::UNAUTHORIZED {
                     return refused_or(status, &method, url, bytes);
                 }
@@ -680,27 +782,30 @@ impl AzureKeyVault {
         if body.is_some() {
             headers.push(("content-type", "application/json"));
         }
-        let (status, _, bytes) = self.send(&method, url, &headers, body)?;
+        let (status, _, bytes) = send(&self.http, &method, url, &headers, body)?;
         refused_or(status, &method, url, bytes)
     }
 
-    /// A token for `challenge`'s scope and tenant, cached until 5 minutes before it expires.
+    /// A token for `challenge`'s scope and tenant, cached until 5 minutes before it expires:
+    /// from the credential set, else from the first of DefaultAzureCredential's sources the
+    /// environment configures (the managed identity last).
     fn token(&self, challenge: &Challenge) -> Result<Zeroizing<String>, AzureError> {
         let credential = match &self.credential {
             Some(c) => c.clone(),
-            None => AzureCredential::from_env()?.ok_or(AzureError::NoCredential)?,
+            None => match AzureCredential::from_env()? {
+                Some(c) => c,
+                None => {
+                    let identity =
+                        AppServiceIdentity::from_env()?.ok_or(AzureError::NoCredential)?;
+                    return self.managed_identity_token(&identity, &challenge.scope);
+                }
+            },
         };
         let (configured, client_id) = credential.tenant_and_client();
         let tenant = resolve_tenant(configured, &challenge.tenant, credential.name())?;
         let cache_key = (tenant.clone(), challenge.scope.clone());
-        if let Some(t) = self
-            .tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&cache_key)
-            .filter(|t| Instant::now() < t.refresh_after)
-        {
-            return Ok(t.token.clone());
+        if let Some(t) = self.cached(&cache_key) {
+            return Ok(t);
         }
         let authority = authority_host(self.authority_host.as_deref())?;
         let url = format!("{authority}/{tenant}/oauth2/v2.0/token");
@@ -719,7 +824,8 @@ impl AzureKeyVault {
             body.push(b'=');
             form_encode(value, &mut body);
         }
-        let (status, _, bytes) = self.send(
+        let (status, _, bytes) = send(
+            &self.http,
             &Method::POST,
             &url,
             &[("content-type", "application/x-www-form-urlencoded")],
@@ -753,58 +859,150 @@ impl AzureKeyVault {
                 description,
             });
         };
-        let token = Zeroizing::new(token.clone());
         // `expires_in` is a number, or a string of one from some endpoints.
-        let lifetime = expires_in
-            .as_ref()
-            .and_then(|e| e.as_u64().or_else(|| e.as_str()?.parse().ok()))
-            .unwrap_or(3600);
+        let lifetime = expires_in.as_ref().and_then(seconds).unwrap_or(3600);
+        Ok(self.remember(cache_key, Zeroizing::new(token.clone()), lifetime))
+    }
+
+    /// A token from the App Service managed identity endpoint for `scope`'s resource, as
+    /// MSAL's `acquireTokenForAppService` gets one.
+    fn managed_identity_token(
+        &self,
+        identity: &AppServiceIdentity,
+        scope: &str,
+    ) -> Result<Zeroizing<String>, AzureError> {
+        // MSAL's AcquireToken: the resource is the scope without `/.default`.
+        let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+        let who = identity.client_id.as_deref().unwrap_or("system-assigned");
+        let cache_key = (format!("managed identity {who}"), scope.to_string());
+        if let Some(t) = self.cached(&cache_key) {
+            return Ok(t);
+        }
+        let url = identity.token_url(resource);
+        let http = match self.identity_http.get() {
+            Some(http) => http,
+            None => {
+                let http = HttpClient::https_or_http(Roots::Native)
+                    .map_err(|e| AzureError::Runtime(e.to_string()))?;
+                self.identity_http.get_or_init(|| http)
+            }
+        };
+        let (status, _, bytes) = send(
+            http,
+            &Method::GET,
+            &url,
+            &[("x-identity-header", identity.header.as_str())],
+            None,
+        )?;
+        if !status.is_success() {
+            // The endpoint without the query, as azcore's ResponseError names it.
+            return Err(AzureError::ManagedIdentity {
+                url: identity.endpoint.clone(),
+                status: status.as_u16(),
+                details: ErrorReply::parse(status, &bytes).details(),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            access_token: Option<String>,
+            expires_on: Option<serde_json::Value>,
+            expires_in: Option<serde_json::Value>,
+        }
+        let bad = |problem| AzureError::BadAnswer {
+            url: url.clone(),
+            problem,
+        };
+        let answer: Answer = serde_json::from_slice(&bytes).map_err(|_| bad("not JSON"))?;
+        let token = Zeroizing::new(answer.access_token.ok_or_else(|| bad("no access_token"))?);
+        // `expires_on` is Unix seconds (a string of them from App Service); MSAL falls back to
+        // `expires_in` and fails without either.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let lifetime = match (
+            answer.expires_on.as_ref().and_then(seconds),
+            answer.expires_in.as_ref().and_then(seconds),
+        ) {
+            (Some(on), _) => on.saturating_sub(now),
+            (None, Some(lifetime)) => lifetime,
+            (None, None) => return Err(bad("no expires_on or expires_in in Unix seconds")),
+        };
+        Ok(self.remember(cache_key, token, lifetime))
+    }
+
+    /// The cached token for `key`, unless it is due to be fetched again.
+    fn cached(&self, key: &(String, String)) -> Option<Zeroizing<String>> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .filter(|t| Instant::now() < t.refresh_after)
+            .map(|t| t.token.clone())
+    }
+
+    /// Caches `token`, valid `lifetime` seconds from now, and gives it back.
+    fn remember(
+        &self,
+        key: (String, String),
+        token: Zeroizing<String>,
+        lifetime: u64,
+    ) -> Zeroizing<String> {
         let refresh_after =
             Instant::now() + Duration::from_secs(lifetime).saturating_sub(TOKEN_REFRESH_MARGIN);
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(
-                cache_key,
+                key,
                 CachedToken {
                     token: token.clone(),
                     refresh_after,
                 },
             );
-        Ok(token)
+        token
     }
+}
 
-    /// Sends one request, retried on a failed connection, a timeout, a 408, 429 or 5xx (azcore's
-    /// retry policy); the answer comes back whatever its status.
-    fn send(
-        &self,
-        method: &Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), AzureError> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| AzureError::BadUrl(url.to_string()))?;
-        let body = body.unwrap_or_default();
-        let mut all_headers = vec![("accept", "application/json")];
-        all_headers.extend_from_slice(headers);
-        let retry_on = |status: StatusCode| {
-            status.is_server_error()
-                || status == StatusCode::REQUEST_TIMEOUT
-                || status == StatusCode::TOO_MANY_REQUESTS
-        };
-        match self.http.send(method, &uri, &all_headers, &body, retry_on) {
-            Err(Failure::BadRequest) => Err(AzureError::BadUrl(url.to_string())),
-            Err(Failure::TimedOut) => Err(AzureError::TimedOut {
-                url: url.to_string(),
-            }),
-            Err(Failure::Unreachable(reason)) => Err(AzureError::Unreachable {
-                url: url.to_string(),
-                reason,
-            }),
-            Ok(answer) => Ok((answer.status, answer.headers, answer.body)),
-        }
+/// A number of seconds, as a JSON number or a string of one.
+fn seconds(value: &serde_json::Value) -> Option<u64> {
+    value.as_u64().or_else(|| value.as_str()?.parse().ok())
+}
+
+/// Sends one request through `http`, retried on a failed connection, a timeout, a 408, 429 or
+/// 5xx (azcore's retry policy); the answer comes back whatever its status.
+fn send<C>(
+    http: &HttpClient<C>,
+    method: &Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Zeroizing<Vec<u8>>>,
+) -> Result<(StatusCode, HeaderMap, bytes::Bytes), AzureError>
+where
+    hyper_rustls::HttpsConnector<C>:
+        hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| AzureError::BadUrl(url.to_string()))?;
+    let body = body.unwrap_or_default();
+    let mut all_headers = vec![("accept", "application/json")];
+    all_headers.extend_from_slice(headers);
+    let retry_on = |status: StatusCode| {
+        status.is_server_error()
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+    };
+    match http.send(method, &uri, &all_headers, &body, retry_on) {
+        Err(Failure::BadRequest) => Err(AzureError::BadUrl(url.to_string())),
+        Err(Failure::TimedOut) => Err(AzureError::TimedOut {
+            url: url.to_string(),
+        }),
+        Err(Failure::Unreachable(reason)) => Err(AzureError::Unreachable {
+            url: url.to_string(),
+            reason,
+        }),
+        Ok(answer) => Ok((answer.status, answer.headers, answer.body)),
     }
 }
 
@@ -1157,6 +1355,32 @@ mod tests {
             matches!(bad, FluxAzureConfigError::Certificate(_)),
             "{bad:?}"
         );
+    }
+
+    /// MSAL's App Service request: the endpoint, then the query as Go encodes it (keys
+    /// sorted, values form-escaped), `client_id` only for a user-assigned identity.
+    #[test]
+    fn the_managed_identity_request_is_msals() {
+        let mut id = AppServiceIdentity {
+            endpoint: "http://127.0.0.1:41234/msi/token".into(),
+            header: Zeroizing::new("h".into()),
+            client_id: None,
+        };
+        assert_eq!(
+            id.token_url("https://vault.azure.net"),
+            "http://127.0.0.1:41234/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net"
+        );
+        id.client_id = Some("c 1".into());
+        assert_eq!(
+            id.token_url("https://vault.azure.net"),
+            "http://127.0.0.1:41234/msi/token?api-version=2019-08-01&client_id=c+1&resource=https%3A%2F%2Fvault.azure.net"
+        );
+        assert_eq!(
+            seconds(&serde_json::json!("1700000000")),
+            Some(1_700_000_000)
+        );
+        assert_eq!(seconds(&serde_json::json!(3599)), Some(3599));
+        assert_eq!(seconds(&serde_json::json!("12/07/2026 10:00:00")), None);
     }
 
     #[test]
