@@ -5,6 +5,14 @@
 #
 #   bash bench/controller.sh [N]     # N SealedSecrets (default 1000)
 #   ENSEAL_ONLY=1 bash bench/controller.sh   # skip the (slow) Sealed Secrets run
+#   REPLICAS="1 2 3" bash bench/controller.sh  # enseal with 1, 2 and 3 active-active replicas
+#                                            # (--shard-replicas), each count in a namespace
+#                                            # of its own; the first count is compared with
+#                                            # Sealed Secrets
+#   BACKLOG=1 REPLICAS="1 2 3" ENSEAL_ONLY=1 bash bench/controller.sh
+#                                            # the objects created first, then the replicas
+#                                            # started: time from their start to all Secrets,
+#                                            # the unseal throughput without the creates
 #
 # For each controller: with the controller up and its key (RSA 4096, the same
 # adopted key for both) loaded, N SealedSecrets of 3 values each are created
@@ -104,52 +112,121 @@ wait_http() {
 	return 1
 }
 
-# run_one NAME NAMESPACE PID -> prints "seconds rss_kib"
-measure() {
-	local ns=$1 pid=$2 t0 t1 n
+# create_objects NAMESPACE: the N sealed objects, created at once (16 parallel clients).
+create_objects() {
+	local ns=$1
 	mkdir -p "$work/$ns"
 	for f in "$work"/sealed/*.json; do
 		sed "s/\"namespace\": \"NS\"/\"namespace\": \"$ns\"/" "$f" >"$work/$ns/${f##*/}"
 	done
-	t0=$(now)
 	ls "$work/$ns"/*.json | xargs -P 16 -I{} curl -sS --fail-with-body -o /dev/null \
 		--cacert "$state/pki/ca.crt" --cert "$state/pki/admin.crt" --key "$state/pki/admin.key" \
 		-X POST -H 'Content-Type: application/json' --data-binary @{} \
 		"$server/apis/bitnami.com/v1alpha1/namespaces/$ns/sealedsecrets"
-	local created
-	created=$(now)
-	while :; do
-		n=$(count_secrets "$ns")
-		((n >= N)) && break
-		kill -0 "$pid" 2>/dev/null || {
-			echo "controller $pid died" >&2
-			return 1
-		}
-		sleep 0.25
-	done
-	t1=$(now)
-	sleep 15
-	local rss
-	rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
-	python3 -c "print(f'{$t1-$t0:.2f} {$created-$t0:.2f} $rss')"
 }
 
-log "enseal-controller: $N SealedSecrets"
-new_namespace bench-enseal
-hp=$(free_port)
-mp=$(free_port)
-"$ENSEAL_BIN" --kubeconfig "$kubeconfig" --namespace bench-enseal --watch-namespace bench-enseal \
-	--listen-addr "127.0.0.1:$hp" --metrics-addr "127.0.0.1:$mp" 2>"$work/enseal.log" &
-enseal_pid=$!
-pids+=("$enseal_pid")
-wait_http "$hp" /readyz
-read -r e_secs e_create e_rss < <(measure bench-enseal "$enseal_pid")
-kill "$enseal_pid"
-wait "$enseal_pid" 2>/dev/null || true
+# wait_secrets NAMESPACE PID...: until the N Secrets exist (fails if a controller dies).
+wait_secrets() {
+	local ns=$1 n pid
+	shift
+	while :; do
+		n=$(count_secrets "$ns")
+		((n >= N)) && return 0
+		for pid in "$@"; do
+			kill -0 "$pid" 2>/dev/null || {
+				echo "controller $pid died" >&2
+				return 1
+			}
+		done
+		sleep 0.25
+	done
+}
+
+# rss_kib PID...: resident memory summed over the processes, after 15 s at rest.
+rss_kib() {
+	local rss=0 pid
+	sleep 15
+	for pid in "$@"; do
+		rss=$((rss + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")))
+	done
+	echo "$rss"
+}
+
+# measure NAMESPACE PID... -> prints "seconds creates_seconds rss_kib": the objects created
+# with the controllers running, timed from the first create to the last Secret.
+measure() {
+	local ns=$1 t0 t1 created
+	shift
+	t0=$(now)
+	create_objects "$ns"
+	created=$(now)
+	wait_secrets "$ns" "$@"
+	t1=$(now)
+	python3 -c "print(f'{$t1-$t0:.2f} {$created-$t0:.2f} $(rss_kib "$@")')"
+}
+
+# run_enseal R -> prints "seconds creates_seconds rss_kib" for R replicas; with more than one
+# they share the objects (--shard-replicas), and the objects are created once every replica
+# reports all R members in the view it acts on (enseal_controller_shard_members).
+run_enseal() {
+	local r=$1 ns=bench-enseal-$1 i hp mp ports=() procs=() t0 t1
+	# Runs in a subshell (process substitution): its own trap stops its replicas on any exit.
+	trap 'kill "${procs[@]}" 2>/dev/null' EXIT
+	new_namespace "$ns"
+	if [[ ${BACKLOG:-} == 1 ]]; then
+		create_objects "$ns"
+		t0=$(now)
+	fi
+	for i in $(seq "$r"); do
+		hp=$(free_port)
+		mp=$(free_port)
+		local shard=()
+		((r > 1)) && shard=(--shard-replicas)
+		"$ENSEAL_BIN" --kubeconfig "$kubeconfig" --namespace "$ns" --watch-namespace "$ns" \
+			--listen-addr "127.0.0.1:$hp" --metrics-addr "127.0.0.1:$mp" --identity "bench-$i" \
+			"${shard[@]}" 2>"$work/enseal-$r-$i.log" &
+		procs+=($!)
+		ports+=("$mp")
+		wait_http "$hp" /readyz
+	done
+	if [[ ${BACKLOG:-} == 1 ]]; then
+		wait_secrets "$ns" "${procs[@]}"
+		t1=$(now)
+		python3 -c "print(f'{$t1-$t0:.2f} 0 $(rss_kib "${procs[@]}")')"
+		kill "${procs[@]}"
+		wait "${procs[@]}" 2>/dev/null || true
+		return
+	fi
+	if ((r > 1)); then
+		for mp in "${ports[@]}"; do
+			for _ in $(seq 600); do
+				curl -sf "http://127.0.0.1:$mp/metrics" | grep -qx "enseal_controller_shard_members $r" && break
+				sleep 0.2
+			done
+		done
+	fi
+	measure "$ns" "${procs[@]}"
+	kill "${procs[@]}"
+	wait "${procs[@]}" 2>/dev/null || true
+}
+
+declare -A e_secs e_create e_rss
+counts=(${REPLICAS:-1})
+for r in "${counts[@]}"; do
+	log "enseal-controller, $r replica(s): $N SealedSecrets"
+	read -r "e_secs[$r]" "e_create[$r]" "e_rss[$r]" < <(run_enseal "$r")
+done
+report_enseal() {
+	for r in "${counts[@]}"; do
+		printf 'enseal-controller, %s replica(s), %s SealedSecrets: all Secrets after %s s (creates done after %s s), RSS at rest %s MiB (all replicas), %s\n' \
+			"$r" "$N" "${e_secs[$r]}" "${e_create[$r]}" "$((e_rss[$r] / 1024))" \
+			"$(python3 -c "print(f'{${e_secs[${counts[0]}]}/${e_secs[$r]}:.2f}x the first count')")"
+	done
+}
+r1=${counts[0]}
 
 if [[ ${ENSEAL_ONLY:-} == 1 ]]; then
-	printf 'enseal-controller, %s SealedSecrets: all Secrets after %s s (creates done after %s s), RSS at rest %s MiB\n' \
-		"$N" "$e_secs" "$e_create" "$((e_rss / 1024))"
+	report_enseal
 	exit 0
 fi
 
@@ -181,6 +258,7 @@ kill "$ss_pid"
 
 echo
 printf '%-34s %14s %16s %14s\n' "controller ($N SealedSecrets)" "all Secrets (s)" "creates done (s)" "RSS at rest"
-printf '%-34s %14s %16s %11s MiB\n' "enseal-controller" "$e_secs" "$e_create" "$((e_rss / 1024))"
+printf '%-34s %14s %16s %11s MiB\n' "enseal-controller ($r1 replica(s))" "${e_secs[$r1]}" "${e_create[$r1]}" "$((e_rss[$r1] / 1024))"
 printf '%-34s %14s %16s %11s MiB\n' "Sealed Secrets v0.40.0" "$s_secs" "$s_create" "$((s_rss / 1024))"
-python3 -c "print(f'speed-up: {$s_secs/$e_secs:.1f}x faster; memory: {$e_rss/$s_rss:.2f}x of Sealed Secrets\' RSS')"
+python3 -c "print(f'speed-up: {$s_secs/${e_secs[$r1]}:.1f}x faster; memory: {${e_rss[$r1]}/$s_rss:.2f}x of Sealed Secrets\' RSS')"
+report_enseal
