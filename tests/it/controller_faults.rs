@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use enseal_tests::cluster::{self, Component, PrivateControlPlane};
 use enseal_tests::controller::{
-    http, install_crd, kubeseal, secret_json, ss_api, wait_synced, Controller, Options, TestKey,
+    http, install_crd, sealed_variants, ss_api, wait_synced, Controller, Options, TestKey,
 };
 use enseal_tests::fault_proxy::{FaultProxy, Faults};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -74,27 +74,7 @@ impl Batch {
             )
             .await
             .expect("creating the foreign Secret");
-        let variants = (0..3)
-            .map(|v| {
-                let values: Vec<(String, String)> = (0..VALUES)
-                    .map(|k| (format!("k{k:03}"), format!("variant {v} value {k}")))
-                    .collect();
-                let refs: Vec<(&str, &str)> = values
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                let sealed = kubeseal(
-                    &key.cert_path(),
-                    "cluster-wide",
-                    &secret_json(ns, "template", &refs),
-                );
-                let plain = values
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                (sealed, plain)
-            })
-            .collect();
+        let variants = sealed_variants(&key, ns, 3, VALUES, 3);
         Batch {
             client,
             ns: ns.to_owned(),

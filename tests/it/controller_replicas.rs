@@ -20,9 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use enseal_tests::cluster;
-use enseal_tests::controller::{
-    kubeseal, secret_json, setup, ss_api, Controller, Options, TestKey,
-};
+use enseal_tests::controller::{sealed_variants, setup, ss_api, Controller, Options, TestKey};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchParams};
@@ -69,27 +67,7 @@ impl Objects {
     async fn prepare(client: Client, ns: &str) -> Objects {
         let key = TestKey::generate(2048);
         key.store(&client, ns, "sealed-secrets-keyreplicas").await;
-        let variants = (0..3)
-            .map(|v| {
-                let values: Vec<(String, String)> = (0..VALUES)
-                    .map(|k| (format!("k{k}"), format!("variant {v} value {k}")))
-                    .collect();
-                let refs: Vec<(&str, &str)> = values
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                let sealed = kubeseal(
-                    &key.cert_path(),
-                    "cluster-wide",
-                    &secret_json(ns, "template", &refs),
-                );
-                let plain = values
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                (sealed, plain)
-            })
-            .collect();
+        let variants = sealed_variants(&key, ns, 3, VALUES, 0);
         Objects {
             client,
             ns: ns.to_owned(),

@@ -229,6 +229,43 @@ pub fn kubeseal(cert: &Path, scope: &str, secret: &Value) -> Value {
 }
 
 /// A plain Secret manifest with `stringData`.
+/// What a test expects an unsealed Secret to hold: key -> value bytes.
+pub type Plain = std::collections::BTreeMap<String, Vec<u8>>;
+
+/// `count` variants of a Secret named `template` in `ns`, each of `values` values
+/// (`k{i}`, zero-padded to `width` digits, = `variant {v} value {i}`), sealed cluster-wide by
+/// the real kubeseal for `key`, each with the values it must unseal to: objects whose content
+/// a test can switch between and check.
+pub fn sealed_variants(
+    key: &TestKey,
+    ns: &str,
+    count: usize,
+    values: usize,
+    width: usize,
+) -> Vec<(Value, Plain)> {
+    (0..count)
+        .map(|v| {
+            let values: Vec<(String, String)> = (0..values)
+                .map(|k| (format!("k{k:0width$}"), format!("variant {v} value {k}")))
+                .collect();
+            let refs: Vec<(&str, &str)> = values
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let sealed = kubeseal(
+                &key.cert_path(),
+                "cluster-wide",
+                &secret_json(ns, "template", &refs),
+            );
+            let plain = values
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect();
+            (sealed, plain)
+        })
+        .collect()
+}
+
 pub fn secret_json(ns: &str, name: &str, values: &[(&str, &str)]) -> Value {
     let data: serde_json::Map<String, Value> = values
         .iter()
