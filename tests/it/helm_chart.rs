@@ -628,6 +628,48 @@ async fn assert_on_server_and_strict(admin: &kube::Client, d: &Value, what: &str
     .unwrap_or_else(|e| panic!("{what} fails a strict server-side dry run: {e}"));
 }
 
+/// shardReplicas turns on active-active replicas: the flag, and `list` and `delete` on Leases
+/// (what the member Leases need: controller/src/shard.rs lists them by label and deletes those
+/// of replicas long gone) in a rule of their own. Off by default: neither appears.
+#[test]
+fn shard_replicas_adds_its_flag_and_the_lease_verbs_it_needs() {
+    let lease_rules = |docs: &[Value]| -> Vec<Value> {
+        rules_of(docs, "Role")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["resources"] == json!(["leases"]))
+            .cloned()
+            .collect()
+    };
+    let election = json!({
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    });
+    let off = default_render();
+    assert!(!args_of(&off).iter().any(|a| a == "--shard-replicas"));
+    assert_eq!(lease_rules(&off), [election.clone()]);
+
+    let on = helm_template(RELEASE, NAMESPACE, &["--set", "shardReplicas=true"]);
+    assert!(
+        args_of(&on).iter().any(|a| a == "--shard-replicas"),
+        "{:?}",
+        args_of(&on)
+    );
+    assert_eq!(
+        lease_rules(&on),
+        [
+            election,
+            json!({
+                "apiGroups": ["coordination.k8s.io"],
+                "resources": ["leases"],
+                "verbs": ["list", "delete"],
+            }),
+        ]
+    );
+}
+
 /// sopsSecrets.vaultKubernetes.role turns on the Vault Kubernetes login: its flags (with the
 /// release's ServiceAccount, whatever it is named) and `create` on that ServiceAccount's token
 /// only; sopsSecrets.vaultAllowlist becomes SOPS_HC_VAULT_ALLOWLIST. Unset, neither appears.
