@@ -28,6 +28,21 @@ impl Timing {
     pub fn attempt_timeout(&self) -> Duration {
         (self.renew_deadline / 2).max(Duration::from_millis(500))
     }
+
+    /// Waits for the next round of a Lease loop: `renew_every` after a round that holds what
+    /// it wants (the leadership, an agreed view), `retry_every` after one that does not, or
+    /// until `stop` changes.
+    pub async fn until_next_round(&self, steady: bool, stop: &mut watch::Receiver<bool>) {
+        let wait = if steady {
+            self.renew_every
+        } else {
+            self.retry_every
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
 }
 
 impl Default for Timing {
@@ -99,15 +114,8 @@ impl Elector {
                 tracing::warn!(identity = %self.identity, "lost leadership");
                 let _ = leader.send(false);
             }
-            let wait = if *leader.borrow() {
-                self.timing.renew_every
-            } else {
-                self.timing.retry_every
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
-            }
+            let steady = *leader.borrow();
+            self.timing.until_next_round(steady, &mut stop).await;
         }
         if *leader.borrow() {
             let _ = leader.send(false);

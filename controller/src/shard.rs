@@ -373,15 +373,7 @@ impl Membership {
                 break;
             }
             let steady = self.step().await;
-            let wait = if steady {
-                self.timing.renew_every
-            } else {
-                self.timing.retry_every
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
-            }
+            self.timing.until_next_round(steady, &mut stop).await;
         }
         self.shard.close(Duration::ZERO).await;
         match self.release().await {
