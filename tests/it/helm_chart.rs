@@ -649,7 +649,7 @@ fn shard_replicas_adds_its_flag_and_the_lease_verbs_it_needs() {
     });
     let off = default_render();
     assert!(!args_of(&off).iter().any(|a| a == "--shard-replicas"));
-    assert_eq!(lease_rules(&off), [election.clone()]);
+    assert_eq!(lease_rules(&off), std::slice::from_ref(&election));
 
     let on = helm_template(RELEASE, NAMESPACE, &["--set", "shardReplicas=true"]);
     assert!(
