@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use enseal_tests::cluster::{self, Component, PrivateControlPlane};
 use enseal_tests::controller::{
-    http, install_crd, sealed_variants, ss_api, wait_synced, Controller, Options, TestKey,
+    data_of, http, install_crd, sealed_variants, ss_api, wait_synced, Controller, Options, TestKey,
 };
 use enseal_tests::fault_proxy::{FaultProxy, Faults};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -168,14 +168,6 @@ impl Batch {
 
 fn is_batch(name: &str) -> bool {
     name.len() == 4 && name.starts_with('s') && name[1..].bytes().all(|b| b.is_ascii_digit())
-}
-
-fn data_of(s: &Secret) -> BTreeMap<String, Vec<u8>> {
-    s.data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect()
 }
 
 /// Polls every Secret of the namespace throughout a test and records what must never happen:

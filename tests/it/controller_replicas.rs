@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use enseal_tests::cluster;
-use enseal_tests::controller::{sealed_variants, setup, ss_api, Controller, Options, TestKey};
+use enseal_tests::controller::{
+    data_of, sealed_variants, setup, ss_api, Controller, Options, TestKey,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchParams};
@@ -180,14 +182,6 @@ impl Objects {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-fn data_of(s: &Secret) -> BTreeMap<String, Vec<u8>> {
-    s.data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect()
 }
 
 async fn start(ns: &str, identity: &str) -> Controller {

@@ -296,6 +296,15 @@ pub async fn wait_secret(
     .await
 }
 
+/// All of a Secret's `data`, as bytes by key (empty when it has none).
+pub fn data_of(s: &Secret) -> Plain {
+    s.data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect()
+}
+
 pub fn value(secret: &Secret, key: &str) -> Option<String> {
     secret
         .data
