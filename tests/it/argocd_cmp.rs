@@ -247,15 +247,9 @@ fn repository(sb: &Sandbox, decrypt_generator: &str) -> PathBuf {
     sb.file("repo")
 }
 
+#[track_caller]
 fn assert_no_plaintext(out: &Output, what: &str) {
-    for p in PLAINTEXTS {
-        for (stream, text) in [("stdout", out.stdout_str()), ("stderr", out.stderr_str())] {
-            assert!(
-                !text.contains(p),
-                "{what}: {stream} holds a plaintext:\n{text}"
-            );
-        }
-    }
+    out.assert_shows_none(&PLAINTEXTS, what);
 }
 
 /// The manifests install what the commands need, consistently: the plugin config mounted where

@@ -95,6 +95,20 @@ impl Output {
         self
     }
 
+    /// Panics when stdout or stderr shows any of `values` (plaintexts that must never appear).
+    #[track_caller]
+    pub fn assert_shows_none(&self, values: &[&str], what: &str) -> &Self {
+        for v in values {
+            for (stream, text) in [("stdout", self.stdout_str()), ("stderr", self.stderr_str())] {
+                assert!(
+                    !text.contains(v),
+                    "{what}: plaintext {v:?} on {stream}:\n{text}"
+                );
+            }
+        }
+        self
+    }
+
     /// Panics with both streams when the exit code is not `code`.
     #[track_caller]
     pub fn assert_code(&self, code: i32, what: &str) -> &Self {
